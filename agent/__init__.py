@@ -1,0 +1,3 @@
+"""infernode: node agent for GPU inference fleets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Node bring-up: NVIDIA driver and libraries pinned by a manifest (plan, apply, verify)."""

@@ -1,0 +1,184 @@
+"""The `infernode` command line.
+
+Subcommands that live in other modules are listed in LAZY_COMMANDS and imported
+only when used, so `infernode version` does not import NVML, bcc or aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agent import __version__
+
+# name -> "module:attribute"; each subsystem adds its own line.
+LAZY_COMMANDS: dict[str, str] = {}
+
+EXIT_CONFIG = 2
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default /etc/infernode/infernode.yaml; built-in defaults when absent).",
+)
+root_option = click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("/"), show_default=True,
+    help="Host root that /proc, /sys, /etc and /run are read under (a fixture tree in tests).",
+)
+
+
+def load_or_exit(config_path: Path | None):  # noqa: ANN201
+    from agent.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as e:
+        click.echo(f"infernode: invalid config\n{e}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """infernode: node agent for GPU inference fleets."""
+
+
+@main.command()
+def version() -> None:
+    """Print the agent version."""
+    click.echo(f"infernode {__version__}")
+
+
+@main.command()
+@config_option
+@root_option
+def run(config_path: Path | None, root: Path) -> None:
+    """Run the agent daemon (foreground; systemd runs it as infernode.service)."""
+    from agent.daemon import Daemon
+    from agent.logs import setup_logging
+    from agent.paths import Paths
+
+    config = load_or_exit(config_path)
+    setup_logging(config.log.level, config.log.format)
+
+    async def _main() -> int:
+        daemon = Daemon(config, config_path, Paths(root))
+        return await daemon.run()
+
+    try:
+        sys.exit(asyncio.run(_main()))
+    except OSError as e:
+        click.echo(f"infernode: cannot listen on {config.server.listen}: {e.strerror or e}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def config() -> None:
+    """Validate configuration files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def config_check(file: Path) -> None:
+    """Validate FILE; exit 2 with each problem (file, key path, value, expected)."""
+    load_or_exit(file)
+    click.echo(f"{file}: ok")
+
+
+@main.command()
+@config_option
+@root_option
+@click.option("--openmetrics", is_flag=True, help="OpenMetrics exposition (with exemplars).")
+def metrics(config_path: Path | None, root: Path, openmetrics: bool) -> None:
+    """Run one collection and print the exposition to stdout."""
+    from agent.exposition import render
+    from agent.node import Node
+    from agent.paths import Paths
+
+    cfg = load_or_exit(config_path)
+    node = Node.build(cfg, Paths(root))
+    node.runtime.start()
+    try:
+        body, _ = render(node.runtime.scrape(), node.catalog, openmetrics=openmetrics)
+    finally:
+        node.runtime.stop()
+    sys.stdout.buffer.write(body)
+
+
+@main.command()
+@config_option
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(config_path: Path | None, root: Path, as_json: bool) -> None:
+    """Check every subsystem and say how to fix what is wrong. Exit 1 when unhealthy."""
+    from agent.doctor import doctor_rows, format_table, healthy
+    from agent.node import Node
+    from agent.paths import Paths
+    from agent.subsystem import subsystem_classes
+
+    cfg = load_or_exit(config_path)
+    node = Node.build(cfg, Paths(root))
+    node.runtime.start()
+    try:
+        extra = []
+        for cls in subsystem_classes():
+            doctor_fn = getattr(cls, "doctor_offline", None)
+            if doctor_fn is not None:
+                extra.extend(doctor_fn(cfg, Paths(root)))
+        rows = doctor_rows(node, extra)
+    finally:
+        node.runtime.stop()
+    if as_json:
+        click.echo(json.dumps({"healthy": healthy(rows), "checks": [r.to_json() for r in rows]}, indent=2))
+    else:
+        click.echo(format_table(rows))
+    sys.exit(0 if healthy(rows) else 1)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 when a generated document is stale.")
+@click.option("--write", is_flag=True, help="Regenerate the documents.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True)
+def docs(check: bool, write: bool, repo: Path) -> None:
+    """Generate docs/metrics.md (and other generated docs) from the catalog."""
+    from agent.catalog import lint
+    from agent.docs import generated_docs
+    from collectors.registry import build_catalog
+
+    catalog = build_catalog()
+    problems = lint(catalog)
+    if problems:
+        click.echo("metric catalog problems:\n  " + "\n  ".join(problems), err=True)
+        sys.exit(1)
+    stale = []
+    for rel, text in generated_docs(catalog).items():
+        path = repo / rel
+        current = path.read_text() if path.exists() else None
+        if current != text:
+            stale.append(rel)
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    if check and stale and not write:
+        click.echo("stale generated docs (run `infernode docs --write`): " + ", ".join(map(str, stale)), err=True)
+        sys.exit(1)
+    if not check and not write:
+        for rel, text in generated_docs(catalog).items():
+            click.echo(text)
+    elif write:
+        click.echo("wrote " + (", ".join(map(str, stale)) or "nothing (up to date)"))

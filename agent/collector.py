@@ -1,0 +1,105 @@
+"""The Collector protocol: the one extension point for telemetry sources.
+
+A collector has a name, says whether it is on by default, declares its metrics
+(`specs`) and its config section (`settings_model`), and yields samples from
+`collect()`. It raises NoDataError when its source does not exist on this host
+(no GPU, no PSI): that is "nothing to report here", not a failure.
+
+The runtime owns everything else: timeouts, exception isolation, and the
+infernode_collector_up / _duration_seconds series. A collector whose source is slow
+(NVML, eBPF maps) polls in a thread started by `start()` and serves `collect()` from
+a cache with a max age, so a scrape never waits on the source.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from agent.catalog import MetricSpec, PassthroughSpec
+from agent.events import EventStore
+from agent.paths import Paths
+from agent.samples import Sample
+
+if TYPE_CHECKING:
+    from agent.config import Config
+
+
+class NoDataError(Exception):
+    """The source this collector reads does not exist on this host."""
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+
+
+class CollectorSettings(BaseModel):
+    """Settings every collector accepts; collectors subclass this for their own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None  # None: the collector's default_enabled
+    timeout: float | None = None  # seconds; None: server.collector_timeout
+
+
+@dataclass
+class DoctorRow:
+    subsystem: str
+    item: str
+    status: str  # ok | warn | fail | off
+    detail: str = ""
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "subsystem": self.subsystem,
+            "item": self.item,
+            "status": self.status,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class CollectorContext:
+    paths: Paths
+    events: EventStore
+    settings: CollectorSettings
+    config: "Config"
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("infernode"))
+    # Cross-subsystem services (GPU topology, worker registry, ...) published by
+    # name by the daemon; collectors look up what they use and cope when absent.
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+class Collector(ABC):
+    name: ClassVar[str]
+    default_enabled: ClassVar[bool] = True
+    specs: ClassVar[tuple[MetricSpec | PassthroughSpec, ...]] = ()
+    settings_model: ClassVar[type[CollectorSettings]] = CollectorSettings
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def paths(self) -> Paths:
+        return self.ctx.paths
+
+    def start(self) -> None:
+        """Start background work (pollers, event threads). Must not block."""
+
+    def stop(self) -> None:
+        """Stop background work; called on shutdown and before a reload replaces it."""
+
+    @abstractmethod
+    def collect(self) -> Iterable[Sample]:
+        """Yield this collection's samples, or raise NoDataError."""
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        """Extra rows for `infernode doctor` beyond the runtime's up/down row."""
+        return ()

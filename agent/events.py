@@ -1,0 +1,191 @@
+"""Node events and the bounded, time-indexed store the correlation reads.
+
+An event is something that happened on the node over an interval: a run-queue
+wait, a GPU throttle window, an XID, a worker restart, tuning drift. Timestamps are
+realtime nanoseconds (CLOCK_REALTIME), the clock OpenTelemetry spans use, so a
+request span and the events that overlapped it can be compared directly. Sources
+with another clock (eBPF's monotonic bpf_ktime_get_ns) convert before adding.
+
+Subjects name what an event concerns, as "<kind>:<id>":
+  unit:<systemd unit>   cgroup:<path>   tid:<n>   cpu:<n>
+  gpu:<uuid>            nic:<ifname>    dev:<block device>    node
+so a query for a request asks for its worker's unit, its GPUs, its NIC and "node".
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+AttrValue = str | int | float | bool
+
+NODE = "node"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    start_ns: int
+    end_ns: int
+    kind: str
+    subject: str
+    magnitude: float = 0.0
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e9
+
+    def overlaps(self, start_ns: int, end_ns: int) -> bool:
+        return self.start_ns <= end_ns and self.end_ns >= start_ns
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "kind": self.kind,
+            "subject": self.subject,
+            "magnitude": self.magnitude,
+            "attributes": dict(self.attributes),
+        }
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+# Measured with tracemalloc for a slotted Event with two small attributes
+# (see tests/unit/test_events.py, which keeps this estimate honest): the object,
+# its ints/float, the attribute dict and the index entries.
+_EVENT_OVERHEAD = 360
+_ATTR_OVERHEAD = 120
+
+
+def approx_size(ev: Event) -> int:
+    size = _EVENT_OVERHEAD + len(ev.kind) + len(ev.subject)
+    for k, v in ev.attributes.items():
+        size += _ATTR_OVERHEAD + len(k) + (len(v) if isinstance(v, str) else 8)
+    return size
+
+
+class _Chunk:
+    __slots__ = ("events", "by_subject", "min_start", "max_end", "nbytes")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.by_subject: dict[str, list[Event]] = {}
+        self.min_start = sys.maxsize
+        self.max_end = -sys.maxsize
+        self.nbytes = 0
+
+    def add(self, ev: Event, size: int) -> None:
+        self.events.append(ev)
+        self.by_subject.setdefault(ev.subject, []).append(ev)
+        if ev.start_ns < self.min_start:
+            self.min_start = ev.start_ns
+        if ev.end_ns > self.max_end:
+            self.max_end = ev.end_ns
+        self.nbytes += size
+
+
+class EventStore:
+    """Bounded in memory; evicts the oldest-added events first and counts them.
+
+    Events are kept in arrival-ordered chunks, each with its time span and a
+    per-subject index, so a query touches only chunks whose span overlaps the
+    window and, inside them, only the subjects asked for. Eviction drops whole
+    chunks, oldest first; the bound holds after every add.
+    """
+
+    CHUNK_EVENTS = 256
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = max_bytes
+        self._chunks: deque[_Chunk] = deque()
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._count = 0
+        self.evicted_total = 0
+        self.added_total: dict[str, int] = {}
+
+    def add(self, ev: Event) -> None:
+        if ev.end_ns < ev.start_ns:
+            ev = Event(ev.start_ns, ev.start_ns, ev.kind, ev.subject, ev.magnitude, ev.attributes)
+        size = approx_size(ev)
+        with self._lock:
+            chunk = self._chunks[-1] if self._chunks else None
+            if chunk is None or len(chunk.events) >= self.CHUNK_EVENTS:
+                chunk = _Chunk()
+                self._chunks.append(chunk)
+            chunk.add(ev, size)
+            self._bytes += size
+            self._count += 1
+            self.added_total[ev.kind] = self.added_total.get(ev.kind, 0) + 1
+            while self._bytes > self.max_bytes and len(self._chunks) > 1:
+                old = self._chunks.popleft()
+                self._bytes -= old.nbytes
+                self._count -= len(old.events)
+                self.evicted_total += len(old.events)
+
+    def extend(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            self.add(ev)
+
+    def query(
+        self,
+        start_ns: int,
+        end_ns: int,
+        subjects: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """Events overlapping [start_ns, end_ns], optionally only for these subjects
+        and kinds, sorted by start time."""
+        subj = None if subjects is None else tuple(set(subjects))
+        kind_set = None if kinds is None else frozenset(kinds)
+        out: list[Event] = []
+        with self._lock:
+            chunks = [c for c in self._chunks if c.min_start <= end_ns and c.max_end >= start_ns]
+            for c in chunks:
+                if subj is None:
+                    candidates: Iterable[Event] = c.events
+                    self._filter(candidates, start_ns, end_ns, kind_set, out)
+                else:
+                    for s in subj:
+                        lst = c.by_subject.get(s)
+                        if lst:
+                            self._filter(lst, start_ns, end_ns, kind_set, out)
+        out.sort(key=lambda e: (e.start_ns, e.end_ns))
+        return out
+
+    @staticmethod
+    def _filter(
+        events: Iterable[Event],
+        start_ns: int,
+        end_ns: int,
+        kinds: frozenset[str] | None,
+        out: list[Event],
+    ) -> None:
+        for e in events:
+            if e.start_ns <= end_ns and e.end_ns >= start_ns and (kinds is None or e.kind in kinds):
+                out.append(e)
+
+    def recent(self, limit: int = 100) -> list[Event]:
+        with self._lock:
+            out: list[Event] = []
+            for c in reversed(self._chunks):
+                out.extend(reversed(c.events))
+                if len(out) >= limit:
+                    break
+        return out[:limit]
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return self._count

@@ -1,0 +1,72 @@
+"""Assembles the agent's moving parts from a config: catalog, event store,
+collectors and their runtime. Shared by the daemon, `infernode metrics` and
+`infernode doctor`, so each sees exactly what the daemon would."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.catalog import Catalog
+from agent.collector import Collector, CollectorContext
+from agent.config import Config
+from agent.events import EventStore
+from agent.paths import Paths
+from agent.runtime import CollectorRuntime
+from agent.selfmetrics import SelfMetrics
+
+log = logging.getLogger("infernode")
+
+
+def enabled_collectors(config: Config) -> list[type[Collector]]:
+    from collectors.registry import collector_classes
+
+    out = []
+    for cls in collector_classes():
+        settings = getattr(config.collectors, cls.name)
+        on = cls.default_enabled if settings.enabled is None else settings.enabled
+        if on:
+            out.append(cls)
+    return out
+
+
+@dataclass
+class Node:
+    config: Config
+    paths: Paths
+    catalog: Catalog
+    events: EventStore
+    selfmetrics: SelfMetrics
+    runtime: CollectorRuntime
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        paths: Paths,
+        events: EventStore | None = None,
+        services: dict[str, Any] | None = None,
+    ) -> "Node":
+        from collectors.registry import build_catalog
+
+        catalog = build_catalog()
+        events = events or EventStore(config.events.max_bytes)
+        services = services if services is not None else {}
+        selfm = SelfMetrics(events)
+        collectors: list[Collector] = []
+        timeouts: dict[str, float] = {}
+        for ccls in enabled_collectors(config):
+            settings = getattr(config.collectors, ccls.name)
+            ctx = CollectorContext(
+                paths=paths, events=events, settings=settings, config=config,
+                log=logging.getLogger(f"infernode.collector.{ccls.name}"), services=services,
+            )
+            collectors.append(ccls(ctx))
+            timeouts[ccls.name] = settings.timeout or config.server.collector_timeout
+        runtime = CollectorRuntime(
+            collectors, catalog, timeouts, default_timeout=config.server.collector_timeout,
+            extra=[selfm.samples],
+        )
+        return cls(config, paths, catalog, events, selfm, runtime, services)

@@ -1,0 +1,39 @@
+"""Values a collector yields: plain samples and histograms, with optional exemplars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float | None = None  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramValue:
+    """Cumulative buckets as (upper bound, count); the last bound is +Inf."""
+
+    buckets: Sequence[tuple[float, float]]
+    sum: float
+    exemplars: Mapping[float, Exemplar] = field(default_factory=dict)
+
+    @property
+    def count(self) -> float:
+        return self.buckets[-1][1] if self.buckets else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str
+    labels: Mapping[str, str]
+    value: float | HistogramValue
+    exemplar: Exemplar | None = None
+
+
+def sample(name: str, value: float | HistogramValue, **labels: object) -> Sample:
+    """Convenience constructor: labels as keywords, values stringified."""
+    return Sample(name, {k: str(v) for k, v in labels.items()}, value)

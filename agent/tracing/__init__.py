@@ -1,0 +1,1 @@
+"""Per-request telemetry: the OTLP receiver, request metrics and correlation."""

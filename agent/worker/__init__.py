@@ -1,0 +1,1 @@
+"""Supervision of the local vLLM workers under systemd."""

@@ -1,0 +1,1 @@
+"""Telemetry collectors, one module (or package) per source."""

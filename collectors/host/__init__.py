@@ -1,0 +1,1 @@
+"""Host collectors: procfs and sysfs, one module per source (node_exporter style)."""

@@ -1,0 +1,41 @@
+"""Load averages from /proc/loadavg."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from agent.catalog import MetricSpec, MetricType
+from agent.collector import Collector, NoDataError
+from agent.samples import Sample
+
+SPECS = (
+    MetricSpec(
+        "infernode_host_load",
+        MetricType.GAUGE,
+        "System load average (runnable plus uninterruptible tasks) over the window.",
+        labels=("window",),
+        source="/proc/loadavg",
+    ),
+)
+
+
+def parse_loadavg(text: str) -> dict[str, float]:
+    """{"1m": .., "5m": .., "15m": ..} from /proc/loadavg's first three fields."""
+    fields = text.split()
+    if len(fields) < 3:
+        raise ValueError(f"/proc/loadavg: expected at least 3 fields, got {len(fields)}")
+    return {"1m": float(fields[0]), "5m": float(fields[1]), "15m": float(fields[2])}
+
+
+class LoadavgCollector(Collector):
+    name = "loadavg"
+    specs = SPECS
+
+    def collect(self) -> Iterable[Sample]:
+        path = self.paths.proc("loadavg")
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise NoDataError(f"{path} does not exist") from None
+        for window, value in parse_loadavg(text).items():
+            yield Sample("infernode_host_load", {"window": window}, value)

@@ -1,0 +1,33 @@
+"""The collectors the agent knows, in exposition order.
+
+Imported on demand (the daemon, the config schema, the docs generator), never at
+package import, so importing `collectors` loads no NVML, bcc or other source.
+"""
+
+from __future__ import annotations
+
+from agent.catalog import Catalog
+from agent.collector import Collector
+
+
+def collector_classes() -> list[type[Collector]]:
+    from collectors.host.loadavg import LoadavgCollector
+
+    return [
+        LoadavgCollector,
+    ]
+
+
+def build_catalog() -> Catalog:
+    from agent.runtime import RUNTIME_SPECS
+    from agent.selfmetrics import SELF_SPECS
+    from agent.subsystem import subsystem_classes
+
+    catalog = Catalog()
+    catalog.add("agent", RUNTIME_SPECS)
+    catalog.add("agent", SELF_SPECS)
+    for cls in collector_classes():
+        catalog.add(cls.name, cls.specs)
+    for scls in subsystem_classes():
+        catalog.add(scls.name, scls.specs)
+    return catalog

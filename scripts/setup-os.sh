@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the OS packages infernode's build, tests and benchmarks need, only when missing.
+# Idempotent: a converged machine costs one dpkg-query.
+set -euo pipefail
+
+PACKAGES=(
+  python3 python3-venv python3-dev          # the virtualenv is made from the system Python
+  python3-bpfcc bpfcc-tools bpftool         # bcc comes from the OS, never from PyPI
+  linux-headers-amd64                       # bcc compiles programs against kernel headers
+  prometheus prometheus-node-exporter       # real Prometheus/promtool in tests; node_exporter for `make bench`
+  debootstrap systemd-container             # real systemd (nspawn) and real apt roots in tests
+  iproute2 nftables ethtool                 # network namespaces, packet drop, NIC tunables
+  rt-tests                                  # hackbench for the eBPF overhead benchmark
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup-os: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-os: need root to install OS packages (missing: ${missing[*]})" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+bash "$(dirname "$0")/setup-ebpf-env.sh"

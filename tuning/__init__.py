@@ -1,0 +1,1 @@
+"""Host tuning: tunables, profiles, and the plan/apply/verify/rollback engine."""
