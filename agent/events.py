@@ -7,9 +7,10 @@ request span and the events that overlapped it can be compared directly. Sources
 with another clock (eBPF's monotonic bpf_ktime_get_ns) convert before adding.
 
 Subjects name what an event concerns, as "<kind>:<id>":
-  unit:<systemd unit>   cgroup:<path>   tid:<n>   cpu:<n>
+  cgroup:<path>   worker:<name>   tid:<n>   cpu:<n>
   gpu:<uuid>            nic:<ifname>    dev:<block device>    node
-so a query for a request asks for its worker's unit, its GPUs, its NIC and "node".
+so a query for a request asks for its worker, its cgroup, its GPUs, its NIC and
+"node". The kinds and their subjects are listed in agent/event_kinds.py.
 """
 
 from __future__ import annotations
