@@ -1,0 +1,1 @@
+"""Helpers that start real parts for tests: network namespaces, Prometheus, systemd roots."""
