@@ -17,7 +17,10 @@ import click
 from agent import __version__
 
 # name -> "module:attribute"; each subsystem adds its own line.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "explain": "agent.tracing.cli:explain",
+    "slow": "agent.tracing.cli:slow",
+}
 
 EXIT_CONFIG = 2
 

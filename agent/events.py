@@ -143,10 +143,13 @@ class EventStore:
         end_ns: int,
         subjects: Iterable[str] | None = None,
         kinds: Iterable[str] | None = None,
+        subject_prefixes: Iterable[str] = (),
     ) -> list[Event]:
         """Events overlapping [start_ns, end_ns], optionally only for these subjects
-        and kinds, sorted by start time."""
+        (and subjects starting with one of `subject_prefixes`, e.g. "dev:") and
+        kinds, sorted by start time."""
         subj = None if subjects is None else tuple(set(subjects))
+        prefixes = tuple(subject_prefixes)
         kind_set = None if kinds is None else frozenset(kinds)
         out: list[Event] = []
         with self._lock:
@@ -160,6 +163,10 @@ class EventStore:
                         lst = c.by_subject.get(s)
                         if lst:
                             self._filter(lst, start_ns, end_ns, kind_set, out)
+                    if prefixes:
+                        for s, lst in c.by_subject.items():
+                            if s.startswith(prefixes) and s not in subj:
+                                self._filter(lst, start_ns, end_ns, kind_set, out)
         out.sort(key=lambda e: (e.start_ns, e.end_ns))
         return out
 

@@ -1,0 +1,136 @@
+"""Ingest of one OTLP export: read llm_request spans, correlate them with the
+event store, record request metrics, keep the explanation, and enrich the span in
+place (span events + `infernode.*` attributes) for forwarding. Other spans pass
+through untouched.
+
+Synchronous and single-threaded by design: the receivers hand each export to one
+worker thread, so the rolling p99s need no lock and a burst of spans cannot stall
+the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from agent.events import Event, EventStore
+from agent.tracing import spans as sp
+from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
+from agent.tracing.metrics import RequestMetrics
+from agent.tracing.recent import RecentRequests
+from agent.tracing.scope import ScopeResolver
+from agent.tracing.settings import ExplainSettings
+from agent.tracing.slow import SlowJudge, latencies
+
+log = logging.getLogger("infernode.tracing")
+
+# A span is a message, not a log: keep the events attached to one bounded, longest first.
+MAX_SPAN_EVENTS = 64
+MAX_CAUSE_ATTRS = 5
+
+
+@dataclass
+class IngestCounts:
+    llm_request: int = 0
+    other: int = 0
+    invalid: int = 0
+
+
+class Enricher:
+    def __init__(self, events: EventStore, settings: ExplainSettings, resolver: ScopeResolver,
+                 metrics: RequestMetrics, recent: RecentRequests) -> None:
+        self.events = events
+        self.settings = settings
+        self.resolver = resolver
+        self.metrics = metrics
+        self.recent = recent
+        self.judge = SlowJudge(settings.slo, settings.p99_window, settings.p99_min_requests)
+        self.counts = IngestCounts()
+        self.enrich_seconds_total = 0.0
+
+    def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
+        counts = IngestCounts()
+        for rs in req.resource_spans:
+            res_attrs: dict[str, Any] | None = None
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    if span.name != sp.LLM_REQUEST:
+                        counts.other += 1
+                        continue
+                    if res_attrs is None:
+                        res_attrs = sp.attributes(rs.resource.attributes)
+                    try:
+                        r = sp.parse_request_span(span, res_attrs)
+                    except sp.SpanError as e:
+                        counts.invalid += 1
+                        log.debug("llm_request span not usable: %s", e)
+                        continue
+                    self.enrich(r, span)
+                    counts.llm_request += 1
+        self.counts.llm_request += counts.llm_request
+        self.counts.other += counts.other
+        self.counts.invalid += counts.invalid
+        return counts
+
+    def correlate(self, r: sp.RequestSpan) -> Explanation:
+        scope = self.resolver.scope(r)
+        end_ns = r.start_ns + int(r.e2e * 1e9)
+        found = self.events.query(r.start_ns, end_ns, scope.subjects(), subject_prefixes=scope.subject_prefixes())
+        relevant = [ev for ev in found if concerns(ev, scope)]
+        slow = self.judge.judge(scope.worker, latencies(r))
+        return explain(r, scope, relevant, slow, self.settings.min_cause)
+
+    def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
+        t0 = time.perf_counter()
+        ex = self.correlate(r)
+        top = ex.causes[0].kind if ex.causes else None
+        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], top, ex.is_slow)
+        self.recent.add(ex)
+        if span is not None:
+            annotate_span(span, ex)
+        self.enrich_seconds_total += time.perf_counter() - t0
+        return ex
+
+
+def annotate_span(span: Span, ex: Explanation) -> None:
+    """Write the explanation onto the span: `infernode.*` attributes and one span
+    event per overlapping node event (each at its own time)."""
+    a = span.attributes
+    sp.set_attribute(a, "infernode.worker", ex.worker)
+    sp.set_attribute(a, "infernode.slow", ex.is_slow)
+    if ex.slow:
+        sp.set_attribute(a, "infernode.slow.phases", ",".join(str(s["phase"]) for s in ex.slow))
+    sp.set_attribute(a, "infernode.cause", ex.verdict)
+    sp.set_attribute(a, "infernode.cause.count", len(ex.causes))
+    sp.set_attribute(a, "infernode.cause.explained_share",
+                     round(ex.explained_s / ex.request.e2e, 4) if ex.request.e2e > 0 else 0.0)
+    for i, c in enumerate(ex.causes[:MAX_CAUSE_ATTRS]):
+        sp.set_attribute(a, f"infernode.cause.{i}.kind", c.kind)
+        sp.set_attribute(a, f"infernode.cause.{i}.text", c.text)
+        sp.set_attribute(a, f"infernode.cause.{i}.share", round(c.share, 4))
+        sp.set_attribute(a, f"infernode.cause.{i}.seconds", round(c.explained_s, 6))
+    chosen = sorted(ex.events, key=lambda e: e.end_ns - e.start_ns, reverse=True)[:MAX_SPAN_EVENTS]
+    for ev in sorted(chosen, key=lambda e: e.start_ns):
+        _add_span_event(span, ev, ex.phases)
+    if len(ex.events) > MAX_SPAN_EVENTS:
+        span.dropped_events_count += len(ex.events) - MAX_SPAN_EVENTS
+
+
+def _add_span_event(span: Span, ev: Event, phs: list[Phase]) -> None:
+    se = span.events.add()
+    se.time_unix_nano = max(ev.start_ns, 0)
+    se.name = f"infernode.{ev.kind}"
+    attrs = {
+        "infernode.subject": ev.subject,
+        "infernode.duration_s": ev.duration_s,
+        "infernode.magnitude": float(ev.magnitude),
+        "infernode.phase": phase_of(ev.start_ns, phs),
+    }
+    for k, v in ev.attributes.items():
+        attrs[f"infernode.{k}"] = v
+    se.attributes.extend(sp.key_values(attrs))
