@@ -106,7 +106,8 @@ class TracingSubsystem(Subsystem):
     async def _start_http(self) -> None:
         host, port = parse_listen(self.otlp.http_listen)
         app = build_receiver_app(self._handle, self._reject("http"), self.otlp.max_payload)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # The receiver inflates bodies itself, under the payload limit (aiohttp would not bound it).
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
         await runner.setup()
         site = web.TCPSite(runner, host or None, port, reuse_address=True)
         try:
