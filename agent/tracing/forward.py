@@ -38,6 +38,7 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._flush_lock = asyncio.Lock()
 
     @property
     def queued_spans(self) -> int:
@@ -106,9 +107,16 @@ class Forwarder:
             await self.flush()
 
     async def flush(self, retries: int | None = None) -> None:
-        while self._queue:
-            batch, n = self._take_batch()
-            await self._send(batch, n, self.settings.max_retries if retries is None else retries)
+        async with self._flush_lock:
+            while self._queue:
+                batch, n = self._take_batch()
+                try:
+                    await self._send(batch, n, self.settings.max_retries if retries is None else retries)
+                except asyncio.CancelledError:
+                    # Stopped mid-send: the batch goes back, so shutdown sends or counts it.
+                    self._queue.appendleft((batch, n))
+                    self._queued_spans += n
+                    raise
 
     async def _send(self, batch: ExportTraceServiceRequest, n: int, retries: int) -> None:
         assert self._session is not None
