@@ -228,18 +228,31 @@ def phase_of(t_ns: int, phs: Sequence[Phase]) -> str:
     return "after"
 
 
-def union_ns(intervals: Iterable[tuple[int, int]]) -> int:
-    total = 0
-    cur_s = cur_e = None
+def merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Disjoint, sorted intervals covering the same time as `intervals`."""
+    out: list[tuple[int, int]] = []
     for s, e in sorted(intervals):
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
-                total += cur_e - cur_s  # type: ignore[operator]
-            cur_s, cur_e = s, e
-        elif e > cur_e:
-            cur_e = e
-    if cur_e is not None:
-        total += cur_e - cur_s  # type: ignore[operator]
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def union_ns(intervals: Iterable[tuple[int, int]]) -> int:
+    return sum(e - s for s, e in merge(intervals))
+
+
+def overlap_ns(merged: Sequence[tuple[int, int]], start: int, end: int) -> int:
+    total = 0
+    for s, e in merged:
+        if s >= end:
+            break
+        lo = s if s > start else start
+        hi = e if e < end else end
+        if hi > lo:
+            total += hi - lo
     return total
 
 
@@ -287,10 +300,10 @@ def explain(
     all_intervals: list[tuple[int, int]] = []
     for (kind, key), evs in groups.items():
         if kind in _DURATION_KINDS:
-            cause = _duration_cause(r, kind, key, evs, phs, req_start, req_end)
+            cause, merged = _duration_cause(r, kind, key, evs, phs, req_start, req_end)
             if cause.explained_s < min_cause_s:
                 continue
-            all_intervals.extend(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+            all_intervals.extend(merged)
         else:
             cause = _instant_cause(r, kind, key, evs, phs)
         causes.append(cause)
@@ -313,20 +326,20 @@ def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
 
 def _duration_cause(
     r: RequestSpan, kind: str, key: str, evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: int
-) -> Cause:
+) -> tuple[Cause, list[tuple[int, int]]]:
     label = _DURATION_KINDS[kind][0]
-    clipped = [iv for ev in evs if (iv := _clip(ev, req_start, req_end))]
-    explained = union_ns(clipped) / 1e9
+    merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+    explained = sum(e - s for s, e in merged) / 1e9
     per_phase: dict[str, float] = {}
     for p in phs:
-        s = union_ns(iv for ev in evs if (iv := _clip(ev, p.start_ns, p.end_ns))) / 1e9
-        if s > 0:
-            per_phase[p.name] = s
+        ns = overlap_ns(merged, p.start_ns, p.end_ns)
+        if ns > 0:
+            per_phase[p.name] = ns / 1e9
     basis_name, basis_s = _basis(r, per_phase)
     detail, where = _detail(kind, evs, req_start, req_end)
     text = f"{label} {_ms(explained)} of {_ms(basis_s)} {basis_name}{where}"
     share = min(1.0, explained / r.e2e) if r.e2e > 0 else 0.0
-    return Cause(kind, label, key, explained, share, text, len(evs), per_phase, detail)
+    return Cause(kind, label, key, explained, share, text, len(evs), per_phase, detail), merged
 
 
 def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:
@@ -337,10 +350,10 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         holders: dict[tuple[object, object], int] = {}
         for ev in evs:
             pid = ev.attributes.get("holder_pid")
-            if pid is not None:
-                iv = _clip(ev, req_start, req_end)
-                holders[(pid, ev.attributes.get("holder_comm", "?"))] = holders.get(
-                    (pid, ev.attributes.get("holder_comm", "?")), 0) + (iv[1] - iv[0] if iv else 0)
+            iv = _clip(ev, req_start, req_end)
+            if pid is not None and iv:
+                who = (pid, ev.attributes.get("holder_comm", "?"))
+                holders[who] = holders.get(who, 0) + iv[1] - iv[0]
         where = f" on CPU {cpu}" if cpu is not None else ""
         detail: dict[str, object] = {"cpu": cpu}
         if holders:
