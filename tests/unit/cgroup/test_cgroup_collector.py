@@ -7,7 +7,7 @@ from agent.collector import NoDataError
 from agent.config import ConfigError, parse_config
 from agent.paths import Paths
 from collectors.cgroup import CgroupCollector, detect_layout
-from tests.unit.host.conftest import make_collector, series, write_tree
+from tests.unit.collector_helpers import make_collector, series, write_tree
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LLAMA = "/inference.slice/infernode-worker@llama.service"

@@ -2,7 +2,7 @@ import pytest
 
 from agent.collector import NoDataError
 from collectors.host.cpu import CpuCollector, parse_proc_stat_cpus
-from tests.unit.host.conftest import make_collector, series
+from tests.unit.collector_helpers import make_collector, series
 
 STAT = """cpu  7916 0 3909 427464 386 0 99 23 0 0
 cpu0 2648 0 1428 215839 16 0 8 9 0 0

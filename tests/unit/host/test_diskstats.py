@@ -1,7 +1,7 @@
 import pytest
 
 from collectors.host.diskstats import DiskstatsCollector, keep_device, parse_diskstats
-from tests.unit.host.conftest import make_collector, series
+from tests.unit.collector_helpers import make_collector, series
 
 DISKSTATS = """   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
    7       1 loop1 412 0 9216 88 0 0 0 0 0 140 88 0 0 0 0 0 0

@@ -1,7 +1,7 @@
 import pytest
 
 from collectors.host.meminfo import MeminfoCollector, parse_hugepage_dir_name, parse_meminfo
-from tests.unit.host.conftest import make_collector, series
+from tests.unit.collector_helpers import make_collector, series
 
 MEMINFO = """MemTotal:       24684092 kB
 MemFree:        24025592 kB

@@ -1,7 +1,7 @@
 import pytest
 
 from collectors.host.netdev import NetdevCollector, parse_net_dev
-from tests.unit.host.conftest import make_collector, series
+from tests.unit.collector_helpers import make_collector, series
 
 HEADER = ("Inter-|   Receive                                                |  Transmit\n"
           " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n")

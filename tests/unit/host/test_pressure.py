@@ -2,7 +2,7 @@ import pytest
 
 from agent.collector import NoDataError
 from collectors.host.pressure import PressureCollector, parse_pressure
-from tests.unit.host.conftest import make_collector, series
+from tests.unit.collector_helpers import make_collector, series
 
 CPU = "some avg10=0.03 avg60=0.06 avg300=0.20 total=6299554\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
