@@ -5,6 +5,11 @@ controller is its own hierarchy under /sys/fs/cgroup/<controller> and the v2 tre
 when mounted at /sys/fs/cgroup/unified, still carries PSI files. Series are
 labelled with the cgroup's canonical path (as agent.cgroups gives for a pid, so
 events and metrics join) and its systemd unit.
+
+A limit that is not set ("max" on v2, PAGE_COUNTER_MAX on v1) gives no series
+rather than +Inf or 0: `current / max` then only exists, and only alerts, for
+cgroups that have a limit. A file that is missing (controller not enabled for the
+unit, unit stopped mid-scrape) gives no series; a file with garbage fails the run.
 """
 
 from __future__ import annotations
@@ -232,10 +237,16 @@ class CgroupCollector(Collector):
     def slice_name(self) -> str:
         return getattr(self.ctx.settings, "slice", "inference.slice")
 
-    def collect(self) -> Iterable[Sample]:
+    def _locate(self) -> tuple[Layout, str, Path | None]:
+        """(layout, slice path, the hierarchy root its units are listed from, or None
+        when the slice does not exist)."""
         layout = detect_layout(self.paths)
         rel = slice_path(self.slice_name)
         base = next((r for r in _discovery_roots(layout) if (r / rel.lstrip("/")).is_dir()), None)
+        return layout, rel, base
+
+    def collect(self) -> Iterable[Sample]:
+        layout, rel, base = self._locate()
         if base is None:
             raise NoDataError(
                 f"{self.slice_name} does not exist in the {layout.kind} cgroup hierarchy",
@@ -253,9 +264,7 @@ class CgroupCollector(Collector):
                     yield from self._pressure(layout.unified / cg.lstrip("/"), labels)
 
     def doctor(self) -> Iterable[DoctorRow]:
-        layout = detect_layout(self.paths)
-        rel = slice_path(self.slice_name)
-        base = next((r for r in _discovery_roots(layout) if (r / rel.lstrip("/")).is_dir()), None)
+        layout, rel, base = self._locate()
         if base is None:
             yield DoctorRow("cgroup", self.slice_name, "warn", f"not present ({layout.kind} hierarchy)",
                             f"start a worker in {self.slice_name}")
