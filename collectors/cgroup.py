@@ -342,6 +342,9 @@ class CgroupCollector(Collector):
                 if "oom_kill" in oom:  # since 4.13
                     yield Sample("infernode_cgroup_memory_events_total", {**labels, "event": "oom_kill"},
                                  float(oom["oom_kill"]))
+        # v1 blkio only counts a cgroup's I/O on devices where blk-throttle is active,
+        # which recent kernels (seen on 6.18) switch on at a device's first throttle
+        # rule: on a v1 host without any rule these read zero.
         blkio = layout.v1.get("blkio")
         if blkio is not None:
             for fname, what in (("blkio.throttle.io_service_bytes_recursive", "bytes"),
