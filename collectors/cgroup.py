@@ -380,7 +380,7 @@ class CgroupCollector(Collector):
             path = d / f"{resource}.pressure"
             try:
                 text = read_text(path)
-            except (FileNotFoundError, OSError):
+            except OSError:
                 # Absent without CONFIG_PSI; EOPNOTSUPP when PSI is disabled at boot.
                 continue
             for scope, seconds in parse_pressure(text, str(path)).items():
