@@ -62,7 +62,8 @@ def _clamp(v: int, lo: int, hi: int) -> int:
 @dataclass(frozen=True)
 class RequestScope:
     """What a request runs on. `gpus` None means the worker's GPUs are unknown, so
-    any GPU's events concern it (a one-worker node is the common case)."""
+    any GPU's events concern it (a one-worker node is the common case). `pids`
+    holds the worker's thread ids (eBPF names the thread that issued an I/O)."""
 
     worker: str
     cgroup: str | None = None
@@ -90,7 +91,7 @@ def concerns(ev: Event, scope: RequestScope) -> bool:
     """Whether an event found by subject or prefix concerns this request."""
     subj = ev.subject
     if subj.startswith("dev:"):
-        # A block device is shared; its stall concerns the request when the worker issued it.
+        # A block device is shared; its stall concerns the request when a worker thread issued it.
         issuer = ev.attributes.get("issuer_pid")
         cg = ev.attributes.get("cgroup")
         return (isinstance(issuer, int) and issuer in scope.pids) or (cg is not None and cg == scope.cgroup)

@@ -52,6 +52,8 @@ class Enricher:
         self.judge = SlowJudge(settings.slo, settings.p99_window, settings.p99_min_requests)
         self.counts = IngestCounts()
         self.enrich_seconds_total = 0.0
+        # Writing events and causes into the span only pays off when it is forwarded.
+        self.annotate = False
 
     def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
         counts = IngestCounts()
@@ -91,7 +93,7 @@ class Enricher:
         top = ex.causes[0].kind if ex.causes else None
         self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], top, ex.is_slow)
         self.recent.add(ex)
-        if span is not None:
+        if span is not None and self.annotate:
             annotate_span(span, ex)
         self.enrich_seconds_total += time.perf_counter() - t0
         return ex

@@ -8,7 +8,7 @@ Decision (documented in docs/tracing.md): the worker is found, in order,
   2. from the resource `service.name` equal to a configured worker's name;
   3. when the pid is absent or gone and exactly one worker is configured, that one;
   4. else the span's `service.name` (or "unknown") stands for an unmanaged worker.
-The cgroup and pid set are cached for a few seconds: one /proc read per span would
+The cgroup and its thread ids are cached for a few seconds: one /proc read per span would
 cost more than the rest of the enrichment.
 """
 
@@ -64,14 +64,18 @@ class ScopeResolver:
         if hit and now - hit[0] < self.ttl_s:
             return hit[1]
         pids: frozenset[int] = frozenset()
+        # Thread ids, not only process ids: eBPF names the issuing thread of an I/O.
         # Hybrid and v1 hosts keep the same path under each controller; v2 under the root.
         for base in (self.paths.cgroup(), self.paths.cgroup("unified"), self.paths.cgroup("systemd"),
                      self.paths.cgroup("cpu")):
-            f = base / cgroup.lstrip("/") / "cgroup.procs"
-            try:
-                pids = parse_pids(f.read_text())
-            except OSError:
-                continue
+            d = base / cgroup.lstrip("/")
+            for name in ("cgroup.threads", "tasks", "cgroup.procs"):
+                try:
+                    pids = parse_pids((d / name).read_text())
+                except OSError:
+                    continue
+                if pids:
+                    break
             if pids:
                 break
         if len(self._pids_cache) > 256:

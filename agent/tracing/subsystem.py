@@ -99,6 +99,7 @@ class TracingSubsystem(Subsystem):
         if self.otlp.forward.endpoint:
             self.forwarder = Forwarder(self.otlp.forward)
             await self.forwarder.start()
+        self.enricher.annotate = self.forwarder is not None
         await self._start_http()
         await self._start_grpc()
         log.info("OTLP receivers listening", extra={"http": str(self.http_address), "grpc": str(self.grpc_address)})
@@ -163,6 +164,7 @@ class TracingSubsystem(Subsystem):
             if self.otlp.forward.endpoint:
                 self.forwarder = Forwarder(self.otlp.forward)
                 await self.forwarder.start()
+            self.enricher.annotate = self.forwarder is not None
 
     def add_routes(self, app: web.Application) -> None:
         add_explain_routes(app, lambda: self.recent, lambda: self.explain_settings.token)

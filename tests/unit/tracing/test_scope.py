@@ -37,7 +37,8 @@ def _tree(tmp_path: Path) -> Paths:
     (proc / "cgroup").write_text(f"12:cpu,cpuacct:{CG}\n1:name=systemd:{CG}\n0::/\n")
     cg = tmp_path / "sys/fs/cgroup/systemd" / CG.lstrip("/")
     cg.mkdir(parents=True)
-    (cg / "cgroup.procs").write_text("4242\n4250\n")
+    (cg / "cgroup.procs").write_text("4242\n")
+    (cg / "tasks").write_text("4242\n4250\n")  # v1: every thread
     return Paths(tmp_path)
 
 
