@@ -83,19 +83,31 @@ def approx_size(ev: Event) -> int:
     return size
 
 
+def subject_form(subject: str) -> str:
+    """"dev:" for "dev:nvme0n1"; the subject itself when it has no id ("node")."""
+    i = subject.find(":")
+    return subject if i < 0 else subject[: i + 1]
+
+
 class _Chunk:
-    __slots__ = ("events", "by_subject", "min_start", "max_end", "nbytes")
+    __slots__ = ("events", "by_subject", "by_form", "min_start", "max_end", "nbytes")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.by_subject: dict[str, list[Event]] = {}
+        # "dev:" -> the dev: subjects in this chunk, for queries by subject form.
+        self.by_form: dict[str, list[str]] = {}
         self.min_start = sys.maxsize
         self.max_end = -sys.maxsize
         self.nbytes = 0
 
     def add(self, ev: Event, size: int) -> None:
         self.events.append(ev)
-        self.by_subject.setdefault(ev.subject, []).append(ev)
+        lst = self.by_subject.get(ev.subject)
+        if lst is None:
+            lst = self.by_subject[ev.subject] = []
+            self.by_form.setdefault(subject_form(ev.subject), []).append(ev.subject)
+        lst.append(ev)
         if ev.start_ns < self.min_start:
             self.min_start = ev.start_ns
         if ev.end_ns > self.max_end:
@@ -195,7 +207,7 @@ class EventStore:
         subject_prefixes: Iterable[str] = (),
     ) -> list[Event]:
         """Events overlapping [start_ns, end_ns], optionally only for these subjects
-        (and subjects starting with one of `subject_prefixes`, e.g. "dev:") and
+        (plus every subject of the forms in `subject_prefixes`, e.g. "dev:") and
         kinds, sorted by start time."""
         subj = None if subjects is None else tuple(set(subjects))
         prefixes = tuple(subject_prefixes)
@@ -215,10 +227,10 @@ class EventStore:
                         lst = c.by_subject.get(s)
                         if lst:
                             self._filter(lst, start_ns, end_ns, kind_set, out)
-                    if prefixes:
-                        for s, lst in c.by_subject.items():
-                            if s.startswith(prefixes) and s not in subj:
-                                self._filter(lst, start_ns, end_ns, kind_set, out)
+                    for form in prefixes:
+                        for s in c.by_form.get(form, ()):
+                            if s not in subj:
+                                self._filter(c.by_subject[s], start_ns, end_ns, kind_set, out)
         out.sort(key=lambda e: (e.start_ns, e.end_ns))
         return out
 

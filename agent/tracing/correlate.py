@@ -17,12 +17,13 @@ once delay the request once, not twelve times.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from agent.events import NODE, Event
 from agent.tracing.spans import RequestSpan
 
 PHASES = ("frontend", "queue", "prefill", "decode", "finish")
+MAX_CAUSES = 10
 TTFT_PHASES = frozenset(("frontend", "queue", "prefill"))
 
 
@@ -118,6 +119,7 @@ _DURATION_KINDS: dict[str, tuple[str, str]] = {
     "gpu_throttle": ("GPU throttled", "reason"),
     "gpu_clock_drop": ("GPU clock drop", "subject"),
 }
+_SEVERE = frozenset(("gpu_xid", "gpu_lost", "worker_restart", "oom_kill"))
 # Moments worth naming even though they have no duration to apportion.
 _INSTANT_KINDS: dict[str, str] = {
     "gpu_xid": "GPU XID error",
@@ -168,13 +170,25 @@ class Cause:
 
 @dataclass
 class Explanation:
+    """`causes` are worded on first use (explain, forwarding), not at ingest: most
+    requests are never asked about, and wording is most of the cost."""
+
     request: RequestSpan
     worker: str
     phases: list[Phase]
-    causes: list[Cause]
+    word_causes: Callable[[], list[Cause]]
     events: list[Event]
     slow: list[dict[str, object]] = field(default_factory=list)
     explained_s: float = 0.0
+    more_causes: int = 0  # ranked below the ones listed
+    top_kind: str | None = None
+    _causes: list[Cause] | None = None
+
+    @property
+    def causes(self) -> list[Cause]:
+        if self._causes is None:
+            self._causes = self.word_causes()
+        return self._causes
 
     @property
     def is_slow(self) -> bool:
@@ -208,6 +222,7 @@ class Explanation:
             "explained_seconds": round(self.explained_s, 6),
             "explained_share": round(self.explained_s / r.e2e, 4) if r.e2e > 0 else 0.0,
             "causes": [c.to_json() for c in self.causes],
+            "more_causes": self.more_causes,
         }
         if with_events:
             out["events"] = [_event_json(e, self.phases) for e in self.events]
@@ -297,21 +312,35 @@ def explain(
         key_attr = _DURATION_KINDS.get(ev.kind, ("", "subject"))[1]
         groups.setdefault((ev.kind, _group_key(ev, key_attr)), []).append(ev)
 
-    causes: list[Cause] = []
+    timed: list[tuple[float, str, str, list[Event], list[tuple[int, int]]]] = []
+    instants: list[tuple[str, str, list[Event]]] = []
     all_intervals: list[tuple[int, int]] = []
     for (kind, key), evs in groups.items():
         if kind in _DURATION_KINDS:
-            cause, merged = _duration_cause(r, kind, key, evs, phs, req_start, req_end)
-            if cause.explained_s < min_cause_s:
+            merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+            explained_s = sum(e - s for s, e in merged) / 1e9
+            if explained_s < min_cause_s:
                 continue
             all_intervals.extend(merged)
+            timed.append((explained_s, kind, key, evs, merged))
         else:
-            cause = _instant_cause(r, kind, key, evs, phs)
-        causes.append(cause)
-    # Time explained first; among moments (no duration), the earliest first.
-    causes.sort(key=lambda c: (-c.explained_s, c.kind not in ("gpu_xid", "gpu_lost", "worker_restart", "oom_kill"), c.kind))
+            instants.append((kind, key, evs))
+    # Time explained first; then moments (no duration), the severe ones first. Only
+    # the top causes are worded: a contended node can produce dozens per request.
+    timed.sort(key=lambda t: (-t[0], t[1], t[2]))
+    instants.sort(key=lambda t: (t[0] not in _SEVERE, t[0]))
+    listed = min(len(timed) + len(instants), MAX_CAUSES)
+
+    def word() -> list[Cause]:
+        causes = [_duration_cause(r, kind, key, evs, merged, phs, req_start, req_end)
+                  for _, kind, key, evs, merged in timed[:MAX_CAUSES]]
+        causes.extend(_instant_cause(r, kind, key, evs, phs) for kind, key, evs in instants[: listed - len(causes)])
+        return causes
+
     explained = union_ns(all_intervals) / 1e9
-    return Explanation(r, scope.worker, phs, causes, relevant, slow or [], explained)
+    top = timed[0][1] if timed else instants[0][0] if instants else None
+    return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
+                       len(timed) + len(instants) - listed, top)
 
 
 def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
@@ -326,10 +355,10 @@ def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
 
 
 def _duration_cause(
-    r: RequestSpan, kind: str, key: str, evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: int
-) -> tuple[Cause, list[tuple[int, int]]]:
+    r: RequestSpan, kind: str, key: str, evs: list[Event], merged: list[tuple[int, int]], phs: Sequence[Phase],
+    req_start: int, req_end: int,
+) -> Cause:
     label = _DURATION_KINDS[kind][0]
-    merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
     explained = sum(e - s for s, e in merged) / 1e9
     per_phase: dict[str, float] = {}
     for p in phs:
@@ -340,7 +369,7 @@ def _duration_cause(
     detail, where = _detail(kind, evs, req_start, req_end)
     text = f"{label} {_ms(explained)} of {_ms(basis_s)} {basis_name}{where}"
     share = min(1.0, explained / r.e2e) if r.e2e > 0 else 0.0
-    return Cause(kind, label, key, explained, share, text, len(evs), per_phase, detail), merged
+    return Cause(kind, label, key, explained, share, text, len(evs), per_phase, detail)
 
 
 def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from agent.events import Event, EventStore
+from agent.events import NODE, Event, EventStore
 from agent.tracing import spans as sp
 from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
 from agent.tracing.metrics import RequestMetrics
@@ -82,16 +82,18 @@ class Enricher:
     def correlate(self, r: sp.RequestSpan) -> Explanation:
         scope = self.resolver.scope(r)
         end_ns = r.start_ns + int(r.e2e * 1e9)
-        found = self.events.query(r.start_ns, end_ns, scope.subjects(), subject_prefixes=scope.subject_prefixes())
-        relevant = [ev for ev in found if concerns(ev, scope)]
+        subjects = scope.subjects()
+        found = self.events.query(r.start_ns, end_ns, subjects, subject_prefixes=scope.subject_prefixes())
+        # Found by its exact subject is enough, except node-wide events that still need a look.
+        exact = frozenset(subjects) - {NODE}
+        relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
         slow = self.judge.judge(scope.worker, latencies(r))
         return explain(r, scope, relevant, slow, self.settings.min_cause)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()
         ex = self.correlate(r)
-        top = ex.causes[0].kind if ex.causes else None
-        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], top, ex.is_slow)
+        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow)
         self.recent.add(ex)
         if span is not None and self.annotate:
             annotate_span(span, ex)

@@ -168,3 +168,13 @@ def test_explanation_json_is_complete():
     assert j["events"][0]["phase"] == "frontend"
     assert j["slow"][0]["basis"] == "slo"
     assert "events" not in ex.to_json(with_events=False)
+
+
+def test_only_the_top_causes_are_listed_but_all_count_towards_explained():
+    from agent.tracing.correlate import MAX_CAUSES
+    r = request(e2e=1.0)
+    evs = [rq(i * 40, i * 40 + 10 + i, cpu=i) for i in range(MAX_CAUSES + 3)]
+    ex = explain(r, SCOPE, evs)
+    assert len(ex.causes) == MAX_CAUSES and ex.more_causes == 3
+    assert ex.causes[0].detail["cpu"] == MAX_CAUSES + 2  # the longest wait first
+    assert ex.explained_s == pytest.approx(sum(10 + i for i in range(MAX_CAUSES + 3)) / 1000)
