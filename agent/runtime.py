@@ -1,6 +1,6 @@
 """Runs collectors for a scrape: timeouts, isolation, validation, self-metrics.
 
-Each collector runs in its own worker thread. A collector that raises reports
+Each collector run gets its own daemon thread. A collector that raises reports
 up=0; one that overruns its timeout reports up=0 and is not started again until
 its stuck run returns (so a hung source cannot pile up threads); samples that do
 not match the catalog are dropped and counted. The scrape answers within the
@@ -13,16 +13,18 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from agent.catalog import Catalog, MetricSpec, MetricType
 from agent.collector import Collector, NoDataError
 from agent.samples import HistogramValue, Sample
 
 log = logging.getLogger("infernode.runtime")
+
+T = TypeVar("T")
 
 RUNTIME_SPECS = (
     MetricSpec(
@@ -79,11 +81,9 @@ class CollectorRuntime:
         self.timeouts = timeouts
         self.default_timeout = default_timeout
         self.status = {c.name: CollectorStatus(c.name) for c in self.collectors}
-        # One thread per collector plus slack for runs stuck past their timeout.
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(4, 2 * len(self.collectors)), thread_name_prefix="collector"
-        )
-        self._inflight: dict[str, Future[list[Sample]]] = {}
+        # name -> (run, its start on the monotonic clock); a run is shared by
+        # concurrent scrapes and outlives a scrape that gave up on it.
+        self._inflight: dict[str, tuple[Future[list[Sample]], float]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -97,32 +97,40 @@ class CollectorRuntime:
                 self._set(c.name, False, "error", f"start failed: {e}")
 
     def stop(self) -> None:
+        # Runs still stuck in a collector are abandoned, not joined: their threads
+        # are daemon threads, so they cannot hold up the process's exit.
         for c in self.collectors:
             try:
                 c.stop()
             except Exception:
                 log.exception("collector %s failed to stop", c.name)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def timeout_for(self, name: str) -> float:
         return self.timeouts.get(name, self.default_timeout)
 
     def scrape(self) -> list[Sample]:
+        """Safe to call from several threads at once: a scrape that finds a
+        collector's run in flight and still inside its timeout waits for that run
+        instead of starting a second one (or reporting a false timeout)."""
         started: dict[str, tuple[Future[list[Sample]], float]] = {}
         with self._lock:
+            now = time.monotonic()
             for c in self.collectors:
                 prev = self._inflight.get(c.name)
-                if prev is not None and not prev.done():
-                    self._set(c.name, False, "timeout", "previous run still has not returned")
+                if prev is not None and not prev[0].done():
+                    fut, t0 = prev
+                    if now - t0 < self.timeout_for(c.name):
+                        started[c.name] = prev
+                    else:
+                        self._set(c.name, False, "timeout",
+                                  f"previous run still has not returned after {now - t0:.0f}s")
                     continue
-                fut = self._pool.submit(self._run_one, c)
-                self._inflight[c.name] = fut
-                started[c.name] = (fut, time.monotonic())
-        deadline = time.monotonic() + max((self.timeout_for(n) for n in started), default=0)
+                run = (in_daemon_thread(self._run_one, c), now)
+                self._inflight[c.name] = run
+                started[c.name] = run
         out: list[Sample] = []
         for name, (fut, t0) in started.items():
-            remaining = min(deadline, t0 + self.timeout_for(name)) - time.monotonic()
-            wait_futures([fut], timeout=max(0.0, remaining))
+            wait_futures([fut], timeout=max(0.0, t0 + self.timeout_for(name) - time.monotonic()))
             if not fut.done():
                 self._set(name, False, "timeout", f"no answer within {self.timeout_for(name):g}s")
                 self.status[name].duration_s = time.monotonic() - t0
@@ -199,6 +207,23 @@ class CollectorRuntime:
             out.append(Sample("infernode_collector_duration_seconds", labels, st.duration_s))
             out.append(Sample("infernode_collector_dropped_samples_total", labels, float(st.dropped_total)))
         return out
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: object) -> Future[T]:
+    """Run fn in a fresh daemon thread. Not a ThreadPoolExecutor: its workers are
+    joined at interpreter exit, so one collector stuck in a read() would keep the
+    agent from ever exiting."""
+    fut: Future[T] = Future()
+    fut.set_running_or_notify_cancel()
+
+    def target() -> None:
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting scrape
+            fut.set_exception(e)
+
+    threading.Thread(target=target, name="collector", daemon=True).start()
+    return fut
 
 
 def _check_value(s: Sample, spec: MetricSpec | None) -> str | None:
