@@ -16,7 +16,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest as _text
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics
@@ -26,7 +25,9 @@ from prometheus_client.samples import Sample as PromSample
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
 
-TEXT_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Text format 0.0.4, which every Prometheus parses. (prometheus_client's "latest"
+# is 1.0.0, the UTF-8-names variant; our names are all legacy-valid.)
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class UndeclaredMetricError(KeyError):
@@ -115,13 +116,26 @@ class _Families:
 
 
 def wants_openmetrics(accept: str | None) -> bool:
+    """OpenMetrics when the Accept header ranks it at least as high as the text
+    format (Prometheus sends openmetrics q=0.5 over text/plain q=0.3); q=0
+    means "not this one"."""
     if not accept:
         return False
+    best = {"openmetrics": -1.0, "text": -1.0}
     for part in accept.split(","):
-        media = part.split(";")[0].strip()
-        if media == "application/openmetrics-text":
-            return True
-    return False
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for p in params:
+            key, _, val = p.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+        kind = {"application/openmetrics-text": "openmetrics", "text/plain": "text"}.get(media.lower())
+        if kind:
+            best[kind] = max(best[kind], q)
+    return best["openmetrics"] > 0 and best["openmetrics"] >= best["text"]
 
 
 def render(samples: Iterable[Sample], catalog: Catalog, openmetrics: bool = False) -> tuple[bytes, str]:
