@@ -163,6 +163,15 @@ class Agent:
             self.proc.wait()
 
 
+def only_collectors(*names: str) -> dict[str, dict[str, bool]]:
+    """A `collectors:` config section enabling `names` and disabling every other
+    registered collector, so a test sees a known set of series however many
+    collectors the registry holds."""
+    from collectors.registry import collector_classes
+
+    return {cls.name: {"enabled": cls.name in names} for cls in collector_classes()}
+
+
 def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """{(sample name, labels): value} from a Prometheus text exposition."""
     from prometheus_client.parser import text_string_to_metric_families

@@ -1,12 +1,12 @@
 import pytest
 
-from tests.harness.agent import Agent
+from tests.harness.agent import Agent, only_collectors
 
 
 @pytest.fixture
 def agent(tmp_path):
-    """The daemon with the example's collectors, on a free loopback port."""
-    with Agent.start(tmp_path / "agent", {"collectors": {"loadavg": {"enabled": True}}}) as a:
+    """The daemon with only the loadavg collector, on a free loopback port."""
+    with Agent.start(tmp_path / "agent", {"collectors": only_collectors("loadavg")}) as a:
         yield a
 
 

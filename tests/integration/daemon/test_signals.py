@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from tests.harness.agent import Agent, value
+from tests.harness.agent import Agent, only_collectors, value
 from tests.harness.prometheus import free_port
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ def test_stop_signal_exits_cleanly_within_budget(agent, sig):
 
 def test_hung_collector_times_out_and_does_not_block_stop(tmp_path, hung_root):
     timeout = 1.0
-    cfg = {"server": {"collector_timeout": "1s"}, "collectors": {"loadavg": {"enabled": True}}}
+    cfg = {"server": {"collector_timeout": "1s"}, "collectors": only_collectors("loadavg")}
     with Agent.start(tmp_path / "agent", cfg, root=hung_root) as agent:
         for _ in range(3):
             t0 = time.monotonic()
