@@ -120,8 +120,9 @@ class Daemon:
     async def _bind(self, listen: str) -> tuple[web.AppRunner, tuple[str, int]]:
         host, port = parse_listen(listen)
         app = build_app(self, [s.add_routes for s in self.subsystems])
-        # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s
+        # (aiohttp waits it twice: for the handler, then for its cancellation).
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await runner.setup()
         site = web.TCPSite(runner, host or None, port, reuse_address=True)
         try:

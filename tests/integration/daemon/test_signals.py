@@ -151,3 +151,28 @@ def test_listen_address_in_use_is_a_clear_error(tmp_path):
     assert "address already in use" in err
     assert str(path) in err
     assert "Traceback" not in err
+
+
+def test_stop_during_a_scrape_stuck_on_a_hung_collector(tmp_path, hung_root):
+    import threading
+
+    cfg = {"server": {"collector_timeout": "30s"}, "collectors": only_collectors("loadavg")}
+    with Agent.start(tmp_path / "agent", cfg, root=hung_root) as agent:
+        outcome = []
+
+        def scrape():
+            try:
+                outcome.append(agent.get("/metrics", timeout=60)[0])
+            except Exception as e:  # the agent closes the connection on its way out
+                outcome.append(type(e).__name__)
+
+        t = threading.Thread(target=scrape)
+        t.start()
+        time.sleep(0.5)  # the scrape is now waiting on the hung collector
+        t0 = time.monotonic()
+        rc = agent.stop(signal.SIGTERM, timeout=15)
+        elapsed = time.monotonic() - t0
+        t.join(10)
+        assert rc == 0, agent.log_text()
+        assert elapsed < STOP_BUDGET_S, f"stop took {elapsed:.1f}s with a scrape in flight"
+        assert outcome and outcome[0] != 200
