@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("infernode.tracing")
 
 OTLP_SPECS = (
+    MetricSpec("infernode_otlp_receiver_up", MetricType.GAUGE,
+               "Whether the OTLP receiver listens (1) or could not bind its address (0).",
+               labels=("transport",), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_rejected_total", MetricType.COUNTER,
                "OTLP export requests refused: malformed, too large, wrong content type or encoding.",
                labels=("transport", "reason"), source="agent OTLP receiver"),
@@ -71,6 +74,7 @@ class TracingSubsystem(Subsystem):
         self._executor: ThreadPoolExecutor | None = None
         self._http_runner: web.AppRunner | None = None
         self._grpc: grpc.aio.Server | None = None
+        self.receiver_errors: dict[str, str] = {}
         self.http_address: tuple[str, int] | None = None
         self.grpc_address: tuple[str, int] | None = None
 
@@ -100,9 +104,21 @@ class TracingSubsystem(Subsystem):
             self.forwarder = Forwarder(self.otlp.forward)
             await self.forwarder.start()
         self.enricher.annotate = self.forwarder is not None
-        await self._start_http()
-        await self._start_grpc()
-        log.info("OTLP receivers listening", extra={"http": str(self.http_address), "grpc": str(self.grpc_address)})
+        await self._start_receivers()
+
+    async def _start_receivers(self) -> None:
+        # A port taken by another collector costs the node its request telemetry, not
+        # its metrics: the agent keeps serving, says so in the log, doctor and
+        # infernode_otlp_receiver_up.
+        for transport, starter, listen in (("http", self._start_http, self.otlp.http_listen),
+                                           ("grpc", self._start_grpc, self.otlp.grpc_listen)):
+            try:
+                await starter()
+                self.receiver_errors.pop(transport, None)
+            except OSError as e:
+                self.receiver_errors[transport] = f"cannot listen on {listen}: {e.strerror or e}"
+                log.error("OTLP/%s receiver not started: %s", transport, self.receiver_errors[transport])
+        log.info("OTLP receivers", extra={"http": str(self.http_address), "grpc": str(self.grpc_address)})
 
     async def _start_http(self) -> None:
         host, port = parse_listen(self.otlp.http_listen)
@@ -124,9 +140,12 @@ class TracingSubsystem(Subsystem):
         host, port = parse_listen(self.otlp.grpc_listen)
         server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload)
         target = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
-        bound = server.add_insecure_port(target)
+        try:
+            bound = server.add_insecure_port(target)
+        except RuntimeError as e:  # grpc raises RuntimeError when the port is taken
+            raise OSError(str(e)) from None
         if bound == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {self.otlp.grpc_listen}")
+            raise OSError("address in use or unavailable")
         await server.start()
         self._grpc = server
         self.grpc_address = (host, bound)
@@ -135,9 +154,11 @@ class TracingSubsystem(Subsystem):
         if self._grpc is not None:
             await self._grpc.stop(grace=1.0)
             self._grpc = None
+            self.grpc_address = None
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
+            self.http_address = None
 
     async def stop(self) -> None:
         await self._stop_receivers()
@@ -155,8 +176,7 @@ class TracingSubsystem(Subsystem):
         if (old.http_listen, old.grpc_listen, old.max_payload) != (
                 self.otlp.http_listen, self.otlp.grpc_listen, self.otlp.max_payload):
             await self._stop_receivers()
-            await self._start_http()
-            await self._start_grpc()
+            await self._start_receivers()
         if old.forward != self.otlp.forward:
             if self.forwarder is not None:
                 await self.forwarder.stop()
@@ -171,6 +191,8 @@ class TracingSubsystem(Subsystem):
 
     def samples(self) -> Iterable[Sample]:
         yield from self.metrics.samples()
+        yield Sample("infernode_otlp_receiver_up", {"transport": "http"}, 1.0 if self._http_runner else 0.0)
+        yield Sample("infernode_otlp_receiver_up", {"transport": "grpc"}, 1.0 if self._grpc else 0.0)
         for (transport, reason), n in sorted(self.rejected.items()):
             yield Sample("infernode_otlp_rejected_total", {"transport": transport, "reason": reason}, float(n))
         c = self.enricher.counts
@@ -184,7 +206,10 @@ class TracingSubsystem(Subsystem):
                 yield Sample("infernode_otlp_forward_dropped_spans_total", {"reason": reason}, float(n))
 
     def doctor(self) -> Iterable[DoctorRow]:
-        yield DoctorRow("tracing", "otlp http", "ok" if self._http_runner else "fail",
-                        f"listening on {self.http_address}" if self.http_address else "not listening")
-        yield DoctorRow("tracing", "otlp grpc", "ok" if self._grpc else "fail",
-                        f"listening on {self.grpc_address}" if self.grpc_address else "not listening")
+        fix = "free the port or set otlp.http_listen / otlp.grpc_listen to another address"
+        for transport, addr in (("http", self.http_address), ("grpc", self.grpc_address)):
+            if addr is not None:
+                yield DoctorRow("tracing", f"otlp {transport}", "ok", f"listening on {addr[0] or '*'}:{addr[1]}")
+            else:
+                yield DoctorRow("tracing", f"otlp {transport}", "fail",
+                                self.receiver_errors.get(transport, "not listening"), fix)

@@ -215,3 +215,17 @@ def test_rejections_are_exposed(agent):
     post(agent.http_url, b"x", ctype="text/plain")
     text = exposition(agent)
     assert 'infernode_otlp_rejected_total{reason="content_type",transport="http"}' in text
+
+
+def test_port_in_use_leaves_the_agent_serving(agent):
+    taken = agent.tracing.http_address[1]
+    with AgentLoop({"otlp": {"http_listen": f"127.0.0.1:{taken}"}}) as other:
+        t = other.tracing
+        assert t.http_address is None and "cannot listen on 127.0.0.1:" in t.receiver_errors["http"]
+        assert t.grpc_address is not None  # the other transport still came up
+        text = exposition(other)
+        assert 'infernode_otlp_receiver_up{transport="http"} 0.0' in text
+        assert 'infernode_otlp_receiver_up{transport="grpc"} 1.0' in text
+        rows = {r.item: r for r in t.doctor()}
+        assert rows["otlp http"].status == "fail" and rows["otlp http"].fix
+        urllib.request.urlopen(other.agent_url + "/healthz", timeout=5).close()
