@@ -11,10 +11,12 @@ from agent.collector import Collector
 
 
 def collector_classes() -> list[type[Collector]]:
+    from collectors.gpu.collector import GpuCollector
     from collectors.host.loadavg import LoadavgCollector
 
     return [
         LoadavgCollector,
+        GpuCollector,
     ]
 
 
