@@ -110,7 +110,7 @@ class GpuCollector(Collector):
                     self.reader.release(c.dev)
             if self.reader is not None and self._unavailable is None:
                 self.reader.shutdown()
-            self._unavailable = NvmlUnavailable("collector stopped", "")
+                self._unavailable = NvmlUnavailable("collector stopped", "")
 
     def _import_nvml(self) -> Any:
         if self._nvml is None:
