@@ -321,8 +321,8 @@ class FakePynvml:
     def nvmlDeviceGetMaxPcieLinkWidth(self, handle: Any) -> int:
         return self._dev(handle, "nvmlDeviceGetMaxPcieLinkWidth")["pcie"]["max_width"]
 
-    def nvmlDeviceGetRemappedRows(self, handle: Any) -> tuple[int, int, int, int]:
-        r = self._dev(handle, "nvmlDeviceGetRemappedRows")["remapped_rows"]
+    def nvmlDeviceGetRemappedRows(self, device: Any) -> tuple[int, int, int, int]:
+        r = self._dev(device, "nvmlDeviceGetRemappedRows")["remapped_rows"]
         return (r["correctable"], r["uncorrectable"], r["pending"], r["failure"])
 
     def _link(self, dev: dict[str, Any], link: int) -> dict[str, Any]:
