@@ -97,20 +97,28 @@ class GpuCollector(Collector):
         self._thread.start()
 
     def stop(self) -> None:
+        # Bounded waits throughout: the daemon's whole shutdown has 5 s, and an NVML
+        # call can hang on a failing GPU.
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=2)
         if self._events is not None:
             self._events.stop()
         t = now_ns()
-        with self._poll_lock:
+        with self._lock:
             for c in self._caches:
                 self.ctx.events.extend(c.tracker.close_all(t))
-                if self.reader is not None:
-                    self.reader.release(c.dev)
+        if not self._poll_lock.acquire(timeout=1):
+            self.ctx.log.warning("an NVML call is still running; leaving NVML initialised")
+            return
+        try:
             if self.reader is not None and self._unavailable is None:
+                for c in self._caches:
+                    self.reader.release(c.dev)
                 self.reader.shutdown()
                 self._unavailable = NvmlUnavailable("collector stopped", "")
+        finally:
+            self._poll_lock.release()
 
     def _import_nvml(self) -> Any:
         if self._nvml is None:
@@ -208,9 +216,9 @@ class GpuCollector(Collector):
             self._resolver.forget_except({pid for pid, _ in r.processes})
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
                 fast.append(Sample("infernode_gpu_process_memory_bytes", {**dev.labels, "unit": unit}, float(used)))
-        events = c.tracker.update(t_ns, r.reasons_mask, r.sm_clock_hz)
         now = time.monotonic()
         with self._lock:
+            events = c.tracker.update(t_ns, r.reasons_mask, r.sm_clock_hz)
             if c.lost:
                 self.ctx.log.warning("GPU %d (%s) answers again", dev.index, dev.uuid)
                 c.lost = False
@@ -223,10 +231,11 @@ class GpuCollector(Collector):
         with self._lock:
             was_lost, c.lost = c.lost, True
             c.fast, c.fast_at, c.slow, c.slow_at = [], None, [], None
+            closed = [] if was_lost else c.tracker.close_all(t_ns)
         if not was_lost:
             self.ctx.log.error("GPU %d (%s, %s) is lost: NVML reports GPU_IS_LOST",
                                c.dev.index, c.dev.uuid, c.dev.pci_bus_id)
-            self.ctx.events.extend(c.tracker.close_all(t_ns))
+            self.ctx.events.extend(closed)
             self.ctx.events.add(Event(t_ns, t_ns, "gpu_lost", f"gpu:{c.dev.uuid}", 1.0,
                                       {"gpu": c.dev.index, "pci_bus_id": c.dev.pci_bus_id}))
 
@@ -236,7 +245,7 @@ class GpuCollector(Collector):
     def open_events(self) -> list[Event]:
         """Throttle / clock-drop windows still open, ending now (not in the EventStore)."""
         t = now_ns()
-        with self._poll_lock:
+        with self._lock:  # never held across an NVML call, so this cannot hang
             return [e for c in self._caches for e in c.tracker.open_events(t)]
 
     # -- scrape -------------------------------------------------------------------

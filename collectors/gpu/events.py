@@ -65,7 +65,7 @@ class EventThread:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout_ms / 1000 + 2)
+            self._thread.join(timeout=self.timeout_ms / 1000 + 1)
             if self._thread.is_alive():
                 log.warning("GPU event thread did not stop; leaving its event set allocated")
                 return
@@ -75,15 +75,19 @@ class EventThread:
 
     def _run(self) -> None:
         n = self.reader.nvml
+        last_error = None
         while not self._stop.is_set():
             try:
                 data = self.reader.event_wait(self._evset, self.timeout_ms)
             except n.NVMLError as e:
                 # GPU_IS_LOST and friends: the poller reports the device; back off here
-                # so a broken event set does not spin.
-                log.warning("nvmlEventSetWait_v2: %s", e)
+                # so a broken event set neither spins nor floods the log.
+                if e.value != last_error:
+                    log.warning("nvmlEventSetWait_v2: %s", e)
+                last_error = e.value
                 self._stop.wait(1.0)
                 continue
+            last_error = None
             if data is None:
                 continue
             self.handle(data)

@@ -285,7 +285,12 @@ class NvmlReader:
         sample = self._call(dev, "gpm_alloc", n.nvmlGpmSampleAlloc)
         if sample is None:
             return []
-        if self._call(dev, "gpm_sample", n.nvmlGpmSampleGet, dev.handle, sample) is None:
+        try:
+            got = self._call(dev, "gpm_sample", n.nvmlGpmSampleGet, dev.handle, sample)
+        except GpuLost:
+            self._gpm_free(sample)
+            raise
+        if got is None:
             self._gpm_free(sample)
             return []
         prev, dev.gpm_prev = dev.gpm_prev, sample

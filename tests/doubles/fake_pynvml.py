@@ -154,6 +154,9 @@ class FakePynvml:
             raise _err(_real.NVML_ERROR_GPU_IS_LOST)
         if fn in dev.get("not_supported", ()):
             raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        failing = dev.get("failing", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}
+        if failing:
+            raise _err(getattr(_real, failing))
         return dev
 
     # -- init, system --------------------------------------------------------------

@@ -273,3 +273,50 @@ def test_scenarios_are_valid_json_with_descriptions() -> None:
     for name in SCENARIO_NAMES:
         doc = json.loads((SCENARIOS / f"{name}.json").read_text())
         assert doc["description"]
+
+
+def test_one_failing_call_does_not_drop_the_rest_of_the_gpu() -> None:
+    from tests.doubles.fake_pynvml import FakePynvml
+
+    fake = FakePynvml.load("l40s_pcie_1x")
+    fake.devices[0]["failing"] = {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN",
+                                  "nvmlDeviceGetFieldValues": "NVML_ERROR_NO_PERMISSION"}
+    c, fake, store = make_collector(fake)
+    c.start()
+    try:
+        c.refresh()
+        s = list(c.collect())
+    finally:
+        c.stop()
+    assert value(s, "infernode_gpu_up", gpu="0") == 1
+    assert not series(s, "infernode_gpu_power_watts") and not series(s, "infernode_gpu_energy_joules_total")
+    assert value(s, "infernode_gpu_memory_used_bytes") == 20000 * 1024 * 1024
+    assert value(s, "infernode_gpu_power_limit_watts") == 350
+    # Errors are not NOT_SUPPORTED: they are retried every pass and counted.
+    assert fake.calls["nvmlDeviceGetPowerUsage"] == 2
+    assert value(s, "infernode_gpu_read_errors_total") == 2 + 2 * 2  # power x2, fast+slow field reads x2
+
+
+def test_real_pynvml_on_a_host_without_driver() -> None:
+    """The default path (no double): pynvml imported in start(), the real library
+    load fails here, and the collector says so."""
+    import ctypes.util
+
+    if ctypes.util.find_library("nvidia-ml"):
+        pytest.skip("this host has libnvidia-ml; `make gpu-check` covers it")
+    from agent.collector import CollectorContext, NoDataError
+    from agent.config import default_config
+    from agent.events import EventStore
+    from agent.paths import Paths
+    from collectors.gpu.collector import GpuCollector, GpuSettings
+
+    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=GpuSettings(), config=default_config())
+    c = GpuCollector(ctx)
+    c.start()
+    try:
+        with pytest.raises(NoDataError) as e:
+            list(c.collect())
+    finally:
+        c.stop()
+    assert "libnvidia-ml.so.1" in e.value.reason
+    assert [x.name for x in e.value.samples] == ["infernode_gpu_nvml_up"]
