@@ -25,7 +25,11 @@ PERF_POLICY_FIELDS = {
     80: "total_app_clocks",
     81: "total_base_clocks",
 }
-FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PERF_POLICY_FIELDS)
+# PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
+PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
+FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PERF_POLICY_FIELDS, *PCIE_BYTES_FIELDS)
+# NVLink data throughput counters in KiB, asked per link (scopeId = link id).
+NVLINK_THROUGHPUT_FIELDS = {138: "tx", 139: "rx"}
 
 # ECC totals (slow pass): id -> (type, scope). SBE are corrected, DBE uncorrected.
 ECC_FIELDS = {

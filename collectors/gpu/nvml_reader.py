@@ -272,11 +272,44 @@ class NvmlReader:
         for fid, policy in F.PERF_POLICY_FIELDS.items():
             if fid in vals:
                 out.append(("infernode_gpu_violation_seconds_total", (("policy", policy),), vals[fid] / 1e9))
+        for fid, direction in F.PCIE_BYTES_FIELDS.items():
+            if fid in vals:
+                out.append(("infernode_gpu_pcie_data_bytes_total", (("direction", direction),), vals[fid]))
+        if dev.nvlinks:
+            out.extend(self._nvlink_throughput(dev))
         if dev.gpm_supported:
             out.extend(self._gpm(dev))
         procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
         pairs = [(p.pid, p.usedGpuMemory) for p in procs if p.usedGpuMemory is not None]
         return FastReading(out, mask, sm_hz, pairs)
+
+    def _nvlink_throughput(self, dev: Device) -> list[Reading]:
+        """Data bytes over all of the GPU's links, one bulk call (one entry per link
+        and direction); per-link series would multiply cardinality by 18."""
+        ids = [(fid, link) for fid in F.NVLINK_THROUGHPUT_FIELDS for link in dev.nvlinks]
+        vals = self._call(dev, "nvlink_throughput", self.nvml.nvmlDeviceGetFieldValues, dev.handle, ids)
+        if vals is None:
+            return []
+        totals: dict[int, float] = {}
+        unsupported = 0
+        for v in vals:
+            if v.nvmlReturn == SUCCESS:
+                x = F.decode_field_value(v.valueType, v.value)
+                if x is not None:
+                    totals[v.fieldId] = totals.get(v.fieldId, 0.0) + x
+            elif v.nvmlReturn in _UNSUPPORTED:
+                unsupported += 1
+            elif v.nvmlReturn == ERROR_GPU_IS_LOST:
+                raise GpuLost(dev.uuid)
+            else:
+                dev.read_errors += 1
+        if unsupported == len(ids):
+            dev.unsupported.add("nvlink_throughput")
+        # A partial sum would read as a counter reset: report only complete sums.
+        if unsupported or len(totals) != len(F.NVLINK_THROUGHPUT_FIELDS):
+            return []
+        return [("infernode_gpu_nvlink_data_bytes_total", (("direction", d),), totals[fid] * 1024.0)
+                for fid, d in F.NVLINK_THROUGHPUT_FIELDS.items()]
 
     def _gpm(self, dev: Device) -> list[Reading]:
         """GPM metrics are rates between two samples: keep the previous sample

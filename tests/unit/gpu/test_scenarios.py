@@ -97,6 +97,9 @@ def test_h100_values_in_base_units() -> None:
     assert value(s, "infernode_gpu_violation_seconds_total", gpu="3", policy="power") == pytest.approx(1.500000003)
     assert value(s, "infernode_gpu_nvlink_errors_total", gpu="0", link="3", counter="crc_flit") == 7
     assert len(series(s, "infernode_gpu_nvlink_up", gpu="0")) == 18
+    # NVLink data counters: KiB per link, summed over the 18 links, in bytes.
+    assert value(s, "infernode_gpu_nvlink_data_bytes_total", gpu="2", direction="rx") == 18 * (2097152 + 2) * 1024
+    assert value(s, "infernode_gpu_pcie_data_bytes_total", gpu="2", direction="tx") == 123456789002
     assert value(s, "infernode_gpu_driver_info", driver_version="550.90.07", cuda_driver_version="12.4") == 1
     # GPM ratios need two samples: they appear from the second pass on.
     assert value(s, "infernode_gpu_tensor_active_ratio", gpu="5") == pytest.approx(0.5225)
