@@ -62,8 +62,7 @@ class _Cache:
 
 
 def _samples(dev: Device, readings: list[Reading]) -> list[Sample]:
-    base = dev.labels
-    return [Sample(name, {**base, **dict(extra)}, value) for name, extra, value in readings]
+    return [Sample(name, dev.labels_with(extra), value) for name, extra, value in readings]
 
 
 class GpuCollector(Collector):
@@ -196,26 +195,29 @@ class GpuCollector(Collector):
             reader = self.reader
             if reader is None or self._unavailable is not None:
                 return
+            live: set[int] = set()
             for c in self._caches:
-                self._poll_device(reader, c, slow)
+                live |= self._poll_device(reader, c, slow)
+            self._resolver.forget_except(live)
             self._last_pass_at = time.monotonic()
 
-    def _poll_device(self, reader: NvmlReader, c: _Cache, slow: bool) -> None:
+    def _poll_device(self, reader: NvmlReader, c: _Cache, slow: bool) -> set[int]:
+        """Poll one GPU; returns the pids using it."""
         dev = c.dev
         if c.lost and not slow:
-            return  # a lost GPU is re-probed at the slow pace only
+            return set()  # a lost GPU is re-probed at the slow pace only
         t_ns = now_ns()
         try:
             r = reader.read_fast(dev)
             slow_readings = reader.read_slow(dev) if slow or c.lost else None
         except GpuLost:
             self._mark_lost(c, t_ns)
-            return
+            return set()
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:
-            self._resolver.forget_except({pid for pid, _ in r.processes})
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
-                fast.append(Sample("infernode_gpu_process_memory_bytes", {**dev.labels, "unit": unit}, float(used)))
+                fast.append(Sample("infernode_gpu_process_memory_bytes", dev.labels_with((("unit", unit),)),
+                                   float(used)))
         now = time.monotonic()
         with self._lock:
             events = c.tracker.update(t_ns, r.reasons_mask, r.sm_clock_hz)
@@ -226,6 +228,7 @@ class GpuCollector(Collector):
             if slow_readings is not None:
                 c.slow, c.slow_at = _samples(dev, slow_readings), now
         self.ctx.events.extend(events)
+        return {pid for pid, _ in r.processes}
 
     def _mark_lost(self, c: _Cache, t_ns: int) -> None:
         with self._lock:

@@ -88,11 +88,20 @@ class Device:
     gpm_supported: bool = False
     gpm_prev: Any = None
     read_errors: int = 0
+    _label_sets: dict[Labels, dict[str, str]] = field(default_factory=dict)
 
     @property
     def labels(self) -> dict[str, str]:
         return {"gpu": str(self.index), "uuid": self.uuid, "pci_bus_id": self.pci_bus_id,
                 "model_name": self.name}
+
+    def labels_with(self, extra: Labels) -> dict[str, str]:
+        """The GPU's labels plus `extra`, built once per label set and shared by
+        every sample that carries it (samples never mutate their labels)."""
+        got = self._label_sets.get(extra)
+        if got is None:
+            got = self._label_sets[extra] = {**self.labels, **dict(extra)}
+        return got
 
 
 @dataclass
@@ -275,8 +284,6 @@ class NvmlReader:
         for fid, direction in F.PCIE_BYTES_FIELDS.items():
             if fid in vals:
                 out.append(("infernode_gpu_pcie_data_bytes_total", (("direction", direction),), vals[fid]))
-        if dev.nvlinks:
-            out.extend(self._nvlink_throughput(dev))
         if dev.gpm_supported:
             out.extend(self._gpm(dev))
         procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
@@ -393,6 +400,10 @@ class NvmlReader:
             out.append(("infernode_gpu_remapped_rows", (("cause", "uncorrectable"),), float(unc)))
             out.append(("infernode_gpu_row_remap_pending", (), 1.0 if pending else 0.0))
             out.append(("infernode_gpu_row_remap_failure", (), 1.0 if failure else 0.0))
+        # Byte counters: rate() over them needs no 1 s resolution, and the per-link
+        # bulk read is the costliest call of a pass.
+        if dev.nvlinks:
+            out.extend(self._nvlink_throughput(dev))
         for link in dev.nvlinks:
             state = c(dev, f"nvlink_state:{link}", n.nvmlDeviceGetNvLinkState, h, link)
             if state is not None:

@@ -13,8 +13,9 @@ UNKNOWN_UNIT = "unknown"
 
 
 class UnitResolver:
-    """pid -> unit, cached while the pid stays on a GPU (a pid's cgroup rarely
-    changes and /proc reads on every pass would dominate the poll)."""
+    """pid -> unit, cached while the pid stays on some GPU (a pid's cgroup rarely
+    changes, and /proc reads on every pass would dominate the poll); the caller
+    forgets pids that left every GPU once per pass."""
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
@@ -24,9 +25,7 @@ class UnitResolver:
         unit = self._cache.get(pid)
         if unit is None:
             cg = cgroup_of_pid(self.paths, pid)
-            unit = UNKNOWN_UNIT if cg is None else unit_of_cgroup(cg)
-            if cg is not None:
-                self._cache[pid] = unit
+            unit = self._cache[pid] = UNKNOWN_UNIT if cg is None else unit_of_cgroup(cg)
         return unit
 
     def forget_except(self, live: set[int]) -> None:
