@@ -266,6 +266,9 @@ class NvmlReader:
                 if clock == "sm":
                     sm_hz = mhz * MHZ
         mask = c(dev, "clock_events", n.nvmlDeviceGetCurrentClocksEventReasons, h)
+        if mask is None and "clock_events" in dev.unsupported:
+            # Drivers before 535 know only the older name for the same bits.
+            mask = c(dev, "clock_throttle", n.nvmlDeviceGetCurrentClocksThrottleReasons, h)
         if mask is not None:
             for bit, reason in F.CLOCK_EVENT_REASONS.items():
                 out.append(("infernode_gpu_clock_event_reason_active", (("reason", reason),),

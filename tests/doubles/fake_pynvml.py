@@ -276,6 +276,9 @@ class FakePynvml:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(self._dev(handle, "nvmlDeviceGetCurrentClocksEventReasons")["clock_event_reasons"])
 
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: Any) -> int:
+        return int(self._dev(handle, "nvmlDeviceGetCurrentClocksThrottleReasons")["clock_event_reasons"])
+
     def nvmlDeviceGetPerformanceState(self, handle: Any) -> int:
         return self._dev(handle, "nvmlDeviceGetPerformanceState")["pstate"]
 

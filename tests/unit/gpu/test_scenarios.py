@@ -323,3 +323,29 @@ def test_real_pynvml_on_a_host_without_driver() -> None:
         c.stop()
     assert "libnvidia-ml.so.1" in e.value.reason
     assert [x.name for x in e.value.samples] == ["infernode_gpu_nvml_up"]
+
+
+def test_old_driver_throttle_reasons_fallback() -> None:
+    c, fake, store = make_collector("not_supported")
+    c.start()
+    try:
+        c.refresh()
+        s = list(c.collect())
+    finally:
+        c.stop()
+    assert value(s, "infernode_gpu_clock_event_reason_active", reason="sw_power_cap") == 1
+    assert fake.calls["nvmlDeviceGetCurrentClocksEventReasons"] == 1
+
+
+def test_gpu_settings_are_validated_with_key_paths() -> None:
+    from agent.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_config({"collectors": {"gpu": {"poll_interval": "0s", "clock_drop_ratio": 2, "pol_interval": 1}}},
+                     "test.yaml")
+    text = str(e.value)
+    assert "test.yaml: collectors.gpu.poll_interval" in text
+    assert "collectors.gpu.clock_drop_ratio" in text
+    assert "collectors.gpu.pol_interval: unknown key" in text
+    cfg = parse_config({"collectors": {"gpu": {"poll_interval": "250ms", "max_age": "3s"}}})
+    assert cfg.collectors.gpu.poll_interval == 0.25 and cfg.collectors.gpu.max_age == 3.0
