@@ -136,6 +136,9 @@ def main() -> int:
     collector = GpuCollector(ctx, nvml=pynvml)
     collector.start()
     try:
+        if not collector.wait_first_poll(30):
+            print("gpu-check: NVML did not answer within 30 s", file=sys.stderr)
+            return 1
         collector.refresh()
         smi = subprocess.run([smi_bin, f"--query-gpu={QUERY}", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, check=True, timeout=30).stdout

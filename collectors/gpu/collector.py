@@ -91,9 +91,14 @@ class GpuCollector(Collector):
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        self._try_open()
+        # nvmlInit and discovery run in the poll thread too: on a failing GPU they can
+        # take seconds, and start() must not block the daemon.
         self._thread = threading.Thread(target=self._run, name="gpu-poll", daemon=True)
         self._thread.start()
+
+    def wait_first_poll(self, timeout: float) -> bool:
+        """Block until the poll thread has tried NVML once (and polled, if it could)."""
+        return self._first_pass.wait(timeout)
 
     def stop(self) -> None:
         # Bounded waits throughout: the daemon's whole shutdown has 5 s, and an NVML
@@ -254,7 +259,7 @@ class GpuCollector(Collector):
     # -- scrape -------------------------------------------------------------------
 
     def collect(self) -> Iterable[Sample]:
-        self._first_pass.wait(timeout=self.settings.first_poll_wait)
+        self.wait_first_poll(self.settings.first_poll_wait)
         with self._lock:
             unavailable = self._unavailable
             caches = list(self._caches)

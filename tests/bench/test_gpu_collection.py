@@ -27,6 +27,7 @@ def _median_cpu_ms(fn, runs: int = RUNS) -> float:
 def test_gpu_collection_pass_cpu_time() -> None:
     c, fake, store = make_collector("h100_sxm_8x")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         c.refresh()
         fast = _median_cpu_ms(lambda: c.refresh(slow=False))

@@ -12,6 +12,7 @@ from tests.unit.gpu.helpers import make_collector
 def l40s_samples():
     c, fake, store = make_collector("l40s_pcie_1x")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         return list(c.collect())
     finally:

@@ -36,6 +36,7 @@ def run_scenario(name: str):
     catalog = build_catalog()
     rt = CollectorRuntime([c], catalog, {"gpu": 5.0})
     rt.start()
+    assert c.wait_first_poll(5)
     steps = max((t["step"] for t in fake.scenario.get("timeline", [])), default=0)
     for _ in range(steps):
         step = fake.advance()
@@ -108,6 +109,7 @@ def test_h100_values_in_base_units() -> None:
 def test_gpm_appears_after_second_pass_and_samples_are_freed() -> None:
     c, fake, store = make_collector("h100_sxm_8x")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         assert not series(list(c.collect()), "infernode_gpu_sm_active_ratio")
         c.refresh()
@@ -172,6 +174,7 @@ def test_no_driver_reports_nvml_down_once_and_daemon_runs_on(caplog) -> None:
 def test_lost_gpu_reports_down_without_values_others_keep_reporting() -> None:
     c, fake, store = make_collector("gpu_lost")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         before = list(c.collect())
         assert value(before, "infernode_gpu_up", gpu="1") == 1
@@ -195,6 +198,7 @@ def test_lost_gpu_reports_down_without_values_others_keep_reporting() -> None:
 def test_stale_cache_serves_no_values() -> None:
     c, fake, store = make_collector("l40s_pcie_1x", max_age=0.05)
     c.start()
+    assert c.wait_first_poll(5)
     try:
         assert value(list(c.collect()), "infernode_gpu_up", gpu="0") in (0.0, 1.0)
         time.sleep(0.1)
@@ -210,6 +214,7 @@ def test_stale_cache_serves_no_values() -> None:
 def test_not_supported_is_cached_and_sentinels_never_exposed() -> None:
     c, fake, store = make_collector("not_supported")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         for _ in range(3):
             c.refresh()
@@ -247,6 +252,7 @@ def test_xid_counters_and_events_with_actions() -> None:
 def test_thermal_throttle_window_and_clock_drop_events() -> None:
     c, fake, store = make_collector("thermal_throttle")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         uuid = fake.scenario["devices"][0]["uuid"]
         fake.advance()
@@ -286,6 +292,7 @@ def test_one_failing_call_does_not_drop_the_rest_of_the_gpu() -> None:
                                   "nvmlDeviceGetFieldValues": "NVML_ERROR_NO_PERMISSION"}
     c, fake, store = make_collector(fake)
     c.start()
+    assert c.wait_first_poll(5)
     try:
         c.refresh()
         s = list(c.collect())
@@ -316,6 +323,7 @@ def test_real_pynvml_on_a_host_without_driver() -> None:
     ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=GpuSettings(), config=default_config())
     c = GpuCollector(ctx)
     c.start()
+    assert c.wait_first_poll(5)
     try:
         with pytest.raises(NoDataError) as e:
             list(c.collect())
@@ -328,6 +336,7 @@ def test_real_pynvml_on_a_host_without_driver() -> None:
 def test_old_driver_throttle_reasons_fallback() -> None:
     c, fake, store = make_collector("not_supported")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         c.refresh()
         s = list(c.collect())

@@ -94,6 +94,7 @@ def test_node_topology_groups_by_numa() -> None:
 def test_collector_publishes_topology_service() -> None:
     c, fake, store = make_collector("h100_sxm_8x")
     c.start()
+    assert c.wait_first_poll(5)
     try:
         topo = c.ctx.services["topology"]()
     finally:
