@@ -22,6 +22,7 @@ import copy
 import ctypes
 import json
 import threading
+import time
 import types
 from collections import Counter
 from pathlib import Path
@@ -124,6 +125,10 @@ class FakePynvml:
     def live_gpm_samples(self) -> int:
         return len(self._gpm_samples)
 
+    @property
+    def live_event_sets(self) -> int:
+        return len(self._events)
+
     def _queue_event(self, index: int, ev: dict[str, Any]) -> None:
         etype = _EVENT_TYPES[ev["type"]]
         for addr, regs in self._registered.items():
@@ -157,6 +162,9 @@ class FakePynvml:
         failing = dev.get("failing", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}
         if failing:
             raise _err(getattr(_real, failing))
+        hang = dev.get("hang", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": 1.5}: the call blocks (a wedged GPU)
+        if hang:
+            time.sleep(hang)
         return dev
 
     # -- init, system --------------------------------------------------------------

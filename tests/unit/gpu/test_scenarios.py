@@ -118,6 +118,7 @@ def test_gpm_appears_after_second_pass_and_samples_are_freed() -> None:
     finally:
         c.stop()
     assert fake.live_gpm_samples == 0
+    assert fake.live_event_sets == 0
     assert fake.refcount == 0, "nvmlShutdown balances nvmlInit"
 
 
@@ -358,3 +359,20 @@ def test_gpu_settings_are_validated_with_key_paths() -> None:
     assert "collectors.gpu.pol_interval: unknown key" in text
     cfg = parse_config({"collectors": {"gpu": {"poll_interval": "250ms", "max_age": "3s"}}})
     assert cfg.collectors.gpu.poll_interval == 0.25 and cfg.collectors.gpu.max_age == 3.0
+
+
+def test_wedged_nvml_call_never_blocks_the_scrape_nor_serves_stale_values() -> None:
+    c, fake, store = make_collector("l40s_pcie_1x", poll_interval=0.02, max_age=0.3)
+    c.start()
+    assert c.wait_first_poll(5)
+    assert value(list(c.collect()), "infernode_gpu_up", gpu="0") == 1
+    fake.devices[0]["hang"] = {"nvmlDeviceGetPowerUsage": 1.5}
+    time.sleep(0.5)  # the poll thread is now stuck inside NVML
+    t0 = time.monotonic()
+    s = list(c.collect())
+    assert time.monotonic() - t0 < 0.2
+    assert value(s, "infernode_gpu_up", gpu="0") == 0
+    assert not series(s, "infernode_gpu_memory_used_bytes")
+    t0 = time.monotonic()
+    c.stop()
+    assert time.monotonic() - t0 < 3.5, "stop is bounded even with NVML stuck"
