@@ -12,22 +12,23 @@ import math
 # nvmlDeviceGetFieldValues ids read every fast pass (ids from nvml.h).
 FI_MEMORY_TEMP = 82  # HBM temperature, C
 FI_TOTAL_ENERGY = 83  # mJ since the driver loaded
-# Perf-policy violation counters, 74..81. Their value is cumulative time the
-# policy held clocks down; NVML reports it in nanoseconds, like
-# nvmlViolationTime_t.violationTime (dcgm-exporter divides by 1000 for its "us").
-PERF_POLICY_FIELDS = {
-    74: "power",
-    75: "thermal",
-    76: "sync_boost",
-    77: "board_limit",
-    78: "low_utilization",
-    79: "reliability",
-    80: "total_app_clocks",
-    81: "total_base_clocks",
+# Perf-policy violation time, nvmlDeviceGetViolationStatus per nvmlPerfPolicyType_t:
+# cumulative time the policy held clocks down, in nanoseconds (nvmlViolationTime_t.
+# violationTime, documented in ns). The field-value twins (ids 74..81) are not
+# documented with a unit, so the documented call is used instead of the bulk read.
+PERF_POLICIES = {
+    0: "power",
+    1: "thermal",
+    2: "sync_boost",
+    3: "board_limit",
+    4: "low_utilization",
+    5: "reliability",
+    10: "total_app_clocks",
+    11: "total_base_clocks",
 }
 # PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
 PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
-FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PERF_POLICY_FIELDS, *PCIE_BYTES_FIELDS)
+FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PCIE_BYTES_FIELDS)
 # NVLink data throughput counters in KiB, asked per link (scopeId = link id).
 NVLINK_THROUGHPUT_FIELDS = {138: "tx", 139: "rx"}
 

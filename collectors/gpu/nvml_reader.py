@@ -281,9 +281,6 @@ class NvmlReader:
             out.append(("infernode_gpu_temperature_celsius", (("sensor", "memory"),), vals[F.FI_MEMORY_TEMP]))
         if F.FI_TOTAL_ENERGY in vals:
             out.append(("infernode_gpu_energy_joules_total", (), vals[F.FI_TOTAL_ENERGY] / 1000.0))
-        for fid, policy in F.PERF_POLICY_FIELDS.items():
-            if fid in vals:
-                out.append(("infernode_gpu_violation_seconds_total", (("policy", policy),), vals[fid] / 1e9))
         for fid, direction in F.PCIE_BYTES_FIELDS.items():
             if fid in vals:
                 out.append(("infernode_gpu_pcie_data_bytes_total", (("direction", direction),), vals[fid]))
@@ -392,6 +389,12 @@ class NvmlReader:
             v = F.clean_value(c(dev, f"{metric}:{state}", fn, h))
             if v is not None:
                 out.append((metric, (("state", state),), v))
+        for ptype, policy in F.PERF_POLICIES.items():
+            viol = c(dev, f"violation:{policy}", n.nvmlDeviceGetViolationStatus, h, ptype)
+            if viol is not None:
+                ns = F.clean_value(viol.violationTime)
+                if ns is not None:
+                    out.append(("infernode_gpu_violation_seconds_total", (("policy", policy),), ns / 1e9))
         vals = self._fields(dev, "fields_slow", dev.slow_fields)
         for fid, (etype, scope) in F.ECC_FIELDS.items():
             if fid in vals:

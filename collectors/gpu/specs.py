@@ -59,7 +59,7 @@ SPECS = (
        source="nvmlDeviceGetCurrentClocksEventReasons"),
     _c("infernode_gpu_violation_seconds_total",
        "Time a performance policy (power, thermal, ...) held the clocks below their target.", "seconds",
-       labels=("policy",), source="nvmlDeviceGetFieldValues NVML_FI_DEV_PERF_POLICY_* (ns)"),
+       labels=("policy",), source="nvmlDeviceGetViolationStatus (ns)"),
     _g("infernode_gpu_performance_state", "Performance state P0 (fastest) to P15, as its number.",
        source="nvmlDeviceGetPerformanceState"),
     _g("infernode_gpu_persistence_mode", "Whether persistence mode is on (1) or off (0).",

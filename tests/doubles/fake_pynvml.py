@@ -317,6 +317,16 @@ class FakePynvml:
 
     # -- slow values -------------------------------------------------------------------
 
+    def nvmlDeviceGetViolationStatus(self, device: Any, perfPolicyType: int) -> Any:
+        dev = self._dev(device, "nvmlDeviceGetViolationStatus")
+        ns = dev.get("violation_ns", {}).get(str(perfPolicyType))
+        if ns is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        v = _real.c_nvmlViolationTime_t()
+        v.referenceTime = 1_700_000_000_000_000  # us, CPU timestamp
+        v.violationTime = ns
+        return v
+
     def nvmlDeviceGetPersistenceMode(self, handle: Any) -> int:
         return self._dev(handle, "nvmlDeviceGetPersistenceMode")["persistence_mode"]
 

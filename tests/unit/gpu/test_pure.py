@@ -44,7 +44,10 @@ def test_ordinary_values_pass() -> None:
 def test_constants_match_pynvml() -> None:
     assert F.FI_MEMORY_TEMP == pynvml.NVML_FI_DEV_MEMORY_TEMP
     assert F.FI_TOTAL_ENERGY == pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION
-    assert F.PERF_POLICY_FIELDS[pynvml.NVML_FI_DEV_PERF_POLICY_THERMAL] == "thermal"
+    assert F.PERF_POLICIES[pynvml.NVML_PERF_POLICY_THERMAL] == "thermal"
+    assert F.PERF_POLICIES[pynvml.NVML_PERF_POLICY_TOTAL_BASE_CLOCKS] == "total_base_clocks"
+    assert F.PCIE_BYTES_FIELDS[pynvml.NVML_FI_DEV_PCIE_COUNT_RX_BYTES] == "rx"
+    assert F.NVLINK_THROUGHPUT_FIELDS[pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX] == "tx"
     assert F.ECC_FIELDS[pynvml.NVML_FI_DEV_ECC_DBE_AGG_TOTAL] == ("uncorrected", "aggregate")
     assert F.CLOCK_EVENT_REASONS[pynvml.nvmlClocksEventReasonHwThermalSlowdown] == "hw_thermal_slowdown"
     assert F.CLOCK_EVENT_REASONS[pynvml.nvmlClocksEventReasonSwPowerCap] == "sw_power_cap"
