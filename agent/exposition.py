@@ -29,6 +29,13 @@ from agent.samples import Exemplar, HistogramValue, Sample
 
 TEXT_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+try:  # prometheus_client >= 0.22 escapes names in OpenMetrics; older versions never did
+    from prometheus_client.openmetrics.exposition import ALLOWUTF8
+
+    _OM_ESCAPING = {"escaping": ALLOWUTF8}
+except ImportError:  # pragma: no cover - old prometheus_client
+    _OM_ESCAPING = {}
+
 
 class UndeclaredMetricError(KeyError):
     pass
@@ -130,5 +137,9 @@ def render(samples: Iterable[Sample], catalog: Catalog, openmetrics: bool = Fals
     """Encode samples; returns (body, content type)."""
     fams = _Families(build_families(samples, catalog))
     if openmetrics:
-        return _openmetrics(fams), OPENMETRICS_CONTENT_TYPE  # type: ignore[arg-type]
+        # prometheus_client 0.26's default (underscores) escaping turns the colon of
+        # re-exposed vLLM sample names into "_" while keeping it in # TYPE, so the
+        # samples no longer belong to their family; allow-utf-8 leaves valid names
+        # (colons included) exactly as they are.
+        return _openmetrics(fams, **_OM_ESCAPING), OPENMETRICS_CONTENT_TYPE  # type: ignore[arg-type]
     return _text(fams), TEXT_CONTENT_TYPE  # type: ignore[arg-type]
