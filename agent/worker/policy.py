@@ -57,9 +57,11 @@ class WorkerPolicy:
         self.failures = 0
         self.restart_at = None
 
-    def observe(self, now: float, active: bool, healthy: bool | None, gpu_fault: str | None) -> Decision:
+    def observe(self, now: float, active: bool, healthy: bool | None, gpu_fault: str | None,
+                failure: str = "unhealthy") -> Decision:
         """`active`: the unit is active (or activating); `healthy`: the probes' verdict,
-        None when not probed; `gpu_fault`: reason when one of its GPUs is gone."""
+        None when not probed; `gpu_fault`: reason when one of its GPUs is gone;
+        `failure`: the restart reason should this failed probe trigger one."""
         if self.phase in (Phase.GPU_FAULT, Phase.DRAINING, Phase.DRAINED):
             return Decision(Action.NONE)
         if gpu_fault:
@@ -84,7 +86,7 @@ class WorkerPolicy:
             return Decision(Action.NONE)  # still loading the model: vLLM refuses connections meanwhile
         self.failures += 1
         if self.failures >= self.failures_before_restart:
-            return self._schedule(now, "unhealthy", stop=True)
+            return self._schedule(now, failure, stop=True)
         return Decision(Action.NONE)
 
     def _schedule(self, now: float, reason: str, stop: bool) -> Decision:

@@ -106,11 +106,12 @@ class WorkerSupervisor(Subsystem):
                 if w.task:
                     w.task.cancel()
                 await self._stop_unit(w, "removed from config")
-        changed: list[WorkerRuntime] = []
+                self._dropin_path(name).unlink(missing_ok=True)
+        bring_up: list[tuple[WorkerRuntime, bool]] = []
         written = False
         for name, settings in wanted.items():
             text = render_dropin(settings, self._placement(settings), otlp_endpoint(self._otlp_listen(config)))
-            path = self.daemon.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
+            path = self._dropin_path(name)
             old = path.read_text() if path.exists() else None
             if old != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,21 +119,27 @@ class WorkerSupervisor(Subsystem):
                 tmp.write_text(text)
                 tmp.replace(path)
                 written = True
+            # A running worker whose drop-in changed runs with stale pinning or args:
+            # restart it (once the new drop-in is loaded).
+            restart = old is not None and old != text
             w = self.workers.get(name)
             if w is None or w.settings != settings:
                 if w and w.task:
                     w.task.cancel()
                 w = WorkerRuntime(settings, self._policy(settings), unit_name(name))
                 self.workers[name] = w
-                changed.append(w)
-            if old is not None and old != text:
-                w.policy.phase = Phase.STARTING
-                w.last_problem = "drop-in changed"
+                bring_up.append((w, restart))
+            elif restart:
+                bring_up.append((w, restart))
         if written:
             await self.systemctl.daemon_reload()
-        for w in changed:
-            await self._bring_up(w, restart=w.last_problem == "drop-in changed")
-            w.task = asyncio.create_task(self._loop(w), name=f"worker-{w.settings.name}")
+        for w, restart in bring_up:
+            await self._bring_up(w, restart=restart)
+            if w.task is None or w.task.done():
+                w.task = asyncio.create_task(self._loop(w), name=f"worker-{w.settings.name}")
+
+    def _dropin_path(self, name: str):  # noqa: ANN201 - a Path under Paths
+        return self.daemon.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
 
     def _otlp_listen(self, config: Any) -> str | None:
         otlp = getattr(config, "otlp", None)
@@ -217,19 +224,26 @@ class WorkerSupervisor(Subsystem):
         w.main_pid = int(show.get("MainPID", "0") or 0)
         active = w.active_state in ACTIVE_STATES and w.active_state != "deactivating"
         healthy: bool | None = None
+        failure = "unhealthy"
         if active and w.policy.phase not in (Phase.DRAINING, Phase.DRAINED, Phase.GPU_FAULT):
-            healthy, problem = await self._probe(w)
+            healthy, problem, failure = await self._probe(w)
             if not healthy:
                 w.last_problem = problem
         w.healthy = healthy
         fault = self._gpu_fault(s)
-        decision = w.policy.observe(time.monotonic(), active, healthy, fault)
+        decision = w.policy.observe(time.monotonic(), active, healthy, fault, failure)
         if decision.action is Action.STOP:
             log.error("worker %s: stopping for good: %s", s.name, decision.reason)
             w.last_problem = f"GPU fault: {decision.reason}"
             await self._stop_unit(w, decision.reason)
         elif decision.action is Action.STOP_FOR_RESTART:
             log.warning("worker %s: %s; restarting in %.0fs", s.name, decision.reason, decision.delay)
+            # No drain: a worker whose server or engine is wedged would only hold its
+            # requests until --shutdown-timeout and then drop them anyway.
+            try:
+                await self.systemctl.kill(w.unit, "SIGKILL", who="all")
+            except SystemctlError as e:
+                log.warning("worker %s: %s", s.name, e)
             await self._stop_unit(w, decision.reason)
         elif decision.action is Action.START:
             try:
@@ -248,20 +262,21 @@ class WorkerSupervisor(Subsystem):
             w.scrape_up = False
             w.vllm_samples = []
 
-    async def _probe(self, w: WorkerRuntime) -> tuple[bool, str]:
+    async def _probe(self, w: WorkerRuntime) -> tuple[bool, str, str]:
+        """(healthy, problem, restart reason if this failure leads to one)."""
         assert self._session is not None
         s, h = w.settings, w.settings.health
         base = f"http://{_url_host(s.host)}:{s.port}"
         try:
             async with self._session.get(base + h.path, timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
                 if r.status != 200:
-                    return False, f"{h.path} answered {r.status}"
+                    return False, f"{h.path} answered {r.status}", "unhealthy"
         except asyncio.TimeoutError:
-            return False, f"{h.path} did not answer within {h.timeout:g}s"
+            return False, f"{h.path} did not answer within {h.timeout:g}s", "unhealthy"
         except aiohttp.ClientError as e:
-            return False, f"{h.path}: {e}"
+            return False, f"{h.path}: {e}", "unhealthy"
         if not h.generation_probe:
-            return True, ""
+            return True, "", ""
         # /health does not notice a hung engine (vllm#39863); one generated token does.
         body: dict[str, Any] = {"prompt": "ping", "max_tokens": 1, "temperature": 0}
         try:
@@ -274,13 +289,13 @@ class WorkerSupervisor(Subsystem):
             async with self._session.post(base + h.generation_probe, json=body,
                                           timeout=aiohttp.ClientTimeout(total=h.generation_timeout)) as r:
                 if r.status != 200:
-                    return False, f"generation probe answered {r.status}"
+                    return False, f"generation probe answered {r.status}", "generation_probe"
                 await r.read()
         except asyncio.TimeoutError:
-            return False, f"generation probe did not finish within {h.generation_timeout:g}s"
+            return False, f"generation probe did not finish within {h.generation_timeout:g}s", "generation_probe"
         except (aiohttp.ClientError, ValueError, KeyError, IndexError) as e:
-            return False, f"generation probe: {type(e).__name__}: {e}"
-        return True, ""
+            return False, f"generation probe: {type(e).__name__}: {e}", "generation_probe"
+        return True, "", ""
 
     async def _scrape(self, w: WorkerRuntime) -> None:
         assert self._session is not None
@@ -327,13 +342,16 @@ class WorkerSupervisor(Subsystem):
         # requests for up to its --shutdown-timeout.
         drained = False
         try:
-            await self.systemctl.kill_main(w.unit, "SIGTERM")
+            await self.systemctl.kill(w.unit, "SIGTERM", who="main")
             while time.monotonic() - t0 < timeout:
                 state = (await self.systemctl.show(w.unit, "ActiveState")).get("ActiveState")
                 if state not in ACTIVE_STATES:
                     drained = True
                     break
                 await asyncio.sleep(0.2)
+            if not drained:
+                # The operator's timeout is over: stop now, whatever is still in flight.
+                await self.systemctl.kill(w.unit, "SIGKILL", who="all")
         except SystemctlError as e:
             w.last_problem = str(e)
         await self.systemctl.stop(w.unit, block=True, timeout=w.settings.shutdown_timeout + 30)

@@ -54,8 +54,8 @@ class Systemctl:
     async def reset_failed(self, unit: str) -> None:
         await self._run("reset-failed", unit)
 
-    async def kill_main(self, unit: str, signal: str = "SIGTERM") -> None:
-        await self._run("kill", "--kill-who=main", f"--signal={signal}", unit)
+    async def kill(self, unit: str, signal: str = "SIGTERM", who: str = "main") -> None:
+        await self._run("kill", f"--kill-who={who}", f"--signal={signal}", unit)
 
     async def show(self, unit: str, *props: str) -> dict[str, str]:
         return parse_show(await self._run("show", *(f"--property={p}" for p in props), unit))

@@ -139,12 +139,13 @@ def booted(
                 time.sleep(0.1)
             c = Container(name, root, proc, leader, console)
             state = ""
-            # Until the container's systemd opens its bus, systemctl answers nothing.
-            while not state and time.monotonic() < deadline:
+            # Until the container's systemd has set up /run/systemd and its bus, systemctl
+            # answers nothing or "offline".
+            while state in ("", "offline") and time.monotonic() < deadline:
                 remaining = max(1.0, deadline - time.monotonic())
                 state = c.run("systemctl", "is-system-running", "--wait", check=False,
                               timeout=remaining).stdout.strip()
-                if not state:
+                if state in ("", "offline"):
                     time.sleep(0.2)
             if state not in ("running", "degraded"):
                 raise BootError(f"container {name} is {state!r}: {c.run('systemctl', '--failed', check=False).stdout}")

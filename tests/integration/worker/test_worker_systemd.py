@@ -53,6 +53,8 @@ workers:
       timeout: 0.4s
       failures_before_restart: 2
       startup_grace: 10s
+      generation_probe: /v1/completions
+      generation_timeout: 1.5s
     backoff:
       initial: 1s
       factor: 3
@@ -224,6 +226,17 @@ def test_hung_health_endpoint_gets_worker_restarted(box):
     assert _restarts(box, "unhealthy") == before + 1
     # the streak continues: the third restart waits 9 s (capped)
     assert gap >= 9.0
+
+
+def test_hung_engine_caught_by_generation_probe(box):
+    _wait_up(box)
+    before = _restarts(box, "generation_probe")
+    # SIGUSR2: the stand-in's engine stops producing tokens while /health stays 200 (vllm#39863).
+    gap, _ = _restart_gap(box, "SIGUSR2", who="main")
+    _wait_up(box)
+    print(f"\nrestart after the engine hung: {gap:.2f}s")
+    assert _restarts(box, "generation_probe") == before + 1
+    assert _restarts(box, "unhealthy") == 1  # /health alone would not have noticed
 
 
 def test_drain_lets_inflight_stream_finish_then_stops(box):

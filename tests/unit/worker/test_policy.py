@@ -66,3 +66,11 @@ def test_drained_worker_is_left_alone():
     p = _policy()
     p.phase = Phase.DRAINED
     assert p.observe(1, active=False, healthy=None, gpu_fault=None).action is Action.NONE
+
+
+def test_restart_reason_names_the_failing_probe():
+    p = _policy(n=2)
+    p.observe(1, active=True, healthy=True, gpu_fault=None)
+    p.observe(2, active=True, healthy=False, gpu_fault=None, failure="generation_probe")
+    d = p.observe(3, active=True, healthy=False, gpu_fault=None, failure="generation_probe")
+    assert d.action is Action.STOP_FOR_RESTART and d.reason == "generation_probe"
