@@ -49,12 +49,12 @@ workers:
     shutdown_timeout: 15s
     drain_timeout: 30s
     health:
-      interval: 0.5s
-      timeout: 0.4s
-      failures_before_restart: 2
+      interval: 1s
+      timeout: 0.8s
+      failures_before_restart: 3
       startup_grace: 10s
       generation_probe: /v1/completions
-      generation_timeout: 1.5s
+      generation_timeout: 2s
     backoff:
       initial: 1s
       factor: 3
@@ -177,7 +177,8 @@ def test_vllm_metrics_reexposed_with_worker_and_gpus_labels(box):
         key = ("vllm:request_success_total",
                (("engine", "0"), ("finished_reason", "length"), ("gpus", "0"), ("model_name", "standin/tiny"),
                 ("worker", "w0")))
-        return m if m.get(key, 0) >= 1 else None
+        up = m.get(("infernode_worker_up", (("worker", "w0"),)))
+        return m if m.get(key, 0) >= 1 and up == 1 else None
 
     m = box.wait_for(reexposed, 20, what="vllm:request_success_total re-exposed")
     assert m[("infernode_worker_scrape_up", (("worker", "w0"),))] == 1
@@ -258,4 +259,21 @@ def test_drain_lets_inflight_stream_finish_then_stops(box):
     w = _w0(box)
     assert w["phase"] == "drained" and not w["up"]
     time.sleep(2)  # the supervisor must not restart a drained worker
+    assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
+
+
+def test_fatal_xid_stops_worker_for_good_and_node_unschedulable(box):
+    # The daemon's supervisor steps aside; the same supervisor code runs in a
+    # foreground process that can be handed a GPU event.
+    box.run("systemctl", "stop", "infernode.service")
+    res = box.run("/usr/bin/python3", "-m", "tests.integration.worker.inside_gpu_fault",
+                  env={"PYTHONPATH": PYPATH}, timeout=90, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["was_up"], seen
+    assert seen["phase"] == "gpu_fault" and seen["active_state"] in ("inactive", "failed"), seen
+    assert seen["problem"] == "GPU fault: xid_79"
+    assert seen["restarts"] == {}
+    assert seen["schedulable"] == 0 and seen["worker_up"] == 0
+    assert "worker_stop:xid_79" in seen["events"]
     assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
