@@ -22,11 +22,19 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics
 from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.samples import Sample as PromSample
+from prometheus_client.utils import floatToGoString
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
 
 TEXT_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+try:  # prometheus_client >= 0.22 escapes names in OpenMetrics; older versions never did
+    from prometheus_client.openmetrics.exposition import ALLOWUTF8
+
+    _OM_ESCAPING = {"escaping": ALLOWUTF8}
+except ImportError:  # pragma: no cover - old prometheus_client
+    _OM_ESCAPING = {}
 
 
 class UndeclaredMetricError(KeyError):
@@ -82,23 +90,24 @@ def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
 
 
 def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Metric:
-    """Re-exposed families keep their original type; collectors pass it in the
-    `__type__` label-less convention: a passthrough Sample carries prebuilt series
-    as HistogramValue (histograms) or plain values (counters use the _total name)."""
+    """A re-exposed family (agent/worker/scrape.py's convention): HistogramValue
+    samples are a histogram named `name`; float samples named `<family>_total` are a
+    counter; other float samples a gauge. Each series keeps its own label set, so
+    series of one family may carry different labels, as in the source."""
     if any(isinstance(s.value, HistogramValue) for s in samples):
-        label_names = sorted(samples[0].labels)
-        fam: Metric = HistogramMetricFamily(name, help_text, labels=label_names)
+        fam = Metric(name, help_text, "histogram")
         for s in samples:
             hv = s.value
-            assert isinstance(hv, HistogramValue)
-            fam.add_metric([s.labels[k] for k in label_names], [(_fmt_bound(b), c) for b, c in hv.buckets], hv.sum)
+            if not isinstance(hv, HistogramValue):
+                continue  # a float under a histogram's name cannot be encoded; the runtime counts it
+            labels = dict(s.labels)
+            for bound, count in hv.buckets:
+                fam.samples.append(PromSample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, float(count)))
+            fam.samples.append(PromSample(f"{name}_count", labels, float(hv.count)))
+            fam.samples.append(PromSample(f"{name}_sum", labels, float(hv.sum)))
         return fam
-    if name.endswith("_total"):
-        fam = Metric(name[: -len("_total")], help_text, "counter")
-        for s in samples:
-            fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
-        return fam
-    fam = Metric(name, help_text, "gauge")
+    kind = "counter" if name.endswith("_total") else "gauge"
+    fam = Metric(name[: -len("_total")] if kind == "counter" else name, help_text, kind)
     for s in samples:
         fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
     return fam
@@ -128,5 +137,9 @@ def render(samples: Iterable[Sample], catalog: Catalog, openmetrics: bool = Fals
     """Encode samples; returns (body, content type)."""
     fams = _Families(build_families(samples, catalog))
     if openmetrics:
-        return _openmetrics(fams), OPENMETRICS_CONTENT_TYPE  # type: ignore[arg-type]
+        # prometheus_client 0.26's default (underscores) escaping turns the colon of
+        # re-exposed vLLM sample names into "_" while keeping it in # TYPE, so the
+        # samples no longer belong to their family; allow-utf-8 leaves valid names
+        # (colons included) exactly as they are.
+        return _openmetrics(fams, **_OM_ESCAPING), OPENMETRICS_CONTENT_TYPE  # type: ignore[arg-type]
     return _text(fams), TEXT_CONTENT_TYPE  # type: ignore[arg-type]
