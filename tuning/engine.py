@@ -192,8 +192,12 @@ class Transaction:
         failures = []
         for r in reversed(self.done):
             assert r.knob is not None
+            original = self.before.get((r.tunable, r.target), "")
             try:
-                r.knob.restore(r.target, self.before.get((r.tunable, r.target), ""))
+                # The knob whose write failed is usually unchanged: nothing to undo.
+                if not r.knob.process_held and r.knob.snapshot(r.target) == original:
+                    continue
+                r.knob.restore(r.target, original)
             except Exception as e:  # noqa: BLE001 - report every knob that stayed changed
                 failures.append(f"{r.tunable} {r.target}: {e}")
         if failures:
@@ -267,9 +271,11 @@ def build_engine(
     source: str = "config",
 ) -> Engine:
     """Load the profile (raises ProfileError) and bind it to the host under `paths`."""
+    # Profile directories are configuration, read where the config file is read
+    # (not under the host root that --root moves).
     prof = load_profile(
         profile or settings.profile,
-        [paths.host(d) if d.startswith("/") else Path(d) for d in settings.profile_dirs],
+        [Path(d) for d in settings.profile_dirs],
         overrides=settings.overrides,
         overrides_source=source,
     )

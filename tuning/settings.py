@@ -14,7 +14,7 @@ class TuningSettings(BaseModel):
     # audit: report drift only; enforce: apply and re-apply. Never changes a host unasked.
     mode: Literal["audit", "enforce"] = "audit"
     profile: str = "inference-latency"
-    verify_interval: Duration = 60.0
+    verify_interval: Duration = Field(default=60.0, gt=0)
     # Operators' own profiles; searched before the shipped ones, so a same-named
     # profile here replaces ours.
     profile_dirs: list[str] = Field(default_factory=lambda: ["/etc/infernode/profiles"])

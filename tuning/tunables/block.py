@@ -64,9 +64,11 @@ class BlockScheduler(Tunable):
 
     def write(self, target: str, value: str) -> None:
         offered = [w.strip("[]") for w in read_file(self._path(target)).split()]
-        if value not in offered:
-            raise TunableError(f"{target} offers schedulers {' '.join(offered)}, not {value!r}")
-        write_file(self._path(target), value)
+        try:
+            write_file(self._path(target), value)
+        except OSError as e:
+            # EINVAL: the scheduler is not built in or loaded (the file lists those that are).
+            raise TunableError(f"{target} offers schedulers {' '.join(offered)}, not {value!r} ({e.strerror})") from e
 
 
 class BlockReadAhead(Tunable):

@@ -108,7 +108,7 @@ class _Ethtool(Tunable):
     def _query(self, target: str) -> tuple[dict[str, int | None], dict[str, int | None]]:
         # ethtool speaks netlink to the running kernel, which a fixture root is not.
         if not self.ctx.paths.is_real_root():
-            raise Unsupported(f"{self.what} are read with ethtool from the running kernel, not from root {self.ctx.paths.root}")
+            raise Unsupported(f"{self.what}: ethtool reaches only the running kernel, not an alternate root")
         try:
             proc = self.ctx.run(["ethtool", self.show_flag, target])
         except FileNotFoundError:
