@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tuning.desired import Desired
-from tuning.tunable import Tunable, int_validator, read_file, write_file
+from tuning.tunable import Tunable, Unsupported, int_validator, read_file, write_file
 
 
 class Sysctl(Tunable):
@@ -22,7 +22,12 @@ class Sysctl(Tunable):
 
     def read(self, target: str) -> str:
         # The kernel separates fields of vectors (tcp_rmem) with tabs; compare on words.
-        return " ".join(read_file(self._path()).split())
+        value = " ".join(read_file(self._path()).split())
+        # Mode 0444: the kernel will refuse every writer, root included (net.core.rmem_max
+        # seen from a child network namespace is the init namespace's, read-only).
+        if self._path().stat().st_mode & 0o222 == 0:
+            raise Unsupported(f"{self.key} is read-only here (current {value})")
+        return value
 
     def snapshot(self, target: str) -> str:
         return read_file(self._path())

@@ -209,3 +209,10 @@ def test_cpuset_gpus_on_one_node_and_nic_selection(tmp_path, root):
 def test_rollback_api_without_state_is_a_no_op(root):
     engine = build_engine(Paths(root), TuningSettings(profile_dirs=[]))
     assert rollback(engine) == []
+
+
+def test_read_only_sysctl_is_unsupported_not_a_failed_apply(root):
+    (root / "proc/sys/vm/swappiness").chmod(0o444)
+    engine = build_engine(Paths(root), TuningSettings(profile_dirs=[]))
+    row = next(r for r in engine.plan() if r.tunable == "vm.swappiness")
+    assert row.action == "unsupported" and "read-only" in row.note
