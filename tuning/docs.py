@@ -28,7 +28,14 @@ In the daemon (`tuning.mode`): `audit` (default) verifies every
 events; `enforce` also applies at start, re-applies on drift
 (`infernode_tuning_reapplied_total`) and holds `/dev/cpu_dma_latency` open; the
 cap is released when the daemon stops, other knobs stay until `tune rollback` or
-reboot.
+reboot. Switch the daemon back to `audit` before a manual `tune rollback`, or
+enforce mode will re-apply the profile at its next verification.
+
+Scope notes: network sysctls are per network namespace (the engine tunes the
+namespace it runs in; a global one such as `net.core.busy_read` seen from a child
+namespace is reported unsupported, as is any read-only knob). NIC channels and
+rings go through the `ethtool` binary, which only reaches the running kernel: they
+are unsupported under `--root`.
 
 Desired values: exact `performance`, any-of `madvise|never`, at-least `>=4096`,
 at-most `<=2`, or per field (`4096 131072 >=16777216`). Operators add profiles in

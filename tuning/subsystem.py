@@ -59,7 +59,7 @@ class TuningSubsystem(Subsystem):
         self.last_verify: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._monitor: Any = None
+        self._monitors: list[Any] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -73,9 +73,9 @@ class TuningSubsystem(Subsystem):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self._monitor is not None:
-            asyncio.get_running_loop().remove_reader(self._monitor.fileno())
-            self._monitor = None
+        for monitor in self._monitors:
+            asyncio.get_running_loop().remove_reader(monitor.fileno())
+        self._monitors = []
         if self.holder is not None:
             self.holder.release()
 
@@ -137,22 +137,28 @@ class TuningSubsystem(Subsystem):
             return
         try:
             import pyudev
-
-            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
-            monitor.filter_by("net")
-            monitor.filter_by("cpu")
-            monitor.start()
-        except (ImportError, OSError) as e:
-            log.info("no udev events for tuning (%s); verifying every %ss only", e, self.settings.verify_interval)
+        except ImportError:
             return
+        loop = asyncio.get_running_loop()
+        # The kernel's event comes first and needs no udevd; udev's comes after its
+        # rules ran (an interface renamed to its predictable name): verify on both.
+        for source in ("kernel", "udev"):
+            try:
+                monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source=source)
+                monitor.filter_by("net")
+                monitor.filter_by("cpu")
+                monitor.start()
+            except (OSError, ValueError) as e:
+                log.info("no %s events for tuning (%s)", source, e)
+                continue
 
-        def readable() -> None:
-            while monitor.poll(timeout=0) is not None:
-                pass
-            self._wake.set()
+            def readable(monitor: Any = monitor) -> None:
+                while monitor.poll(timeout=0) is not None:
+                    pass
+                self._wake.set()
 
-        asyncio.get_running_loop().add_reader(monitor.fileno(), readable)
-        self._monitor = monitor
+            loop.add_reader(monitor.fileno(), readable)
+            self._monitors.append(monitor)
 
     # -- one verification round ---------------------------------------------
 
@@ -192,6 +198,23 @@ class TuningSubsystem(Subsystem):
 
     # -- exposition and doctor ----------------------------------------------
 
+    @classmethod
+    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+        """`infernode doctor` without a daemon: the profile loads, and drift."""
+        from tuning.engine import build_engine
+        from tuning.profiles import ProfileError
+
+        try:
+            engine = build_engine(paths, config.tuning)
+        except ProfileError as e:
+            return [DoctorRow("tuning", "profile", "fail", str(e), "fix the profile or tuning.overrides")]
+        drift = engine.verify()
+        if not drift:
+            return [DoctorRow("tuning", "drift", "ok", f"profile {engine.profile.name} in desired state")]
+        return [DoctorRow("tuning", "drift", "warn",
+                          f"{len(drift)} knob(s) not in the desired state: {summarize(drift)}",
+                          "`infernode tune plan` to see them, `infernode tune apply` to fix")]
+
     def samples(self) -> Iterable[Sample]:
         for (tunable, target), value in sorted(self.in_state.items()):
             yield sample("infernode_tuning_in_desired_state", value, tunable=tunable, target=target)
@@ -206,8 +229,16 @@ class TuningSubsystem(Subsystem):
             return
         drifted = sorted(k for k, v in self.in_state.items() if not v)
         if drifted:
-            shown = ", ".join(f"{t} {g}" for t, g in drifted[:5])
-            yield DoctorRow("tuning", "drift", "warn", f"{len(drifted)} knob(s) drifted: {shown}",
+            yield DoctorRow("tuning", "drift", "warn", f"{len(drifted)} knob(s) drifted: {summarize(drifted)}",
                             "`infernode tune apply`, or set tuning.mode: enforce")
         else:
             yield DoctorRow("tuning", "drift", "ok", f"profile {self.settings.profile} in desired state")
+
+
+def summarize(keys: Any) -> str:
+    """"vm.swappiness system, cpu.governor (32 targets)": one entry per tunable."""
+    by_name: dict[str, list[str]] = {}
+    for k in keys:
+        tunable, target = (k.tunable, k.target) if hasattr(k, "tunable") else k
+        by_name.setdefault(tunable, []).append(target)
+    return ", ".join(f"{n} {t[0]}" if len(t) == 1 else f"{n} ({len(t)} targets)" for n, t in by_name.items())

@@ -216,3 +216,43 @@ def test_read_only_sysctl_is_unsupported_not_a_failed_apply(root):
     engine = build_engine(Paths(root), TuningSettings(profile_dirs=[]))
     row = next(r for r in engine.plan() if r.tunable == "vm.swappiness")
     assert row.action == "unsupported" and "read-only" in row.note
+
+
+def test_crash_then_enforce_start_keeps_the_true_originals(tmp_path, root):
+    import asyncio
+
+    from agent.config import parse_config
+    from agent.daemon import Daemon
+    from tuning.subsystem import TuningSubsystem
+
+    before = tree(root)
+    crash_midway(root, 25)
+    daemon = Daemon(parse_config({"tuning": {"profile_dirs": [], "mode": "enforce"}}), None, Paths(root))
+    sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
+
+    async def run():  # noqa: ANN202
+        await sub.start()
+        await sub.stop()
+
+    asyncio.run(run())
+    assert load_state(Paths(root)).status == "applied"
+    assert set(dict(sub.in_state).values()) == {1}
+    # Rolling back now must reach the values from before the crashed run, not the
+    # half-applied ones the crash left. (The fixture's /dev/cpu_dma_latency is a
+    # plain file that keeps the held value; the real device drops it on close.)
+    assert tune(root, cfg(tmp_path), "rollback").exit_code == 0
+    after = tree(root)
+    assert after.pop("dev/cpu_dma_latency") != before.pop("dev/cpu_dma_latency")
+    assert after == before
+
+
+def test_doctor_reports_tuning_drift(tmp_path, root):
+    from agent.config import parse_config
+    from tuning.subsystem import TuningSubsystem
+
+    rows = TuningSubsystem.doctor_offline(parse_config({"tuning": {"profile_dirs": []}}), Paths(root))
+    assert rows[0].status == "warn" and "vm.swappiness system" in rows[0].detail
+    assert "cpu.governor (32 targets)" in rows[0].detail
+    assert tune(root, cfg(tmp_path), "apply").exit_code == 0
+    rows = TuningSubsystem.doctor_offline(parse_config({"tuning": {"profile_dirs": []}}), Paths(root))
+    assert rows[0].status == "ok"
