@@ -56,8 +56,20 @@ class Topology:
 
 def read_topology(paths: Paths) -> Topology:
     nodes = _read_nodes(paths)
-    gpus = tuple(_read_gpus(paths, nodes))
-    return Topology(nodes=nodes, gpus=gpus, siblings=_read_siblings(paths, nodes))
+    return Topology(nodes=nodes, gpus=tuple(_gpus(paths, nodes)), siblings=_read_siblings(paths, nodes))
+
+
+def _gpus(paths: Paths, nodes: dict[int, frozenset[int]]) -> list[PciGpu]:
+    """The GPU topology API (NVML, then sysfs) when the agent has it, else sysfs here."""
+    try:
+        from collectors.gpu.topology import gpu_topology
+    except ImportError:
+        return list(_read_gpus(paths, nodes))
+    out = []
+    for g in gpu_topology(paths):
+        cpus = frozenset(g.local_cpus) or (nodes.get(g.numa_node, frozenset()) if g.numa_node is not None else frozenset())
+        out.append(PciGpu(g.pci_bus_id, g.numa_node, cpus))
+    return out
 
 
 def _read_nodes(paths: Paths) -> dict[int, frozenset[int]]:

@@ -48,6 +48,19 @@ class ThpDefrag(_Thp):
     checker = staticmethod(choice_validator(("always", "defer", "defer+madvise", "madvise", "never")))
 
 
+def short_allocation(target: str, wanted: int, got: int, boot_size: str) -> str | None:
+    """The error for a pool the kernel filled only partly (it writes what it could
+    find, silently), naming the boot parameter that reserves it before memory fragments."""
+    if got >= wanted:
+        return None
+    node = re.sub(r"\D", "", target)
+    return (
+        f"the kernel allocated {got} of {wanted} {boot_size} pages on {target} "
+        f"(memory too fragmented at run time); reserve them at boot instead: "
+        f"`hugepagesz={boot_size} hugepages={node}:{wanted}` on the kernel command line"
+    )
+
+
 class _HugepagesPerNode(Tunable):
     family = "memory"
     size_kb = 0
@@ -66,14 +79,9 @@ class _HugepagesPerNode(Tunable):
 
     def write(self, target: str, value: str) -> None:
         write_file(self._path(target), value)
-        got = int(self.read(target))
-        if got < int(value):
-            node = re.sub(r"\D", "", target)
-            raise TunableError(
-                f"the kernel allocated {got} of {value} {self.boot_size} pages on {target} "
-                f"(memory too fragmented at run time); reserve them at boot instead: "
-                f"`hugepagesz={self.boot_size} hugepages={node}:{value}` on the kernel command line"
-            )
+        problem = short_allocation(target, int(value), int(self.read(target)), self.boot_size)
+        if problem:
+            raise TunableError(problem)
 
 
 class Hugepages2MPerNode(_HugepagesPerNode):

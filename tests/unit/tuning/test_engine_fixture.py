@@ -256,3 +256,15 @@ def test_doctor_reports_tuning_drift(tmp_path, root):
     assert tune(root, cfg(tmp_path), "apply").exit_code == 0
     rows = TuningSubsystem.doctor_offline(parse_config({"tuning": {"profile_dirs": []}}), Paths(root))
     assert rows[0].status == "ok"
+
+
+def test_hugepage_pools_per_numa_node(tmp_path, root):
+    (tmp_path / "pools.yaml").write_text(
+        "include: inference-latency\ntunables:\n  hugepages.2m_per_node: 512\n  hugepages.1g_per_node: 2\n")
+    config = cfg(tmp_path, profile="pools", profile_dirs=[str(tmp_path)])
+    assert tune(root, config, "apply").exit_code == 0
+    for node in (0, 1):
+        base = root / f"sys/devices/system/node/node{node}/hugepages"
+        assert (base / "hugepages-2048kB/nr_hugepages").read_text() == "512\n"
+        assert (base / "hugepages-1048576kB/nr_hugepages").read_text() == "2\n"
+    assert tune(root, config, "verify").exit_code == 0

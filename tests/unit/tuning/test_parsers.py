@@ -113,3 +113,12 @@ def test_mountinfo_longest_prefix():
     assert parse_mountinfo_device(text, "/var/lib/models/llama") == "259:1"
     assert parse_mountinfo_device(text, "/var/lib/modelsX") == "8:1"
     assert parse_mountinfo_device(text, "/etc") == "8:1"
+
+
+def test_short_hugepage_allocation_names_the_boot_parameter():
+    from tuning.tunables.memory import short_allocation
+
+    assert short_allocation("node1", 4, 4, "1G") is None
+    msg = short_allocation("node1", 4, 1, "1G")
+    assert "allocated 1 of 4 1G pages on node1" in msg
+    assert "`hugepagesz=1G hugepages=1:4`" in msg
