@@ -33,7 +33,7 @@ def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa:
 def format_rows(rows) -> str:  # noqa: ANN001
     header = ("TUNABLE", "TARGET", "CURRENT", "DESIRED", "ACTION")
     table = [header] + [
-        (r.tunable, r.target, "-" if r.current is None else r.current, r.desired,
+        (r.tunable, r.target, "-" if r.current is None else (r.current or "(unset)"), r.desired,
          r.action + (f" ({r.note})" if r.note and r.action != "ok" else ""))
         for r in rows
     ]

@@ -84,7 +84,9 @@ class TuningSubsystem(Subsystem):
             self.holder.release()
         self.settings = config.tuning
         self._build()
-        self._wake.set()
+        if self.engine is not None:
+            # The new profile or mode takes effect now, not at the next interval.
+            await asyncio.to_thread(self._startup)
 
     def _build(self) -> None:
         from tuning.engine import build_engine
