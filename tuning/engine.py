@@ -213,12 +213,15 @@ class Transaction:
         raise EngineError(f"{row.tunable} {row.target}: {error}; {restored}{tail}") from error
 
 
-def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> list[str]:
+def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> tuple[list[Original], list[str]]:
+    """Restore in reverse order of saving; returns (restored in that order, failures)."""
     failures: list[str] = []
     remaining: list[Original] = []
+    restored: list[Original] = []
     for o in reversed(state.originals):
         try:
             engine.knob(o.tunable).restore(o.target, o.original)
+            restored.append(o)
         except Exception as e:  # noqa: BLE001
             failures.append(f"{o.tunable} {o.target}: {e}")
             remaining.insert(0, o)
@@ -228,15 +231,14 @@ def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> list[s
         save_state(ctx.paths, state)
     else:
         clear_state(ctx.paths)
-    return failures
+    return restored, failures
 
 
 def _recover(ctx: TuneContext, engine: Engine) -> list[Original]:
     state = load_state(ctx.paths)
     if state is None or state.status != APPLYING:
         return []
-    restored = list(state.originals)
-    failures = _restore_all(ctx, engine, state)
+    restored, failures = _restore_all(ctx, engine, state)
     if failures:
         raise EngineError("an unfinished tuning run could not be undone: " + "; ".join(failures))
     return restored
@@ -249,15 +251,15 @@ def recover(engine: Engine) -> list[Original]:
 
 
 def rollback(engine: Engine) -> list[Original]:
-    """Restore every saved original in reverse order; idempotent."""
+    """Restore every saved original in reverse order; idempotent. Returns the
+    originals in the order they were restored."""
     with _Lock(engine.ctx.paths):
         if engine.ctx.holder is not None:
             engine.ctx.holder.release()
         state = load_state(engine.ctx.paths)
         if state is None:
             return []
-        restored = list(state.originals)
-        failures = _restore_all(engine.ctx, engine, state)
+        restored, failures = _restore_all(engine.ctx, engine, state)
         if failures:
             raise EngineError("could not restore: " + "; ".join(failures))
         return restored

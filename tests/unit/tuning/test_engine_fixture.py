@@ -268,3 +268,29 @@ def test_hugepage_pools_per_numa_node(tmp_path, root):
         assert (base / "hugepages-2048kB/nr_hugepages").read_text() == "512\n"
         assert (base / "hugepages-1048576kB/nr_hugepages").read_text() == "2\n"
     assert tune(root, config, "verify").exit_code == 0
+
+
+def test_rollback_runs_in_reverse_order_of_apply(root):
+    engine = build_engine(Paths(root), TuningSettings(profile_dirs=[]))
+    changed, _ = engine.apply()
+    applied = [(r.tunable, r.target) for r in changed]
+    assert applied[0] == ("cpu.governor", "cpu0") and applied[-1][0] == "block.read_ahead_kb"
+    restored = [(o.tunable, o.target) for o in rollback(engine)]
+    assert restored == applied[::-1]
+
+
+def test_one_run_at_a_time(tmp_path, root):
+    import fcntl
+    import os
+
+    lock = root / "run/infernode/tuning/lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    before = tree(root)
+    try:
+        result = tune(root, cfg(tmp_path), "apply")
+    finally:
+        os.close(fd)
+    assert result.exit_code == 1 and "another tuning run holds" in result.output
+    assert tree(root) == before
