@@ -85,7 +85,8 @@ def apply(config_path: Path | None, root: Path, profile: str | None) -> None:
     held = [r for r in engine.plan() if r.action == "hold"]
     for r in held:
         click.echo(f"hold {r.tunable} {r.target}: {r.desired} (only while the agent daemon runs)")
-    click.echo(f"profile {engine.profile.name}: {len(changed)} knob(s) changed")
+    # "no changes" is what the Ansible role's changed_when looks for.
+    click.echo(f"profile {engine.profile.name}: " + (f"{len(changed)} knob(s) changed" if changed else "no changes"))
 
 
 @tune.command()
