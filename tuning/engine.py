@@ -59,8 +59,11 @@ class _Lock:
         self.fd: int | None = None
 
     def __enter__(self) -> "_Lock":
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise EngineError(f"nothing changed; cannot take the tuning lock {self.path}: {e.strerror or e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,11 +142,14 @@ class Engine:
             todo = [r for r in rows if r.action == SET]
             if not todo:
                 return [], recovered
-            tx = Transaction(self, todo)
+            try:
+                tx = Transaction(self, todo)
+            except (TunableError, OSError, Unsupported, ValueError) as e:
+                raise EngineError(f"nothing changed; cannot record the originals: {e}") from e
             try:
                 for row in todo:
                     tx.step(row)
-            except (TunableError, OSError, Unsupported, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - whatever went wrong, undo this run
                 tx.abort(row, e)
             tx.commit()
             return todo, recovered

@@ -295,3 +295,26 @@ def test_one_run_at_a_time(tmp_path, root):
         os.close(fd)
     assert result.exit_code == 1 and "another tuning run holds" in result.output
     assert tree(root) == before
+
+
+def test_unwritable_state_dir_changes_nothing(tmp_path, root):
+    # A file where the state directory should be: the originals cannot be saved,
+    # so not a single knob may be touched.
+    (root / "run/infernode").mkdir(parents=True, exist_ok=True)
+    (root / "run/infernode/tuning").write_text("not a directory\n")
+    before = tree(root)
+    result = tune(root, cfg(tmp_path), "apply")
+    assert result.exit_code == 1
+    assert "infernode/tuning" in result.output
+    assert tree(root) == before
+
+
+def test_originals_that_cannot_be_saved_change_nothing(tmp_path, root):
+    # The lock can be taken but the state file's temporary cannot be written.
+    (root / "run/infernode/tuning/state.json.tmp").mkdir(parents=True)
+    before = tree(root)
+    result = tune(root, cfg(tmp_path), "apply")
+    assert result.exit_code == 1
+    assert "nothing changed; cannot record the originals" in result.output
+    assert tree(root) == before
+    assert not state_path(Paths(root)).exists()
