@@ -49,8 +49,8 @@ MAPPING: dict[str, tuple[str, str]] = {
         "so verify can compare it. Throughput: `<=99` as accelerator-performance. Held only while the daemon runs."),
     "thp.enabled": (
         "vm.transparent_hugepages",
-        "network-latency turns THP off for everyone; CUDA pinned buffers and the PyTorch allocator "
-        "benefit from huge pages, so we keep them for those who madvise."),
+        "network-latency turns THP off for everyone; we keep huge pages for processes that "
+        "madvise (PyTorch's CPU allocator with THP_MEM_ALLOC_ENABLE=1) and spare the rest compaction stalls."),
     "thp.defrag": ("", "tuned leaves defrag alone; we keep direct compaction to madvised regions."),
     "hugepages.2m_per_node": (
         "", "Not in the shipped profiles: only servers that use hugetlbfs need a pool; size it per site."),

@@ -27,10 +27,11 @@ class _Thp(Tunable):
 class ThpEnabled(_Thp):
     """Transparent hugepages (`/sys/kernel/mm/transparent_hugepage/enabled`).
 
-    `madvise`: only memory that asks for it (CUDA pinned host buffers and PyTorch's
-    allocator do) gets huge pages, so the agent and the OS see no khugepaged
-    compaction stalls, while `never` (tuned's network-latency) would deny them to
-    the inference server as well."""
+    `madvise`: only memory that asks with madvise(MADV_HUGEPAGE) gets huge pages
+    (PyTorch's CPU allocator does for buffers of 2 MiB and more when
+    `THP_MEM_ALLOC_ENABLE=1`), so other processes see no khugepaged compaction
+    stalls, while `never` (tuned's network-latency) would deny them to the
+    inference server as well."""
 
     name = "thp.enabled"
     attribute = "enabled"

@@ -192,7 +192,9 @@ class NicIrqAffinity(Tunable):
 
     `local`: the housekeeping CPUs on the NIC's NUMA node (all of the NIC's local
     CPUs when it has none), so packet processing stays on the NIC's node and off
-    the inference CPU set. Or an explicit CPU list."""
+    the inference CPU set. Or an explicit CPU list. Kernel-managed interrupts
+    (drivers that spread their own vectors) refuse the write with EIO: the apply
+    fails and is rolled back; drop the key for such NICs."""
 
     name = "nic.irq_affinity"
     family = "network"
