@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "topology": "collectors.gpu.topology_cli:command",
     "workers": "agent.worker.cli:workers",
     "drain": "agent.worker.cli:drain",
+    "tune": "tuning.cli:tune",
 }
 
 EXIT_CONFIG = 2
