@@ -64,6 +64,7 @@ class TuningSubsystem(Subsystem):
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        self._publish_cpuset()
         self._build()
         if self.engine is not None:
             await asyncio.to_thread(self._startup)
@@ -83,10 +84,23 @@ class TuningSubsystem(Subsystem):
         if self.holder is not None:
             self.holder.release()
         self.settings = config.tuning
+        self._publish_cpuset()
         self._build()
         if self.engine is not None:
             # The new profile or mode takes effect now, not at the next interval.
             await asyncio.to_thread(self._startup)
+
+    def _publish_cpuset(self) -> None:
+        """The inference CPU set, for the worker supervisor's CPUAffinity=."""
+        from tuning.topology import inference_cpus, read_topology
+
+        try:
+            cpus = inference_cpus(read_topology(self.daemon.paths), self.settings)
+        except (OSError, ValueError) as e:
+            log.warning("inference CPU set unavailable: %s", e)
+            self.daemon.services.pop("tuning.inference_cpus", None)
+            return
+        self.daemon.services["tuning.inference_cpus"] = sorted(cpus)
 
     def _build(self) -> None:
         from tuning.engine import build_engine

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from agent import cpulist
 from agent.paths import Paths
 
 NVIDIA_VENDOR = "0x10de"
@@ -31,34 +32,12 @@ class PlacementProvider(Protocol):
 
 def parse_cpulist(text: str) -> tuple[int, ...]:
     """"0-3,8,10-11" -> (0, 1, 2, 3, 8, 10, 11); empty text -> ()."""
-    out: set[int] = set()
-    text = text.strip()
-    if not text:
-        return ()
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"not a CPU list: {text!r}")
-        first, last = int(lo), int(hi) if sep else int(lo)
-        if last < first:
-            raise ValueError(f"not a CPU list (descending range {part!r}): {text!r}")
-        out.update(range(first, last + 1))
-    return tuple(sorted(out))
+    return tuple(cpulist.parse_cpulist(text))
 
 
 def format_cpulist(cpus: Sequence[int]) -> str:
     """(0, 1, 2, 3, 8) -> "0-3 8": ranges, space separated, as systemd writes them."""
-    ordered = sorted(set(cpus))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return " ".join(parts)
+    return cpulist.format_cpulist(cpus, sep=" ")
 
 
 def narrow(placement: Placement, allowed_cpus: Sequence[int] | None) -> Placement:

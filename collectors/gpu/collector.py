@@ -175,6 +175,9 @@ class GpuCollector(Collector):
         self.ctx.services["gpu_open_events"] = self.open_events
         # For tuning and the worker: () -> NodeTopology, asked of this collector's NVML.
         self.ctx.services["topology"] = self.topology
+        # For the worker supervisor: which worker a GPU event (subject gpu:<uuid>) hits.
+        index_by_uuid = {d.uuid: d.index for d in devices}
+        self.ctx.services["gpu.index_of_uuid"] = index_by_uuid.get
         self.ctx.log.info("GPU telemetry: %d GPU(s), driver %s, CUDA %s", len(devices), *driver)
 
     def _run(self) -> None:

@@ -21,6 +21,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from agent.cpulist import format_cpulist, parse_cpulist
 from agent.paths import Paths
 from collectors.gpu.fields import normalize_bus_id
 
@@ -54,45 +55,6 @@ class NicInfo:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "local_cpulist": format_cpulist(self.local_cpus)}
-
-
-def parse_cpulist(text: str) -> list[int]:
-    """Kernel cpulist format ("0-3,8,10-11", possibly with a ":stride" on ranges) -> sorted CPUs."""
-    cpus: set[int] = set()
-    text = text.strip()
-    if not text:
-        return []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        stride = 1
-        if ":" in part:
-            part, s = part.split(":", 1)
-            stride = int(s.split("/")[0])
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            a, b = int(lo), int(hi)
-            if b < a:
-                raise ValueError(f"cpulist range {part!r} is decreasing")
-            cpus.update(range(a, b + 1, stride))
-        else:
-            cpus.add(int(part))
-    return sorted(cpus)
-
-
-def format_cpulist(cpus: Sequence[int]) -> str:
-    """[0,1,2,3,8] -> "0-3,8" (the kernel's own form)."""
-    out: list[str] = []
-    s = sorted(set(cpus))
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[j] + 1:
-            j += 1
-        out.append(str(s[i]) if i == j else f"{s[i]}-{s[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 def cpus_from_mask_words(words: Sequence[int]) -> list[int]:
