@@ -18,6 +18,10 @@ from agent import __version__
 
 # name -> "module:attribute"; each subsystem adds its own line.
 LAZY_COMMANDS: dict[str, str] = {
+    "topology": "collectors.gpu.topology_cli:command",
+    "workers": "agent.worker.cli:workers",
+    "drain": "agent.worker.cli:drain",
+    "tune": "tuning.cli:tune",
     "explain": "agent.tracing.cli:explain",
     "slow": "agent.tracing.cli:slow",
 }

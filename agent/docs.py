@@ -50,4 +50,6 @@ def _cell(text: str) -> str:
 
 def generated_docs(catalog: Catalog) -> dict[Path, str]:
     """Every generated document, by path relative to the repository root."""
-    return {METRICS_DOC: render_metrics_doc(catalog)}
+    from tuning.docs import TUNING_DOC, render_tuning_doc
+
+    return {METRICS_DOC: render_metrics_doc(catalog), TUNING_DOC: render_tuning_doc()}

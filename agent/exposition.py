@@ -19,6 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.samples import Sample as PromSample
+from prometheus_client.utils import floatToGoString
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
@@ -26,7 +27,6 @@ from agent.samples import Exemplar, HistogramValue, Sample
 # Text format 0.0.4, which every Prometheus parses. (prometheus_client's "latest"
 # is 1.0.0, the UTF-8-names variant; our names are all legacy-valid.)
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 
 class UndeclaredMetricError(KeyError):
     pass
@@ -81,23 +81,24 @@ def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
 
 
 def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Metric:
-    """Re-exposed families keep their original type; collectors pass it in the
-    `__type__` label-less convention: a passthrough Sample carries prebuilt series
-    as HistogramValue (histograms) or plain values (counters use the _total name)."""
+    """A re-exposed family (agent/worker/scrape.py's convention): HistogramValue
+    samples are a histogram named `name`; float samples named `<family>_total` are a
+    counter; other float samples a gauge. Each series keeps its own label set, so
+    series of one family may carry different labels, as in the source."""
     if any(isinstance(s.value, HistogramValue) for s in samples):
-        label_names = sorted(samples[0].labels)
-        fam: Metric = HistogramMetricFamily(name, help_text, labels=label_names)
+        fam = Metric(name, help_text, "histogram")
         for s in samples:
             hv = s.value
-            assert isinstance(hv, HistogramValue)
-            fam.add_metric([s.labels[k] for k in label_names], [(_fmt_bound(b), c) for b, c in hv.buckets], hv.sum)
+            if not isinstance(hv, HistogramValue):
+                continue  # a float under a histogram's name cannot be encoded; the runtime counts it
+            labels = dict(s.labels)
+            for bound, count in hv.buckets:
+                fam.samples.append(PromSample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, float(count)))
+            fam.samples.append(PromSample(f"{name}_count", labels, float(hv.count)))
+            fam.samples.append(PromSample(f"{name}_sum", labels, float(hv.sum)))
         return fam
-    if name.endswith("_total"):
-        fam = Metric(name[: -len("_total")], help_text, "counter")
-        for s in samples:
-            fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
-        return fam
-    fam = Metric(name, help_text, "gauge")
+    kind = "counter" if name.endswith("_total") else "gauge"
+    fam = Metric(name[: -len("_total")] if kind == "counter" else name, help_text, kind)
     for s in samples:
         fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
     return fam
@@ -188,7 +189,8 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
 
 def _encode_histogram(out: list[str], family: str, s: Sample, om: bool) -> None:
     hv = s.value
-    assert isinstance(hv, HistogramValue)
+    if not isinstance(hv, HistogramValue):
+        return  # a float under a re-exposed histogram's name cannot be encoded; the runtime counts it
     for bound, count in hv.buckets:
         labels = dict(s.labels)
         labels["le"] = _fmt_bound(bound)

@@ -54,7 +54,12 @@ class Subsystem(ABC):
 def subsystem_classes() -> list[type[Subsystem]]:
     """The daemon's subsystems, imported on demand."""
     from agent.tracing.subsystem import TracingSubsystem
+    from agent.worker.supervisor import WorkerSupervisor
+    from tuning.subsystem import TuningSubsystem
 
+    # Tuning first: the worker reads the inference CPU set it publishes.
     return [
+        TuningSubsystem,
+        WorkerSupervisor,
         TracingSubsystem,
     ]

@@ -12,6 +12,7 @@ from agent.collector import Collector
 
 def collector_classes() -> list[type[Collector]]:
     from collectors.cgroup import CgroupCollector
+    from collectors.gpu.collector import GpuCollector
     from collectors.host.cpu import CpuCollector
     from collectors.host.diskstats import DiskstatsCollector
     from collectors.host.loadavg import LoadavgCollector
@@ -27,6 +28,7 @@ def collector_classes() -> list[type[Collector]]:
         DiskstatsCollector,
         NetdevCollector,
         CgroupCollector,
+        GpuCollector,
     ]
 
 

@@ -71,6 +71,7 @@ class RequestScope:
     gpus: tuple[str, ...] | None = ()
     pids: frozenset[int] = frozenset()
     port: int | None = None
+    nics: tuple[str, ...] = ()
 
     def subjects(self) -> list[str]:
         out = [f"worker:{self.worker}", NODE]
@@ -78,6 +79,8 @@ class RequestScope:
             out.append(f"cgroup:{self.cgroup}")
         for uuid in self.gpus or ():
             out.append(f"gpu:{uuid}")
+        for nic in self.nics:
+            out.append(f"nic:{nic}")
         return out
 
     def subject_prefixes(self) -> list[str]:
@@ -106,6 +109,8 @@ def concerns(ev: Event, scope: RequestScope) -> bool:
         return subj[7:] == scope.worker
     if subj.startswith("cgroup:"):
         return scope.cgroup is not None and subj[7:] == scope.cgroup
+    if subj.startswith("nic:"):
+        return subj[4:] in scope.nics
     return subj == NODE
 
 
@@ -130,8 +135,10 @@ _INSTANT_KINDS: dict[str, str] = {
     "worker_start": "worker started",
     "oom_kill": "OOM kill",
     "tcp_retransmit": "TCP retransmits",
-    "tuning_drift": "tuning drift",
 }
+# States and changes of the node, not delays: reported beside the causes as context
+# (a drifted sysctl is true of every request until fixed, so it explains none of them).
+_CONTEXT_KINDS = frozenset(("tuning_drift", "tuning_applied", "bootstrap_change", "gpu_added", "gpu_removed"))
 
 
 def is_cause(ev: Event) -> bool:
@@ -182,6 +189,7 @@ class Explanation:
     explained_s: float = 0.0
     more_causes: int = 0  # ranked below the ones listed
     top_kind: str | None = None
+    context: list[str] = field(default_factory=list)
     _causes: list[Cause] | None = None
 
     @property
@@ -223,6 +231,7 @@ class Explanation:
             "explained_share": round(self.explained_s / r.e2e, 4) if r.e2e > 0 else 0.0,
             "causes": [c.to_json() for c in self.causes],
             "more_causes": self.more_causes,
+            "context": self.context,
         }
         if with_events:
             out["events"] = [_event_json(e, self.phases) for e in self.events]
@@ -339,8 +348,20 @@ def explain(
 
     explained = union_ns(all_intervals) / 1e9
     top = timed[0][1] if timed else instants[0][0] if instants else None
+    context = sorted({_context_text(ev) for ev in relevant if ev.kind in _CONTEXT_KINDS})
     return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
-                       len(timed) + len(instants) - listed, top)
+                       len(timed) + len(instants) - listed, top, context)
+
+
+def _context_text(ev: Event) -> str:
+    a = ev.attributes
+    if ev.kind == "tuning_drift":
+        return f"tuning drift: {a.get('tunable', '?')} is {a.get('current', '?')}, wanted {a.get('desired', '?')}"
+    if ev.kind == "tuning_applied":
+        return f"tuning profile {a.get('profile', '?')} applied"
+    if ev.kind == "bootstrap_change":
+        return f"{a.get('component', '?')} changed to {a.get('version', '?')}"
+    return f"{ev.kind.replace('_', ' ')} {a.get('pci_bus_id', '')}".strip()
 
 
 def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
@@ -420,8 +441,6 @@ def _instant_cause(r: RequestSpan, kind: str, key: str, evs: list[Event], phs: S
         what = f"{label} {a.get('xid', '?')} ({a.get('action', '?')}) on {first.subject.split(':', 1)[1]}"
     elif kind == "tcp_retransmit":
         what = f"{label}: {sum(ev.magnitude or 1 for ev in evs):.0f} segments"
-    elif kind == "tuning_drift":
-        what = f"{label}: {a.get('tunable', '?')} is {a.get('current', '?')}, wanted {a.get('desired', '?')}"
     elif kind == "oom_kill":
         what = f"{label} of pid {a.get('pid', '?')} ({a.get('comm', '?')})"
     else:

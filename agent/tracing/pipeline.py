@@ -43,8 +43,9 @@ class IngestCounts:
 
 class Enricher:
     def __init__(self, events: EventStore, settings: ExplainSettings, resolver: ScopeResolver,
-                 metrics: RequestMetrics, recent: RecentRequests) -> None:
+                 metrics: RequestMetrics, recent: RecentRequests, services: dict[str, Any] | None = None) -> None:
         self.events = events
+        self.services = services if services is not None else {}
         self.settings = settings
         self.resolver = resolver
         self.metrics = metrics
@@ -54,9 +55,23 @@ class Enricher:
         self.enrich_seconds_total = 0.0
         # Writing events and causes into the span only pays off when it is forwarded.
         self.annotate = False
+        self._open: list[Event] = []
+
+    def _open_events(self) -> list[Event]:
+        """GPU throttle windows still open (the GPU collector adds them to the store
+        only when they close, and a request can end inside one)."""
+        fn = self.services.get("gpu_open_events")
+        if not callable(fn):
+            return []
+        try:
+            return list(fn())
+        except Exception:  # noqa: BLE001 - a GPU collector problem must not cost the span
+            log.debug("gpu_open_events failed", exc_info=True)
+            return []
 
     def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
         counts = IngestCounts()
+        self._open = self._open_events()
         for rs in req.resource_spans:
             res_attrs: dict[str, Any] | None = None
             for ss in rs.scope_spans:
@@ -87,6 +102,7 @@ class Enricher:
         # Found by its exact subject is enough, except node-wide events that still need a look.
         exact = frozenset(subjects) - {NODE}
         relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
+        relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
         slow = self.judge.judge(scope.worker, latencies(r))
         return explain(r, scope, relevant, slow, self.settings.min_cause)
 

@@ -46,6 +46,7 @@ class ScopeResolver:
         self.clock = clock
         self._pid_cache: dict[int, tuple[float, str | None]] = {}
         self._pids_cache: dict[str, tuple[float, frozenset[int]]] = {}
+        self._topo_cache: tuple[float, Any] | None = None
 
     def _cgroup(self, pid: int) -> str | None:
         now = self.clock()
@@ -83,20 +84,49 @@ class ScopeResolver:
         self._pids_cache[cgroup] = (now, pids)
         return pids
 
+    def _topology(self) -> tuple[dict[int, str], dict[int, list[str]]] | None:
+        """({gpu index: uuid}, {numa node: [nic names]}) from the GPU collector's
+        topology service, asked at most once a minute (it may go to NVML)."""
+        now = self.clock()
+        if self._topo_cache is not None and now - self._topo_cache[0] < 60.0:
+            return self._topo_cache[1]
+        fn = self.services.get("topology")
+        result = None
+        if callable(fn):
+            try:
+                topo = fn()
+                uuids = {g.index: g.uuid for g in topo.gpus if g.uuid}
+                nics: dict[int, list[str]] = {}
+                for n in topo.nics:
+                    if n.numa_node is not None:
+                        nics.setdefault(n.numa_node, []).append(n.name)
+                numa = {g.index: g.numa_node for g in topo.gpus}
+                result = (uuids, {i: nics.get(numa[i], []) for i in numa if numa[i] is not None})
+            except Exception:  # noqa: BLE001 - no topology means "any GPU", not a failed span
+                result = None
+        self._topo_cache = (now, result)
+        return result
+
     def gpu_uuids(self, indices: Sequence[int]) -> tuple[str, ...] | None:
-        """UUIDs of the worker's GPUs from the GPU topology service when it runs;
-        None (any GPU) when it does not or an index is unknown."""
-        topo = self.services.get("gpu_topology")
-        lookup = getattr(topo, "uuid_of_index", None)
-        if not indices or lookup is None:
+        """UUIDs of the worker's GPUs from the GPU topology; None (any GPU) when
+        the topology is unknown or does not name one of them."""
+        topo = self._topology()
+        if not indices or topo is None:
             return None
         out = []
         for i in indices:
-            uuid = lookup(i)
+            uuid = topo[0].get(i)
             if not uuid:
                 return None
-            out.append(str(uuid))
+            out.append(uuid)
         return tuple(out)
+
+    def nics(self, indices: Sequence[int]) -> tuple[str, ...]:
+        """NICs on the NUMA nodes of the worker's GPUs (where its traffic should go)."""
+        topo = self._topology()
+        if topo is None:
+            return ()
+        return tuple(sorted({n for i in indices for n in topo[1].get(i, [])}))
 
     def scope(self, r: RequestSpan) -> RequestScope:
         cgroup = self._cgroup(r.pid) if r.pid is not None else None
@@ -114,6 +144,7 @@ class ScopeResolver:
             worker=name or r.service_name or "unknown",
             cgroup=cgroup if cgroup and cgroup != "/" else None,
             gpus=self.gpu_uuids(worker.gpus) if worker is not None else None,
+            nics=self.nics(worker.gpus) if worker is not None else (),
             pids=pids,
             port=worker.port if worker is not None else None,
         )

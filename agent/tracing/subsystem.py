@@ -68,7 +68,7 @@ class TracingSubsystem(Subsystem):
         self.metrics = RequestMetrics()
         self.recent = RecentRequests(cfg.explain.keep_requests)
         self.resolver = ScopeResolver(daemon.paths, cfg.workers, daemon.services)
-        self.enricher = Enricher(daemon.events, cfg.explain, self.resolver, self.metrics, self.recent)
+        self.enricher = Enricher(daemon.events, cfg.explain, self.resolver, self.metrics, self.recent, daemon.services)
         self.rejected: dict[tuple[str, str], int] = {}
         self.forwarder: Forwarder | None = None
         self._executor: ThreadPoolExecutor | None = None

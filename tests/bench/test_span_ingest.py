@@ -27,6 +27,7 @@ from tests.unit.tracing.spanfactory import export
 
 pytestmark = pytest.mark.bench
 
+CMD = ["vllm", "serve", "m"]
 CG = "/inference.slice/infernode-worker@llama.service"
 PID = 4242
 N_EVENTS = 100_000
@@ -78,9 +79,10 @@ def _fixture_root(tmp_path) -> Paths:
     return Paths(tmp_path)
 
 
-class _Topo:
-    def uuid_of_index(self, i: int) -> str:
-        return f"GPU-{i}"
+def _topo():
+    from collectors.gpu.topology import GpuInfo, NodeTopology
+
+    return NodeTopology(gpus=[GpuInfo(i, f"GPU-{i}", f"0000:{i:02x}:00.0", i // 4) for i in range(8)], nics=[])
 
 
 # An hour of outliers (28 events/s node-wide), and ten heavily contended minutes (167/s).
@@ -99,8 +101,8 @@ def test_span_ingest_with_enrichment(tmp_path, window_s, annotate):
         assert len(store) == N_EVENTS
 
         settings = ExplainSettings()
-        resolver = ScopeResolver(_fixture_root(tmp_path), [WorkerSettings(name="llama", gpus=[0, 1], port=8000)],
-                                 {"gpu_topology": _Topo()})
+        resolver = ScopeResolver(_fixture_root(tmp_path), [WorkerSettings(name="llama", gpus=[0, 1], port=8000, command=CMD)],
+                                 {"topology": _topo})
         enricher = Enricher(store, settings, resolver, RequestMetrics(), RecentRequests(settings.keep_requests))
         enricher.annotate = annotate
 

@@ -178,3 +178,12 @@ def test_only_the_top_causes_are_listed_but_all_count_towards_explained():
     assert len(ex.causes) == MAX_CAUSES and ex.more_causes == 3
     assert ex.causes[0].detail["cpu"] == MAX_CAUSES + 2  # the longest wait first
     assert ex.explained_s == pytest.approx(sum(10 + i for i in range(MAX_CAUSES + 3)) / 1000)
+
+
+def test_tuning_drift_is_context_not_a_cause():
+    drift = [Event(T0 + i * 100 * MS, T0 + i * 100 * MS, "tuning_drift", "node", 1,
+                   {"tunable": "vm.swappiness", "current": "60", "desired": "10"}) for i in range(5)]
+    ex = explain(request(e2e=1.0), SCOPE, drift)
+    assert ex.causes == [] and ex.verdict == "no known cause"
+    assert ex.context == ["tuning drift: vm.swappiness is 60, wanted 10"]
+    assert ex.to_json()["context"] == ex.context

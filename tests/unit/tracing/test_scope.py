@@ -8,6 +8,7 @@ from agent.worker.settings import WorkerSettings
 
 from .spanfactory import request
 
+CMD = ["vllm", "serve", "m"]
 CG = "/inference.slice/infernode-worker@llama.service"
 
 
@@ -26,9 +27,15 @@ def test_parse_pids():
     assert parse_pids("1\n22\n\n333\n") == frozenset({1, 22, 333})
 
 
-class _Topo:
-    def uuid_of_index(self, i: int) -> str | None:
-        return {0: "GPU-aaa", 1: "GPU-bbb"}.get(i)
+from collectors.gpu.topology import GpuInfo, NicInfo, NodeTopology
+
+
+def _topo() -> NodeTopology:
+    """The GPU collector's topology service answer: two GPUs on two NUMA nodes."""
+    return NodeTopology(
+        gpus=[GpuInfo(0, "GPU-aaa", "0000:18:00.0", 0), GpuInfo(1, "GPU-bbb", "0000:af:00.0", 1)],
+        nics=[NicInfo("eth0", "0000:19:00.0", 0), NicInfo("eth1", "0000:b0:00.0", 1)],
+    )
 
 
 def _tree(tmp_path: Path) -> Paths:
@@ -43,26 +50,28 @@ def _tree(tmp_path: Path) -> Paths:
 
 
 def test_scope_from_pid_on_hybrid_host(tmp_path):
-    workers = [WorkerSettings(name="llama", gpus=[1], port=8001), WorkerSettings(name="other")]
-    res = ScopeResolver(_tree(tmp_path), workers, {"gpu_topology": _Topo()})
+    workers = [WorkerSettings(name="llama", gpus=[1], port=8001, command=CMD), WorkerSettings(name="other", command=CMD)]
+    res = ScopeResolver(_tree(tmp_path), workers, {"topology": _topo})
     s = res.scope(request(pid=4242, service="vllm"))
     assert s.worker == "llama" and s.cgroup == CG
     assert s.pids == frozenset({4242, 4250}) and s.gpus == ("GPU-bbb",) and s.port == 8001
+    assert s.nics == ("eth1",)  # on the NUMA node of GPU 1
+    assert "nic:eth1" in s.subjects() and "gpu:GPU-bbb" in s.subjects()
 
 
 def test_scope_without_topology_means_any_gpu(tmp_path):
-    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama", gpus=[0])])
+    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama", gpus=[0], command=CMD)])
     assert res.scope(request(pid=4242)).gpus is None
 
 
 def test_scope_gone_pid_single_worker(tmp_path):
-    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama")])
+    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama", command=CMD)])
     s = res.scope(request(pid=999999))
     assert s.worker == "llama" and s.cgroup is None
 
 
 def test_scope_by_service_name(tmp_path):
-    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="a"), WorkerSettings(name="b")])
+    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="a", command=CMD), WorkerSettings(name="b", command=CMD)])
     assert res.scope(request(pid=None, service="b")).worker == "b"
     assert res.scope(request(pid=None, service="vllm")).worker == "vllm"
 
@@ -70,7 +79,7 @@ def test_scope_by_service_name(tmp_path):
 def test_cgroup_lookup_is_cached(tmp_path):
     t = [0.0]
     paths = _tree(tmp_path)
-    res = ScopeResolver(paths, [WorkerSettings(name="llama")], clock=lambda: t[0], ttl_s=5)
+    res = ScopeResolver(paths, [WorkerSettings(name="llama", command=CMD)], clock=lambda: t[0], ttl_s=5)
     assert res.scope(request(pid=4242)).cgroup == CG
     (tmp_path / "proc/4242/cgroup").write_text("0::/elsewhere.service\n")
     assert res.scope(request(pid=4242)).cgroup == CG

@@ -1,0 +1,48 @@
+"""docs/tuning.md is generated and current; its tuned column matches tuned's files."""
+
+from pathlib import Path
+
+import pytest
+
+from tuning.comparison import MAPPING, TUNED_PROFILES, TUNED_VALUES, parse_tuned_conf
+from tuning.docs import TUNING_DOC, render_tuning_doc
+from tuning.registry import tunable_classes
+
+TUNED_DIR = Path("/usr/lib/tuned")
+
+
+def test_tuning_doc_is_current(repo):
+    assert (repo / TUNING_DOC).read_text() == render_tuning_doc(), "run `infernode docs --write`"
+
+
+def test_every_tunable_is_documented_and_compared():
+    doc = render_tuning_doc()
+    for cls in tunable_classes():
+        assert cls.__doc__ and cls.__doc__.strip(), cls.name
+        assert f"### `{cls.name}`" in doc
+        assert cls.name in MAPPING and MAPPING[cls.name][1], f"{cls.name}: say why it differs from tuned"
+
+
+def test_parse_tuned_conf():
+    includes, values = parse_tuned_conf(
+        "[main]\nsummary=x\ninclude=latency-performance\n[sysctl]\nvm.dirty_ratio = 40\n[cpu]\nforce_latency=cstate.id_no_zero:1|3\n")
+    assert includes == ["latency-performance"]
+    assert values == {"sysctl.vm.dirty_ratio": "40", "cpu.force_latency": "cstate.id_no_zero:1|3"}
+
+
+def effective(profile: str) -> dict[str, str]:
+    includes, values = parse_tuned_conf((TUNED_DIR / profile / "tuned.conf").read_text())
+    merged: dict[str, str] = {}
+    for inc in includes:
+        merged.update(effective(inc))
+    merged.update(values)
+    return merged
+
+
+@pytest.mark.parametrize("profile", TUNED_PROFILES)
+def test_recorded_tuned_values_match_installed_tuned(profile):
+    if not (TUNED_DIR / profile / "tuned.conf").exists():
+        pytest.skip("Debian package tuned is not installed")
+    installed = effective(profile)
+    mapped = {tuned_key for tuned_key, _ in MAPPING.values() if tuned_key}
+    assert {k: v for k, v in installed.items() if k in mapped} == TUNED_VALUES[profile]

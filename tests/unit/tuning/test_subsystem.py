@@ -1,0 +1,106 @@
+"""The daemon's tuning loop on the fixture tree: drift behind the engine's back
+shows in the metric and the EventStore; enforce mode re-applies and counts it."""
+
+import asyncio
+import struct
+
+from agent.config import parse_config
+from agent.daemon import Daemon
+from agent.events import NODE
+from agent.exposition import render
+from agent.paths import Paths
+from tuning.subsystem import TuningSubsystem
+
+from .conftest import invoke
+
+
+def make(root, **tuning):  # noqa: ANN001, ANN201
+    tuning.setdefault("profile_dirs", [])
+    daemon = Daemon(parse_config({"tuning": tuning}), None, Paths(root))
+    return daemon, next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
+
+
+def gauges(sub):  # noqa: ANN001, ANN201
+    return {(s.labels["tunable"], s.labels["target"]): s.value
+            for s in sub.samples() if s.name == "infernode_tuning_in_desired_state"}
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_audit_reports_drift_in_metric_and_events_and_changes_nothing(root, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tuning:\n  profile_dirs: []\n")
+    assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
+    daemon, sub = make(root)
+
+    async def scenario():  # noqa: ANN202
+        await sub.start()
+        try:
+            assert set(gauges(sub).values()) == {1}
+            (root / "proc/sys/vm/swappiness").write_text("60\n")
+            (root / "proc/irq/121/smp_affinity_list").write_text("0-31\n")
+            drift = sub.verify_once()
+            sub.verify_once()  # a drift that persists is one event, not one per round
+            return drift
+        finally:
+            await sub.stop()
+
+    drift = run(scenario())
+    assert {(r.tunable, r.target) for r in drift} == {("vm.swappiness", "system"), ("nic.irq_affinity", "ens1f0np0/irq121")}
+    g = gauges(sub)
+    assert g[("vm.swappiness", "system")] == 0 and g[("nic.irq_affinity", "ens1f0np0/irq121")] == 0
+    assert g[("vm.dirty_ratio", "system")] == 1
+    assert ("cpu.dma_latency_us", "system") not in g  # audit holds nothing
+    events = [e for e in daemon.events.recent() if e.kind == "tuning_drift"]
+    assert len(events) == 2 and all(e.subject == NODE for e in events)
+    swap = next(e for e in events if e.attributes["tunable"] == "vm.swappiness")
+    assert swap.attributes["current"] == "60" and swap.attributes["desired"] == "10"
+    assert (root / "proc/sys/vm/swappiness").read_text() == "60\n"  # audit never changes the host
+    body, _ = render(list(sub.samples()), daemon.node.catalog, openmetrics=False)
+    assert b'infernode_tuning_in_desired_state{target="system",tunable="vm.swappiness"} 0.0' in body
+    verify = invoke("tune", "verify", "--root", str(root), "--config", str(cfg))
+    assert verify.exit_code == 1 and "drift vm.swappiness system: current 60, desired 10" in verify.output
+
+
+def test_enforce_applies_at_start_reapplies_drift_and_holds_latency(root):
+    daemon, sub = make(root, mode="enforce")
+    dev = root / "dev/cpu_dma_latency"
+
+    async def scenario():  # noqa: ANN202
+        await sub.start()
+        try:
+            assert struct.unpack("=i", dev.read_bytes())[0] == 2
+            assert sub.holder.fd is not None
+            assert gauges(sub)[("cpu.dma_latency_us", "system")] == 1
+            assert (root / "proc/sys/vm/swappiness").read_text() == "10\n"
+            (root / "proc/sys/vm/swappiness").write_text("60\n")
+            sub.verify_once()
+            return sub.holder
+        finally:
+            await sub.stop()
+
+    holder = run(scenario())
+    assert (root / "proc/sys/vm/swappiness").read_text() == "10\n"
+    assert sub.reapplied == 1
+    samples = {s.name: s.value for s in sub.samples()}
+    assert samples["infernode_tuning_reapplied_total"] == 1
+    assert gauges(sub)[("vm.swappiness", "system")] == 1
+    assert holder.fd is None  # released when the daemon stops
+    kinds = [e.kind for e in daemon.events.recent()]
+    assert kinds.count("tuning_drift") == 1 and kinds.count("tuning_applied") == 2
+
+
+def test_bad_profile_in_daemon_is_a_doctor_failure_not_a_crash(root, tmp_path):
+    (tmp_path / "broken.yaml").write_text("tunables:\n  vm.swappiness: lots\n")
+    daemon, sub = make(root, profile="broken", profile_dirs=[str(tmp_path)], mode="enforce")
+
+    async def scenario():  # noqa: ANN202
+        await sub.start()
+        await sub.stop()
+
+    run(scenario())
+    rows = list(sub.doctor())
+    assert rows[0].status == "fail" and "broken.yaml: tunables.vm.swappiness" in rows[0].detail
+    assert (root / "proc/sys/vm/swappiness").read_text() == "60\n"

@@ -1,0 +1,108 @@
+"""Our profiles beside Red Hat tuned's (Debian `tuned` 2.20, /usr/lib/tuned/<name>/tuned.conf),
+key by key, with the reason for each difference. Data for docs/tuning.md; a unit
+test checks the tuned values below against the installed tuned.conf files."""
+
+from __future__ import annotations
+
+import configparser
+
+TUNED_PROFILES = ("latency-performance", "network-latency", "throughput-performance", "accelerator-performance")
+
+# tuned's effective values (includes resolved) for the options we map, as the
+# 2.20 files write them; absent: the profile does not set the option.
+TUNED_VALUES: dict[str, dict[str, str]] = {
+    "latency-performance": {
+        "cpu.governor": "performance", "cpu.energy_perf_bias": "performance",
+        "cpu.force_latency": "cstate.id_no_zero:1|3",
+        "sysctl.vm.dirty_ratio": "10", "sysctl.vm.dirty_background_ratio": "3", "sysctl.vm.swappiness": "10",
+    },
+    "network-latency": {
+        "cpu.governor": "performance", "cpu.energy_perf_bias": "performance",
+        "cpu.force_latency": "cstate.id_no_zero:1|3",
+        "sysctl.vm.dirty_ratio": "10", "sysctl.vm.dirty_background_ratio": "3", "sysctl.vm.swappiness": "10",
+        "vm.transparent_hugepages": "never",
+        "sysctl.net.core.busy_read": "50", "sysctl.net.core.busy_poll": "50",
+        "sysctl.net.ipv4.tcp_fastopen": "3", "sysctl.kernel.numa_balancing": "0",
+    },
+    "throughput-performance": {
+        "cpu.governor": "performance", "cpu.energy_perf_bias": "performance",
+        "disk.readahead": ">4096",
+        "sysctl.vm.dirty_ratio": "40", "sysctl.vm.dirty_background_ratio": "10", "sysctl.vm.swappiness": "10",
+        "sysctl.net.core.somaxconn": ">2048",
+    },
+    "accelerator-performance": {
+        "cpu.governor": "performance", "cpu.energy_perf_bias": "performance", "cpu.force_latency": "99",
+        "disk.readahead": ">4096",
+        "sysctl.vm.dirty_ratio": "40", "sysctl.vm.dirty_background_ratio": "10", "sysctl.vm.swappiness": "10",
+    },
+}
+
+# Our key -> (tuned option, why ours is what it is where it differs from tuned).
+MAPPING: dict[str, tuple[str, str]] = {
+    "cpu.governor": ("cpu.governor", "Same as every tuned performance profile."),
+    "cpu.energy_performance_preference": (
+        "cpu.energy_perf_bias",
+        "tuned sets the older EPB; HWP CPUs (intel_pstate, amd-pstate active) follow EPP, so we set EPP."),
+    "cpu.dma_latency_us": (
+        "cpu.force_latency",
+        "Latency: `<=2` µs, about C1's exit latency, like tuned's cstate.id_no_zero:1 but stated in µs "
+        "so verify can compare it. Throughput: `<=99` as accelerator-performance. Held only while the daemon runs."),
+    "thp.enabled": (
+        "vm.transparent_hugepages",
+        "network-latency turns THP off for everyone; we keep huge pages for processes that "
+        "madvise (PyTorch's CPU allocator with THP_MEM_ALLOC_ENABLE=1) and spare the rest compaction stalls."),
+    "thp.defrag": ("", "tuned leaves defrag alone; we keep direct compaction to madvised regions."),
+    "hugepages.2m_per_node": (
+        "", "Not in the shipped profiles: only servers that use hugetlbfs need a pool; size it per site."),
+    "hugepages.1g_per_node": (
+        "", "Not in the shipped profiles; 1 GiB pools are best reserved at boot (the error names the parameter)."),
+    "vm.swappiness": ("sysctl.vm.swappiness", "Same as tuned."),
+    "vm.dirty_ratio": (
+        "sysctl.vm.dirty_ratio",
+        "Latency takes latency-performance's 10; throughput takes accelerator-performance's 40."),
+    "vm.dirty_background_ratio": (
+        "sysctl.vm.dirty_background_ratio", "As vm.dirty_ratio: 3 for latency, 10 for throughput."),
+    "vm.zone_reclaim_mode": (
+        "", "tuned does not set it; 0 avoids reclaim stalls on the local node (pinning does the placement)."),
+    "kernel.numa_balancing": (
+        "sysctl.kernel.numa_balancing",
+        "As network-latency: workers are pinned to their GPUs' node, so balancing only adds faults."),
+    "net.core.somaxconn": (
+        "sysctl.net.core.somaxconn", "throughput-performance asks >2048; request bursts want >=4096."),
+    "net.core.rmem_max": ("", "tuned does not set it; large buffers for prompt uploads and collective traffic."),
+    "net.core.wmem_max": ("", "tuned does not set it; large buffers for streamed responses."),
+    "net.core.netdev_max_backlog": ("", "tuned does not set it; 100G NICs overrun the default 1000."),
+    "net.core.busy_read": (
+        "sysctl.net.core.busy_read", "Latency: as network-latency. Throughput: 0, busy polling burns CPU."),
+    "net.core.busy_poll": (
+        "sysctl.net.core.busy_poll", "Latency: as network-latency. Throughput: 0, busy polling burns CPU."),
+    "net.ipv4.tcp_rmem": ("", "tuned does not set it; raises the autotuning ceiling only."),
+    "net.ipv4.tcp_wmem": ("", "tuned does not set it; raises the autotuning ceiling only."),
+    "net.ipv4.tcp_fastopen": ("sysctl.net.ipv4.tcp_fastopen", "As network-latency."),
+    "nic.mtu": ("", "Not in the shipped profiles: jumbo frames must match the switch fabric; set it per site."),
+    "nic.channels": ("", "tuned has no NIC queue tuning in these profiles; one queue per vector."),
+    "nic.rings": ("", "Throughput only: big rings absorb bursts but queue packets (latency)."),
+    "nic.irq_affinity": (
+        "", "tuned's cpu-partitioning isolates cores by boot parameters; we steer NIC IRQs to the "
+            "NIC-local housekeeping CPUs at run time instead."),
+    "irqbalance.banned_cpus": (
+        "", "Like cpu-partitioning's [irqbalance] banned_cpus, with the inference CPU set as the isolated cores."),
+    "block.scheduler": ("", "tuned leaves the scheduler; NVMe needs none."),
+    "block.read_ahead_kb": ("disk.readahead", "As throughput/accelerator-performance (KiB, >4096 there, >=4096 here)."),
+}
+
+
+def parse_tuned_conf(text: str) -> tuple[list[str], dict[str, str]]:
+    """A tuned.conf → (included profiles, {"section.option": value}). Pure."""
+    parser = configparser.RawConfigParser(delimiters=("=",), strict=False, inline_comment_prefixes=None)
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
+    parser.read_string(text)
+    includes: list[str] = []
+    values: dict[str, str] = {}
+    for section in parser.sections():
+        for option, value in parser.items(section):
+            if section == "main" and option == "include":
+                includes = [v.strip() for v in value.split(",") if v.strip()]
+            elif section != "main":
+                values[f"{section}.{option}"] = value.strip()
+    return includes, values

@@ -1,0 +1,27 @@
+"""Every tunable, in the order the engine plans and applies them (and rolls back
+in reverse): memory and CPU policy first, then the network stack, then NICs, then
+block devices."""
+
+from __future__ import annotations
+
+from tuning.tunable import Tunable
+
+
+def tunable_classes() -> list[type[Tunable]]:
+    from tuning.tunables.block import BlockReadAhead, BlockScheduler
+    from tuning.tunables.cpu import CpuDmaLatency, CpuEnergyPerformancePreference, CpuGovernor
+    from tuning.tunables.memory import Hugepages1GPerNode, Hugepages2MPerNode, ThpDefrag, ThpEnabled
+    from tuning.tunables.nic import IrqbalanceBannedCpus, NicChannels, NicIrqAffinity, NicMtu, NicRings
+    from tuning.tunables.sysctl import SYSCTLS
+
+    return [
+        CpuGovernor, CpuEnergyPerformancePreference, CpuDmaLatency,
+        ThpEnabled, ThpDefrag, Hugepages2MPerNode, Hugepages1GPerNode,
+        *SYSCTLS,
+        NicMtu, NicChannels, NicRings, NicIrqAffinity, IrqbalanceBannedCpus,
+        BlockScheduler, BlockReadAhead,
+    ]
+
+
+def tunables_by_name() -> dict[str, type[Tunable]]:
+    return {cls.name: cls for cls in tunable_classes()}

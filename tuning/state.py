@@ -1,0 +1,78 @@
+"""The engine's record of originals, under /run/infernode/tuning/state.json.
+
+Written atomically (temporary file, fsync, rename, fsync of the directory)
+before the first knob is touched, so a crash at any point leaves either no
+record or a complete one. It lives under /run because runtime knobs reset at
+reboot, and so does the record of their originals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agent.paths import Paths
+
+APPLYING = "applying"
+APPLIED = "applied"
+
+
+@dataclass
+class Original:
+    tunable: str
+    target: str
+    original: str
+
+
+@dataclass
+class TuningState:
+    status: str
+    profile: str
+    pid: int
+    originals: list[Original] = field(default_factory=list)
+
+    def has(self, tunable: str, target: str) -> bool:
+        return any(o.tunable == tunable and o.target == target for o in self.originals)
+
+
+def state_path(paths: Paths) -> Path:
+    return paths.run("infernode", "tuning", "state.json")
+
+
+def load_state(paths: Paths) -> TuningState | None:
+    path = state_path(paths)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"{path}: unreadable tuning state ({e}); inspect it, then remove it") from None
+    return TuningState(
+        status=data["status"], profile=data["profile"], pid=data.get("pid", 0),
+        originals=[Original(**o) for o in data["originals"]],
+    )
+
+
+def save_state(paths: Paths, state: TuningState) -> None:
+    path = state_path(paths)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    body = json.dumps(asdict(state), indent=2).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def clear_state(paths: Paths) -> None:
+    state_path(paths).unlink(missing_ok=True)

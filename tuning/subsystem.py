@@ -1,0 +1,260 @@
+"""The tuning loop inside the daemon: verify every `tuning.verify_interval` and
+on udev events for NICs and CPUs (hotplug, link changes), export
+`infernode_tuning_in_desired_state{tunable,target}`, put `tuning_drift` events in
+the EventStore and, in enforce mode, re-apply.
+
+At start, an unfinished run's saved originals (the agent died mid-apply) are
+restored first; enforce mode then applies the profile. In enforce mode the daemon
+holds /dev/cpu_dma_latency open; the cap is released when the daemon stops. Other
+knobs stay as applied after a stop (`infernode tune rollback` restores them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Iterable
+
+from agent.catalog import MetricSpec, MetricType
+from agent.collector import DoctorRow
+from agent.events import NODE, Event, now_ns
+from agent.samples import Sample, sample
+from agent.subsystem import Subsystem
+
+log = logging.getLogger("infernode.tuning")
+
+TUNING_SPECS = (
+    MetricSpec(
+        "infernode_tuning_in_desired_state", MetricType.GAUGE,
+        "Whether a tunable's target is at the profile's desired value (1) or has drifted (0).",
+        labels=("tunable", "target"), source="tuning engine verify: sysfs, procfs, ethtool",
+    ),
+    MetricSpec(
+        "infernode_tuning_reapplied_total", MetricType.COUNTER,
+        "Knobs the agent set back to their desired value after drift (enforce mode).",
+        source="tuning engine apply",
+    ),
+    MetricSpec(
+        "infernode_tuning_last_verify_timestamp_seconds", MetricType.GAUGE,
+        "Unix time of the last completed verification of the tuning profile.",
+        unit="seconds", source="tuning engine verify",
+    ),
+)
+
+
+class TuningSubsystem(Subsystem):
+    name = "tuning"
+    specs = TUNING_SPECS
+
+    def __init__(self, daemon: Any) -> None:
+        super().__init__(daemon)
+        self.settings = daemon.config.tuning
+        self.engine: Any = None
+        self.holder: Any = None
+        self.error: str | None = None
+        self.in_state: dict[tuple[str, str], int] = {}
+        self.drifting: set[tuple[str, str]] = set()
+        self.reapplied = 0
+        self.last_verify: float | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._monitors: list[Any] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self._publish_cpuset()
+        self._build()
+        if self.engine is not None:
+            await asyncio.to_thread(self._startup)
+        self._task = asyncio.create_task(self._loop())
+        self._watch_udev()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for monitor in self._monitors:
+            asyncio.get_running_loop().remove_reader(monitor.fileno())
+        self._monitors = []
+        if self.holder is not None:
+            self.holder.release()
+
+    async def reload(self, config: Any) -> None:
+        if self.holder is not None:
+            self.holder.release()
+        self.settings = config.tuning
+        self._publish_cpuset()
+        self._build()
+        if self.engine is not None:
+            # The new profile or mode takes effect now, not at the next interval.
+            await asyncio.to_thread(self._startup)
+
+    def _publish_cpuset(self) -> None:
+        """The inference CPU set, for the worker supervisor's CPUAffinity=."""
+        from tuning.topology import inference_cpus, read_topology
+
+        try:
+            cpus = inference_cpus(read_topology(self.daemon.paths), self.settings)
+        except (OSError, ValueError) as e:
+            log.warning("inference CPU set unavailable: %s", e)
+            self.daemon.services.pop("tuning.inference_cpus", None)
+            return
+        self.daemon.services["tuning.inference_cpus"] = sorted(cpus)
+
+    def _build(self) -> None:
+        from tuning.engine import build_engine
+        from tuning.profiles import ProfileError
+        from tuning.tunables.cpu import LatencyHolder
+
+        # audit never changes the host, and holding the latency cap is a change.
+        self.holder = LatencyHolder(self.daemon.paths) if self.settings.mode == "enforce" else None
+        try:
+            self.engine = build_engine(self.daemon.paths, self.settings, holder=self.holder,
+                                       source=str(self.daemon.config_path or "config"))
+            self.error = None
+        except ProfileError as e:
+            self.engine = None
+            self.error = str(e)
+            log.error("tuning disabled: %s", e)
+
+    def _startup(self) -> None:
+        from tuning.engine import EngineError, recover
+
+        try:
+            restored = recover(self.engine)
+            if restored:
+                log.warning("restored %d knob(s) left by an unfinished tuning run", len(restored))
+            if self.settings.mode == "enforce":
+                changed, _ = self.engine.apply()
+                if changed:
+                    self._applied_event(len(changed))
+        except EngineError as e:
+            self.error = str(e)
+            log.error("tuning: %s", e)
+        self.verify_once()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.verify_interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self.engine is not None:
+                try:
+                    await asyncio.to_thread(self.verify_once)
+                except Exception:  # noqa: BLE001 - the loop outlives one bad round
+                    log.exception("tuning verify failed")
+
+    def _watch_udev(self) -> None:
+        # udev reports the host's devices; a fixture root has none to report.
+        if not self.daemon.paths.is_real_root():
+            return
+        try:
+            import pyudev
+        except ImportError:
+            return
+        loop = asyncio.get_running_loop()
+        # The kernel's event comes first and needs no udevd; udev's comes after its
+        # rules ran (an interface renamed to its predictable name): verify on both.
+        for source in ("kernel", "udev"):
+            try:
+                monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source=source)
+                monitor.filter_by("net")
+                monitor.filter_by("cpu")
+                monitor.start()
+            except (OSError, ValueError) as e:
+                log.info("no %s events for tuning (%s)", source, e)
+                continue
+
+            def readable(monitor: Any = monitor) -> None:
+                while monitor.poll(timeout=0) is not None:
+                    pass
+                self._wake.set()
+
+            loop.add_reader(monitor.fileno(), readable)
+            self._monitors.append(monitor)
+
+    # -- one verification round ---------------------------------------------
+
+    def verify_once(self) -> list[Any]:
+        """Verify (and in enforce mode re-apply); returns the drifted rows seen."""
+        from tuning.engine import ERROR, OK, SET, EngineError
+
+        rows = self.engine.plan()
+        drift = [r for r in rows if r.action in (SET, ERROR)]
+        now = now_ns()
+        for r in drift:
+            key = (r.tunable, r.target)
+            if key not in self.drifting:
+                self.daemon.events.add(Event(now, now, "tuning_drift", NODE, 1.0, {
+                    "tunable": r.tunable, "target": r.target,
+                    "current": "" if r.current is None else r.current, "desired": r.desired,
+                }))
+        self.drifting = {(r.tunable, r.target) for r in drift}
+        if drift and self.settings.mode == "enforce":
+            try:
+                changed, _ = self.engine.apply()
+                self.reapplied += len(changed)
+                if changed:
+                    self._applied_event(len(changed))
+                    log.warning("re-applied %d drifted knob(s)", len(changed))
+                rows = self.engine.plan()
+            except EngineError as e:
+                log.error("tuning re-apply failed: %s", e)
+        self.in_state = {(r.tunable, r.target): int(r.action == OK) for r in rows if r.action in (OK, SET, ERROR)}
+        self.last_verify = time.time()
+        return drift
+
+    def _applied_event(self, changed: int) -> None:
+        now = now_ns()
+        self.daemon.events.add(Event(now, now, "tuning_applied", NODE, float(changed),
+                                     {"profile": self.engine.profile.name, "changed": changed}))
+
+    # -- exposition and doctor ----------------------------------------------
+
+    @classmethod
+    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+        """`infernode doctor` without a daemon: the profile loads, and drift."""
+        from tuning.engine import build_engine
+        from tuning.profiles import ProfileError
+
+        try:
+            engine = build_engine(paths, config.tuning)
+        except ProfileError as e:
+            return [DoctorRow("tuning", "profile", "fail", str(e), "fix the profile or tuning.overrides")]
+        drift = engine.verify()
+        if not drift:
+            return [DoctorRow("tuning", "drift", "ok", f"profile {engine.profile.name} in desired state")]
+        return [DoctorRow("tuning", "drift", "warn",
+                          f"{len(drift)} knob(s) not in the desired state: {summarize(drift)}",
+                          "`infernode tune plan` to see them, `infernode tune apply` to fix")]
+
+    def samples(self) -> Iterable[Sample]:
+        for (tunable, target), value in sorted(self.in_state.items()):
+            yield sample("infernode_tuning_in_desired_state", value, tunable=tunable, target=target)
+        yield sample("infernode_tuning_reapplied_total", self.reapplied)
+        if self.last_verify is not None:
+            yield sample("infernode_tuning_last_verify_timestamp_seconds", self.last_verify)
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        if self.error:
+            yield DoctorRow("tuning", "profile", "fail", self.error,
+                            "fix the profile or tuning.overrides, then reload (SIGHUP)")
+            return
+        drifted = sorted(k for k, v in self.in_state.items() if not v)
+        if drifted:
+            yield DoctorRow("tuning", "drift", "warn", f"{len(drifted)} knob(s) drifted: {summarize(drifted)}",
+                            "`infernode tune apply`, or set tuning.mode: enforce")
+        else:
+            yield DoctorRow("tuning", "drift", "ok", f"profile {self.settings.profile} in desired state")
+
+
+def summarize(keys: Any) -> str:
+    """"vm.swappiness system, cpu.governor (32 targets)": one entry per tunable."""
+    by_name: dict[str, list[str]] = {}
+    for k in keys:
+        tunable, target = (k.tunable, k.target) if hasattr(k, "tunable") else k
+        by_name.setdefault(tunable, []).append(target)
+    return ", ".join(f"{n} {t[0]}" if len(t) == 1 else f"{n} ({len(t)} targets)" for n, t in by_name.items())

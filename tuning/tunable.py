@@ -1,0 +1,155 @@
+"""The Tunable interface (DESIGN.md) and the context tunables run in.
+
+A tunable names one kind of knob ("cpu.governor") and enumerates its targets on
+this host ("cpu3"). `read(target)` gives the normalised current value or raises
+Unsupported; `write(target, value)` is the only mutation. `snapshot`/`restore`
+default to read/write; knobs whose normalised value cannot be written back as it
+was read (a config file with other lines) override them, so rollback restores
+byte-for-byte.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from agent.paths import Paths
+from tuning.desired import Desired
+from tuning.settings import TuningSettings
+from tuning.topology import Topology, housekeeping_cpus, inference_cpus, read_topology
+
+
+class Unsupported(Exception):
+    """This host has no such knob (no cpufreq in a VM, no rings on veth)."""
+
+
+class TunableError(Exception):
+    """A write the kernel refused, with what to do instead."""
+
+
+Runner = Callable[[list[str]], subprocess.CompletedProcess]
+
+
+def run_command(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+
+
+@dataclass
+class TuneContext:
+    paths: Paths
+    settings: TuningSettings
+    run: Runner = run_command
+    # Set by the daemon: holds /dev/cpu_dma_latency open while it runs.
+    holder: Any = None
+    _topology: Topology | None = field(default=None, repr=False)
+
+    @cached_property
+    def topology(self) -> Topology:
+        return self._topology or read_topology(self.paths)
+
+    @cached_property
+    def housekeeping(self) -> frozenset[int]:
+        return housekeeping_cpus(self.topology, self.settings)
+
+    @cached_property
+    def inference(self) -> frozenset[int]:
+        return inference_cpus(self.topology, self.settings)
+
+
+class Tunable(ABC):
+    name: ClassVar[str]
+    family: ClassVar[str]
+    # Held by the daemon process rather than written to the host: no original to save.
+    process_held: ClassVar[bool] = False
+
+    def __init__(self, ctx: TuneContext) -> None:
+        self.ctx = ctx
+
+    @abstractmethod
+    def targets(self) -> list[str]:
+        """The instances of this knob on the host ("cpu0", "eth0", "node1")."""
+
+    @abstractmethod
+    def read(self, target: str) -> str:
+        """Normalised current value; raises Unsupported."""
+
+    @abstractmethod
+    def write(self, target: str, value: str) -> None:
+        """Set the value; raises TunableError or OSError when refused."""
+
+    # Pure check of a profile value: None when it makes sense, else what was expected.
+    checker: ClassVar[Callable[[Desired], str | None] | None] = None
+
+    @classmethod
+    def validate(cls, desired: Desired) -> str | None:
+        return cls.checker(desired) if cls.checker is not None else None
+
+    def resolve(self, target: str, desired: Desired) -> Desired:
+        """Turn symbolic values ("max", "local") into concrete ones for a target."""
+        return desired
+
+    def snapshot(self, target: str) -> str:
+        return self.read(target)
+
+    def restore(self, target: str, original: str) -> None:
+        self.write(target, original)
+
+
+def read_file(path: Path) -> str:
+    """A sysfs/procfs value without its trailing newline; Unsupported when absent."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise Unsupported(f"{path} does not exist") from None
+    except PermissionError as e:
+        raise Unsupported(f"{path}: {e.strerror}") from None
+    return text[:-1] if text.endswith("\n") else text
+
+
+def write_file(path: Path, value: str) -> None:
+    """Write like `echo value > path`: never creates the file (a missing knob is
+    an error, not a new file) and surfaces the kernel's errno."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, (value + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def selected(text: str) -> str:
+    """The bracketed choice of a selector file ("always [madvise] never")."""
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return text.strip()
+
+
+def int_validator(lo: int | None = None, hi: int | None = None) -> Callable[[Desired], str | None]:
+    def check(d: Desired) -> str | None:
+        values = [d.bound] if d.kind in ("atleast", "atmost") else list(d.options)
+        for v in values:
+            try:
+                n = int(v)
+            except (TypeError, ValueError):
+                return f"an integer, >=N or <=N (got {d.text!r})"
+            if (lo is not None and n < lo) or (hi is not None and n > hi):
+                return f"an integer in [{lo}, {hi}] (got {d.text!r})"
+        if d.kind == "fields":
+            return f"a single integer (got {d.text!r})"
+        return None
+
+    return check
+
+
+def choice_validator(choices: tuple[str, ...]) -> Callable[[Desired], str | None]:
+    def check(d: Desired) -> str | None:
+        if d.kind not in ("exact", "anyof") or any(o not in choices for o in d.options):
+            return f"one of {'|'.join(choices)} (or several joined by |) (got {d.text!r})"
+        return None
+
+    return check

@@ -1,0 +1,1 @@
+"""One module per tunable family; `tuning.registry` lists them."""
