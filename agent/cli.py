@@ -17,7 +17,9 @@ import click
 from agent import __version__
 
 # name -> "module:attribute"; each subsystem adds its own line.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "bootstrap": "agent.bootstrap.cli:bootstrap",
+}
 
 EXIT_CONFIG = 2
 

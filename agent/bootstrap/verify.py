@@ -1,0 +1,147 @@
+"""Verify: is the node running what the manifest pins? Read-only; each check passes
+or fails with its reason. Output parsers are pure and tested on captured outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from agent.bootstrap.detect import Detection
+from agent.bootstrap.manifest import Manifest, pins
+from agent.bootstrap.packages import Runner
+
+SMI_QUERY = ["nvidia-smi", "--query-gpu=index,pci.bus_id,driver_version,persistence_mode", "--format=csv,noheader"]
+NVCC_PATHS = ("/usr/local/cuda/bin/nvcc", "nvcc")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class SmiGpu:
+    index: int
+    bus_id: str
+    driver_version: str
+    persistence: bool
+
+
+def parse_smi_csv(text: str) -> list[SmiGpu]:
+    """Rows of `nvidia-smi --query-gpu=index,pci.bus_id,driver_version,persistence_mode`."""
+    out = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 4 or not parts[0].isdigit():
+            continue
+        out.append(SmiGpu(int(parts[0]), parts[1], parts[2], parts[3].lower() == "enabled"))
+    return out
+
+
+_NVCC_RE = re.compile(r"release (\d+\.\d+), V(\d+\.\d+\.\d+)")
+
+
+def parse_nvcc_version(text: str) -> tuple[str, str] | None:
+    """(release, full version) from `nvcc --version`: 'release 13.0, V13.0.88'."""
+    m = _NVCC_RE.search(text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def normalise_bus_id(bus_id: str) -> str:
+    """nvidia-smi prints 00000000:18:00.0 (8-digit domain); sysfs 0000:18:00.0."""
+    dom, _, rest = bus_id.lower().partition(":")
+    return f"{int(dom, 16):04x}:{rest}" if rest else bus_id.lower()
+
+
+def _nvml_count(nvml: ModuleType | Any) -> tuple[int | None, str]:
+    try:
+        nvml.nvmlInit()
+    except Exception as e:  # each NVML error code is its own class
+        return None, f"NVML init failed: {e}"
+    try:
+        return nvml.nvmlDeviceGetCount(), "NVML initialised"
+    finally:
+        nvml.nvmlShutdown()
+
+
+def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> list[Check]:
+    checks: list[Check] = []
+    want = manifest.driver.upstream
+    pci_gpus = len(det.gpus)
+    checks.append(Check("gpus_on_pci", pci_gpus > 0,
+                        f"{pci_gpus} NVIDIA GPU(s), {len(det.nvswitches)} NVSwitch(es) on PCI"))
+
+    if det.nvidia_module is None:
+        checks.append(Check("driver_loaded", False, "nvidia kernel module not loaded (/proc/driver/nvidia/version absent)"))
+    else:
+        flavour = "open" if det.nvidia_module_open else "proprietary"
+        ok = det.nvidia_module == want and (det.nvidia_module_open is None or
+                                            (flavour == manifest.driver.kernel_modules))
+        checks.append(Check("driver_loaded", ok, f"loaded {det.nvidia_module} ({flavour}), pinned {want} "
+                                                 f"({manifest.driver.kernel_modules})"))
+
+    smi = _run(runner, SMI_QUERY)
+    rows = parse_smi_csv(smi[1]) if smi[0] == 0 else []
+    if smi[0] != 0:
+        checks.append(Check("nvidia_smi", False, f"nvidia-smi failed: {smi[1].strip()[-300:] or 'not found'}"))
+    else:
+        versions = sorted({r.driver_version for r in rows})
+        checks.append(Check("nvidia_smi", bool(rows) and versions == [want],
+                            f"{len(rows)} GPU(s), driver {', '.join(versions) or '?'}"))
+        off = [normalise_bus_id(r.bus_id) for r in rows if not r.persistence]
+        checks.append(Check("persistence_mode", bool(rows) and not off,
+                            "enabled on all GPUs" if not off else f"disabled on {', '.join(off)}"))
+
+    if nvml is None:
+        try:
+            import pynvml as nvml  # noqa: PLC0415 - NVML only when verifying
+        except ImportError as e:
+            nvml = None
+            checks.append(Check("nvml", False, f"nvidia-ml-py not importable: {e}"))
+    if nvml is not None:
+        count, why = _nvml_count(nvml)
+        if count is None:
+            checks.append(Check("nvml", False, why))
+        else:
+            checks.append(Check("nvml", count == pci_gpus, f"NVML sees {count} GPU(s), PCI has {pci_gpus}"))
+
+    release = manifest.cuda_toolkit.release
+    for path in NVCC_PATHS:
+        rc, out = _run(runner, [path, "--version"])
+        if rc == 0:
+            got = parse_nvcc_version(out)
+            checks.append(Check("nvcc", bool(got and got[0] == release),
+                                f"nvcc release {got[0] if got else '?'} ({path}), pinned {release}"))
+            break
+    else:
+        checks.append(Check("nvcc", False, f"nvcc not found ({', '.join(NVCC_PATHS)}); pinned toolkit {release}"))
+
+    services = ["nvidia-persistenced.service"]
+    if any(p.component == "fabric_manager" for p in pins(manifest, len(det.nvswitches))):
+        services.append("nvidia-fabricmanager.service")
+    for unit in services:
+        rc, out = _run(runner, ["systemctl", "is-active", unit])
+        state = out.strip().splitlines()[-1] if out.strip() else "unknown"
+        checks.append(Check(f"service:{unit}", rc == 0 and state == "active", state))
+    return checks
+
+
+def _run(runner: Runner, argv: list[str]) -> tuple[int, str]:
+    try:
+        p = runner.run(argv, check=False)
+    except OSError as e:
+        return 127, str(e)
+    return p.returncode, (p.stdout or "") + (p.stderr or "" if p.returncode else "")
+
+
+def format_checks(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    return "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name.ljust(width)}  {c.detail}" for c in checks)
