@@ -95,11 +95,19 @@ def enable_service(runner: Runner, paths: Paths, unit: str, report: ApplyReport)
     if not _unit_exists(paths, unit):
         report.warnings.append(f"{unit} is not installed; the driver packages should provide it")
         return
-    state = runner.run(["systemctl", "is-enabled", unit], check=False).stdout.strip()
+    state = runner.systemctl("is-enabled", unit, check=False).stdout.strip()
     if state != "enabled":
-        # In a chroot, systemctl enables offline and ignores --now.
-        runner.run(["systemctl", "enable", "--now", unit])
+        runner.systemctl("enable", unit)
         report.changed.append(f"enabled {unit}")
+    if not runner.live:
+        return
+    if runner.systemctl("is-active", unit, check=False).returncode != 0:
+        # Fails until the nvidia module is loaded (after the reboot apply asks for).
+        p = runner.systemctl("start", unit, check=False)
+        if p.returncode == 0:
+            report.changed.append(f"started {unit}")
+        else:
+            report.warnings.append(f"{unit} enabled but not started: {(p.stderr or '').strip()[-200:]}")
 
 
 def rebuild_initramfs(runner: Runner, paths: Paths, family: str, report: ApplyReport) -> None:

@@ -38,14 +38,30 @@ class Runner:
     def argv(self, cmd: Sequence[str]) -> list[str]:
         return list(cmd) if self.root == Path("/") else ["chroot", str(self.root), *cmd]
 
+    @property
+    def live(self) -> bool:
+        """True when the root is the running system (its systemd can start units)."""
+        return self.root == Path("/")
+
+    def systemctl_argv(self, args: Sequence[str]) -> list[str]:
+        # systemctl inside a chroot cannot tell it is one without /proc and then
+        # tries the host's bus; --root= edits the target's unit links offline.
+        return ["systemctl", *args] if self.live else ["systemctl", f"--root={self.root}", *args]
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._exec(self.systemctl_argv(args), check, False, list(args))
+
     def run(self, cmd: Sequence[str], check: bool = True, passthrough: bool = False) -> subprocess.CompletedProcess[str]:
         """`passthrough` lets a long step draw its own progress on the terminal."""
-        env = {**os.environ, **self.ENV} if self.root == Path("/") else dict(self.ENV)
+        return self._exec(self.argv(cmd), check, passthrough, cmd)
+
+    def _exec(self, argv: list[str], check: bool, passthrough: bool, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **self.ENV} if self.live else dict(self.ENV)
         if passthrough:
-            p = subprocess.run(self.argv(cmd), env=env, text=True, stdout=sys.stdout, stderr=subprocess.PIPE)
+            p = subprocess.run(argv, env=env, text=True, stdout=sys.stdout, stderr=subprocess.PIPE)
             p = subprocess.CompletedProcess(p.args, p.returncode, "", p.stderr)
         else:
-            p = subprocess.run(self.argv(cmd), env=env, text=True, capture_output=True)
+            p = subprocess.run(argv, env=env, text=True, capture_output=True)
         if check and p.returncode != 0:
             tail = (p.stderr or p.stdout or "").strip().splitlines()[-8:]
             raise PackageError(f"`{' '.join(cmd)}` failed (exit {p.returncode}):\n  " + "\n  ".join(tail))

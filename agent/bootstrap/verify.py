@@ -100,7 +100,9 @@ def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType 
         checks.append(Check("persistence_mode", bool(rows) and not off,
                             "enabled on all GPUs" if not off else f"disabled on {', '.join(off)}"))
 
-    if nvml is None:
+    if nvml is None and not runner.live:
+        checks.append(Check("nvml", False, f"not checked: {runner.root} is not the running system"))
+    elif nvml is None:
         try:
             import pynvml as nvml  # noqa: PLC0415 - NVML only when verifying
         except ImportError as e:
@@ -128,9 +130,14 @@ def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType 
     if any(p.component == "fabric_manager" for p in pins(manifest, len(det.nvswitches))):
         services.append("nvidia-fabricmanager.service")
     for unit in services:
-        rc, out = _run(runner, ["systemctl", "is-active", unit])
-        state = out.strip().splitlines()[-1] if out.strip() else "unknown"
-        checks.append(Check(f"service:{unit}", rc == 0 and state == "active", state))
+        if not runner.live:
+            enabled = runner.systemctl("is-enabled", unit, check=False).stdout.strip() or "unknown"
+            checks.append(Check(f"service:{unit}", False,
+                                f"{enabled}; active state unknown: {runner.root} is not the running system"))
+            continue
+        p = runner.systemctl("is-active", unit, check=False)
+        state = p.stdout.strip() or "unknown"
+        checks.append(Check(f"service:{unit}", p.returncode == 0 and state == "active", state))
     return checks
 
 
