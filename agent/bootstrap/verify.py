@@ -61,7 +61,8 @@ def normalise_bus_id(bus_id: str) -> str:
     return f"{int(dom, 16):04x}:{rest}" if rest else bus_id.lower()
 
 
-def _nvml_count(nvml: ModuleType | Any) -> tuple[int | None, str]:
+def nvml_count(nvml: ModuleType | Any) -> tuple[int | None, str]:
+    """GPU count through NVML (init, count, shutdown), or None and why not."""
     try:
         nvml.nvmlInit()
     except Exception as e:  # each NVML error code is its own class
@@ -72,7 +73,55 @@ def _nvml_count(nvml: ModuleType | Any) -> tuple[int | None, str]:
         nvml.nvmlShutdown()
 
 
-def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> list[Check]:
+@dataclass
+class Observations:
+    """What verify saw; `evaluate` judges it, so the judging is testable on fixtures."""
+
+    smi: tuple[int, str]  # exit status, output
+    nvcc: tuple[str, str] | None  # (path, output) of the first nvcc that ran
+    nvml: tuple[int | None, str]
+    services: dict[str, tuple[bool, str]]  # unit -> (active?, state text)
+
+
+def wanted_services(manifest: Manifest, det: Detection) -> list[str]:
+    units = ["nvidia-persistenced.service"]
+    if any(p.component == "fabric_manager" for p in pins(manifest, len(det.nvswitches))):
+        units.append("nvidia-fabricmanager.service")
+    return units
+
+
+def observe(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> Observations:
+    smi = _run(runner, SMI_QUERY)
+    nvcc = None
+    for path in NVCC_PATHS:
+        rc, out = _run(runner, [path, "--version"])
+        if rc == 0:
+            nvcc = (path, out)
+            break
+    if not runner.live and nvml is None:
+        count: tuple[int | None, str] = (None, f"not checked: {runner.root} is not the running system")
+    else:
+        if nvml is None:
+            try:
+                import pynvml as nvml  # noqa: PLC0415 - NVML only when verifying
+            except ImportError as e:
+                nvml = None
+                count = (None, f"nvidia-ml-py not importable: {e}")
+        if nvml is not None:
+            count = nvml_count(nvml)
+    services = {}
+    for unit in wanted_services(manifest, det):
+        if not runner.live:
+            enabled = runner.systemctl("is-enabled", unit, check=False).stdout.strip() or "unknown"
+            services[unit] = (False, f"{enabled}; active state unknown: {runner.root} is not the running system")
+            continue
+        p = runner.systemctl("is-active", unit, check=False)
+        state = p.stdout.strip() or "unknown"
+        services[unit] = (p.returncode == 0 and state == "active", state)
+    return Observations(smi, nvcc, count, services)
+
+
+def evaluate(manifest: Manifest, det: Detection, obs: Observations) -> list[Check]:
     checks: list[Check] = []
     want = manifest.driver.upstream
     pci_gpus = len(det.gpus)
@@ -83,62 +132,46 @@ def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType 
         checks.append(Check("driver_loaded", False, "nvidia kernel module not loaded (/proc/driver/nvidia/version absent)"))
     else:
         flavour = "open" if det.nvidia_module_open else "proprietary"
-        ok = det.nvidia_module == want and (det.nvidia_module_open is None or
-                                            (flavour == manifest.driver.kernel_modules))
+        ok = det.nvidia_module == want and (det.nvidia_module_open is None or flavour == manifest.driver.kernel_modules)
         checks.append(Check("driver_loaded", ok, f"loaded {det.nvidia_module} ({flavour}), pinned {want} "
                                                  f"({manifest.driver.kernel_modules})"))
 
-    smi = _run(runner, SMI_QUERY)
-    rows = parse_smi_csv(smi[1]) if smi[0] == 0 else []
-    if smi[0] != 0:
-        checks.append(Check("nvidia_smi", False, f"nvidia-smi failed: {smi[1].strip()[-300:] or 'not found'}"))
+    rc, out = obs.smi
+    if rc != 0:
+        checks.append(Check("nvidia_smi", False, f"nvidia-smi failed: {out.strip()[-300:] or 'not found'}"))
+        checks.append(Check("persistence_mode", False, "unknown: nvidia-smi did not run"))
     else:
+        rows = parse_smi_csv(out)
         versions = sorted({r.driver_version for r in rows})
         checks.append(Check("nvidia_smi", bool(rows) and versions == [want],
-                            f"{len(rows)} GPU(s), driver {', '.join(versions) or '?'}"))
+                            f"{len(rows)} GPU(s), driver {', '.join(versions) or '?'}, pinned {want}"))
         off = [normalise_bus_id(r.bus_id) for r in rows if not r.persistence]
         checks.append(Check("persistence_mode", bool(rows) and not off,
-                            "enabled on all GPUs" if not off else f"disabled on {', '.join(off)}"))
+                            "enabled on all GPUs" if rows and not off else
+                            f"disabled on {', '.join(off)}" if off else "no GPUs listed"))
 
-    if nvml is None and not runner.live:
-        checks.append(Check("nvml", False, f"not checked: {runner.root} is not the running system"))
-    elif nvml is None:
-        try:
-            import pynvml as nvml  # noqa: PLC0415 - NVML only when verifying
-        except ImportError as e:
-            nvml = None
-            checks.append(Check("nvml", False, f"nvidia-ml-py not importable: {e}"))
-    if nvml is not None:
-        count, why = _nvml_count(nvml)
-        if count is None:
-            checks.append(Check("nvml", False, why))
-        else:
-            checks.append(Check("nvml", count == pci_gpus, f"NVML sees {count} GPU(s), PCI has {pci_gpus}"))
+    count, why = obs.nvml
+    if count is None:
+        checks.append(Check("nvml", False, why))
+    else:
+        checks.append(Check("nvml", count == pci_gpus, f"NVML sees {count} GPU(s), PCI has {pci_gpus}"))
 
     release = manifest.cuda_toolkit.release
-    for path in NVCC_PATHS:
-        rc, out = _run(runner, [path, "--version"])
-        if rc == 0:
-            got = parse_nvcc_version(out)
-            checks.append(Check("nvcc", bool(got and got[0] == release),
-                                f"nvcc release {got[0] if got else '?'} ({path}), pinned {release}"))
-            break
-    else:
+    if obs.nvcc is None:
         checks.append(Check("nvcc", False, f"nvcc not found ({', '.join(NVCC_PATHS)}); pinned toolkit {release}"))
+    else:
+        path, text = obs.nvcc
+        got = parse_nvcc_version(text)
+        checks.append(Check("nvcc", bool(got and got[0] == release),
+                            f"nvcc release {got[0] if got else '?'} ({path}), pinned {release}"))
 
-    services = ["nvidia-persistenced.service"]
-    if any(p.component == "fabric_manager" for p in pins(manifest, len(det.nvswitches))):
-        services.append("nvidia-fabricmanager.service")
-    for unit in services:
-        if not runner.live:
-            enabled = runner.systemctl("is-enabled", unit, check=False).stdout.strip() or "unknown"
-            checks.append(Check(f"service:{unit}", False,
-                                f"{enabled}; active state unknown: {runner.root} is not the running system"))
-            continue
-        p = runner.systemctl("is-active", unit, check=False)
-        state = p.stdout.strip() or "unknown"
-        checks.append(Check(f"service:{unit}", p.returncode == 0 and state == "active", state))
+    for unit, (active, state) in obs.services.items():
+        checks.append(Check(f"service:{unit}", active, state))
     return checks
+
+
+def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> list[Check]:
+    return evaluate(manifest, det, observe(manifest, det, runner, nvml))
 
 
 def _run(runner: Runner, argv: list[str]) -> tuple[int, str]:
