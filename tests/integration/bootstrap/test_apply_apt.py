@@ -116,6 +116,32 @@ def test_second_apply_changes_nothing_and_says_so(root, manifest):
     assert plan.returncode == 0 and json.loads(plan.stdout)["converged"]
 
 
+def _bootstrap_subsystem(root: Path, manifest: Path):
+    from agent.config import parse_config
+    from agent.daemon import Daemon
+    from agent.paths import Paths
+
+    daemon = Daemon(parse_config({"bootstrap": {"manifest": str(manifest)}}), None, Paths(root))
+    return daemon, next(s for s in daemon.subsystems if s.name == "bootstrap")
+
+
+def _exposition(daemon) -> str:
+    from agent.exposition import render
+
+    return render(daemon.node.runtime.scrape(), daemon.node.catalog)[0].decode()
+
+
+def test_daemon_exports_component_state(root, manifest):
+    daemon, sub = _bootstrap_subsystem(root, manifest)
+    sub.refresh()  # what the daemon's worker thread runs; dpkg-query in the root
+    text = _exposition(daemon)
+    assert 'infernode_bootstrap_in_desired_state{component="nccl"} 1.0' in text
+    assert ('infernode_bootstrap_component_info{component="dcgm",installed="1:4.4.1-1",pinned="1:4.4.1-1"} 1.0'
+            in text)
+    assert 'infernode_bootstrap_pci_devices{kind="nvswitch"} 4.0' in text
+    assert [r.status for r in sub.doctor()] == ["ok"]
+
+
 def test_drift_is_planned_as_upgrade_and_downgrade_and_corrected(root, manifest):
     by_hand(root, "apt-mark", "unhold", "libnccl2", "cuda-drivers-580")
     by_hand(root, "apt-get", "install", "-y", "--allow-downgrades",
@@ -130,6 +156,17 @@ def test_drift_is_planned_as_upgrade_and_downgrade_and_corrected(root, manifest)
     assert "upgrade libnccl2 2.27.7-1+cuda13.0 -> 2.28.3-1+cuda13.0" in p.stdout
     assert "downgrade cuda-drivers-580 580.105.08-1 -> 580.95.05-1" in p.stdout
     assert dpkg_state(root) == {pkg: (v, "hold") for pkg, v in PINNED.items()}
+
+
+def test_daemon_sees_drift(root, manifest):
+    by_hand(root, "apt-mark", "unhold", "libcudnn9-cuda-13")
+    daemon, sub = _bootstrap_subsystem(root, manifest)
+    sub.refresh()
+    text = _exposition(daemon)
+    # Installed at the pin but no longer held: unattended upgrades could move it.
+    assert 'infernode_bootstrap_in_desired_state{component="cudnn"} 0.0' in text
+    assert 'infernode_bootstrap_in_desired_state{component="driver"} 1.0' in text
+    assert "cudnn" in next(iter(sub.doctor())).detail
 
 
 def test_driver_change_with_old_module_loaded_reports_reboot(root, manifest):

@@ -78,3 +78,20 @@ def test_modules_and_detect_on_fixture_root(tmp_path):
     assert d.nouveau_loaded and d.nvidia_module is None
     assert d.gpus == [] and d.os.family == "debian"
     assert "drm" in parse_modules((tmp_path / "proc/modules").read_text())
+
+
+def test_gpu_hotplug_uevents_become_events():
+    from agent.bootstrap.subsystem import uevent_to_event
+
+    root = FIX / "pci-hgx-8gpu-4nvswitch/sys/bus/pci/devices"
+    gpu = parse_uevent((root / "0000:18:00.0/uevent").read_text())
+    ev = uevent_to_event("add", gpu, 123)
+    assert (ev.kind, ev.subject, ev.start_ns, dict(ev.attributes)) == (
+        "gpu_added", "node", 123, {"pci_bus_id": "0000:18:00.0", "device_id": "0x2330"})
+    assert uevent_to_event("remove", gpu, 5).kind == "gpu_removed"
+    assert uevent_to_event("change", gpu, 5) is None
+    switch = parse_uevent((root / "0000:05:00.0/uevent").read_text())
+    assert uevent_to_event("add", switch, 5) is None
+    nic = parse_uevent((root / "0000:0c:00.0/uevent").read_text())
+    assert uevent_to_event("remove", nic, 5) is None
+    assert "gpu_added" in __import__("agent.event_kinds", fromlist=["KINDS"]).KINDS
