@@ -145,6 +145,8 @@ def apply(manifest: Manifest, det: Detection, paths: Paths, runner: Runner, back
         report.changed.append("configured the NVIDIA package repository")
 
     changes = plan.changes
+    if family == "rhel" and manifest.driver.dnf_module_stream and changes:
+        backend.enable_module_stream(manifest.driver.branch, manifest.driver.kernel_modules)  # type: ignore[attr-defined]
     if changes:
         backend.unhold([r.package for r in changes if r.held])
         log("installing: " + ", ".join(f"{r.package}={r.pinned}" for r in changes))

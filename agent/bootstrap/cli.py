@@ -113,9 +113,12 @@ def apply(manifest: Path, overrides: tuple[Path, ...], root: Path, allow_reboot:
     if report.reboot_reasons:
         for r in report.reboot_reasons:
             click.echo(f"REBOOT REQUIRED: {r}")
-        if allow_reboot:
+        if allow_reboot and runner.live:
             click.echo("rebooting (--allow-reboot)")
-            runner.run(["systemctl", "reboot"], check=False)
+            runner.systemctl("reboot", check=False)
+        elif allow_reboot:
+            # systemctl inside a chroot could reach the host's systemd and reboot it.
+            click.echo(f"not rebooting: {root} is not the running system")
         else:
             click.echo("not rebooting: run again with --allow-reboot, or reboot the node yourself")
     sys.exit(report.status)

@@ -77,6 +77,9 @@ class Driver(_Section):
     kernel_modules: Literal["open", "proprietary"] = "open"
     package: str | None = None  # default cuda-drivers-<branch>
     dnf_version: str | None = None
+    # RHEL family: enable NVIDIA's driver module stream (nvidia-driver:580-open)
+    # before installing, for repositories that still ship the driver as a module.
+    dnf_module_stream: bool = False
 
     _v = field_validator("version")(classmethod(lambda cls, v: _check_version(v)))
 

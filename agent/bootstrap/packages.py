@@ -237,7 +237,11 @@ class Dnf:
 
     @staticmethod
     def module_argv(branch: int, kernel_modules: str) -> list[str]:
-        return ["dnf", "-y", "module", "install", driver_module_stream(branch, kernel_modules)]
+        # enable, not install: the packages are then installed by exact NVR.
+        return ["dnf", "-y", "module", "enable", driver_module_stream(branch, kernel_modules)]
+
+    def enable_module_stream(self, branch: int, kernel_modules: str) -> None:
+        self.runner.run(self.module_argv(branch, kernel_modules))
 
     def simulate(self, specs: Sequence[tuple[str, str]]) -> None:
         # --assumeno resolves the transaction and exits 1 having changed nothing.

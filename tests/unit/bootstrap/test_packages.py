@@ -60,6 +60,6 @@ def test_dnf_commands():
     assert Dnf.install_argv([("cuda-toolkit-13-0", "13.0.2-1")]) == [
         "dnf", "-y", "install", "--allowerasing", "cuda-toolkit-13-0-13.0.2-1"]
     assert "--assumeno" in Dnf.install_argv([("a", "1")], simulate=True)
-    assert Dnf.module_argv(580, "open") == ["dnf", "-y", "module", "install", "nvidia-driver:580-open"]
+    assert Dnf.module_argv(580, "open") == ["dnf", "-y", "module", "enable", "nvidia-driver:580-open"]
     assert driver_module_stream(550, "proprietary") == "nvidia-driver:550-dkms"
     assert Dnf.refresh_argv("infernode-nvidia")[-2:] == ["--disablerepo=*", "--enablerepo=infernode-nvidia"]
