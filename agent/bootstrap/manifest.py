@@ -81,7 +81,10 @@ class Driver(_Section):
     # before installing, for repositories that still ship the driver as a module.
     dnf_module_stream: bool = False
 
-    _v = field_validator("version")(classmethod(lambda cls, v: _check_version(v)))
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return _check_version(v)
 
     @model_validator(mode="after")
     def _branch_matches(self) -> "Driver":
@@ -102,7 +105,10 @@ class Component(_Section):
     dnf_version: str | None = None
     enabled: bool = True
 
-    _v = field_validator("version")(classmethod(lambda cls, v: _check_version(v)))
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return _check_version(v)
 
 
 class Toolkit(Component):

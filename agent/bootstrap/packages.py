@@ -135,12 +135,12 @@ class Apt:
 
     @classmethod
     def install_argv(cls, specs: Sequence[tuple[str, str]], progress: bool = False, simulate: bool = False) -> list[str]:
-        argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+        argv = ["apt-get", "install", "-y", "--no-install-recommends",
                 "--allow-downgrades", "--allow-change-held-packages", *cls.DPKG_OPTS]
         if simulate:
             argv.append("-s")
-        if progress:
-            argv += ["-o", "Dpkg::Progress-Fancy=1"]
+        # -q would also silence the download and dpkg progress a person wants to see.
+        argv += ["-o", "Dpkg::Progress-Fancy=1"] if progress else ["-q"]
         return argv + [f"{name}={version}" for name, version in specs]
 
     def simulate(self, specs: Sequence[tuple[str, str]]) -> None:

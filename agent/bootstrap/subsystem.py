@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from agent.catalog import MetricSpec, MetricType
@@ -60,6 +61,43 @@ def uevent_to_event(action: str, props: Mapping[str, str], ts_ns: int) -> Event 
     return Event(ts_ns, ts_ns, kind, NODE, 1.0, {"pci_bus_id": dev.bdf, "device_id": f"0x{dev.device_id:04x}"})
 
 
+@dataclass
+class State:
+    rows: list[Any] = field(default_factory=list)
+    pci_counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def compare_with_manifest(settings: Any, paths: Any) -> State:
+    from agent.bootstrap.detect import detect
+    from agent.bootstrap.manifest import ManifestError, load_manifest, pins
+    from agent.bootstrap.packages import PackageError, Runner, backend_for
+    from agent.bootstrap.plan import compute_plan
+
+    try:
+        manifest = load_manifest(settings.manifest, tuple(settings.overrides))
+        det = detect(paths)
+        backend = backend_for(det.os.family, Runner(paths.root))
+        wanted = [p.package for p in pins(manifest, len(det.nvswitches))]
+        plan = compute_plan(manifest, det, backend.installed(wanted))
+    except (ManifestError, PackageError, OSError) as e:
+        return State(error=str(e))
+    return State(plan.rows, {"gpu": len(det.gpus), "nvswitch": len(det.nvswitches)})
+
+
+def doctor_rows(state: State, settings: Any) -> list[DoctorRow]:
+    if state.error:
+        return [DoctorRow("bootstrap", "manifest", "warn", state.error,
+                          f"write {settings.manifest} (see examples/manifest.yaml)")]
+    off = [r.component for r in state.rows if r.action != "nothing"]
+    if off:
+        return [DoctorRow("bootstrap", "components", "warn", "not in desired state: " + ", ".join(off),
+                          "run `infernode bootstrap plan`, then `infernode bootstrap apply`")]
+    if state.rows:
+        return [DoctorRow("bootstrap", "components", "ok", f"{len(state.rows)} components at pinned versions")]
+    return []
+
+
 class BootstrapSubsystem(Subsystem):
     name = "bootstrap"
     specs = BOOTSTRAP_SPECS
@@ -101,27 +139,20 @@ class BootstrapSubsystem(Subsystem):
 
     def refresh(self) -> None:
         """Compare the node with the manifest (blocking: runs dpkg-query or rpm)."""
-        from agent.bootstrap.detect import detect
-        from agent.bootstrap.manifest import ManifestError, load_manifest, pins
-        from agent.bootstrap.packages import PackageError, Runner, backend_for
-        from agent.bootstrap.plan import compute_plan
-
-        paths = self.daemon.paths
-        try:
-            manifest = load_manifest(self.settings.manifest, tuple(self.settings.overrides))
-            det = detect(paths)
-            backend = backend_for(det.os.family, Runner(paths.root))
-            wanted = [p.package for p in pins(manifest, len(det.nvswitches))]
-            plan = compute_plan(manifest, det, backend.installed(wanted))
-        except (ManifestError, PackageError, OSError) as e:
-            self.error = str(e)
+        state = compare_with_manifest(self.settings, self.daemon.paths)
+        self.error = state.error
+        if state.error:
             self.rows = []
-            log.warning("bootstrap state unknown: %s", e)
+            log.warning("bootstrap state unknown: %s", state.error)
             return
-        self.error = None
-        self.rows = plan.rows
-        self.pci_counts = {"gpu": len(det.gpus), "nvswitch": len(det.nvswitches)}
+        self.rows = state.rows
+        self.pci_counts = state.pci_counts
         self.last_check = time.time()
+
+    @classmethod
+    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+        """Rows for `infernode doctor` run without the daemon."""
+        return doctor_rows(compare_with_manifest(config.bootstrap, paths), config.bootstrap)
 
     def samples(self) -> Iterable[Sample]:
         for r in self.rows:
@@ -135,16 +166,7 @@ class BootstrapSubsystem(Subsystem):
             yield sample("infernode_bootstrap_last_check_timestamp_seconds", self.last_check)
 
     def doctor(self) -> Iterable[DoctorRow]:
-        if self.error:
-            yield DoctorRow("bootstrap", "manifest", "warn", self.error,
-                            f"write {self.settings.manifest} (see examples/manifest.yaml)")
-            return
-        off = [r.component for r in self.rows if r.action != "nothing"]
-        if off:
-            yield DoctorRow("bootstrap", "components", "warn", "not in desired state: " + ", ".join(off),
-                            "run `infernode bootstrap plan`, then `infernode bootstrap apply`")
-        elif self.rows:
-            yield DoctorRow("bootstrap", "components", "ok", f"{len(self.rows)} components at pinned versions")
+        return doctor_rows(State(self.rows, self.pci_counts, self.error), self.settings)
 
     def on_uevent(self, action: str, props: Mapping[str, str]) -> Event | None:
         ev = uevent_to_event(action, props, now_ns())
