@@ -125,3 +125,23 @@ fabric_manager:
   version: 580.95.05-1
   when: auto
 """
+
+
+def sign_repo(repo: Path, gnupghome: Path, name: str = "infernode test repository") -> bytes:
+    """Write Release and a clear-signed InRelease with a fresh key; returns the
+    binary public keyring apt's signed-by needs."""
+    import hashlib
+    from email.utils import formatdate
+
+    gnupghome.mkdir(mode=0o700, parents=True, exist_ok=True)
+    gpg = ["gpg", "--homedir", str(gnupghome), "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", f"{name} <repo@infernode.invalid>", "ed25519", "sign", "never"],
+                   check=True, capture_output=True)
+    lines = ["Origin: infernode-tests", "Label: infernode-tests", f"Date: {formatdate(usegmt=True)}", "SHA256:"]
+    for f in ("Packages",):
+        data = (repo / f).read_bytes()
+        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {f}")
+    (repo / "Release").write_text("\n".join(lines) + "\n")
+    subprocess.run([*gpg, "--clearsign", "-o", str(repo / "InRelease"), str(repo / "Release")],
+                   check=True, capture_output=True)
+    return subprocess.run([*gpg, "--export"], check=True, capture_output=True).stdout
