@@ -145,6 +145,13 @@ class BootstrapSubsystem(Subsystem):
             self.rows = []
             log.warning("bootstrap state unknown: %s", state.error)
             return
+        before = {r.component: r.installed for r in self.rows}
+        for r in state.rows:
+            # Only a change seen between two reads is an event, not the first read.
+            if r.component in before and before[r.component] != r.installed:
+                ts = now_ns()
+                self.daemon.events.add(Event(ts, ts, "bootstrap_change", NODE, 1.0, {
+                    "component": r.component, "version": r.installed or "", "previous": before[r.component] or ""}))
         self.rows = state.rows
         self.pci_counts = state.pci_counts
         self.last_check = time.time()

@@ -159,10 +159,17 @@ def test_drift_is_planned_as_upgrade_and_downgrade_and_corrected(root, manifest)
 
 
 def test_daemon_sees_drift(root, manifest):
-    by_hand(root, "apt-mark", "unhold", "libcudnn9-cuda-13")
     daemon, sub = _bootstrap_subsystem(root, manifest)
     sub.refresh()
+    by_hand(root, "apt-mark", "unhold", "libcudnn9-cuda-13", "cuda-toolkit-13-0")
+    by_hand(root, "apt-get", "install", "-y", "--allow-downgrades", "cuda-toolkit-13-0=13.0.1-1")
+    sub.refresh()
+    changes = [e for e in daemon.events.recent() if e.kind == "bootstrap_change"]
+    assert [dict(e.attributes) for e in changes] == [
+        {"component": "cuda_toolkit", "version": "13.0.1-1", "previous": "13.0.2-1"}]
     text = _exposition(daemon)
+    assert 'infernode_bootstrap_in_desired_state{component="cuda_toolkit"} 0.0' in text
+    assert 'installed="13.0.1-1",pinned="13.0.2-1"' in text
     # Installed at the pin but no longer held: unattended upgrades could move it.
     assert 'infernode_bootstrap_in_desired_state{component="cudnn"} 0.0' in text
     assert 'infernode_bootstrap_in_desired_state{component="driver"} 1.0' in text
