@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from agent.bootstrap.detect import Detection
-from agent.bootstrap.manifest import Manifest
+from agent.bootstrap.manifest import Manifest, pins
 from agent.bootstrap.packages import Backend, PackageError, Runner
 from agent.bootstrap.plan import CHANGES, Plan, compute_plan
 from agent.bootstrap.repo import APT_SOURCE_REL, DNF_REPO_ID, RepoError, install_repo, restore
@@ -133,8 +133,8 @@ def apply(manifest: Manifest, det: Detection, paths: Paths, runner: Runner, back
     try:
         log("refreshing the package index of the NVIDIA repository ...")
         backend.refresh(DNF_REPO_ID if family == "rhel" else APT_SOURCE_REL)
-        pinned = [p.package for p in compute_plan(manifest, det, {}).pins]
-        plan = compute_plan(manifest, det, backend.installed(pinned))
+        wanted = [p.package for p in pins(manifest, len(det.nvswitches))]
+        plan = compute_plan(manifest, det, backend.installed(wanted))
         preflight(plan, backend)
     except (ApplyError, PackageError) as e:
         restore(snapshot)
@@ -148,9 +148,15 @@ def apply(manifest: Manifest, det: Detection, paths: Paths, runner: Runner, back
     if family == "rhel" and manifest.driver.dnf_module_stream and changes:
         backend.enable_module_stream(manifest.driver.branch, manifest.driver.kernel_modules)  # type: ignore[attr-defined]
     if changes:
-        backend.unhold([r.package for r in changes if r.held])
+        unheld = [r.package for r in changes if r.held]
+        backend.unhold(unheld)
         log("installing: " + ", ".join(f"{r.package}={r.pinned}" for r in changes))
-        backend.install([(r.package, r.pinned) for r in changes], progress)
+        try:
+            backend.install([(r.package, r.pinned) for r in changes], progress)
+        except PackageError:
+            # The transaction failed as a whole; leave the holds as they were.
+            backend.hold(unheld)
+            raise
         report.changed += [f"{r.action} {r.package} {r.installed or '-'} -> {r.pinned}" for r in changes]
     to_hold = [r.package for r in plan.rows if r.action in CHANGES or not r.held]
     if to_hold:
