@@ -8,20 +8,18 @@ a scraper asks for with its Accept header.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Iterator, Mapping
-
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
-from prometheus_client.samples import Exemplar as PromExemplar
-from prometheus_client.samples import Sample as PromSample
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.samples import Exemplar as PromExemplar
+
+# prometheus_client is imported only by build_families(): the daemon's render()
+# does not need it, and it costs the daemon ~10 MB of resident memory.
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Text format 0.0.4, which every Prometheus parses. (prometheus_client's "latest"
 # is 1.0.0, the UTF-8-names variant; our names are all legacy-valid.)
@@ -35,6 +33,8 @@ class UndeclaredMetricError(KeyError):
 def _prom_exemplar(ex: Exemplar | None) -> PromExemplar | None:
     if ex is None:
         return None
+    from prometheus_client.samples import Exemplar as PromExemplar
+
     return PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
 
 
@@ -45,6 +45,10 @@ def _fmt_bound(b: float) -> str:
 
 
 def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
+    """The same exposition as prometheus_client metric families (for code that
+    feeds prometheus_client; render() writes identical bytes without them)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     grouped: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         grouped[s.name].append(s)
@@ -84,6 +88,9 @@ def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Met
     """Re-exposed families keep their original type; collectors pass it in the
     `__type__` label-less convention: a passthrough Sample carries prebuilt series
     as HistogramValue (histograms) or plain values (counters use the _total name)."""
+    from prometheus_client.core import HistogramMetricFamily, Metric
+    from prometheus_client.samples import Sample as PromSample
+
     if any(isinstance(s.value, HistogramValue) for s in samples):
         label_names = sorted(samples[0].labels)
         fam: Metric = HistogramMetricFamily(name, help_text, labels=label_names)
@@ -101,16 +108,6 @@ def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Met
     for s in samples:
         fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
     return fam
-
-
-class _Families:
-    """Adapter so prometheus_client's encoders can walk prebuilt families."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
 
 
 def wants_openmetrics(accept: str | None) -> bool:
