@@ -17,7 +17,11 @@ import click
 from agent import __version__
 
 # name -> "module:attribute"; each subsystem adds its own line.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "topology": "collectors.gpu.topology_cli:command",
+    "workers": "agent.worker.cli:workers",
+    "drain": "agent.worker.cli:drain",
+}
 
 EXIT_CONFIG = 2
 

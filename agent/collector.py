@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 class NoDataError(Exception):
     """The source this collector reads does not exist on this host."""
 
-    def __init__(self, reason: str, fix: str = "") -> None:
+    def __init__(self, reason: str, fix: str = "", samples: Iterable[Sample] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fix = fix
+        # What a collector still says while it has no data (e.g. infernode_gpu_nvml_up 0).
+        self.samples = list(samples)
 
 
 class CollectorSettings(BaseModel):

@@ -58,7 +58,7 @@ def _collectors_model() -> type[BaseModel]:
 def _config_model() -> type[BaseModel]:
     from agent.bootstrap.settings import BootstrapSettings
     from agent.tracing.settings import ExplainSettings, OtlpSettings
-    from agent.worker.settings import WorkerSettings
+    from agent.worker.settings import Workers
     from tuning.settings import TuningSettings
 
     collectors = _collectors_model()
@@ -71,7 +71,7 @@ def _config_model() -> type[BaseModel]:
         collectors=(collectors, Field(default_factory=collectors)),
         tuning=(TuningSettings, Field(default_factory=TuningSettings)),
         bootstrap=(BootstrapSettings, Field(default_factory=BootstrapSettings)),
-        workers=(list[WorkerSettings], Field(default_factory=list)),
+        workers=(Workers, Field(default_factory=list)),
         otlp=(OtlpSettings, Field(default_factory=OtlpSettings)),
         explain=(ExplainSettings, Field(default_factory=ExplainSettings)),
     )

@@ -8,7 +8,7 @@ a scraper asks for with its Accept header.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
@@ -85,26 +85,27 @@ def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
 
 
 def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Metric:
-    """Re-exposed families keep their original type; collectors pass it in the
-    `__type__` label-less convention: a passthrough Sample carries prebuilt series
-    as HistogramValue (histograms) or plain values (counters use the _total name)."""
-    from prometheus_client.core import HistogramMetricFamily, Metric
+    """A re-exposed family (agent/worker/scrape.py's convention): HistogramValue
+    samples are a histogram named `name`; float samples named `<family>_total` are a
+    counter; other float samples a gauge. Each series keeps its own label set, so
+    series of one family may carry different labels, as in the source."""
+    from prometheus_client.core import Metric
     from prometheus_client.samples import Sample as PromSample
 
     if any(isinstance(s.value, HistogramValue) for s in samples):
-        label_names = sorted(samples[0].labels)
-        fam: Metric = HistogramMetricFamily(name, help_text, labels=label_names)
+        fam = Metric(name, help_text, "histogram")
         for s in samples:
             hv = s.value
-            assert isinstance(hv, HistogramValue)
-            fam.add_metric([s.labels[k] for k in label_names], [(_fmt_bound(b), c) for b, c in hv.buckets], hv.sum)
+            if not isinstance(hv, HistogramValue):
+                continue  # a float under a histogram's name cannot be encoded; the runtime counts it
+            labels = dict(s.labels)
+            for bound, count in hv.buckets:
+                fam.samples.append(PromSample(f"{name}_bucket", {**labels, "le": _value(bound)}, float(count)))
+            fam.samples.append(PromSample(f"{name}_count", labels, float(hv.count)))
+            fam.samples.append(PromSample(f"{name}_sum", labels, float(hv.sum)))
         return fam
-    if name.endswith("_total"):
-        fam = Metric(name[: -len("_total")], help_text, "counter")
-        for s in samples:
-            fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
-        return fam
-    fam = Metric(name, help_text, "gauge")
+    kind = "counter" if name.endswith("_total") else "gauge"
+    fam = Metric(name[: -len("_total")] if kind == "counter" else name, help_text, kind)
     for s in samples:
         fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
     return fam
@@ -160,7 +161,11 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
             raise UndeclaredMetricError(name)
         help_text = passthrough.help
         if any(isinstance(s.value, HistogramValue) for s in samples):
-            kind, family = "histogram", name
+            out.append(f"# HELP {name} {_escape_help(help_text, om)}\n# TYPE {name} histogram\n")
+            for s in samples:
+                if isinstance(s.value, HistogramValue):  # a float here cannot be encoded; the runtime counts it
+                    _encode_histogram(out, name, s, om, _value, always_count=True)
+            return
         elif name.endswith("_total"):
             kind, family = "counter", name[: -len("_total")]
         else:
@@ -172,7 +177,7 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
     out.append(f"# HELP {head} {_escape_help(help_text, om)}\n# TYPE {head} {kind}\n")
     if kind == "histogram":
         for s in samples:
-            _encode_histogram(out, family, s, om)
+            _encode_histogram(out, family, s, om, _fmt_bound)
         return
     sample_name = family + "_total" if kind == "counter" else family
     exemplars = om and kind == "counter"
@@ -183,22 +188,24 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
         out.append(line + "\n")
 
 
-def _encode_histogram(out: list[str], family: str, s: Sample, om: bool) -> None:
+def _encode_histogram(out: list[str], family: str, s: Sample, om: bool,
+                      fmt_bound: Callable[[float], str], always_count: bool = False) -> None:
     hv = s.value
     assert isinstance(hv, HistogramValue)
     for bound, count in hv.buckets:
         labels = dict(s.labels)
-        labels["le"] = _fmt_bound(bound)
+        labels["le"] = fmt_bound(bound)
         line = f"{family}_bucket{_labels(labels)} {_value(count)}"
         if om and hv.exemplars:
             ex = hv.exemplars.get(bound)
             if ex is not None:
                 line += _exemplar(ex)
         out.append(line + "\n")
-    # Like prometheus_client: no _count/_sum when a bucket bound is negative.
-    if hv.buckets and hv.buckets[0][0] >= 0:
+    # Like prometheus_client's HistogramMetricFamily: no _count/_sum when a bucket
+    # bound is negative (re-exposed families keep whatever their source had).
+    if always_count or (hv.buckets and hv.buckets[0][0] >= 0):
         labels_text = _labels(s.labels)
-        out.append(f"{family}_count{labels_text} {_value(hv.buckets[-1][1])}\n")
+        out.append(f"{family}_count{labels_text} {_value(hv.count)}\n")
         out.append(f"{family}_sum{labels_text} {_value(hv.sum)}\n")
 
 

@@ -170,7 +170,7 @@ class CollectorRuntime:
             raw = list(c.collect())
         except NoDataError as e:
             self._finish(c.name, t0, False, "no data", e.reason, e.fix)
-            return []
+            return self._validate(c.name, e.samples)[0]
         except Exception as e:
             log.warning("collector %s failed: %s", c.name, e, exc_info=log.isEnabledFor(logging.DEBUG))
             self._finish(c.name, t0, False, "error", f"{type(e).__name__}: {e}")

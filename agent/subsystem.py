@@ -53,4 +53,8 @@ class Subsystem(ABC):
 
 def subsystem_classes() -> list[type[Subsystem]]:
     """The daemon's subsystems, imported on demand."""
-    return []
+    from agent.worker.supervisor import WorkerSupervisor
+
+    return [
+        WorkerSupervisor,
+    ]

@@ -11,10 +11,24 @@ from agent.collector import Collector
 
 
 def collector_classes() -> list[type[Collector]]:
+    from collectors.cgroup import CgroupCollector
+    from collectors.gpu.collector import GpuCollector
+    from collectors.host.cpu import CpuCollector
+    from collectors.host.diskstats import DiskstatsCollector
     from collectors.host.loadavg import LoadavgCollector
+    from collectors.host.meminfo import MeminfoCollector
+    from collectors.host.netdev import NetdevCollector
+    from collectors.host.pressure import PressureCollector
 
     return [
         LoadavgCollector,
+        CpuCollector,
+        MeminfoCollector,
+        PressureCollector,
+        DiskstatsCollector,
+        NetdevCollector,
+        CgroupCollector,
+        GpuCollector,
     ]
 
 

@@ -11,6 +11,7 @@ PACKAGES=(
   debootstrap systemd-container             # real systemd (nspawn) and real apt roots in tests
   iproute2 nftables ethtool                 # network namespaces, packet drop, NIC tunables
   rt-tests                                  # hackbench for the eBPF overhead benchmark
+  ansible-core ansible-lint                 # fleet rollout role: lint, syntax check, real rollout tests
 )
 
 missing=()

@@ -1,6 +1,51 @@
+"""Supervision of the local vLLM workers under systemd."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from agent.config_types import Duration, Size
+
+
+class HealthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval: Duration = 5.0
+    # A hung /health (a wedged HTTP server) must count as unhealthy, so every probe
+    # has its own timeout shorter than the interval.
+    timeout: Duration = 2.0
+    path: str = Field(default="/health", pattern=r"^/")
+    # vLLM's /health does not notice a hung engine (vllm#39863): a tiny generation
+    # request does. Off when None.
+    generation_probe: str | None = Field(default=None, pattern=r"^/")
+    generation_timeout: Duration = 10.0
+    # Consecutive failed probes before the worker is restarted.
+    failures_before_restart: int = Field(default=3, ge=1)
+    # Model load can take minutes, during which vLLM refuses connections.
+    startup_grace: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> "HealthSettings":
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
+        return self
+
+
+class BackoffSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    initial: Duration = Field(default=5.0, gt=0)
+    factor: float = Field(default=2.0, ge=1.0)
+    max: Duration = Field(default=300.0, gt=0)
+    # A worker healthy this long is considered recovered: its backoff starts over.
+    reset_after: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _max_at_least_initial(self) -> "BackoffSettings":
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max:g}s) must be at least initial ({self.initial:g}s)")
+        return self
 
 
 class WorkerSettings(BaseModel):
@@ -9,4 +54,50 @@ class WorkerSettings(BaseModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     gpus: list[int] = Field(default_factory=list)
     port: int = Field(default=8000, ge=1, le=65535)
+    # The server executable, e.g. ["/opt/vllm/bin/vllm", "serve", "meta-llama/Llama-3.1-8B"].
     command: list[str] = Field(default_factory=list)
+    # Extra arguments appended after the ones the agent adds (--port, --otlp-traces-endpoint,
+    # --shutdown-timeout).
+    args: list[str] = Field(default_factory=list)
+    environment: dict[str, str] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    # Explicit placement for hosts whose GPU topology the agent cannot read; by default
+    # the CPUs and NUMA nodes local to `gpus`.
+    cpus: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+    numa_nodes: list[int] | None = None
+    memory_high: Size | None = None
+    memory_max: Size | None = None
+    # vLLM's --shutdown-timeout: SIGTERM drains in-flight requests for up to this long.
+    shutdown_timeout: Duration = 30.0
+    # `infernode drain` waits this long for in-flight requests before stopping.
+    drain_timeout: Duration = 60.0
+    tracing: bool = True
+    scrape_metrics: bool = True
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> "WorkerSettings":
+        if not self.command:
+            raise ValueError("command: the vLLM server command is required, e.g. [vllm, serve, MODEL]")
+        if self.memory_high is not None and self.memory_max is not None and self.memory_high > self.memory_max:
+            raise ValueError("memory_high must not exceed memory_max")
+        if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
+            raise ValueError(f"gpus must be distinct non-negative indexes (got {self.gpus})")
+        return self
+
+
+def _unique_names(workers: list[WorkerSettings]) -> list[WorkerSettings]:
+    seen: set[str] = set()
+    for w in workers:
+        if w.name in seen:
+            raise ValueError(f"worker name {w.name!r} is declared twice")
+        seen.add(w.name)
+    ports = [w.port for w in workers]
+    for p in set(ports):
+        if ports.count(p) > 1:
+            raise ValueError(f"port {p} is used by more than one worker")
+    return workers
+
+
+Workers = Annotated[list[WorkerSettings], AfterValidator(_unique_names)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from agent.catalog import MetricSpec, MetricType
-from agent.collector import Collector, NoDataError
+from agent.collector import Collector
 from agent.samples import Sample
+from collectors.files import read_source
 
 SPECS = (
     MetricSpec(
@@ -33,9 +34,6 @@ class LoadavgCollector(Collector):
 
     def collect(self) -> Iterable[Sample]:
         path = self.paths.proc("loadavg")
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise NoDataError(f"{path} does not exist") from None
+        text = read_source(path, "mount procfs at /proc")
         for window, value in parse_loadavg(text).items():
             yield Sample("infernode_host_load", {"window": window}, value)

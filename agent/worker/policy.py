@@ -1,0 +1,98 @@
+"""What the supervisor does next for one worker: a pure state machine.
+
+Inputs are observations (unit state, probe result, GPU faults) and the clock;
+output is one action. The supervisor performs it, so every decision is tested
+without systemd or sleeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from agent.worker.backoff import BackoffPolicy, BackoffState
+
+
+class Phase(str, Enum):
+    STARTING = "starting"      # started, not yet healthy (model loading)
+    RUNNING = "running"
+    BACKOFF = "backoff"        # down, waiting to be restarted
+    GPU_FAULT = "gpu_fault"    # stopped for good: its GPU is lost or has an uncontained error
+    DRAINING = "draining"
+    DRAINED = "drained"        # stopped by an operator (`infernode drain`)
+
+
+class Action(str, Enum):
+    NONE = "none"
+    STOP = "stop"              # stop now, do not restart
+    STOP_FOR_RESTART = "stop_for_restart"   # unhealthy but running: stop, restart after the delay
+    START = "start"            # the backoff delay is over
+
+
+@dataclass
+class Decision:
+    action: Action
+    reason: str = ""
+    delay: float = 0.0
+
+
+@dataclass
+class WorkerPolicy:
+    backoff: BackoffPolicy
+    failures_before_restart: int
+    startup_grace: float
+    phase: Phase = Phase.STARTING
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+    restart_reason: str = ""
+    streak: BackoffState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.streak = BackoffState(self.backoff)
+
+    def started(self, now: float) -> None:
+        self.phase = Phase.STARTING
+        self.started_at = now
+        self.failures = 0
+        self.restart_at = None
+
+    def observe(self, now: float, active: bool, healthy: bool | None, gpu_fault: str | None,
+                failure: str = "unhealthy") -> Decision:
+        """`active`: the unit is active (or activating); `healthy`: the probes' verdict,
+        None when not probed; `gpu_fault`: reason when one of its GPUs is gone;
+        `failure`: the restart reason should this failed probe trigger one."""
+        if self.phase in (Phase.GPU_FAULT, Phase.DRAINING, Phase.DRAINED):
+            return Decision(Action.NONE)
+        if gpu_fault:
+            self.phase = Phase.GPU_FAULT
+            return Decision(Action.STOP, gpu_fault)
+        if self.phase is Phase.BACKOFF:
+            if self.restart_at is not None and now >= self.restart_at:
+                self.started(now)
+                return Decision(Action.START, self.restart_reason)
+            return Decision(Action.NONE)
+        if not active:
+            return self._schedule(now, "exited", stop=False)
+        if healthy is None:
+            return Decision(Action.NONE)
+        if healthy:
+            self.failures = 0
+            self.phase = Phase.RUNNING
+            self.streak.on_healthy(now)
+            return Decision(Action.NONE)
+        self.streak.on_unhealthy()
+        if self.phase is Phase.STARTING and now - self.started_at < self.startup_grace:
+            return Decision(Action.NONE)  # still loading the model: vLLM refuses connections meanwhile
+        self.failures += 1
+        if self.failures >= self.failures_before_restart:
+            return self._schedule(now, failure, stop=True)
+        return Decision(Action.NONE)
+
+    def _schedule(self, now: float, reason: str, stop: bool) -> Decision:
+        delay = self.streak.next_delay()
+        self.phase = Phase.BACKOFF
+        self.restart_at = now + delay
+        self.restart_reason = reason
+        self.failures = 0
+        return Decision(Action.STOP_FOR_RESTART if stop else Action.NONE, reason, delay)

@@ -1,0 +1,420 @@
+"""The worker supervisor: renders each worker's drop-in, starts its unit, probes
+its health, restarts it with backoff, stops it for good on a fatal GPU fault,
+drains it on request, and re-exposes its vLLM metrics.
+
+One asyncio task per worker. Workers outlive the agent: stopping or restarting
+the agent leaves them running, and a starting agent adopts them (restarting one
+only when its rendered drop-in changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import aiohttp
+from aiohttp import web
+
+from agent.events import Event, now_ns
+from agent.samples import Sample
+from agent.subsystem import Subsystem
+from agent.worker import gpufaults
+from agent.worker.backoff import BackoffPolicy
+from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
+from agent.worker.metrics import WORKER_SPECS
+from agent.worker.placement import Placement, SysfsPlacement, parse_cpulist
+from agent.worker.policy import Action, Phase, WorkerPolicy
+from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
+from agent.worker.settings import WorkerSettings
+from agent.worker.systemctl import Systemctl, SystemctlError
+
+log = logging.getLogger("infernode.worker")
+
+ACTIVE_STATES = ("active", "activating", "reloading", "deactivating")
+
+
+@dataclass
+class WorkerRuntime:
+    settings: WorkerSettings
+    policy: WorkerPolicy
+    unit: str
+    up: bool = False
+    healthy: bool | None = None
+    active_state: str = "unknown"
+    main_pid: int = 0
+    last_problem: str = ""
+    restarts: dict[str, int] = field(default_factory=dict)
+    scrape_up: bool = False
+    scrape_malformed: int = 0
+    vllm_samples: list[Sample] = field(default_factory=list)
+    model: str | None = None
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def status(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "worker": s.name, "unit": self.unit, "gpus": gpus_label(s.gpus), "port": s.port,
+            "active_state": self.active_state, "phase": self.policy.phase.value, "healthy": self.healthy,
+            "up": self.up, "main_pid": self.main_pid, "restarts": sum(self.restarts.values()),
+            "scrape_up": self.scrape_up, "problem": self.last_problem,
+        }
+
+
+class WorkerSupervisor(Subsystem):
+    name = "worker"
+    specs = WORKER_SPECS
+
+    @classmethod
+    def enabled(cls, config: Any) -> bool:
+        return bool(config.workers)
+
+    def __init__(self, daemon: Any) -> None:
+        super().__init__(daemon)
+        self.systemctl = Systemctl()
+        self.workers: dict[str, WorkerRuntime] = {}
+        self.node_fault: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._fault_since_ns = now_ns()
+
+    # ---- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        await self._apply(self.daemon.config)
+
+    async def stop(self) -> None:
+        # Workers keep serving while the agent is down; only our loops end.
+        for w in self.workers.values():
+            if w.task:
+                w.task.cancel()
+        await asyncio.gather(*(w.task for w in self.workers.values() if w.task), return_exceptions=True)
+        if self._session:
+            await self._session.close()
+
+    async def reload(self, config: Any) -> None:
+        await self._apply(config)
+
+    async def _apply(self, config: Any) -> None:
+        wanted = {w.name: w for w in config.workers}
+        for name in list(self.workers):
+            if name not in wanted:
+                w = self.workers.pop(name)
+                if w.task:
+                    w.task.cancel()
+                await self._stop_unit(w, "removed from config")
+                self._dropin_path(name).unlink(missing_ok=True)
+        bring_up: list[tuple[WorkerRuntime, bool]] = []
+        written = False
+        for name, settings in wanted.items():
+            text = render_dropin(settings, self._placement(settings), otlp_endpoint(self._otlp_listen(config)))
+            path = self._dropin_path(name)
+            old = path.read_text() if path.exists() else None
+            if old != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(text)
+                tmp.replace(path)
+                written = True
+            # A running worker whose drop-in changed runs with stale pinning or args:
+            # restart it (once the new drop-in is loaded).
+            restart = old is not None and old != text
+            w = self.workers.get(name)
+            if w is None or w.settings != settings:
+                if w and w.task:
+                    w.task.cancel()
+                w = WorkerRuntime(settings, self._policy(settings), unit_name(name))
+                self.workers[name] = w
+                bring_up.append((w, restart))
+            elif restart:
+                bring_up.append((w, restart))
+        if written:
+            await self.systemctl.daemon_reload()
+        for w, restart in bring_up:
+            await self._bring_up(w, restart=restart)
+            if w.task is None or w.task.done():
+                w.task = asyncio.create_task(self._loop(w), name=f"worker-{w.settings.name}")
+
+    def _dropin_path(self, name: str):  # noqa: ANN201 - a Path under Paths
+        return self.daemon.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
+
+    def _otlp_listen(self, config: Any) -> str | None:
+        otlp = getattr(config, "otlp", None)
+        return otlp.grpc_listen if otlp is not None and otlp.enabled else None
+
+    def _policy(self, s: WorkerSettings) -> WorkerPolicy:
+        b = s.backoff
+        return WorkerPolicy(BackoffPolicy(b.initial, b.factor, b.max, b.reset_after),
+                            s.health.failures_before_restart, s.health.startup_grace)
+
+    def _placement(self, s: WorkerSettings) -> Placement:
+        provider = self.daemon.services.get("worker.placement")
+        if provider is None:
+            inference = self.daemon.services.get("tuning.inference_cpus")
+            provider = SysfsPlacement(self.daemon.paths, inference)
+        found = provider.placement(s.gpus) if s.gpus else Placement()
+        cpus = parse_cpulist(s.cpus) if s.cpus else found.cpus
+        nodes = tuple(s.numa_nodes) if s.numa_nodes is not None else found.numa_nodes
+        return Placement(tuple(cpus), nodes)
+
+    # ---- unit control ----------------------------------------------------
+
+    async def _bring_up(self, w: WorkerRuntime, restart: bool = False) -> None:
+        try:
+            state = await self.systemctl.show(w.unit, "ActiveState")
+            if state.get("ActiveState") == "failed":
+                await self.systemctl.reset_failed(w.unit)
+            if restart:
+                await self.systemctl.restart(w.unit)
+                self._count_restart(w, "config")
+            elif state.get("ActiveState") not in ACTIVE_STATES:
+                await self.systemctl.start(w.unit)
+                self._event("worker_start", w)
+            w.policy.started(time.monotonic())
+            w.last_problem = ""
+        except SystemctlError as e:
+            w.last_problem = str(e)
+            log.error("worker %s: %s", w.settings.name, e)
+
+    async def _stop_unit(self, w: WorkerRuntime, reason: str) -> None:
+        try:
+            await self.systemctl.stop(w.unit)
+        except SystemctlError as e:
+            log.error("worker %s: %s", w.settings.name, e)
+        self._event("worker_stop", w, reason=reason)
+
+    def _count_restart(self, w: WorkerRuntime, reason: str) -> None:
+        w.restarts[reason] = w.restarts.get(reason, 0) + 1
+        self._event("worker_restart", w, reason=reason)
+
+    def _event(self, kind: str, w: WorkerRuntime, **attrs: Any) -> None:
+        t = now_ns()
+        self.daemon.events.add(Event(t, t, kind, f"worker:{w.settings.name}", 1.0,
+                                     {"unit": w.unit, **{k: str(v) for k, v in attrs.items()}}))
+
+    # ---- the per-worker loop ---------------------------------------------
+
+    async def _loop(self, w: WorkerRuntime) -> None:
+        while True:
+            try:
+                await self._tick(w)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # one bad tick must not end supervision
+                w.last_problem = f"{type(e).__name__}: {e}"
+                log.exception("worker %s: supervision tick failed", w.settings.name)
+            try:
+                await asyncio.wait_for(w.wake.wait(), w.settings.health.interval)
+            except asyncio.TimeoutError:
+                pass
+            w.wake.clear()
+
+    async def _tick(self, w: WorkerRuntime) -> None:
+        s = w.settings
+        try:
+            show = await self.systemctl.show(w.unit, "ActiveState", "MainPID")
+        except SystemctlError as e:
+            w.last_problem = str(e)
+            w.up = False
+            return
+        w.active_state = show.get("ActiveState", "unknown")
+        w.main_pid = int(show.get("MainPID", "0") or 0)
+        active = w.active_state in ACTIVE_STATES and w.active_state != "deactivating"
+        healthy: bool | None = None
+        failure = "unhealthy"
+        if active and w.policy.phase not in (Phase.DRAINING, Phase.DRAINED, Phase.GPU_FAULT):
+            healthy, problem, failure = await self._probe(w)
+            if not healthy:
+                w.last_problem = problem
+        w.healthy = healthy
+        fault = self._gpu_fault(s)
+        decision = w.policy.observe(time.monotonic(), active, healthy, fault, failure)
+        if decision.action is Action.STOP:
+            log.error("worker %s: stopping for good: %s", s.name, decision.reason)
+            w.last_problem = f"GPU fault: {decision.reason}"
+            await self._stop_unit(w, decision.reason)
+        elif decision.action is Action.STOP_FOR_RESTART:
+            log.warning("worker %s: %s; restarting in %.0fs", s.name, decision.reason, decision.delay)
+            # No drain: a worker whose server or engine is wedged would only hold its
+            # requests until --shutdown-timeout and then drop them anyway.
+            try:
+                await self.systemctl.kill(w.unit, "SIGKILL", who="all")
+            except SystemctlError as e:
+                log.warning("worker %s: %s", s.name, e)
+            await self._stop_unit(w, decision.reason)
+        elif decision.action is Action.START:
+            try:
+                await self.systemctl.reset_failed(w.unit)
+            except SystemctlError:
+                pass  # not failed: nothing to reset
+            await self.systemctl.start(w.unit)
+            self._count_restart(w, decision.reason)
+        elif decision.reason == "exited":
+            log.warning("worker %s: unit is %s; restarting in %.0fs", s.name, w.active_state, decision.delay)
+            w.last_problem = f"unit {w.active_state}"
+        w.up = bool(active and healthy)
+        if s.scrape_metrics and active:
+            await self._scrape(w)
+        else:
+            w.scrape_up = False
+            w.vllm_samples = []
+
+    async def _probe(self, w: WorkerRuntime) -> tuple[bool, str, str]:
+        """(healthy, problem, restart reason if this failure leads to one)."""
+        assert self._session is not None
+        s, h = w.settings, w.settings.health
+        base = f"http://{_url_host(s.host)}:{s.port}"
+        try:
+            async with self._session.get(base + h.path, timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
+                if r.status != 200:
+                    return False, f"{h.path} answered {r.status}", "unhealthy"
+        except asyncio.TimeoutError:
+            return False, f"{h.path} did not answer within {h.timeout:g}s", "unhealthy"
+        except aiohttp.ClientError as e:
+            return False, f"{h.path}: {e}", "unhealthy"
+        if not h.generation_probe:
+            return True, "", ""
+        # /health does not notice a hung engine (vllm#39863); one generated token does.
+        body: dict[str, Any] = {"prompt": "ping", "max_tokens": 1, "temperature": 0}
+        try:
+            if w.model is None:
+                async with self._session.get(base + "/v1/models",
+                                             timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
+                    data = await r.json()
+                    w.model = data["data"][0]["id"]
+            body["model"] = w.model
+            async with self._session.post(base + h.generation_probe, json=body,
+                                          timeout=aiohttp.ClientTimeout(total=h.generation_timeout)) as r:
+                if r.status != 200:
+                    return False, f"generation probe answered {r.status}", "generation_probe"
+                await r.read()
+        except asyncio.TimeoutError:
+            return False, f"generation probe did not finish within {h.generation_timeout:g}s", "generation_probe"
+        except (aiohttp.ClientError, ValueError, KeyError, IndexError) as e:
+            return False, f"generation probe: {type(e).__name__}: {e}", "generation_probe"
+        return True, "", ""
+
+    async def _scrape(self, w: WorkerRuntime) -> None:
+        assert self._session is not None
+        s = w.settings
+        url = f"http://{_url_host(s.host)}:{s.port}/metrics"
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=s.health.timeout)) as r:
+                if r.status != 200:
+                    raise aiohttp.ClientError(f"answered {r.status}")
+                text = await r.text()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+            w.scrape_up = False
+            w.vllm_samples = []  # never serve stale values as if they were current
+            log.debug("worker %s: scrape failed: %s", s.name, e)
+            return
+        try:
+            parsed = await asyncio.get_running_loop().run_in_executor(
+                None, parse_vllm_metrics, text, s.name, gpus_label(s.gpus))
+        except MalformedExposition as e:
+            w.scrape_malformed += 1
+            w.scrape_up = False
+            w.vllm_samples = []
+            log.warning("worker %s: dropping malformed /metrics: %s", s.name, e)
+            return
+        w.scrape_up = True
+        w.vllm_samples = parsed.samples
+
+    def _gpu_fault(self, s: WorkerSettings) -> str | None:
+        events = self.daemon.events.query(self._fault_since_ns, now_ns() + 1, kinds=gpufaults.KINDS)
+        if not events:
+            return None
+        self.node_fault = self.node_fault or gpufaults.node_fault(events)
+        addresses = SysfsPlacement(self.daemon.paths).gpu_addresses()
+        return gpufaults.worker_fault(events, s.gpus, addresses, self.daemon.services.get("gpu.index_of_uuid"))
+
+    # ---- drain -----------------------------------------------------------
+
+    async def drain(self, name: str, timeout: float | None) -> dict[str, Any]:
+        w = self.workers[name]
+        timeout = w.settings.drain_timeout if timeout is None else timeout
+        w.policy.phase = Phase.DRAINING
+        t0 = time.monotonic()
+        # SIGTERM to the API server: vLLM stops admitting and finishes in-flight
+        # requests for up to its --shutdown-timeout.
+        drained = False
+        try:
+            await self.systemctl.kill(w.unit, "SIGTERM", who="main")
+            while time.monotonic() - t0 < timeout:
+                state = (await self.systemctl.show(w.unit, "ActiveState")).get("ActiveState")
+                if state not in ACTIVE_STATES:
+                    drained = True
+                    break
+                await asyncio.sleep(0.2)
+            if not drained:
+                # The operator's timeout is over: stop now, whatever is still in flight.
+                await self.systemctl.kill(w.unit, "SIGKILL", who="all")
+        except SystemctlError as e:
+            w.last_problem = str(e)
+        await self.systemctl.stop(w.unit, block=True, timeout=w.settings.shutdown_timeout + 30)
+        w.policy.phase = Phase.DRAINED
+        w.up = False
+        self._event("worker_stop", w, reason="drain")
+        w.wake.set()
+        return {"worker": name, "drained": drained, "waited_s": round(time.monotonic() - t0, 3)}
+
+    async def undrain(self, name: str) -> None:
+        w = self.workers[name]
+        w.policy.started(time.monotonic())
+        await self.systemctl.start(w.unit)
+        self._event("worker_start", w)
+        w.wake.set()
+
+    # ---- HTTP, metrics ---------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        async def list_workers(_: web.Request) -> web.Response:
+            return web.json_response({"workers": [w.status() for w in self.workers.values()],
+                                      "schedulable": self.node_fault is None, "reason": self.node_fault or ""})
+
+        async def drain(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name not in self.workers:
+                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            raw = request.query.get("timeout")
+            try:
+                timeout = float(raw) if raw is not None else None
+            except ValueError:
+                return web.json_response({"error": f"timeout {raw!r} is not a number of seconds"}, status=400)
+            return web.json_response(await self.drain(name, timeout))
+
+        async def start(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name not in self.workers:
+                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            if self.workers[name].policy.phase is Phase.GPU_FAULT:
+                return web.json_response({"error": f"{name} was stopped for a GPU fault; fix the GPU and "
+                                                   "restart the agent"}, status=409)
+            await self.undrain(name)
+            return web.json_response({"worker": name, "started": True})
+
+        app.router.add_get("/workers", list_workers)
+        app.router.add_post("/workers/{name}/drain", drain)
+        app.router.add_post("/workers/{name}/start", start)
+
+    def samples(self) -> Iterable[Sample]:
+        for w in self.workers.values():
+            labels = {"worker": w.settings.name}
+            yield Sample("infernode_worker_up", labels, 1.0 if w.up else 0.0)
+            yield Sample("infernode_worker_scrape_up", labels, 1.0 if w.scrape_up else 0.0)
+            yield Sample("infernode_worker_scrape_malformed_total", labels, float(w.scrape_malformed))
+            for reason, n in sorted(w.restarts.items()):
+                yield Sample("infernode_worker_restarts_total", {**labels, "reason": reason}, float(n))
+            yield from w.vllm_samples
+        yield Sample("infernode_node_schedulable", {"reason": self.node_fault or ""},
+                     0.0 if self.node_fault else 1.0)
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+

@@ -1,0 +1,325 @@
+"""The GPU collector: NVML polled off the scrape path, served from a cache.
+
+A poll thread reads every GPU each `poll_interval` (utilization, memory, power,
+clocks, throttle reasons, processes, ...) and each `slow_poll_interval` the
+slowly changing or costly values (ECC, remapped rows, PCIe, NVLink errors, max
+clocks). A scrape only reads the cache: a GPU whose last poll is older than
+`max_age`, or which NVML reports lost, is served as `infernode_gpu_up 0` with no
+values, never with stale ones. An event thread turns XID and ECC events into
+counters and EventStore events; the poll turns throttle-reason and SM-clock
+changes into `gpu_throttle` / `gpu_clock_drop` windows (see throttle.py).
+
+Without a driver the collector says so once, serves `infernode_gpu_nvml_up 0`,
+and retries nvmlInit every `init_retry_interval` (a bootstrap may install it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from pydantic import Field
+
+from agent.collector import Collector, CollectorContext, CollectorSettings, DoctorRow, NoDataError
+from agent.config_types import Duration
+from agent.events import Event, now_ns
+from agent.samples import Sample
+from collectors.gpu.events import EventThread
+from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
+from collectors.gpu.process_memory import UnitResolver, memory_by_unit
+from collectors.gpu.specs import SPECS
+from collectors.gpu.throttle import ThrottleTracker
+from collectors.gpu.topology import NodeTopology, node_topology, sysfs_gpus
+from collectors.gpu.xid import XidInfo
+
+
+class GpuSettings(CollectorSettings):
+    poll_interval: Duration = Field(1.0, gt=0)
+    slow_poll_interval: Duration = Field(10.0, gt=0)
+    # Older than this, a GPU's values are not served (a stuck NVML call, a dead poller).
+    max_age: Duration = Field(5.0, gt=0)
+    event_wait_timeout: Duration = Field(0.5, gt=0)
+    throttle_segment: Duration = Field(5.0, gt=0)
+    clock_drop_ratio: float = Field(0.10, gt=0, lt=1)
+    process_memory: bool = True
+    init_retry_interval: Duration = Field(60.0, gt=0)
+    # How long the first scrape after start waits for the first poll to finish.
+    first_poll_wait: Duration = Field(2.0, ge=0)
+
+
+@dataclass
+class _Cache:
+    dev: Device
+    tracker: ThrottleTracker
+    fast: list[Sample] = field(default_factory=list)
+    fast_at: float | None = None  # monotonic
+    slow: list[Sample] = field(default_factory=list)
+    slow_at: float | None = None
+    lost: bool = False
+    xids: dict[tuple[int, str], int] = field(default_factory=dict)
+
+
+def _samples(dev: Device, readings: list[Reading]) -> list[Sample]:
+    return [Sample(name, dev.labels_with(extra), value) for name, extra, value in readings]
+
+
+class GpuCollector(Collector):
+    name = "gpu"
+    specs = SPECS
+    settings_model = GpuSettings
+
+    def __init__(self, ctx: CollectorContext, nvml: Any = None) -> None:
+        super().__init__(ctx)
+        self.settings: GpuSettings = ctx.settings  # type: ignore[assignment]
+        self._nvml = nvml
+        self.reader: NvmlReader | None = None
+        self._lock = threading.Lock()  # guards the caches the scrape reads
+        self._poll_lock = threading.Lock()  # one poll pass at a time
+        self._stop = threading.Event()
+        self._first_pass = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._events: EventThread | None = None
+        self._caches: list[_Cache] = []
+        self._unavailable: NvmlUnavailable | None = NvmlUnavailable("NVML not initialised yet", "")
+        self._last_init_try = -float("inf")
+        self._driver = ("unknown", "unknown")
+        self._last_pass_at: float | None = None
+        self._resolver = UnitResolver(ctx.paths)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        # nvmlInit and discovery run in the poll thread too: on a failing GPU they can
+        # take seconds, and start() must not block the daemon.
+        self._thread = threading.Thread(target=self._run, name="gpu-poll", daemon=True)
+        self._thread.start()
+
+    def wait_first_poll(self, timeout: float) -> bool:
+        """Block until the poll thread has tried NVML once (and polled, if it could)."""
+        return self._first_pass.wait(timeout)
+
+    def stop(self) -> None:
+        # Bounded waits throughout: the daemon's whole shutdown has 5 s, and an NVML
+        # call can hang on a failing GPU.
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._events is not None:
+            self._events.stop()
+        t = now_ns()
+        with self._lock:
+            for c in self._caches:
+                self.ctx.events.extend(c.tracker.close_all(t))
+        if not self._poll_lock.acquire(timeout=1):
+            self.ctx.log.warning("an NVML call is still running; leaving NVML initialised")
+            return
+        try:
+            if self.reader is not None and self._unavailable is None:
+                for c in self._caches:
+                    self.reader.release(c.dev)
+                self.reader.shutdown()
+                self._unavailable = NvmlUnavailable("collector stopped", "")
+        finally:
+            self._poll_lock.release()
+
+    def _import_nvml(self) -> Any:
+        if self._nvml is None:
+            try:
+                import pynvml  # noqa: PLC0415 - only when the collector starts
+            except ImportError:
+                raise NvmlUnavailable("the nvidia-ml-py package (module pynvml) is not installed",
+                                      "reinstall infernode; nvidia-ml-py is one of its dependencies") from None
+            self._nvml = pynvml
+        return self._nvml
+
+    def _try_open(self) -> None:
+        self._last_init_try = time.monotonic()
+        try:
+            reader = NvmlReader(self._import_nvml())
+            reader.init()
+        except NvmlUnavailable as e:
+            if self._unavailable is None or self._unavailable.reason != e.reason:
+                self.ctx.log.info("no GPU telemetry: %s (%s)", e.reason, e.fix)
+            self._unavailable = e
+            return
+        try:
+            devices = reader.discover()
+            driver = reader.driver_versions()
+        except reader.nvml.NVMLError as e:
+            reader.shutdown()
+            self._unavailable = NvmlUnavailable(f"NVML could not enumerate GPUs: {e}", "check `nvidia-smi`")
+            return
+        s = self.settings
+        caches = [
+            _Cache(d, ThrottleTracker(f"gpu:{d.uuid}", s.throttle_segment, s.clock_drop_ratio)) for d in devices
+        ]
+        by_uuid = {c.dev.uuid: c for c in caches}
+
+        def on_xid(dev: Device, info: XidInfo) -> None:
+            c = by_uuid.get(dev.uuid)
+            if c is not None:
+                with self._lock:
+                    key = (info.xid, info.action)
+                    c.xids[key] = c.xids.get(key, 0) + 1
+
+        with self._lock:
+            self.reader, self._caches, self._driver = reader, caches, driver
+            self._unavailable = None
+        self._events = EventThread(reader, devices, self.ctx.events, on_xid,
+                                   timeout_ms=max(1, int(s.event_wait_timeout * 1000)))
+        if not self._events.start():
+            self._events = None
+        # For the correlation: throttle windows still open (see throttle.py).
+        self.ctx.services["gpu_open_events"] = self.open_events
+        # For tuning and the worker: () -> NodeTopology, asked of this collector's NVML.
+        self.ctx.services["topology"] = self.topology
+        self.ctx.log.info("GPU telemetry: %d GPU(s), driver %s, CUDA %s", len(devices), *driver)
+
+    def _run(self) -> None:
+        next_slow = 0.0
+        while not self._stop.is_set():
+            if self._unavailable is not None:
+                if time.monotonic() - self._last_init_try >= self.settings.init_retry_interval:
+                    self._try_open()
+            if self._unavailable is None:
+                now = time.monotonic()
+                slow = now >= next_slow
+                self.refresh(slow=slow)
+                if slow:
+                    next_slow = now + self.settings.slow_poll_interval
+            self._first_pass.set()
+            self._stop.wait(self.settings.poll_interval)
+
+    # -- polling ----------------------------------------------------------------
+
+    def refresh(self, slow: bool = True) -> None:
+        """One poll pass over every GPU now (the poll thread's body)."""
+        with self._poll_lock:
+            reader = self.reader
+            if reader is None or self._unavailable is not None:
+                return
+            live: set[int] = set()
+            for c in self._caches:
+                live |= self._poll_device(reader, c, slow)
+            self._resolver.forget_except(live)
+            self._last_pass_at = time.monotonic()
+
+    def _poll_device(self, reader: NvmlReader, c: _Cache, slow: bool) -> set[int]:
+        """Poll one GPU; returns the pids using it."""
+        dev = c.dev
+        if c.lost and not slow:
+            return set()  # a lost GPU is re-probed at the slow pace only
+        t_ns = now_ns()
+        try:
+            r = reader.read_fast(dev)
+            slow_readings = reader.read_slow(dev) if slow or c.lost else None
+        except GpuLost:
+            self._mark_lost(c, t_ns)
+            return set()
+        fast = _samples(dev, r.readings)
+        if self.settings.process_memory:
+            for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
+                fast.append(Sample("infernode_gpu_process_memory_bytes", dev.labels_with((("unit", unit),)),
+                                   float(used)))
+        now = time.monotonic()
+        with self._lock:
+            events = c.tracker.update(t_ns, r.reasons_mask, r.sm_clock_hz)
+            if c.lost:
+                self.ctx.log.warning("GPU %d (%s) answers again", dev.index, dev.uuid)
+                c.lost = False
+            c.fast, c.fast_at = fast, now
+            if slow_readings is not None:
+                c.slow, c.slow_at = _samples(dev, slow_readings), now
+        self.ctx.events.extend(events)
+        return {pid for pid, _ in r.processes}
+
+    def _mark_lost(self, c: _Cache, t_ns: int) -> None:
+        with self._lock:
+            was_lost, c.lost = c.lost, True
+            c.fast, c.fast_at, c.slow, c.slow_at = [], None, [], None
+            closed = [] if was_lost else c.tracker.close_all(t_ns)
+        if not was_lost:
+            self.ctx.log.error("GPU %d (%s, %s) is lost: NVML reports GPU_IS_LOST",
+                               c.dev.index, c.dev.uuid, c.dev.pci_bus_id)
+            self.ctx.events.extend(closed)
+            self.ctx.events.add(Event(t_ns, t_ns, "gpu_lost", f"gpu:{c.dev.uuid}", 1.0,
+                                      {"gpu": c.dev.index, "pci_bus_id": c.dev.pci_bus_id}))
+
+    def topology(self) -> NodeTopology:
+        return node_topology(self.paths, self._nvml)
+
+    def open_events(self) -> list[Event]:
+        """Throttle / clock-drop windows still open, ending now (not in the EventStore)."""
+        t = now_ns()
+        with self._lock:  # never held across an NVML call, so this cannot hang
+            return [e for c in self._caches for e in c.tracker.open_events(t)]
+
+    # -- scrape -------------------------------------------------------------------
+
+    def collect(self) -> Iterable[Sample]:
+        self.wait_first_poll(self.settings.first_poll_wait)
+        with self._lock:
+            unavailable = self._unavailable
+            caches = list(self._caches)
+            driver = self._driver
+            last_pass = self._last_pass_at
+            snap = [(c, list(c.fast), c.fast_at, list(c.slow), c.slow_at, c.lost, dict(c.xids)) for c in caches]
+        if unavailable is not None:
+            raise NoDataError(unavailable.reason, unavailable.fix,
+                              samples=[Sample("infernode_gpu_nvml_up", {}, 0.0)])
+        now = time.monotonic()
+        out = [
+            Sample("infernode_gpu_nvml_up", {}, 1.0),
+            Sample("infernode_gpu_driver_info", {"driver_version": driver[0], "cuda_driver_version": driver[1]}, 1.0),
+            Sample("infernode_gpu_count", {}, float(len(caches))),
+        ]
+        if last_pass is not None:
+            out.append(Sample("infernode_gpu_cache_age_seconds", {}, now - last_pass))
+        max_age = self.settings.max_age
+        slow_max_age = max(max_age, 3 * self.settings.slow_poll_interval)
+        for c, fast, fast_at, slow, slow_at, lost, xids in snap:
+            labels = c.dev.labels
+            fresh = not lost and fast_at is not None and now - fast_at <= max_age
+            out.append(Sample("infernode_gpu_up", labels, 1.0 if fresh else 0.0))
+            out.append(Sample("infernode_gpu_read_errors_total", labels, float(c.dev.read_errors)))
+            for (xid, action), n in sorted(xids.items()):
+                out.append(Sample("infernode_gpu_xid_errors_total", {**labels, "xid": str(xid), "action": action},
+                                  float(n)))
+            if not fresh:
+                continue
+            out.extend(fast)
+            if slow_at is not None and now - slow_at <= slow_max_age:
+                out.extend(slow)
+        return out
+
+    # -- doctor ---------------------------------------------------------------------
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        with self._lock:
+            unavailable = self._unavailable
+            caches = list(self._caches)
+            driver = self._driver
+        if unavailable is not None:
+            # Missing NVML matters only where there are NVIDIA GPUs to read.
+            on_pci = len(sysfs_gpus(self.paths))
+            status = "fail" if on_pci else "off"
+            detail = f"{unavailable.reason}; {on_pci} NVIDIA GPU(s) on PCI" if on_pci else \
+                f"{unavailable.reason}; no NVIDIA GPU on PCI"
+            yield DoctorRow("gpu", "NVML", status, detail, unavailable.fix if on_pci else "")
+            return
+        yield DoctorRow("gpu", "NVML", "ok", f"driver {driver[0]}, CUDA {driver[1]}, {len(caches)} GPU(s)")
+        events = "XID/ECC events registered" if self._events is not None else "no XID/ECC events on any GPU"
+        yield DoctorRow("gpu", "events", "ok" if self._events is not None else "warn", events,
+                        "" if self._events is not None else "XID errors will only show in the kernel log")
+        for c in caches:
+            item = f"GPU {c.dev.index} {c.dev.uuid}"
+            if c.lost:
+                yield DoctorRow("gpu", item, "fail", f"lost (GPU_IS_LOST) at {c.dev.pci_bus_id}",
+                                "reset the GPU (`nvidia-smi -r -i N`) or reboot the node; check `dmesg` for XID 79")
+            elif c.dev.unsupported:
+                yield DoctorRow("gpu", item, "ok", f"{c.dev.name}; not supported here: "
+                                + ", ".join(sorted(c.dev.unsupported)))
+            else:
+                yield DoctorRow("gpu", item, "ok", c.dev.name)

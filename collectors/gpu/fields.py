@@ -1,0 +1,144 @@
+"""NVML field ids, clock-event reason bits and value decoding: plain tables and
+pure functions, no NVML calls (those live in nvml_reader.py).
+
+Numbers are NVML's ABI (nvml.h / pynvml constants); they are spelled out here
+because this module must not import pynvml.
+"""
+
+from __future__ import annotations
+
+import math
+
+# nvmlDeviceGetFieldValues ids read every fast pass (ids from nvml.h).
+FI_MEMORY_TEMP = 82  # HBM temperature, C
+FI_TOTAL_ENERGY = 83  # mJ since the driver loaded
+# Perf-policy violation time, nvmlDeviceGetViolationStatus per nvmlPerfPolicyType_t:
+# cumulative time the policy held clocks down, in nanoseconds (nvmlViolationTime_t.
+# violationTime, documented in ns). The field-value twins (ids 74..81) are not
+# documented with a unit, so the documented call is used instead of the bulk read.
+PERF_POLICIES = {
+    0: "power",
+    1: "thermal",
+    2: "sync_boost",
+    3: "board_limit",
+    4: "low_utilization",
+    5: "reliability",
+    10: "total_app_clocks",
+    11: "total_base_clocks",
+}
+# PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
+PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
+FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PCIE_BYTES_FIELDS)
+# NVLink data throughput counters in KiB, asked per link (scopeId = link id).
+NVLINK_THROUGHPUT_FIELDS = {138: "tx", 139: "rx"}
+
+# ECC totals (slow pass): id -> (type, scope). SBE are corrected, DBE uncorrected.
+ECC_FIELDS = {
+    3: ("corrected", "volatile"),
+    4: ("uncorrected", "volatile"),
+    5: ("corrected", "aggregate"),
+    6: ("uncorrected", "aggregate"),
+}
+SLOW_FIELDS = tuple(ECC_FIELDS)
+
+# nvmlValueType_t
+VALUE_TYPE_DOUBLE = 0
+VALUE_TYPE_UNSIGNED_INT = 1
+VALUE_TYPE_UNSIGNED_LONG = 2
+VALUE_TYPE_UNSIGNED_LONG_LONG = 3
+VALUE_TYPE_SIGNED_LONG_LONG = 4
+VALUE_TYPE_SIGNED_INT = 5
+VALUE_TYPE_UNSIGNED_SHORT = 6
+
+_UNION_MEMBER = {
+    VALUE_TYPE_DOUBLE: "dVal",
+    VALUE_TYPE_UNSIGNED_INT: "uiVal",
+    VALUE_TYPE_UNSIGNED_LONG: "ulVal",
+    VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+    VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
+    VALUE_TYPE_SIGNED_INT: "siVal",
+    VALUE_TYPE_UNSIGNED_SHORT: "usVal",
+}
+
+# NVML's "not available" sentinels (NVML_VALUE_NOT_AVAILABLE at each width) and
+# DCGM's blank ranges (DCGM_INT32_BLANK.., DCGM_INT64_BLANK.., DCGM_FP64_BLANK):
+# none of these is a measurement and none may reach the exposition.
+_INT_SENTINELS = frozenset({0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF})
+_INT_BLANK_RANGES = ((0x7FFFFFF0, 0x7FFFFFFF), (0x7FFFFFFFFFFFFFF0, 0x7FFFFFFFFFFFFFFF))
+_FP64_BLANK = 140737488355328.0
+
+
+def decode_field_value(value_type: int, value: object) -> float | None:
+    """The number in a c_nvmlValue_t union given its valueType, or None for an
+    unknown type or a sentinel that means "no value"."""
+    member = _UNION_MEMBER.get(value_type)
+    if member is None:
+        return None
+    return clean_value(getattr(value, member))
+
+
+def clean_value(raw: float | int | None) -> float | None:
+    """None for sentinels, blanks, NaN and infinities; the value as float otherwise."""
+    if raw is None:
+        return None
+    if isinstance(raw, float):
+        if not math.isfinite(raw) or raw >= _FP64_BLANK:
+            return None
+        return raw
+    if raw in _INT_SENTINELS or any(lo <= raw <= hi for lo, hi in _INT_BLANK_RANGES):
+        return None
+    return float(raw)
+
+
+# Clock-event (throttle) reason bits, nvmlClocksEventReason*.
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+# Reasons that slow a busy GPU down; idle and the clock settings an operator
+# chose are states, not slowdowns worth an event.
+SLOWDOWN_REASONS = frozenset(
+    {"sw_power_cap", "hw_slowdown", "sync_boost", "sw_thermal_slowdown", "hw_thermal_slowdown",
+     "hw_power_brake_slowdown"}
+)
+GPU_IDLE = 0x1
+
+
+def active_reasons(mask: int) -> frozenset[str]:
+    return frozenset(name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit)
+
+
+# NVLink error counters (nvmlNvLinkErrorCounter_t) read per active link.
+NVLINK_ERROR_COUNTERS = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data"}
+
+# GPM metric ids (nvmlGpmMetricId_t) -> metric name; values are percent.
+GPM_METRICS = {
+    1: "infernode_gpu_graphics_active_ratio",
+    2: "infernode_gpu_sm_active_ratio",
+    3: "infernode_gpu_sm_occupancy_ratio",
+    5: "infernode_gpu_tensor_active_ratio",
+    10: "infernode_gpu_dram_active_ratio",
+}
+
+
+def cuda_version_text(v: int) -> str:
+    """nvmlSystemGetCudaDriverVersion_v2's 12040 -> "12.4"."""
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def normalize_bus_id(bus_id: str | bytes) -> str:
+    """NVML's "00000000:18:00.0" (8-digit domain) -> sysfs's "0000:18:00.0", lower case."""
+    if isinstance(bus_id, bytes):
+        bus_id = bus_id.decode()
+    bus_id = bus_id.strip().lower()
+    parts = bus_id.split(":")
+    if len(parts) == 3 and len(parts[0]) > 4:
+        parts[0] = parts[0][-4:]
+    return ":".join(parts)

@@ -1,0 +1,473 @@
+"""Every NVML call the GPU collector makes, in one place.
+
+`nvml` is the pynvml module (nvidia-ml-py), passed in by the caller. Calls that
+NVML answers with NOT_SUPPORTED (or FUNCTION_NOT_FOUND on an older driver) are
+remembered per device and never made again; other errors skip that one value
+for this pass and are counted; GPU_IS_LOST raises GpuLost so the caller stops
+serving that device. Values leave here in base units.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from collectors.gpu import fields as F
+
+log = logging.getLogger("infernode.collector.gpu")
+
+Labels = tuple[tuple[str, str], ...]
+Reading = tuple[str, Labels, float]
+
+# NVML return codes (nvmlReturn_t), stable ABI.
+SUCCESS = 0
+ERROR_NO_PERMISSION = 4
+ERROR_NOT_SUPPORTED = 3
+ERROR_DRIVER_NOT_LOADED = 9
+ERROR_TIMEOUT = 10
+ERROR_LIBRARY_NOT_FOUND = 12
+ERROR_FUNCTION_NOT_FOUND = 13
+ERROR_GPU_IS_LOST = 15
+ERROR_LIB_RM_VERSION_MISMATCH = 18
+_UNSUPPORTED = (ERROR_NOT_SUPPORTED, ERROR_FUNCTION_NOT_FOUND)
+
+PSTATE_UNKNOWN = 32
+MHZ = 1e6
+
+# nvmlEventType* bits this agent listens for.
+EVENT_SINGLE_BIT_ECC = 0x1
+EVENT_DOUBLE_BIT_ECC = 0x2
+EVENT_XID = 0x8
+EVENT_MASK = EVENT_SINGLE_BIT_ECC | EVENT_DOUBLE_BIT_ECC | EVENT_XID
+
+
+class NvmlUnavailable(Exception):
+    """NVML cannot be used on this host; reason and fix are for people."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+
+
+class GpuLost(Exception):
+    pass
+
+
+_INIT_ERRORS = {
+    ERROR_LIBRARY_NOT_FOUND: ("libnvidia-ml.so.1 not found (no NVIDIA driver installed)",
+                              "install the NVIDIA driver (`infernode bootstrap`), or disable the gpu collector "
+                              "on nodes without GPUs"),
+    ERROR_DRIVER_NOT_LOADED: ("the NVIDIA kernel driver is not loaded",
+                              "load it (`modprobe nvidia`) or reinstall the driver; check `dmesg | grep -i nvrm`"),
+    ERROR_NO_PERMISSION: ("no permission to open /dev/nvidia*",
+                          "run infernode as root (its systemd unit does)"),
+    ERROR_LIB_RM_VERSION_MISMATCH: ("NVML library and kernel driver versions differ",
+                                    "reboot (or reload the nvidia modules) after the driver upgrade"),
+}
+
+
+def describe_init_error(code: int, text: str) -> NvmlUnavailable:
+    reason, fix = _INIT_ERRORS.get(code, (f"nvmlInit failed: {text} (NVML error {code})",
+                                          "check `nvidia-smi` and `dmesg | grep -i nvrm`"))
+    return NvmlUnavailable(reason, fix)
+
+
+@dataclass
+class Device:
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    pci_bus_id: str
+    unsupported: set[str] = field(default_factory=set)
+    fast_fields: list[int] = field(default_factory=lambda: list(F.FAST_FIELDS))
+    slow_fields: list[int] = field(default_factory=lambda: list(F.SLOW_FIELDS))
+    nvlinks: list[int] = field(default_factory=list)
+    gpm_supported: bool = False
+    gpm_prev: Any = None
+    read_errors: int = 0
+    _label_sets: dict[Labels, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"gpu": str(self.index), "uuid": self.uuid, "pci_bus_id": self.pci_bus_id,
+                "model_name": self.name}
+
+    def labels_with(self, extra: Labels) -> dict[str, str]:
+        """The GPU's labels plus `extra`, built once per label set and shared by
+        every sample that carries it (samples never mutate their labels)."""
+        got = self._label_sets.get(extra)
+        if got is None:
+            got = self._label_sets[extra] = {**self.labels, **dict(extra)}
+        return got
+
+
+@dataclass
+class FastReading:
+    readings: list[Reading]
+    reasons_mask: int | None
+    sm_clock_hz: float | None
+    processes: list[tuple[int, int]]
+
+
+def _text(v: str | bytes) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class NvmlReader:
+    def __init__(self, nvml: Any) -> None:
+        self.nvml = nvml
+
+    # -- lifecycle -------------------------------------------------------
+
+    def init(self) -> None:
+        n = self.nvml
+        try:
+            n.nvmlInit()
+        except n.NVMLError as e:
+            raise describe_init_error(e.value, str(e)) from None
+
+    def shutdown(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError as e:
+            log.debug("nvmlShutdown: %s", e)
+
+    def driver_versions(self) -> tuple[str, str]:
+        n = self.nvml
+        try:
+            driver = _text(n.nvmlSystemGetDriverVersion())
+        except n.NVMLError:
+            driver = "unknown"
+        try:
+            cuda = F.cuda_version_text(n.nvmlSystemGetCudaDriverVersion_v2())
+        except n.NVMLError:
+            cuda = "unknown"
+        return driver, cuda
+
+    def discover(self) -> list[Device]:
+        """Every GPU NVML enumerates; a GPU already lost at discovery is skipped
+        (it has no UUID to report under) and logged."""
+        n = self.nvml
+        devices = []
+        for i in range(n.nvmlDeviceGetCount()):
+            try:
+                h = n.nvmlDeviceGetHandleByIndex(i)
+                dev = Device(
+                    index=i, handle=h, uuid=_text(n.nvmlDeviceGetUUID(h)), name=_text(n.nvmlDeviceGetName(h)),
+                    pci_bus_id=_text(n.nvmlDeviceGetPciInfo_v3(h).busId),
+                )
+            except n.NVMLError as e:
+                log.warning("GPU %d cannot be identified, skipping it: %s", i, e)
+                continue
+            self._probe_static(dev)
+            devices.append(dev)
+        return devices
+
+    def _probe_static(self, dev: Device) -> None:
+        n = self.nvml
+        for link in range(getattr(n, "NVML_NVLINK_MAX_LINKS", 18)):
+            try:
+                n.nvmlDeviceGetNvLinkState(dev.handle, link)
+            except n.NVMLError:
+                # NOT_SUPPORTED on the first link: no NVLink; INVALID_ARGUMENT past the last.
+                break
+            dev.nvlinks.append(link)
+        try:
+            dev.gpm_supported = bool(n.nvmlGpmQueryDeviceSupport(dev.handle).isSupportedDevice)
+        except n.NVMLError:
+            dev.gpm_supported = False
+
+    # -- one call, with the per-device error policy -------------------------
+
+    def _call(self, dev: Device, key: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        if key in dev.unsupported:
+            return None
+        n = self.nvml
+        try:
+            return fn(*args, **kw)
+        except n.NVMLLibraryMismatchError:
+            # pynvml's unversioned wrapper found no matching symbol in this driver's library.
+            dev.unsupported.add(key)
+            return None
+        except n.NVMLError as e:
+            code = e.value
+            if code in _UNSUPPORTED:
+                dev.unsupported.add(key)
+            elif code == ERROR_GPU_IS_LOST:
+                raise GpuLost(dev.uuid) from None
+            else:
+                dev.read_errors += 1
+                log.debug("GPU %d %s: %s", dev.index, key, e)
+            return None
+
+    def _fields(self, dev: Device, key: str, ids: list[int]) -> dict[int, float]:
+        if not ids:
+            return {}
+        vals = self._call(dev, key, self.nvml.nvmlDeviceGetFieldValues, dev.handle, ids)
+        out: dict[int, float] = {}
+        if vals is None:
+            return out
+        for v in vals:
+            ret = v.nvmlReturn
+            if ret == SUCCESS:
+                x = F.decode_field_value(v.valueType, v.value)
+                if x is not None:
+                    out[v.fieldId] = x
+            elif ret in _UNSUPPORTED:
+                ids.remove(v.fieldId)
+            elif ret == ERROR_GPU_IS_LOST:
+                raise GpuLost(dev.uuid)
+            else:
+                dev.read_errors += 1
+        return out
+
+    # -- passes ------------------------------------------------------------------
+
+    def read_fast(self, dev: Device) -> FastReading:
+        n, h, c = self.nvml, dev.handle, self._call
+        out: list[Reading] = []
+        util = c(dev, "util", n.nvmlDeviceGetUtilizationRates, h)
+        if util is not None:
+            out.append(("infernode_gpu_utilization_ratio", (("engine", "gpu"),), util.gpu / 100.0))
+            out.append(("infernode_gpu_utilization_ratio", (("engine", "memory_copy"),), util.memory / 100.0))
+        for engine, fn in (("encoder", n.nvmlDeviceGetEncoderUtilization),
+                           ("decoder", n.nvmlDeviceGetDecoderUtilization)):
+            r = c(dev, engine, fn, h)
+            if r is not None:
+                out.append(("infernode_gpu_utilization_ratio", (("engine", engine),), r[0] / 100.0))
+        mem = c(dev, "memory_v2", n.nvmlDeviceGetMemoryInfo, h, version=n.nvmlMemory_v2)
+        if mem is None and "memory_v2" in dev.unsupported:
+            mem = c(dev, "memory_v1", n.nvmlDeviceGetMemoryInfo, h)
+        if mem is not None:
+            out.append(("infernode_gpu_memory_total_bytes", (), float(mem.total)))
+            out.append(("infernode_gpu_memory_used_bytes", (), float(mem.used)))
+            out.append(("infernode_gpu_memory_free_bytes", (), float(mem.free)))
+            if hasattr(mem, "reserved"):
+                out.append(("infernode_gpu_memory_reserved_bytes", (), float(mem.reserved)))
+        power = c(dev, "power", n.nvmlDeviceGetPowerUsage, h)
+        if power is not None:
+            out.append(("infernode_gpu_power_watts", (), power / 1000.0))
+        limit = c(dev, "power_limit", n.nvmlDeviceGetEnforcedPowerLimit, h)
+        if limit is not None:
+            out.append(("infernode_gpu_power_limit_watts", (), limit / 1000.0))
+        temp = c(dev, "temperature_v", n.nvmlDeviceGetTemperatureV, h, n.NVML_TEMPERATURE_GPU)
+        if temp is None and "temperature_v" in dev.unsupported:
+            temp = c(dev, "temperature", n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)
+        if temp is not None:
+            out.append(("infernode_gpu_temperature_celsius", (("sensor", "gpu"),), float(temp)))
+        sm_hz = None
+        for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
+            mhz = c(dev, f"clock_{clock}", n.nvmlDeviceGetClockInfo, h, ctype)
+            if mhz is not None:
+                out.append(("infernode_gpu_clock_hertz", (("clock", clock),), mhz * MHZ))
+                if clock == "sm":
+                    sm_hz = mhz * MHZ
+        mask = c(dev, "clock_events", n.nvmlDeviceGetCurrentClocksEventReasons, h)
+        if mask is None and "clock_events" in dev.unsupported:
+            # Drivers before 535 know only the older name for the same bits.
+            mask = c(dev, "clock_throttle", n.nvmlDeviceGetCurrentClocksThrottleReasons, h)
+        if mask is not None:
+            for bit, reason in F.CLOCK_EVENT_REASONS.items():
+                out.append(("infernode_gpu_clock_event_reason_active", (("reason", reason),),
+                            1.0 if mask & bit else 0.0))
+        pstate = c(dev, "pstate", n.nvmlDeviceGetPerformanceState, h)
+        if pstate is not None and pstate != PSTATE_UNKNOWN:
+            out.append(("infernode_gpu_performance_state", (), float(pstate)))
+        vals = self._fields(dev, "fields_fast", dev.fast_fields)
+        if F.FI_MEMORY_TEMP in vals:
+            out.append(("infernode_gpu_temperature_celsius", (("sensor", "memory"),), vals[F.FI_MEMORY_TEMP]))
+        if F.FI_TOTAL_ENERGY in vals:
+            out.append(("infernode_gpu_energy_joules_total", (), vals[F.FI_TOTAL_ENERGY] / 1000.0))
+        for fid, direction in F.PCIE_BYTES_FIELDS.items():
+            if fid in vals:
+                out.append(("infernode_gpu_pcie_data_bytes_total", (("direction", direction),), vals[fid]))
+        if dev.gpm_supported:
+            out.extend(self._gpm(dev))
+        procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
+        pairs = [(p.pid, p.usedGpuMemory) for p in procs if p.usedGpuMemory is not None]
+        return FastReading(out, mask, sm_hz, pairs)
+
+    def _nvlink_throughput(self, dev: Device) -> list[Reading]:
+        """Data bytes over all of the GPU's links, one bulk call (one entry per link
+        and direction); per-link series would multiply cardinality by 18."""
+        ids = [(fid, link) for fid in F.NVLINK_THROUGHPUT_FIELDS for link in dev.nvlinks]
+        vals = self._call(dev, "nvlink_throughput", self.nvml.nvmlDeviceGetFieldValues, dev.handle, ids)
+        if vals is None:
+            return []
+        totals: dict[int, float] = {}
+        unsupported = 0
+        for v in vals:
+            if v.nvmlReturn == SUCCESS:
+                x = F.decode_field_value(v.valueType, v.value)
+                if x is not None:
+                    totals[v.fieldId] = totals.get(v.fieldId, 0.0) + x
+            elif v.nvmlReturn in _UNSUPPORTED:
+                unsupported += 1
+            elif v.nvmlReturn == ERROR_GPU_IS_LOST:
+                raise GpuLost(dev.uuid)
+            else:
+                dev.read_errors += 1
+        if unsupported == len(ids):
+            dev.unsupported.add("nvlink_throughput")
+        # A partial sum would read as a counter reset: report only complete sums.
+        if unsupported or len(totals) != len(F.NVLINK_THROUGHPUT_FIELDS):
+            return []
+        return [("infernode_gpu_nvlink_data_bytes_total", (("direction", d),), totals[fid] * 1024.0)
+                for fid, d in F.NVLINK_THROUGHPUT_FIELDS.items()]
+
+    def _gpm(self, dev: Device) -> list[Reading]:
+        """GPM metrics are rates between two samples: keep the previous sample
+        per device and compute against it, so each pass costs one sample."""
+        n = self.nvml
+        sample = self._call(dev, "gpm_alloc", n.nvmlGpmSampleAlloc)
+        if sample is None:
+            return []
+        try:
+            got = self._call(dev, "gpm_sample", n.nvmlGpmSampleGet, dev.handle, sample)
+        except GpuLost:
+            self._gpm_free(sample)
+            raise
+        if got is None:
+            self._gpm_free(sample)
+            return []
+        prev, dev.gpm_prev = dev.gpm_prev, sample
+        if prev is None:
+            return []
+        try:
+            mg = n.c_nvmlGpmMetricsGet_t()
+            mg.version = n.NVML_GPM_METRICS_GET_VERSION
+            mg.numMetrics = len(F.GPM_METRICS)
+            mg.sample1 = prev
+            mg.sample2 = sample
+            for i, mid in enumerate(F.GPM_METRICS):
+                mg.metrics[i].metricId = mid
+            if self._call(dev, "gpm_metrics", n.nvmlGpmMetricsGet, mg) is None:
+                return []
+            out: list[Reading] = []
+            for i, name in enumerate(F.GPM_METRICS.values()):
+                m = mg.metrics[i]
+                v = F.clean_value(m.value) if m.nvmlReturn == SUCCESS else None
+                if v is not None:
+                    out.append((name, (), v / 100.0))
+            return out
+        finally:
+            self._gpm_free(prev)
+
+    def _gpm_free(self, sample: Any) -> None:
+        try:
+            self.nvml.nvmlGpmSampleFree(sample)
+        except self.nvml.NVMLError as e:
+            log.debug("nvmlGpmSampleFree: %s", e)
+
+    def release(self, dev: Device) -> None:
+        if dev.gpm_prev is not None:
+            self._gpm_free(dev.gpm_prev)
+            dev.gpm_prev = None
+
+    def read_slow(self, dev: Device) -> list[Reading]:
+        n, h, c = self.nvml, dev.handle, self._call
+        out: list[Reading] = []
+        for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
+            mhz = c(dev, f"max_clock_{clock}", n.nvmlDeviceGetMaxClockInfo, h, ctype)
+            if mhz is not None:
+                out.append(("infernode_gpu_clock_max_hertz", (("clock", clock),), mhz * MHZ))
+        pm = c(dev, "persistence", n.nvmlDeviceGetPersistenceMode, h)
+        if pm is not None:
+            out.append(("infernode_gpu_persistence_mode", (), 1.0 if pm else 0.0))
+        replay = c(dev, "pcie_replay", n.nvmlDeviceGetPcieReplayCounter, h)
+        if replay is not None:
+            out.append(("infernode_gpu_pcie_replays_total", (), float(replay)))
+        for metric, state, fn in (
+            ("infernode_gpu_pcie_link_generation", "current", n.nvmlDeviceGetCurrPcieLinkGeneration),
+            ("infernode_gpu_pcie_link_generation", "max", n.nvmlDeviceGetMaxPcieLinkGeneration),
+            ("infernode_gpu_pcie_link_width", "current", n.nvmlDeviceGetCurrPcieLinkWidth),
+            ("infernode_gpu_pcie_link_width", "max", n.nvmlDeviceGetMaxPcieLinkWidth),
+        ):
+            v = F.clean_value(c(dev, f"{metric}:{state}", fn, h))
+            if v is not None:
+                out.append((metric, (("state", state),), v))
+        for ptype, policy in F.PERF_POLICIES.items():
+            viol = c(dev, f"violation:{policy}", n.nvmlDeviceGetViolationStatus, h, ptype)
+            if viol is not None:
+                ns = F.clean_value(viol.violationTime)
+                if ns is not None:
+                    out.append(("infernode_gpu_violation_seconds_total", (("policy", policy),), ns / 1e9))
+        vals = self._fields(dev, "fields_slow", dev.slow_fields)
+        for fid, (etype, scope) in F.ECC_FIELDS.items():
+            if fid in vals:
+                out.append(("infernode_gpu_ecc_errors_total", (("type", etype), ("scope", scope)), vals[fid]))
+        rows = c(dev, "remapped_rows", n.nvmlDeviceGetRemappedRows, h)
+        if rows is not None:
+            corr, unc, pending, failure = rows
+            out.append(("infernode_gpu_remapped_rows", (("cause", "correctable"),), float(corr)))
+            out.append(("infernode_gpu_remapped_rows", (("cause", "uncorrectable"),), float(unc)))
+            out.append(("infernode_gpu_row_remap_pending", (), 1.0 if pending else 0.0))
+            out.append(("infernode_gpu_row_remap_failure", (), 1.0 if failure else 0.0))
+        # Byte counters: rate() over them needs no 1 s resolution, and the per-link
+        # bulk read is the costliest call of a pass.
+        if dev.nvlinks:
+            out.extend(self._nvlink_throughput(dev))
+        for link in dev.nvlinks:
+            state = c(dev, f"nvlink_state:{link}", n.nvmlDeviceGetNvLinkState, h, link)
+            if state is not None:
+                out.append(("infernode_gpu_nvlink_up", (("link", str(link)),), 1.0 if state else 0.0))
+            for cid, counter in F.NVLINK_ERROR_COUNTERS.items():
+                v = c(dev, f"nvlink_err:{link}:{cid}", n.nvmlDeviceGetNvLinkErrorCounter, h, link, cid)
+                if v is not None:
+                    out.append(("infernode_gpu_nvlink_errors_total", (("link", str(link)), ("counter", counter)),
+                                float(v)))
+        return out
+
+    # -- topology ----------------------------------------------------------------
+
+    def numa_node(self, dev: Device) -> int | None:
+        v = self._call(dev, "numa_node", self.nvml.nvmlDeviceGetNumaNodeId, dev.handle)
+        return None if v is None or v < 0 else int(v)
+
+    def cpu_affinity_words(self, dev: Device, ncpus: int) -> list[int] | None:
+        words = max(1, (ncpus + 63) // 64)
+        arr = self._call(dev, "cpu_affinity", self.nvml.nvmlDeviceGetCpuAffinity, dev.handle, words)
+        return None if arr is None else [int(w) for w in arr]
+
+    # -- events ------------------------------------------------------------------
+
+    def event_set(self, devices: list[Device]) -> tuple[Any, list[Device]]:
+        """An event set with XID and ECC events registered on every device that
+        supports them; (None, []) when none does."""
+        n = self.nvml
+        evset = n.nvmlEventSetCreate()
+        registered = []
+        for dev in devices:
+            try:
+                mask = n.nvmlDeviceGetSupportedEventTypes(dev.handle) & EVENT_MASK
+                if mask:
+                    n.nvmlDeviceRegisterEvents(dev.handle, mask, evset)
+                    registered.append(dev)
+            except n.NVMLError as e:
+                log.info("GPU %d: no XID/ECC events (%s)", dev.index, e)
+        if not registered:
+            self.event_set_free(evset)
+            return None, []
+        return evset, registered
+
+    def event_wait(self, evset: Any, timeout_ms: int) -> Any | None:
+        """The next event's data, or None when the timeout passed first."""
+        n = self.nvml
+        try:
+            return n.nvmlEventSetWait_v2(evset, timeout_ms)
+        except n.NVMLError as e:
+            if e.value == ERROR_TIMEOUT:
+                return None
+            raise
+
+    def uuid_of(self, handle: Any) -> str:
+        return _text(self.nvml.nvmlDeviceGetUUID(handle))
+
+    def event_set_free(self, evset: Any) -> None:
+        try:
+            self.nvml.nvmlEventSetFree(evset)
+        except self.nvml.NVMLError as e:
+            log.debug("nvmlEventSetFree: %s", e)

@@ -1,0 +1,484 @@
+"""FakePynvml: a test double for the `pynvml` module (nvidia-ml-py), for hosts
+without an NVIDIA GPU.
+
+It implements exactly the pynvml functions infernode calls, with pynvml's
+signatures, and returns pynvml's own types: the ctypes structures
+(c_nvmlMemory_v2_t, nvmlPciInfo_t, c_nvmlFieldValue_t, c_nvmlEventData_t,
+c_nvmlGpmMetricsGet_t ...), c_nvmlDevice_t handles, friendly process objects,
+and raises pynvml's NVMLError subclasses (`.value` is the code). Constants,
+structure types and exception classes are taken from the real module (importing
+pynvml loads no library; only nvmlInit does), so they cannot drift. A pynvml
+function the double does not implement raises AttributeError instead of reaching
+the real library.
+
+A JSON scenario (tests/doubles/nvml_scenarios/*.json) describes the node; its
+"timeline" lists changes per step, applied by advance(): new values ("set"),
+a GPU lost ("lost"), events for nvmlEventSetWait_v2 ("event").
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import json
+import threading
+import time
+import types
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pynvml as _real
+
+SCENARIOS = Path(__file__).with_name("nvml_scenarios")
+
+_EVENT_TYPES = {
+    "xid": _real.nvmlEventTypeXidCriticalError,
+    "double_bit_ecc": _real.nvmlEventTypeDoubleBitEccError,
+    "single_bit_ecc": _real.nvmlEventTypeSingleBitEccError,
+}
+_DEFAULT_FIELD_TYPE = _real.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+_UNION_MEMBER = {
+    _real.NVML_VALUE_TYPE_DOUBLE: "dVal",
+    _real.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+    _real.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
+    _real.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+    _real.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
+    _real.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
+    _real.NVML_VALUE_TYPE_UNSIGNED_SHORT: "usVal",
+}
+_HANDLE_BASE = 0x7F0000001000
+_EVENTSET_BASE = 0x7F0000800000
+_GPM_BASE = 0x7F0001000000
+
+
+def _err(code: int) -> _real.NVMLError:
+    return _real.NVMLError(code)
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = copy.deepcopy(v)
+
+
+def _cpulist(text: str) -> list[int]:
+    out: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _addr(p: Any) -> int:
+    return ctypes.cast(p, ctypes.c_void_p).value or 0
+
+
+class FakePynvml:
+    """Stands in for the pynvml module object: pass it where pynvml is injectable."""
+
+    def __init__(self, scenario: dict[str, Any]) -> None:
+        self.scenario = copy.deepcopy(scenario)
+        self.devices: list[dict[str, Any]] = self.scenario.get("devices", [])
+        self.step = 0
+        self.refcount = 0
+        self.calls: Counter[str] = Counter()
+        self._cond = threading.Condition()
+        self._events: dict[int, list[Any]] = {}  # event set address -> queued c_nvmlEventData_t
+        self._registered: dict[int, dict[int, int]] = {}  # event set -> device index -> mask
+        self._gpm_samples: dict[int, dict[str, float] | None] = {}
+        self._next_gpm = _GPM_BASE
+        self._next_set = _EVENTSET_BASE
+
+    @classmethod
+    def load(cls, name: str) -> "FakePynvml":
+        return cls(json.loads((SCENARIOS / f"{name}.json").read_text()))
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(_real, name)
+        if isinstance(value, types.FunctionType):
+            raise AttributeError(f"the NVML test double does not implement pynvml.{name}")
+        return value
+
+    # -- scenario control (test side) -------------------------------------------
+
+    def advance(self) -> int:
+        """Apply the next timeline step; returns its number."""
+        self.step += 1
+        with self._cond:
+            for change in self.scenario.get("timeline", []):
+                if change["step"] != self.step:
+                    continue
+                dev = self.devices[change["device"]]
+                if "set" in change:
+                    _merge(dev, change["set"])
+                if change.get("lost"):
+                    dev["lost"] = True
+                if "event" in change:
+                    self._queue_event(change["device"], change["event"])
+            self._cond.notify_all()
+        return self.step
+
+    @property
+    def live_gpm_samples(self) -> int:
+        return len(self._gpm_samples)
+
+    @property
+    def live_event_sets(self) -> int:
+        return len(self._events)
+
+    def _queue_event(self, index: int, ev: dict[str, Any]) -> None:
+        etype = _EVENT_TYPES[ev["type"]]
+        for addr, regs in self._registered.items():
+            if regs.get(index, 0) & etype:
+                data = _real.c_nvmlEventData_t()
+                data.device = self._handle(index)
+                data.eventType = etype
+                data.eventData = int(ev.get("data", 0))
+                self._events[addr].append(data)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _called(self, fn: str) -> None:
+        self.calls[fn] += 1
+        if self.refcount <= 0:
+            raise _err(_real.NVML_ERROR_UNINITIALIZED)
+
+    def _handle(self, index: int) -> Any:
+        return ctypes.cast(ctypes.c_void_p(_HANDLE_BASE + index * 0x100), _real.c_nvmlDevice_t)
+
+    def _dev(self, handle: Any, fn: str) -> dict[str, Any]:
+        self._called(fn)
+        index, rem = divmod(_addr(handle) - _HANDLE_BASE, 0x100)
+        if rem or not 0 <= index < len(self.devices):
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        dev = self.devices[index]
+        if dev.get("lost"):
+            raise _err(_real.NVML_ERROR_GPU_IS_LOST)
+        if fn in dev.get("not_supported", ()):
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        failing = dev.get("failing", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}
+        if failing:
+            raise _err(getattr(_real, failing))
+        hang = dev.get("hang", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": 1.5}: the call blocks (a wedged GPU)
+        if hang:
+            time.sleep(hang)
+        return dev
+
+    # -- init, system --------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self.calls["nvmlInit"] += 1
+        code = self.scenario.get("init_error")
+        if code is not None:
+            raise _err(getattr(_real, code))
+        self.refcount += 1
+
+    def nvmlShutdown(self) -> None:
+        self._called("nvmlShutdown")
+        self.refcount -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._called("nvmlSystemGetDriverVersion")
+        return self.scenario["driver_version"]
+
+    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:
+        self._called("nvmlSystemGetCudaDriverVersion_v2")
+        return int(self.scenario["cuda_driver_version"])
+
+    # -- identity -------------------------------------------------------------------
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._called("nvmlDeviceGetCount")
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
+        self._called("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self.devices):
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return self._handle(index)
+
+    def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        return self._dev(handle, "nvmlDeviceGetUUID")["uuid"]
+
+    def nvmlDeviceGetName(self, handle: Any) -> str:
+        return self._dev(handle, "nvmlDeviceGetName")["name"]
+
+    def nvmlDeviceGetPciInfo_v3(self, handle: Any) -> Any:
+        dev = self._dev(handle, "nvmlDeviceGetPciInfo_v3")
+        bus_id = dev["pci_bus_id"]
+        info = _real.nvmlPciInfo_t()
+        info.busId = bus_id.encode()
+        info.busIdLegacy = bus_id[-12:].encode()
+        domain, bus, devfn = bus_id.split(":")
+        info.domain = int(domain, 16)
+        info.bus = int(bus, 16)
+        info.device = int(devfn.split(".")[0], 16)
+        info.pciDeviceId = int(dev.get("pci_device_id", "0x233010de"), 16)
+        info.pciSubSystemId = int(dev.get("pci_subsystem_id", "0x16c110de"), 16)
+        return info
+
+    # -- fast values ------------------------------------------------------------------
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        dev = self._dev(handle, "nvmlDeviceGetUtilizationRates")
+        u = _real.c_nvmlUtilization_t()
+        u.gpu, u.memory = dev["utilization"]["gpu"], dev["utilization"]["memory"]
+        return u
+
+    def nvmlDeviceGetEncoderUtilization(self, handle: Any) -> list[int]:
+        return [self._dev(handle, "nvmlDeviceGetEncoderUtilization")["encoder"], 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, handle: Any) -> list[int]:
+        return [self._dev(handle, "nvmlDeviceGetDecoderUtilization")["decoder"], 167000]
+
+    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> Any:
+        dev = self._dev(handle, "nvmlDeviceGetMemoryInfo" if not version else "nvmlDeviceGetMemoryInfo_v2")
+        m = dev["memory"]
+        if not version:
+            mem = _real.c_nvmlMemory_t()
+            # v1 folds the reserved memory into "used".
+            mem.total, mem.free, mem.used = m["total"], m["free"], m["used"] + m["reserved"]
+            return mem
+        if version != _real.nvmlMemory_v2:
+            raise _err(_real.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        mem = _real.c_nvmlMemory_v2_t()
+        mem.version = version
+        mem.total, mem.reserved, mem.free, mem.used = m["total"], m["reserved"], m["free"], m["used"]
+        return mem
+
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetPowerUsage")["power_mw"]
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetEnforcedPowerLimit")["power_limit_mw"]
+
+    def nvmlDeviceGetTemperatureV(self, handle: Any, sensor: int, version: int = _real.nvmlTemperature_v1) -> int:
+        dev = self._dev(handle, "nvmlDeviceGetTemperatureV")
+        if version != _real.nvmlTemperature_v1:
+            raise _err(_real.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        if sensor != _real.NVML_TEMPERATURE_GPU:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return dev["temperature_c"]
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        dev = self._dev(handle, "nvmlDeviceGetTemperature")
+        if sensor != _real.NVML_TEMPERATURE_GPU:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return dev["temperature_c"]
+
+    def _clock(self, table: dict[str, int], type: int) -> int:
+        key = {_real.NVML_CLOCK_SM: "sm", _real.NVML_CLOCK_MEM: "mem", _real.NVML_CLOCK_GRAPHICS: "sm"}.get(type)
+        if key is None:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return table[key]
+
+    def nvmlDeviceGetClockInfo(self, handle: Any, type: int) -> int:
+        return self._clock(self._dev(handle, "nvmlDeviceGetClockInfo")["clocks_mhz"], type)
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: Any, type: int) -> int:
+        return self._clock(self._dev(handle, "nvmlDeviceGetMaxClockInfo")["max_clocks_mhz"], type)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
+        return int(self._dev(handle, "nvmlDeviceGetCurrentClocksEventReasons")["clock_event_reasons"])
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: Any) -> int:
+        return int(self._dev(handle, "nvmlDeviceGetCurrentClocksThrottleReasons")["clock_event_reasons"])
+
+    def nvmlDeviceGetPerformanceState(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetPerformanceState")["pstate"]
+
+    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: list[Any]) -> Any:
+        dev = self._dev(handle, "nvmlDeviceGetFieldValues")
+        values = (_real.c_nvmlFieldValue_t * len(fieldIds))()
+        table = dev.get("fields", {})
+        unsupported = set(dev.get("not_supported_fields", ()))
+        for i, fid in enumerate(fieldIds):
+            try:
+                values[i].fieldId, values[i].scopeId = fid
+            except TypeError:
+                values[i].fieldId = fid
+            fid = values[i].fieldId
+            entry = table.get(str(fid))
+            values[i].timestamp = 1_700_000_000_000_000
+            if entry is None or fid in unsupported:
+                values[i].nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
+                continue
+            if not isinstance(entry, dict):
+                entry = {"value": entry}
+            vtype = entry.get("type", _real.NVML_VALUE_TYPE_DOUBLE if isinstance(entry["value"], float)
+                              else _DEFAULT_FIELD_TYPE)
+            values[i].valueType = vtype
+            values[i].nvmlReturn = _real.NVML_SUCCESS
+            setattr(values[i].value, _UNION_MEMBER[vtype], entry["value"])
+        return values
+
+    # -- slow values -------------------------------------------------------------------
+
+    def nvmlDeviceGetViolationStatus(self, device: Any, perfPolicyType: int) -> Any:
+        dev = self._dev(device, "nvmlDeviceGetViolationStatus")
+        ns = dev.get("violation_ns", {}).get(str(perfPolicyType))
+        if ns is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        v = _real.c_nvmlViolationTime_t()
+        v.referenceTime = 1_700_000_000_000_000  # us, CPU timestamp
+        v.violationTime = ns
+        return v
+
+    def nvmlDeviceGetPersistenceMode(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetPersistenceMode")["persistence_mode"]
+
+    def nvmlDeviceGetPcieReplayCounter(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetPcieReplayCounter")["pcie"]["replay"]
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetCurrPcieLinkGeneration")["pcie"]["gen"]
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetMaxPcieLinkGeneration")["pcie"]["max_gen"]
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetCurrPcieLinkWidth")["pcie"]["width"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetMaxPcieLinkWidth")["pcie"]["max_width"]
+
+    def nvmlDeviceGetRemappedRows(self, device: Any) -> tuple[int, int, int, int]:
+        r = self._dev(device, "nvmlDeviceGetRemappedRows")["remapped_rows"]
+        return (r["correctable"], r["uncorrectable"], r["pending"], r["failure"])
+
+    def _link(self, dev: dict[str, Any], link: int) -> dict[str, Any]:
+        nv = dev.get("nvlink")
+        if not nv:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        if not 0 <= link < nv["links"]:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return nv
+
+    def nvmlDeviceGetNvLinkState(self, device: Any, link: int) -> int:
+        nv = self._link(self._dev(device, "nvmlDeviceGetNvLinkState"), link)
+        return 0 if link in nv.get("down", ()) else 1
+
+    def nvmlDeviceGetNvLinkErrorCounter(self, device: Any, link: int, counter: int) -> int:
+        nv = self._link(self._dev(device, "nvmlDeviceGetNvLinkErrorCounter"), link)
+        if not 0 <= counter < _real.NVML_NVLINK_ERROR_COUNT:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return int(nv.get("errors", {}).get(str(link), [0, 0, 0, 0, 0])[counter])
+
+    # -- GPM -----------------------------------------------------------------------------
+
+    def nvmlGpmQueryDeviceSupport(self, device: Any) -> Any:
+        dev = self._dev(device, "nvmlGpmQueryDeviceSupport")
+        s = _real.c_nvmlGpmSupport_t()
+        s.version = _real.NVML_GPM_SUPPORT_VERSION
+        s.isSupportedDevice = 1 if "gpm" in dev else 0
+        return s
+
+    def nvmlGpmSampleAlloc(self) -> Any:
+        self._called("nvmlGpmSampleAlloc")
+        addr = self._next_gpm
+        self._next_gpm += 0x100
+        self._gpm_samples[addr] = None
+        return ctypes.cast(ctypes.c_void_p(addr), _real.c_nvmlGpmSample_t)
+
+    def nvmlGpmSampleFree(self, gpmSample: Any) -> None:
+        self._called("nvmlGpmSampleFree")
+        if self._gpm_samples.pop(_addr(gpmSample), "missing") == "missing":
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+
+    def nvmlGpmSampleGet(self, device: Any, gpmSample: Any) -> Any:
+        dev = self._dev(device, "nvmlGpmSampleGet")
+        if "gpm" not in dev:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        addr = _addr(gpmSample)
+        if addr not in self._gpm_samples:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        self._gpm_samples[addr] = dict(dev["gpm"])
+        return gpmSample
+
+    def nvmlGpmMetricsGet(self, metricsGet: Any) -> Any:
+        self._called("nvmlGpmMetricsGet")
+        if metricsGet.version != _real.NVML_GPM_METRICS_GET_VERSION:
+            raise _err(_real.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        s1 = self._gpm_samples.get(_addr(metricsGet.sample1))
+        s2 = self._gpm_samples.get(_addr(metricsGet.sample2))
+        if s1 is None or s2 is None:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        for i in range(metricsGet.numMetrics):
+            m = metricsGet.metrics[i]
+            v = s2.get(str(m.metricId))
+            if v is None:
+                m.nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
+            else:
+                m.nvmlReturn = _real.NVML_SUCCESS
+                m.value = float(v)
+        return metricsGet
+
+    # -- processes and topology ------------------------------------------------------------
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
+        dev = self._dev(handle, "nvmlDeviceGetComputeRunningProcesses")
+        out = []
+        for p in dev.get("processes", []):
+            info = _real.c_nvmlProcessInfo_v3_t()
+            info.pid, info.usedGpuMemory = p["pid"], p["used_bytes"]
+            info.gpuInstanceId = info.computeInstanceId = 0xFFFFFFFF
+            out.append(_real.nvmlStructToFriendlyObject(info))
+        return out
+
+    def nvmlDeviceGetNumaNodeId(self, handle: Any) -> int:
+        return self._dev(handle, "nvmlDeviceGetNumaNodeId")["numa_node"]
+
+    def nvmlDeviceGetCpuAffinity(self, handle: Any, cpuSetSize: int) -> Any:
+        dev = self._dev(handle, "nvmlDeviceGetCpuAffinity")
+        arr = (ctypes.c_ulonglong * cpuSetSize)()
+        for cpu in _cpulist(dev["cpu_affinity"]):
+            if cpu // 64 < cpuSetSize:
+                arr[cpu // 64] |= 1 << (cpu % 64)
+        return arr
+
+    # -- events ----------------------------------------------------------------------------
+
+    def nvmlEventSetCreate(self) -> Any:
+        self._called("nvmlEventSetCreate")
+        addr = self._next_set
+        self._next_set += 0x100
+        self._events[addr] = []
+        self._registered[addr] = {}
+        return ctypes.cast(ctypes.c_void_p(addr), _real.c_nvmlEventSet_t)
+
+    def nvmlDeviceGetSupportedEventTypes(self, handle: Any) -> int:
+        return int(self._dev(handle, "nvmlDeviceGetSupportedEventTypes").get("supported_events", 0))
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, eventTypes: int, eventSet: Any) -> None:
+        dev = self._dev(handle, "nvmlDeviceRegisterEvents")
+        addr = _addr(eventSet)
+        if addr not in self._registered:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        if eventTypes & ~int(dev.get("supported_events", 0)):
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        index = self.devices.index(dev)
+        with self._cond:
+            self._registered[addr][index] = self._registered[addr].get(index, 0) | eventTypes
+
+    def nvmlEventSetWait_v2(self, eventSet: Any, timeoutms: int) -> Any:
+        self._called("nvmlEventSetWait_v2")
+        addr = _addr(eventSet)
+        with self._cond:
+            if addr not in self._events:
+                raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+            self._cond.wait_for(lambda: bool(self._events.get(addr)), timeout=timeoutms / 1000)
+            queue = self._events.get(addr)
+            if not queue:
+                raise _err(_real.NVML_ERROR_TIMEOUT)
+            return queue.pop(0)
+
+    def nvmlEventSetFree(self, eventSet: Any) -> None:
+        self._called("nvmlEventSetFree")
+        addr = _addr(eventSet)
+        with self._cond:
+            if self._events.pop(addr, None) is None:
+                raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+            self._registered.pop(addr, None)

@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""vLLM stand-in: a TEST DOUBLE that speaks vLLM's OpenAI-compatible server API.
+
+It is not vLLM and serves no model: "tokens" are the words "tok0 tok1 ...", paced by
+--ttft and --itl. What it mirrors exactly (vLLM 0.33, see /work/shared/REFERENCE.md
+and vllm-project/vllm: vllm/entrypoints/openai/api_server.py, vllm/v1/metrics/loggers.py,
+vllm/tracing/otel.py) is everything the agent and its tests look at:
+
+  GET  /health, /ping      200 (empty body); 503 once the engine is dead. Never 503
+                           while draining (vLLM behaves the same).
+  GET  /v1/models          the served model.
+  POST /v1/completions, /v1/chat/completions
+                           JSON, or SSE when "stream": true: `data: <json>\\n\\n` events,
+                           `data: [DONE]\\n\\n` last; chunk objects "text_completion" /
+                           "chat.completion.chunk" (first chat delta carries the role);
+                           stream_options.include_usage adds a final chunk with
+                           "choices": [] and "usage". New requests get 503 while draining.
+  GET  /metrics            Prometheus text: vllm:* names, labels model_name and engine,
+                           vLLM's default bucket bounds, counters with _total and _created.
+  OTLP                     with --otlp-traces-endpoint URL: one `llm_request` SERVER span
+                           per finished request (none for aborted ones), start = arrival,
+                           vLLM's gen_ai.* attributes, resource attribute vllm.process_id,
+                           incoming W3C traceparent as parent. Protocol from
+                           OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (grpc default, http/protobuf).
+  SIGTERM                  --shutdown-timeout 0 (vLLM's default): abort in-flight requests
+                           and exit; N > 0: stop admitting, drain up to N s, exit.
+
+Command line (vLLM's own flag names where vLLM has them):
+
+  vllm_standin.py [serve] [MODEL] [--model MODEL] [--served-model-name NAME]
+      [--host 127.0.0.1] [--port 8000] [--shutdown-timeout 0]
+      [--otlp-traces-endpoint URL] [--max-model-len 2048] [--max-num-seqs 256]
+      [--disable-log-stats]                (vllm:* engine metrics not recorded)
+      [--ttft 0.05] [--itl 0.01]           test controls: seconds to first token, between tokens
+      [--startup-delay 0]                  test control: "model load" before the port opens
+      [--fault none|health_hang|engine_hang|engine_dead]   test control, initial fault
+  Other vLLM flags (e.g. --tensor-parallel-size) are accepted and ignored.
+
+Faults at run time (e.g. `systemctl kill -s SIGUSR1 --kill-who=main UNIT`), test controls:
+  SIGUSR1   /health and /ping hang (a wedged HTTP server).
+  SIGUSR2   the engine hangs: generation stalls, /health still answers 200 (vllm#39863).
+  SIGHUP    the engine dies: /health 503, generation 500, the process exits 5 s later
+            unless VLLM_KEEP_ALIVE_ON_ENGINE_DEATH=1 (as vLLM's API server does).
+  The environment variable VLLM_STANDIN_FAULT sets the initial fault like --fault.
+
+Runs on the standard library alone (it runs inside the test containers with the
+system python3); OpenTelemetry is imported only when --otlp-traces-endpoint is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Default bucket bounds, vllm/v1/metrics/loggers.py.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+               20.0, 40.0, 80.0)
+REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+                           60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+ITERATION_TOKEN_BUCKETS = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
+
+
+def build_1_2_5_buckets(max_value: int) -> tuple[int, ...]:
+    """vLLM's token-count buckets: 1, 2, 5, 10, 20, 50, ... up to max_value."""
+    out: list[int] = []
+    exponent = 0
+    while True:
+        for m in (1, 2, 5):
+            v = m * 10**exponent
+            if v > max_value:
+                return tuple(out)
+            out.append(v)
+        exponent += 1
+
+
+class Histogram:
+    def __init__(self, bounds) -> None:  # noqa: ANN001
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, v: float) -> None:
+        self.sum += v
+        for i, b in enumerate(self.bounds):
+            if v <= b:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+
+def _fmt(v: float) -> str:
+    """prometheus_client's float formatting (floatToGoString)."""
+    if v == math.inf:
+        return "+Inf"
+    if v == -math.inf:
+        return "-Inf"
+    if math.isnan(v):
+        return "NaN"
+    s = repr(float(v))
+    mantissa, _, exp = s.partition("e")
+    if exp:
+        # 1e+22 style, as Go writes it
+        sign = exp[0] if exp[0] in "+-" else "+"
+        digits = exp.lstrip("+-")
+        return f"{mantissa}e{sign}{digits.zfill(2)}"
+    return s
+
+
+class Metrics:
+    HISTOGRAMS = {
+        "vllm:time_to_first_token_seconds": ("Histogram of time to first token in seconds.", TTFT_BUCKETS),
+        "vllm:inter_token_latency_seconds": ("Histogram of inter-token latency in seconds.", ITL_BUCKETS),
+        "vllm:request_time_per_output_token_seconds": ("Histogram of time_per_output_token_seconds per request.",
+                                                        ITL_BUCKETS),
+        "vllm:e2e_request_latency_seconds": ("Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
+        "vllm:request_queue_time_seconds": ("Histogram of time spent in WAITING phase for request.",
+                                            REQUEST_LATENCY_BUCKETS),
+        "vllm:request_inference_time_seconds": ("Histogram of time spent in RUNNING phase for request.",
+                                                REQUEST_LATENCY_BUCKETS),
+        "vllm:request_prefill_time_seconds": ("Histogram of time spent in PREFILL phase for request.",
+                                              REQUEST_LATENCY_BUCKETS),
+        "vllm:request_decode_time_seconds": ("Histogram of time spent in DECODE phase for request.",
+                                             REQUEST_LATENCY_BUCKETS),
+        "vllm:iteration_tokens_total": ("Histogram of number of tokens per engine_step.", ITERATION_TOKEN_BUCKETS),
+    }
+
+    def __init__(self, model: str, max_model_len: int) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+        self.created = time.time()
+        token_buckets = build_1_2_5_buckets(max_model_len)
+        self.hist = {name: Histogram(b) for name, (_, b) in self.HISTOGRAMS.items()}
+        self.hist["vllm:request_prompt_tokens"] = Histogram(token_buckets)
+        self.hist["vllm:request_generation_tokens"] = Histogram(token_buckets)
+        self.help = {name: h for name, (h, _) in self.HISTOGRAMS.items()}
+        self.help["vllm:request_prompt_tokens"] = "Number of prefill tokens processed."
+        self.help["vllm:request_generation_tokens"] = "Number of generation tokens processed."
+        self.running = 0
+        self.waiting = 0
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.preemptions = 0
+        self.success = {r: 0 for r in FINISH_REASONS}
+        self.kv_usage = 0.0
+
+    def render(self) -> str:
+        base = f'engine="0",model_name="{self.model}"'
+        out: list[str] = []
+
+        def gauge(name: str, help_text: str, value: float, labels: str = base) -> None:
+            out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{{{labels}}} {_fmt(value)}\n")
+
+        def counter(name: str, help_text: str, series: list[tuple[str, float]]) -> None:
+            out.append(f"# HELP {name}_total {help_text}\n# TYPE {name}_total counter\n")
+            for labels, v in series:
+                out.append(f"{name}_total{{{labels}}} {_fmt(v)}\n")
+            out.append(f"# HELP {name}_created {help_text}\n# TYPE {name}_created gauge\n")
+            for labels, _ in series:
+                out.append(f"{name}_created{{{labels}}} {_fmt(self.created)}\n")
+
+        with self.lock:
+            gauge("vllm:num_requests_running", "Number of requests in model execution batches.", self.running)
+            gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", self.waiting)
+            gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", self.kv_usage)
+            counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+                    [(base, self.preemptions)])
+            counter("vllm:prompt_tokens", "Number of prefill tokens processed.", [(base, self.prompt_tokens)])
+            counter("vllm:generation_tokens", "Number of generation tokens processed.",
+                    [(base, self.generation_tokens)])
+            counter("vllm:request_success", "Count of successfully processed requests.",
+                    [(f'engine="0",finished_reason="{r}",model_name="{self.model}"', self.success[r])
+                     for r in FINISH_REASONS])
+            for name in sorted(self.hist):
+                h = self.hist[name]
+                out.append(f"# HELP {name} {self.help[name]}\n# TYPE {name} histogram\n")
+                cum = 0
+                for b, c in zip((*h.bounds, math.inf), h.counts):
+                    cum += c
+                    out.append(f'{name}_bucket{{{base},le="{_fmt(b)}"}} {_fmt(cum)}\n')
+                out.append(f"{name}_count{{{base}}} {_fmt(cum)}\n{name}_sum{{{base}}} {_fmt(h.sum)}\n")
+                out.append(f"# HELP {name}_created {self.help[name]}\n# TYPE {name}_created gauge\n"
+                           f"{name}_created{{{base}}} {_fmt(self.created)}\n")
+        return "".join(out)
+
+
+class Tracer:
+    """vLLM's llm_request spans through the OpenTelemetry SDK (imported lazily)."""
+
+    def __init__(self, endpoint: str) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        elif protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[no-redef]
+        else:
+            raise SystemExit(f"Unsupported OTLP protocol '{protocol}' is configured")
+        resource = Resource.create({"vllm.process_id": os.getpid()})
+        self.provider = TracerProvider(resource=resource)
+        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint),
+                                                            schedule_delay_millis=200))
+        self.tracer = self.provider.get_tracer("vllm.llm_engine")
+        self.propagator = TraceContextTextMapPropagator()
+
+    def emit(self, headers: dict[str, str], start_ns: int, end_ns: int, attrs: dict) -> None:
+        from opentelemetry.trace import SpanKind
+
+        ctx = self.propagator.extract({k.lower(): v for k, v in headers.items()})
+        span = self.tracer.start_span("llm_request", context=ctx, kind=SpanKind.SERVER, start_time=start_ns)
+        span.set_attributes(attrs)
+        span.end(end_time=end_ns)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+class Aborted(Exception):
+    pass
+
+
+class Engine:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.model = args.served_model_name or args.model
+        self.metrics = Metrics(self.model, args.max_model_len)
+        self.slots = threading.Semaphore(args.max_num_seqs)
+        self.fault = args.fault
+        self.draining = False
+        self.aborting = False
+        self.inflight = 0
+        self.cond = threading.Condition()
+        self.tracer = Tracer(args.otlp_traces_endpoint) if args.otlp_traces_endpoint else None
+        self.stop_event = threading.Event()
+
+    def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):  # noqa: ANN201
+        """Yields (index, text); fills `timings` (seconds) when done; raises Aborted when
+        shutdown aborts the request or the engine is dead."""
+        arrival = time.monotonic()
+        m = self.metrics
+        with m.lock:
+            m.waiting += 1
+        self.slots.acquire()
+        scheduled = time.monotonic()
+        with m.lock:
+            m.waiting -= 1
+            m.running += 1
+        try:
+            self._sleep(self.args.ttft)
+            first = time.monotonic()
+            last = first
+            for i in range(max_tokens):
+                if i:
+                    self._sleep(self.args.itl)
+                    now = time.monotonic()
+                    self._record("vllm:inter_token_latency_seconds", now - last)
+                    last = now
+                else:
+                    self._record("vllm:time_to_first_token_seconds", first - arrival)
+                self._record("vllm:iteration_tokens_total", n_prompt if i == 0 else 1)
+                yield i, f"tok{i} "
+            done = time.monotonic()
+            timings.update({
+                "queue": scheduled - arrival, "ttft": first - arrival, "e2e": done - arrival,
+                "prefill": first - scheduled, "decode": done - first, "inference": done - scheduled,
+            })
+            self._finish(n_prompt, max_tokens, timings)
+        finally:
+            with m.lock:
+                m.running -= 1
+            self.slots.release()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.aborting:
+                raise Aborted()
+            if self.fault == "engine_dead":
+                raise Aborted()
+            remaining = deadline - time.monotonic()
+            if self.fault != "engine_hang" and remaining <= 0:
+                return
+            time.sleep(min(0.05, max(remaining, 0.01)))
+
+    def _record(self, name: str, value: float) -> None:
+        if self.args.disable_log_stats:
+            return
+        with self.metrics.lock:
+            self.metrics.hist[name].observe(value)
+
+    def _finish(self, n_prompt: int, n_gen: int, t: dict[str, float]) -> None:
+        if self.args.disable_log_stats:
+            return
+        m = self.metrics
+        with m.lock:
+            m.prompt_tokens += n_prompt
+            m.generation_tokens += n_gen
+            m.success["length"] += 1
+            for key, name in (("e2e", "vllm:e2e_request_latency_seconds"), ("queue", "vllm:request_queue_time_seconds"),
+                              ("inference", "vllm:request_inference_time_seconds"),
+                              ("prefill", "vllm:request_prefill_time_seconds"),
+                              ("decode", "vllm:request_decode_time_seconds")):
+                m.hist[name].observe(t[key])
+            if n_gen > 1:
+                m.hist["vllm:request_time_per_output_token_seconds"].observe(t["decode"] / (n_gen - 1))
+            m.hist["vllm:request_prompt_tokens"].observe(n_prompt)
+            m.hist["vllm:request_generation_tokens"].observe(n_gen)
+
+    def span(self, headers: dict[str, str], request_id: str, start_ns: int, n_prompt: int, n_gen: int,
+             body: dict, t: dict[str, float]) -> None:
+        if self.tracer is None:
+            return
+        attrs = {
+            "gen_ai.request.id": request_id,
+            "gen_ai.usage.prompt_tokens": n_prompt,
+            "gen_ai.usage.completion_tokens": n_gen,
+            "gen_ai.latency.time_in_queue": t["queue"],
+            "gen_ai.latency.time_to_first_token": t["ttft"],
+            "gen_ai.latency.e2e": t["e2e"],
+            "gen_ai.latency.time_in_model_prefill": t["prefill"],
+            "gen_ai.latency.time_in_model_decode": t["decode"],
+            "gen_ai.latency.time_in_model_inference": t["inference"],
+        }
+        for key, attr in (("top_p", "gen_ai.request.top_p"), ("max_tokens", "gen_ai.request.max_tokens"),
+                          ("temperature", "gen_ai.request.temperature"), ("n", "gen_ai.request.n")):
+            if body.get(key) is not None:
+                attrs[attr] = body[key]
+        self.tracer.emit(headers, start_ns, start_ns + int(t["e2e"] * 1e9), attrs)
+
+
+def _count_tokens(body: dict, chat: bool) -> int:
+    if chat:
+        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
+    else:
+        prompt = body.get("prompt", "")
+        text = " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)
+    return max(1, len(text.split()))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "uvicorn"
+    engine: Engine  # set on the subclass
+
+    def log_message(self, fmt: str, *args: object) -> None:  # quiet; vLLM logs to journald its own way
+        pass
+
+    def _send(self, status: int, body: bytes = b"", ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj: object) -> None:
+        self._send(status, json.dumps(obj, separators=(",", ":")).encode())
+
+    def _error(self, status: int, message: str, kind: str) -> None:
+        self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": status}})
+
+    def do_GET(self) -> None:  # noqa: N802
+        e = self.engine
+        if self.path in ("/health", "/ping"):
+            while e.fault == "health_hang" and not e.stop_event.is_set():
+                time.sleep(0.1)
+            self._send(503 if e.fault == "engine_dead" else 200, b"", "text/plain")
+        elif self.path == "/v1/models":
+            self._json(200, {"object": "list", "data": [{
+                "id": e.model, "object": "model", "created": int(e.metrics.created), "owned_by": "vllm",
+                "root": e.args.model, "parent": None, "max_model_len": e.args.max_model_len}]})
+        elif self.path == "/metrics":
+            body = "" if e.args.disable_log_stats else e.metrics.render()
+            self._send(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        e = self.engine
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path == "/ping":
+            self._send(503 if e.fault == "engine_dead" else 200, b"", "text/plain")
+            return
+        chat = self.path == "/v1/chat/completions"
+        if not chat and self.path != "/v1/completions":
+            self._json(404, {"detail": "Not Found"})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("request body must be a JSON object")
+        except ValueError as err:
+            self._error(400, f"invalid JSON: {err}", "BadRequestError")
+            return
+        if e.draining:
+            self._error(503, "The server is shutting down.", "ServiceUnavailableError")
+            return
+        if e.fault == "engine_dead":
+            self._error(500, "EngineCore encountered an issue.", "InternalServerError")
+            return
+        with e.cond:
+            e.inflight += 1
+        try:
+            self._complete(body, chat)
+        finally:
+            with e.cond:
+                e.inflight -= 1
+                e.cond.notify_all()
+
+    def _complete(self, body: dict, chat: bool) -> None:
+        e = self.engine
+        start_ns = time.time_ns()
+        request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        n_prompt = _count_tokens(body, chat)
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
+        created = int(time.time())
+        headers = {k: v for k, v in self.headers.items()}
+        usage = lambda n: {"prompt_tokens": n_prompt, "total_tokens": n_prompt + n,  # noqa: E731
+                           "completion_tokens": n}
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        stream = bool(body.get("stream"))
+        timings: dict[str, float] = {}
+        if not stream:
+            try:
+                text = "".join(t for _, t in e.generate(n_prompt, max_tokens, timings))
+            except Aborted:
+                self._error(500, "Request aborted.", "InternalServerError")
+                return
+            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                       "finish_reason": "length", "stop_reason": None} if chat else
+                      {"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None})
+            self._json(200, {"id": request_id, "object": "chat.completion" if chat else "text_completion",
+                             "created": created, "model": e.model, "choices": [choice], "usage": usage(max_tokens)})
+            e.span(headers, request_id, start_ns, n_prompt, max_tokens, body, timings)
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(choices: list, extra: dict | None = None) -> None:
+            payload = {"id": request_id, "object": obj, "created": created, "model": e.model, "choices": choices}
+            payload.update(extra or {})
+            self._write_event(json.dumps(payload, separators=(",", ":")))
+
+        try:
+            if chat:
+                chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                        "finish_reason": None}])
+            for i, text in e.generate(n_prompt, max_tokens, timings):
+                last = i == max_tokens - 1
+                reason = "length" if last else None
+                if chat:
+                    chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": reason}])
+                else:
+                    chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": reason,
+                            "stop_reason": None}])
+            if include_usage:
+                chunk([], {"usage": usage(max_tokens)})
+            self._write_event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except Aborted:
+            # vLLM drops the connection of a request aborted by shutdown; no span.
+            self.close_connection = True
+            return
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
+        e.span(headers, request_id, start_ns, n_prompt, max_tokens, body, timings)
+
+    def _write_event(self, data: str) -> None:
+        event = f"data: {data}\n\n".encode()
+        self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        self.wfile.flush()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="vllm_standin", description="vLLM stand-in (test double)")
+    p.add_argument("positional", nargs="*", help="[serve] [MODEL]")
+    p.add_argument("--model", default=None)
+    p.add_argument("--served-model-name", default=None)
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--shutdown-timeout", type=float, default=0.0)
+    p.add_argument("--otlp-traces-endpoint", default=None)
+    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--disable-log-stats", action="store_true")
+    p.add_argument("--ttft", type=float, default=0.05)
+    p.add_argument("--itl", type=float, default=0.01)
+    p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--fault", choices=("none", "health_hang", "engine_hang", "engine_dead"),
+                   default=os.environ.get("VLLM_STANDIN_FAULT", "none"))
+    args, _unknown = p.parse_known_args(argv)  # vLLM flags the double does not model
+    pos = [a for a in args.positional if a != "serve"]
+    args.model = args.model or (pos[0] if pos else "standin/tiny-model")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    time.sleep(args.startup_delay)  # vLLM refuses connections while the model loads
+    engine = Engine(args)
+    handler = type("BoundHandler", (Handler,), {"engine": engine})
+    server = ThreadingHTTPServer((args.host, args.port), handler)
+    server.daemon_threads = True
+    done = threading.Event()
+
+    def shutdown() -> None:
+        if args.shutdown_timeout > 0:
+            engine.draining = True
+            deadline = time.monotonic() + args.shutdown_timeout
+            with engine.cond:
+                while engine.inflight and time.monotonic() < deadline:
+                    engine.cond.wait(timeout=0.1)
+        engine.aborting = True
+        engine.stop_event.set()
+        time.sleep(0.1)  # let aborted handlers drop their connections
+        server.shutdown()
+        done.set()
+
+    def on_term(_sig: int, _frm: object) -> None:
+        if not engine.draining and not engine.aborting:
+            threading.Thread(target=shutdown, daemon=True).start()
+
+    def on_engine_death(_sig: int, _frm: object) -> None:
+        engine.fault = "engine_dead"
+        if os.environ.get("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH") != "1":
+            threading.Timer(5.0, shutdown).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(engine, "fault", "health_hang"))
+    signal.signal(signal.SIGUSR2, lambda *_: setattr(engine, "fault", "engine_hang"))
+    signal.signal(signal.SIGHUP, on_engine_death)
+    if engine.fault == "engine_dead" and os.environ.get("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH") != "1":
+        threading.Timer(5.0, shutdown).start()
+    print(f"INFO: vLLM stand-in serving {engine.model} on http://{args.host}:{args.port} "
+          f"(pid {os.getpid()}, shutdown-timeout {args.shutdown_timeout:g}s)", flush=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    done.wait()
+    server.server_close()
+    if engine.tracer is not None:
+        engine.tracer.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The worker supervisor against a real systemd 252 (Debian booted with
+systemd-nspawn): the agent runs as the hardened infernode.service, supervises one
+vLLM stand-in as infernode-worker@w0.service, and the tests look through
+systemctl, /proc and the agent's HTTP API.
+
+One container for the module (a boot costs seconds); the tests run in file order
+and each leaves the worker running for the next, except the last (drain).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import REPO, need_root
+
+pytestmark = pytest.mark.integration
+
+SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+PYPATH = "/opt/infernode/src:/opt/infernode/venv-site:/opt/infernode/host-dist"
+UNIT = "infernode-worker@w0.service"
+
+CONFIG = f"""
+server:
+  listen: 127.0.0.1:9480
+otlp:
+  grpc_listen: 127.0.0.1:4317
+workers:
+  - name: w0
+    gpus: [0]
+    cpus: "1"
+    numa_nodes: [0]
+    memory_high: 768MiB
+    memory_max: 1GiB
+    port: 8000
+    command: [/usr/bin/python3, /opt/infernode/src/tests/doubles/vllm_standin.py, serve, standin/tiny]
+    args: [--itl, "0.05", --ttft, "0.05"]
+    environment:
+      PYTHONPATH: {PYPATH}
+      # No OTLP receiver on this branch's agent: keep failed exports short.
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "1"
+    shutdown_timeout: 15s
+    drain_timeout: 30s
+    health:
+      interval: 1s
+      timeout: 0.8s
+      failures_before_restart: 3
+      startup_grace: 10s
+      generation_probe: /v1/completions
+      generation_timeout: 2s
+    backoff:
+      initial: 1s
+      factor: 3
+      max: 9s
+"""
+
+WRAPPER = f"""#!/bin/sh
+# Test install: the agent's code and the host venv's packages are bind-mounted read-only
+# (same Debian bookworm python3.11 inside and out); production installs a venv here.
+export PYTHONPATH={PYPATH}
+exec /usr/bin/python3 -c 'import sys; from agent.cli import main; sys.argv[0] = "infernode"; main()' "$@"
+"""
+
+
+def _install(root: Path) -> None:
+    bindir = root / "opt/infernode/bin"
+    bindir.mkdir(parents=True)
+    (bindir / "infernode").write_text(WRAPPER)
+    (bindir / "infernode").chmod(0o755)
+    for d in ("src", "venv-site", "host-dist"):
+        (root / "opt/infernode" / d).mkdir(parents=True, exist_ok=True)
+    for unit in (REPO / "systemd").iterdir():
+        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
+    (root / "etc/infernode").mkdir(parents=True, exist_ok=True)
+    (root / "etc/infernode/infernode.yaml").write_text(CONFIG)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "infernode.service").symlink_to("/etc/systemd/system/infernode.service")
+
+
+@pytest.fixture(scope="module")
+def box():
+    need_root()
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn missing (make setup installs systemd-container)")
+    from tests.harness.nspawn import booted
+
+    binds = {str(REPO): "/opt/infernode/src", str(SITE): "/opt/infernode/venv-site",
+             "/usr/lib/python3/dist-packages": "/opt/infernode/host-dist"}
+    with booted(prefix="worker", binds_ro=binds, setup=_install) as c:
+        try:
+            c.wait_for(lambda: c.show("infernode.service", "ActiveState")["ActiveState"] == "active", 60,
+                       what="infernode.service active")
+            yield c
+        except BaseException:
+            print(c.journal(lines=200))
+            raise
+
+
+def _workers(c) -> dict:
+    res = c.run("/opt/infernode/bin/infernode", "workers", "--json", check=False)
+    return json.loads(res.stdout) if res.returncode == 0 else {}
+
+
+def _w0(c) -> dict:
+    return next((w for w in _workers(c).get("workers", []) if w["worker"] == "w0"), {})
+
+
+def _agent_metrics(c) -> dict[tuple[str, tuple], float]:
+    text = c.run("curl", "-sf", "http://127.0.0.1:9480/metrics").stdout
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _wait_up(c, timeout: float = 60) -> dict:
+    return c.wait_for(lambda: (w := _w0(c)) and w["up"] and w, timeout, what="w0 up")
+
+
+def test_units_verify_clean_and_security_exposure(box):
+    res = box.run("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/infernode.service",
+                  "/etc/systemd/system/inference.slice", f"/etc/systemd/system/{UNIT.replace('w0', '')}",
+                  UNIT, check=False)
+    assert res.returncode == 0 and res.stdout.strip() == "" and res.stderr.strip() == "", res.stderr
+    sec = box.run("systemd-analyze", "security", "--no-pager", "infernode.service", check=False)
+    m = re.search(r"Overall exposure level for infernode\.service: (\d+\.\d+)", sec.stdout)
+    assert m, sec.stdout + sec.stderr
+    score = float(m.group(1))
+    print(f"\nsystemd-analyze security infernode.service: {score}")
+    assert score <= 5.0, sec.stdout
+
+
+def test_worker_runs_pinned_in_inference_slice(box):
+    w = _wait_up(box)
+    props = box.show(UNIT, "Slice", "CPUAffinity", "NUMAPolicy", "NUMAMask", "MemoryMax", "MemoryHigh",
+                     "Environment", "MainPID", "ExecStart", "TimeoutStopUSec", "KillMode", "LimitMEMLOCK")
+    assert props["Slice"] == "inference.slice"
+    assert props["CPUAffinity"] == "1"
+    assert props["NUMAPolicy"] == "bind"
+    assert props["NUMAMask"] == "0"
+    assert props["MemoryMax"] == str(1 << 30)
+    assert props["MemoryHigh"] == str(768 << 20)
+    env = props["Environment"].split()
+    assert "CUDA_VISIBLE_DEVICES=0" in env
+    assert "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4317" in env
+    assert "--otlp-traces-endpoint http://127.0.0.1:4317" in props["ExecStart"]
+    assert "--shutdown-timeout 15" in props["ExecStart"]
+    assert props["TimeoutStopUSec"] == "30s"  # > --shutdown-timeout
+    assert props["KillMode"] == "mixed" and props["LimitMEMLOCK"] == "infinity"
+    pid = int(props["MainPID"])
+    assert pid == w["main_pid"] and pid > 0
+    # CPUAffinity= and NUMAPolicy= are enforced inside nspawn (not cgroup-based).
+    status = box.run("cat", f"/proc/{pid}/status").stdout
+    assert re.search(r"^Cpus_allowed_list:\s+1$", status, re.M), status
+    assert "bind:0" in box.run("cat", f"/proc/{pid}/numa_maps").stdout.split("\n")[0] or \
+        re.search(r"^Mems_allowed_list:\s+0$", status, re.M)
+    cgroup = box.run("cat", f"/proc/{pid}/cgroup").stdout
+    assert "/inference.slice/infernode-worker@w0.service" in cgroup
+
+
+def test_vllm_metrics_reexposed_with_worker_and_gpus_labels(box):
+    _wait_up(box)
+    box.run("curl", "-sf", "http://127.0.0.1:8000/v1/completions", "-H", "content-type: application/json",
+            "-d", '{"model": "standin/tiny", "prompt": "hello world", "max_tokens": 3}')
+
+    def reexposed():
+        m = _agent_metrics(box)
+        key = ("vllm:request_success_total",
+               (("engine", "0"), ("finished_reason", "length"), ("gpus", "0"), ("model_name", "standin/tiny"),
+                ("worker", "w0")))
+        up = m.get(("infernode_worker_up", (("worker", "w0"),)))
+        return m if m.get(key, 0) >= 1 and up == 1 else None
+
+    m = box.wait_for(reexposed, 20, what="vllm:request_success_total re-exposed")
+    assert m[("infernode_worker_scrape_up", (("worker", "w0"),))] == 1
+    assert m[("infernode_worker_up", (("worker", "w0"),))] == 1
+    assert m[("infernode_node_schedulable", (("reason", ""),))] == 1
+    buckets = [k for k in m if k[0] == "vllm:time_to_first_token_seconds_bucket"]
+    assert len(buckets) == 23  # vLLM's 22 bounds and +Inf
+    assert all(("worker", "w0") in k[1] and ("gpus", "0") in k[1] for k in buckets)
+
+
+def _restart_gap(box, signal: str, who: str = "all") -> tuple[float, int]:
+    """Send `signal`, return (seconds until a new main pid is up, new pid)."""
+    old = int(box.show(UNIT, "MainPID")["MainPID"])
+    t0 = time.monotonic()
+    box.run("systemctl", "kill", f"--signal={signal}", f"--kill-who={who}", UNIT)
+    new = box.wait_for(lambda: (p := int(box.show(UNIT, "MainPID")["MainPID"])) not in (0, old) and p, 60,
+                       interval=0.05, what="a new main pid")
+    return time.monotonic() - t0, new
+
+
+def _restarts(box, reason: str) -> float:
+    return _agent_metrics(box).get(("infernode_worker_restarts_total", (("reason", reason), ("worker", "w0"))), 0)
+
+
+def test_kill9_restarted_with_growing_backoff(box):
+    _wait_up(box)
+    gap1, _ = _restart_gap(box, "SIGKILL")
+    _wait_up(box)
+    gap2, _ = _restart_gap(box, "SIGKILL")
+    w = _wait_up(box)
+    print(f"\nrestart after kill -9: {gap1:.2f}s, then {gap2:.2f}s (backoff 1s, x3)")
+    assert gap1 >= 1.0 and gap2 >= 3.0, (gap1, gap2)
+    assert gap2 > gap1
+    assert _restarts(box, "exited") == 2
+    assert w["restarts"] >= 2
+    events = box.run("curl", "-sf", "http://127.0.0.1:9480/workers").stdout
+    assert json.loads(events)["workers"][0]["active_state"] == "active"
+
+
+def test_hung_health_endpoint_gets_worker_restarted(box):
+    _wait_up(box)
+    before = _restarts(box, "unhealthy")
+    gap, _ = _restart_gap(box, "SIGUSR1", who="main")  # the stand-in's /health starts hanging
+    _wait_up(box)
+    print(f"\nrestart after /health hung: {gap:.2f}s")
+    assert _restarts(box, "unhealthy") == before + 1
+    # the streak continues: the third restart waits 9 s (capped)
+    assert gap >= 9.0
+
+
+def test_hung_engine_caught_by_generation_probe(box):
+    _wait_up(box)
+    before = _restarts(box, "generation_probe")
+    # SIGUSR2: the stand-in's engine stops producing tokens while /health stays 200 (vllm#39863).
+    gap, _ = _restart_gap(box, "SIGUSR2", who="main")
+    _wait_up(box)
+    print(f"\nrestart after the engine hung: {gap:.2f}s")
+    assert _restarts(box, "generation_probe") == before + 1
+    assert _restarts(box, "unhealthy") == 1  # /health alone would not have noticed
+
+
+def test_drain_lets_inflight_stream_finish_then_stops(box):
+    _wait_up(box)
+    box.sh("curl -sN http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' "
+           "-d '{\"model\":\"standin/tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+           "\"max_tokens\":60,\"stream\":true}' > /run/stream.out 2>&1 &")
+    box.wait_for(lambda: "chat.completion.chunk" in box.run("cat", "/run/stream.out", check=False).stdout, 10,
+                 interval=0.05, what="first streamed chunk")
+    t0 = time.monotonic()
+    res = box.run("/opt/infernode/bin/infernode", "drain", "w0", "--timeout", "25", timeout=90)
+    took = time.monotonic() - t0
+    assert "drained" in res.stdout and "stopped" in res.stdout, res.stdout + res.stderr
+    out = box.run("cat", "/run/stream.out").stdout
+    assert out.rstrip().endswith("data: [DONE]"), out[-300:]
+    assert out.count('"delta":{"content":"tok') == 60
+    assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
+    print(f"\ndrain with a 3 s stream in flight took {took:.2f}s")
+    w = _w0(box)
+    assert w["phase"] == "drained" and not w["up"]
+    time.sleep(2)  # the supervisor must not restart a drained worker
+    assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
+
+
+def test_fatal_xid_stops_worker_for_good_and_node_unschedulable(box):
+    # The daemon's supervisor steps aside; the same supervisor code runs in a
+    # foreground process that can be handed a GPU event.
+    box.run("systemctl", "stop", "infernode.service")
+    res = box.run("/usr/bin/python3", "-m", "tests.integration.worker.inside_gpu_fault",
+                  env={"PYTHONPATH": PYPATH}, timeout=90, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["was_up"], seen
+    assert seen["phase"] == "gpu_fault" and seen["active_state"] in ("inactive", "failed"), seen
+    assert seen["problem"] == "GPU fault: xid_79"
+    assert seen["restarts"] == {}
+    assert seen["schedulable"] == 0 and seen["worker_up"] == 0
+    assert "worker_stop:xid_79" in seen["events"]
+    assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")

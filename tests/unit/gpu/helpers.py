@@ -1,0 +1,28 @@
+"""Builds a GPU collector over the NVML test double and a fixture root."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from agent.collector import CollectorContext
+from agent.config import default_config
+from agent.events import EventStore
+from agent.paths import Paths
+from collectors.gpu.collector import GpuCollector, GpuSettings
+from tests.doubles.fake_pynvml import FakePynvml
+
+FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "gpu" / "node"
+
+
+def make_collector(scenario: str | FakePynvml, root: Path = FIXTURE_ROOT, **settings: Any) -> tuple[GpuCollector, FakePynvml, EventStore]:
+    fake = scenario if isinstance(scenario, FakePynvml) else FakePynvml.load(scenario)
+    # The poll thread makes its first pass at start, then (with this interval)
+    # waits: tests drive further passes with refresh(), deterministically.
+    opts = {"poll_interval": 3600, "slow_poll_interval": 3600, "max_age": 3600, "event_wait_timeout": 0.05,
+            **settings}
+    store = EventStore()
+    ctx = CollectorContext(paths=Paths(root), events=store, settings=GpuSettings(**opts),
+                           config=default_config(), log=logging.getLogger("test.gpu"), services={})
+    return GpuCollector(ctx, nvml=fake), fake, store
