@@ -8,25 +8,23 @@ a scraper asks for with its Accept header.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Iterator, Mapping
-
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
-from prometheus_client.samples import Exemplar as PromExemplar
-from prometheus_client.samples import Sample as PromSample
-from prometheus_client.utils import floatToGoString
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.samples import Exemplar as PromExemplar
+
+# prometheus_client is imported only by build_families(): the daemon's render()
+# does not need it, and it costs the daemon ~10 MB of resident memory.
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
 # Text format 0.0.4, which every Prometheus parses. (prometheus_client's "latest"
 # is 1.0.0, the UTF-8-names variant; our names are all legacy-valid.)
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 
 class UndeclaredMetricError(KeyError):
     pass
@@ -35,6 +33,8 @@ class UndeclaredMetricError(KeyError):
 def _prom_exemplar(ex: Exemplar | None) -> PromExemplar | None:
     if ex is None:
         return None
+    from prometheus_client.samples import Exemplar as PromExemplar
+
     return PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
 
 
@@ -45,6 +45,10 @@ def _fmt_bound(b: float) -> str:
 
 
 def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
+    """The same exposition as prometheus_client metric families (for code that
+    feeds prometheus_client; render() writes identical bytes without them)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     grouped: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         grouped[s.name].append(s)
@@ -85,6 +89,9 @@ def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Met
     samples are a histogram named `name`; float samples named `<family>_total` are a
     counter; other float samples a gauge. Each series keeps its own label set, so
     series of one family may carry different labels, as in the source."""
+    from prometheus_client.core import Metric
+    from prometheus_client.samples import Sample as PromSample
+
     if any(isinstance(s.value, HistogramValue) for s in samples):
         fam = Metric(name, help_text, "histogram")
         for s in samples:
@@ -93,7 +100,7 @@ def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Met
                 continue  # a float under a histogram's name cannot be encoded; the runtime counts it
             labels = dict(s.labels)
             for bound, count in hv.buckets:
-                fam.samples.append(PromSample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, float(count)))
+                fam.samples.append(PromSample(f"{name}_bucket", {**labels, "le": _value(bound)}, float(count)))
             fam.samples.append(PromSample(f"{name}_count", labels, float(hv.count)))
             fam.samples.append(PromSample(f"{name}_sum", labels, float(hv.sum)))
         return fam
@@ -102,16 +109,6 @@ def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Met
     for s in samples:
         fam.samples.append(PromSample(name, dict(s.labels), float(s.value)))  # type: ignore[arg-type]
     return fam
-
-
-class _Families:
-    """Adapter so prometheus_client's encoders can walk prebuilt families."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -164,7 +161,11 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
             raise UndeclaredMetricError(name)
         help_text = passthrough.help
         if any(isinstance(s.value, HistogramValue) for s in samples):
-            kind, family = "histogram", name
+            out.append(f"# HELP {name} {_escape_help(help_text, om)}\n# TYPE {name} histogram\n")
+            for s in samples:
+                if isinstance(s.value, HistogramValue):  # a float here cannot be encoded; the runtime counts it
+                    _encode_histogram(out, name, s, om, _value, always_count=True)
+            return
         elif name.endswith("_total"):
             kind, family = "counter", name[: -len("_total")]
         else:
@@ -176,7 +177,7 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
     out.append(f"# HELP {head} {_escape_help(help_text, om)}\n# TYPE {head} {kind}\n")
     if kind == "histogram":
         for s in samples:
-            _encode_histogram(out, family, s, om)
+            _encode_histogram(out, family, s, om, _fmt_bound)
         return
     sample_name = family + "_total" if kind == "counter" else family
     exemplars = om and kind == "counter"
@@ -187,23 +188,24 @@ def _encode_family(out: list[str], name: str, samples: list[Sample], catalog: Ca
         out.append(line + "\n")
 
 
-def _encode_histogram(out: list[str], family: str, s: Sample, om: bool) -> None:
+def _encode_histogram(out: list[str], family: str, s: Sample, om: bool,
+                      fmt_bound: Callable[[float], str], always_count: bool = False) -> None:
     hv = s.value
-    if not isinstance(hv, HistogramValue):
-        return  # a float under a re-exposed histogram's name cannot be encoded; the runtime counts it
+    assert isinstance(hv, HistogramValue)
     for bound, count in hv.buckets:
         labels = dict(s.labels)
-        labels["le"] = _fmt_bound(bound)
+        labels["le"] = fmt_bound(bound)
         line = f"{family}_bucket{_labels(labels)} {_value(count)}"
         if om and hv.exemplars:
             ex = hv.exemplars.get(bound)
             if ex is not None:
                 line += _exemplar(ex)
         out.append(line + "\n")
-    # Like prometheus_client: no _count/_sum when a bucket bound is negative.
-    if hv.buckets and hv.buckets[0][0] >= 0:
+    # Like prometheus_client's HistogramMetricFamily: no _count/_sum when a bucket
+    # bound is negative (re-exposed families keep whatever their source had).
+    if always_count or (hv.buckets and hv.buckets[0][0] >= 0):
         labels_text = _labels(s.labels)
-        out.append(f"{family}_count{labels_text} {_value(hv.buckets[-1][1])}\n")
+        out.append(f"{family}_count{labels_text} {_value(hv.count)}\n")
         out.append(f"{family}_sum{labels_text} {_value(hv.sum)}\n")
 
 

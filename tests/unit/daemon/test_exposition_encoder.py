@@ -5,6 +5,7 @@ import math
 
 import pytest
 from prometheus_client.exposition import generate_latest as reference_text
+from prometheus_client.openmetrics.exposition import ALLOWUTF8
 from prometheus_client.openmetrics.exposition import generate_latest as reference_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.utils import floatToGoString
@@ -21,6 +22,7 @@ PLAIN = MetricSpec("infernode_t_up", MetricType.GAUGE, "Up.", source="t")
 HIST = MetricSpec("infernode_t_latency_seconds", MetricType.HISTOGRAM, "Latency.", unit="seconds",
                   labels=("gpu",), source="t")
 PASS = PassthroughSpec(prefix="infernode_pt_", help="Re-exposed.", source="t")
+VLLM = PassthroughSpec(prefix="vllm:", help="Re-exposed from vLLM.", source="t")
 
 
 class Registry:
@@ -34,7 +36,7 @@ class Registry:
 @pytest.fixture
 def catalog():
     c = Catalog()
-    c.add("t", (COUNTER, GAUGE, PLAIN, HIST, PASS))
+    c.add("t", (COUNTER, GAUGE, PLAIN, HIST, PASS, VLLM))
     return c
 
 
@@ -59,6 +61,11 @@ def samples():
         Sample("infernode_pt_requests_total", {"model_name": "m"}, 5.0),
         Sample("infernode_pt_running", {"model_name": "m"}, 2.0),
         Sample("infernode_pt_ttft_seconds", {"model_name": "m"}, HistogramValue(((0.1, 1.0), (math.inf, 2.0)), 0.3)),
+        # Re-exposed series of one family may carry different label sets, as in their source.
+        Sample("infernode_pt_ttft_seconds", {"model_name": "m", "engine": "1"},
+               HistogramValue(((1e-3, 0.0), (2.5e6, 1.0), (math.inf, 1.0)), 9.0)),
+        Sample("vllm:num_requests_running", {"model_name": "m", "engine": "0"}, 3.0),
+        Sample("vllm:prompt_tokens_total", {"model_name": "m"}, 1e7),
     ]
 
 
@@ -71,7 +78,9 @@ def test_text_matches_prometheus_client(catalog):
 def test_openmetrics_matches_prometheus_client(catalog):
     body, ctype = render(samples(), catalog, openmetrics=True)
     assert ctype.startswith("application/openmetrics-text; version=1.0.0")
-    assert body.decode() == reference_openmetrics(Registry(build_families(samples(), catalog))).decode()
+    # ALLOWUTF8: prometheus_client's default escaping would rewrite "vllm:" names.
+    reference = reference_openmetrics(Registry(build_families(samples(), catalog)), escaping=ALLOWUTF8)
+    assert body.decode() == reference.decode()
     families = {f.name: f for f in parse_openmetrics(body.decode())}
     bucket = next(s for s in families[HIST.name].samples if s.labels.get("le") == "0.5" and s.labels["gpu"] == "0")
     assert bucket.exemplar.labels == {"trace_id": "abc123", "span_id": "s1"}
