@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "drain": "agent.worker.cli:drain",
     "tune": "tuning.cli:tune",
     "bootstrap": "agent.bootstrap.cli:bootstrap",
+    "ebpf": "collectors.ebpf.cli:ebpf",
 }
 
 EXIT_CONFIG = 2

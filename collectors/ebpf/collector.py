@@ -47,6 +47,9 @@ def device_name(paths: Any, major: int, minor: int) -> str:
 
 class EbpfCollector(Collector):
     name = "ebpf"
+    # Off unless configured: loading compiles C with clang and attaches to the
+    # scheduler; a node opts in with collectors.ebpf.enabled: true.
+    default_enabled = False
     specs = SPECS
     settings_model = EbpfSettings
 

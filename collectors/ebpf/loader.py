@@ -43,7 +43,7 @@ class BpfModule:
             raise LoadError(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__) from e
 
     def table(self, name: str) -> Any:
-        return self.bpf.get_table(name)
+        return self.bpf.get_table(name.encode())
 
     def start_reader(self, on_record: Callable[[bytes], None], poll_ms: int = 200) -> None:
         def callback(_ctx: Any, data: Any, size: int) -> int:
@@ -54,7 +54,7 @@ class BpfModule:
             return 0
 
         self._callback = callback  # bcc keeps only a weak reference to it
-        self.bpf["events"].open_ring_buffer(callback)
+        self.bpf[b"events"].open_ring_buffer(callback)
 
         def run() -> None:
             while not self._stop.is_set():
