@@ -38,7 +38,7 @@ class BpfModule:
         from bcc import BPF
 
         try:
-            self.bpf = BPF(text=build_source(self.programs, self.defines), cflags=CFLAGS)
+            self.bpf = BPF(text=build_source(self.programs, self.defines).encode(), cflags=CFLAGS)
         except Exception as e:  # bcc raises plain Exception for compile and attach errors
             raise LoadError(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__) from e
 

@@ -60,6 +60,9 @@ def test_contended_inference_thread_waits_and_is_named(ebpf, inference_cgroup):
     grew = (after[("infernode_runqueue_latency_seconds", (("scope", "inference"),))].count
             - before[("infernode_runqueue_latency_seconds", (("scope", "inference"),))].count)
     assert grew >= len(waits)
+    invol = ("infernode_offcpu_seconds", (("kind", "involuntary"), ("scope", "inference")))
+    assert after[invol].count > before[invol].count  # preempted by the hogs
+    assert after[invol].sum - before[invol].sum >= sum(e.magnitude for e in waits) * 0.5
     assert value(after, "infernode_ebpf_events_lost_total", program="runqueue") == 0
 
 
