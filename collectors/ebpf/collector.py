@@ -73,6 +73,7 @@ class EbpfCollector(Collector):
         self._devices: dict[tuple[int, int], str] = {}
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
+        self._map_synced = False  # the kernel map has not received the table yet
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -182,21 +183,25 @@ class EbpfCollector(Collector):
         supervisor calls this (services["ebpf_refresh_scope"]) after a restart.
         Returns the number of inference threads."""
         with self._scope_lock:
-            table = read_scopes(self.paths, self.settings.inference_cgroups, self.scopes)
+            old = self.scopes
+            table = read_scopes(self.paths, self.settings.inference_cgroups, old)
+            # Names first: the kernel may emit an event with a new scope id as soon
+            # as the map below holds it.
+            self.scopes = table
             module = self.module
             if module is not None and module.bpf is not None:
                 import ctypes
 
                 tmap = module.table("scope_tids")
-                for tid in set(self.scopes.tids) - set(table.tids):
+                for tid in set(old.tids) - set(table.tids):
                     try:
                         del tmap[ctypes.c_uint32(tid)]
                     except KeyError:
                         pass
                 for tid, sid in table.tids.items():
-                    if self.scopes.tids.get(tid) != sid:
+                    if old.tids.get(tid) != sid or not self._map_synced:
                         tmap[ctypes.c_uint32(tid)] = ctypes.c_uint32(sid)
-            self.scopes = table
+                self._map_synced = True
             return len(table.tids)
 
     # --- events ----------------------------------------------------------------

@@ -53,16 +53,17 @@ def test_contended_inference_thread_waits_and_is_named(ebpf, inference_cgroup):
     waits = wait_for(lambda: runq_waits(node, target.pid, t0))
     assert waits, "no runqueue_wait event named the contended thread"
     hog_pids = {h.pid for h in hogs}
-    assert any(e.attributes["holder_pid"] in hog_pids for e in waits)
-    assert all(e.magnitude >= 0.005 and e.subject.startswith("cgroup:/") for e in waits)
-    assert all(t0 <= e.end_ns <= time.time_ns() for e in waits)  # monotonic -> realtime
+    assert any(e.attributes["holder_pid"] in hog_pids for e in waits), (hog_pids, waits)
+    assert all(e.magnitude >= 0.005 and e.subject.startswith("cgroup:/") for e in waits), waits
+    assert all(t0 <= e.end_ns <= time.time_ns() for e in waits), (t0, waits)  # monotonic -> realtime
     after = scrape(node)
     grew = (after[("infernode_runqueue_latency_seconds", (("scope", "inference"),))].count
             - before[("infernode_runqueue_latency_seconds", (("scope", "inference"),))].count)
-    assert grew >= len(waits)
+    assert grew >= len(waits), (grew, waits)
     invol = ("infernode_offcpu_seconds", (("kind", "involuntary"), ("scope", "inference")))
     assert after[invol].count > before[invol].count  # preempted by the hogs
-    assert after[invol].sum - before[invol].sum >= sum(e.magnitude for e in waits) * 0.5
+    off = after[invol].sum - before[invol].sum
+    assert off >= sum(e.magnitude for e in waits) * 0.5, (off, waits)
     assert value(after, "infernode_ebpf_events_lost_total", program="runqueue") == 0
 
 
