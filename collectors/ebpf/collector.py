@@ -16,7 +16,7 @@ from collectors.ebpf import decode
 from collectors.ebpf.clock import MonotonicClock
 from collectors.ebpf.histogram import SLOTS, log2_histogram
 from collectors.ebpf.probe import probe
-from collectors.ebpf.programs import BY_NAME, PROGRAMS, Program
+from collectors.ebpf.programs import PROGRAMS, Program
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
 from collectors.ebpf.specs import SPECS
@@ -111,7 +111,7 @@ class EbpfCollector(Collector):
             "SCOPE_MAX_TIDS": s.max_tracked_threads,
             "SCHED_MAX_TIDS": s.max_tracked_threads,
             "BIO_MAX_INFLIGHT": 16384,
-            "BIO_MAX_SERIES": 4096,
+            "BIO_MAX_SERIES": 16384,  # (device, op, slot) keys
             "RUNQ_THRESHOLD_NS": int(s.runqueue_threshold * 1e9),
             "BIO_THRESHOLD_NS": int(s.io_threshold * 1e9),
             "RECLAIM_THRESHOLD_NS": int(s.reclaim_threshold * 1e9),
@@ -300,7 +300,3 @@ class EbpfCollector(Collector):
             detail = {"up": "loaded and attached", "loading": "checks passed; compiling in the background"}.get(
                 st.state, st.reason)
             yield DoctorRow("ebpf", name, status, detail, st.fix)
-
-
-def program_names() -> list[str]:
-    return list(BY_NAME)

@@ -93,3 +93,18 @@ def test_twenty_millisecond_wait_lands_in_the_bucket_containing_it(ebpf, inferen
     expected = sum(1 for e in waits if lo < e.magnitude <= hi)
     assert expected >= 1, [e.magnitude for e in waits]
     assert in_bucket >= expected
+
+
+def test_threads_joining_the_inference_cgroup_are_picked_up_without_a_call(ebpf, inference_cgroup):
+    node, collector = ebpf
+    cg = child_cgroup(inference_cgroup, "periodic")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (cg / "tasks").write_text(str(sleeper.pid))
+        # scope_refresh is 500 ms in this session's config
+        assert wait_for(lambda: sleeper.pid in collector.scopes.tids, timeout=5)
+        assert value(scrape(node), "infernode_ebpf_scope_threads") >= 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert wait_for(lambda: sleeper.pid not in collector.scopes.tids, timeout=5)
