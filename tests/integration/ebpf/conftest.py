@@ -56,6 +56,10 @@ def ebpf(inference_cgroup):
         "inference_cgroups": [str(inference_cgroup)],
         "scope_refresh": "500ms",
         "cache_max_age": 0,
+        # Low enough that the tests' loop-device writes and page-cache reclaim
+        # become events too.
+        "io_threshold": "50us",
+        "reclaim_threshold": "0s",
     }}})
     node = Node.build(cfg, Paths("/"))
     node.runtime.start()

@@ -40,6 +40,7 @@ def test_fsync_writes_on_a_loop_device_fill_its_write_histogram(ebpf, loop_devic
     labels = {"device": name, "op": "write"}
     before = scrape(node).get(("infernode_block_io_latency_seconds", tuple(sorted(labels.items()))))
     assert before is None  # a fresh device has no series yet
+    t0 = time.time_ns()
     fd = os.open(loop_device, os.O_WRONLY)
     try:
         for i in range(50):
@@ -50,6 +51,10 @@ def test_fsync_writes_on_a_loop_device_fill_its_write_histogram(ebpf, loop_devic
     after = scrape(node)[("infernode_block_io_latency_seconds", tuple(sorted(labels.items())))]
     assert after.count >= 50
     assert after.sum > 0
+    stalls = wait_for(lambda: [e for e in events_of(node, "io_stall", t0) if e.subject == f"dev:{name}"])
+    assert stalls and all(e.magnitude >= 50e-6 for e in stalls)
+    assert {e.attributes["op"] for e in stalls} <= {"write", "other"} and any(
+        e.attributes["op"] == "write" and e.attributes["bytes"] >= 4096 for e in stalls)
 
 
 def soft_irq_seconds(samples) -> float:
@@ -61,6 +66,9 @@ def soft_irq_seconds(samples) -> float:
 def lossy_link():
     with veth_pair(prefix="ebpf", subnet="10.231.77") as pair:
         port = 5201
+        # Without offloads the sender sees MSS-sized segments, so a 10% drop rate
+        # means hundreds of retransmits rather than a handful of 64 KB super-packets.
+        pair.run_a("ethtool", "-K", pair.if_a, "tso", "off", "gso", "off")
         pair.run_b("nft", "add", "table", "inet", "ebpft")
         pair.run_b("nft", "add", "chain", "inet", "ebpft", "input", "{ type filter hook input priority 0 ; }")
         pair.run_b("nft", "add", "rule", "inet", "ebpft", "input", "tcp", "dport", str(port),
@@ -148,6 +156,7 @@ def test_page_cache_over_the_limit_causes_reclaim(ebpf, memory_cgroup, tmp_path)
     node, _ = ebpf
     labels = {"scope": "other", "kind": "memcg"}
     before = value(scrape(node), "infernode_reclaim_stalls_total", **labels)
+    t0 = time.time_ns()
     sparse = tmp_path / "sparse"
     with open(sparse, "wb") as f:
         f.truncate(192 << 20)  # reading holes fills the page cache without disk I/O
@@ -156,3 +165,5 @@ def test_page_cache_over_the_limit_causes_reclaim(ebpf, memory_cgroup, tmp_path)
     after = scrape(node)
     assert value(after, "infernode_reclaim_stalls_total", **labels) > before
     assert value(after, "infernode_reclaim_stall_seconds_total", **labels) > 0
+    stalls = wait_for(lambda: [e for e in events_of(node, "reclaim_stall", t0) if e.attributes["comm"] == "cat"])
+    assert stalls and stalls[0].attributes["kind"] == "memcg" and stalls[0].subject == "node"
