@@ -19,7 +19,8 @@ struct bio_hist_key {
     u32 slot;
     u32 pad;
 };
-BPF_HASH(bio_start, struct bio_key, struct bio_start, BIO_MAX_INFLIGHT);
+/* LRU: a request whose completion we never see (attached mid-flight) ages out. */
+BPF_TABLE("lru_hash", struct bio_key, struct bio_start, bio_start, BIO_MAX_INFLIGHT);
 BPF_HASH(bio_hist, struct bio_hist_key, u64, BIO_MAX_SERIES);
 
 static __always_inline u32 rwbs_op(const char *rwbs)

@@ -5,7 +5,7 @@ struct reclaim_start {
     u32 kind;   /* 0 direct (global), 1 memcg */
     u32 pad;
 };
-BPF_HASH(reclaim_start, u32, struct reclaim_start, SCHED_MAX_TIDS);
+BPF_TABLE("lru_hash", u32, struct reclaim_start, reclaim_start, SCHED_MAX_TIDS);
 BPF_ARRAY(reclaim_count, u64, 4);   /* [scope][kind] */
 BPF_ARRAY(reclaim_ns, u64, 4);      /* [scope][kind] */
 
