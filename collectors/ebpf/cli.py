@@ -55,8 +55,14 @@ def status(config_path: Path | None, root: Path, load: bool, as_json: bool) -> N
                 collector.state[name].reason, collector.state[name].fix = verdict.reason, verdict.fix
     rows = [(name, st.state, st.reason or ("loaded and attached" if st.up else ""), st.fix)
             for name, st in collector.state.items()]
+    enabled = bool(settings.enabled if settings.enabled is not None else EbpfCollector.default_enabled)
     if as_json:
-        click.echo(json.dumps([dict(zip(("program", "state", "reason", "fix"), r)) for r in rows], indent=2))
+        click.echo(json.dumps({
+            "collector_enabled": enabled,
+            "programs": [dict(zip(("program", "state", "reason", "fix"), r)) for r in rows],
+        }, indent=2))
     else:
+        if not enabled:
+            click.echo("collector ebpf is disabled: set collectors.ebpf.enabled: true to run these programs\n")
         click.echo(format_rows(("PROGRAM", "STATE", "WHY", "FIX"), rows))
     sys.exit(0)

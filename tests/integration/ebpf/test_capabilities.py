@@ -1,5 +1,6 @@
 """A program that cannot run is off with a reason; the agent keeps running."""
 
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from agent.config import parse_config
 from agent.node import Node
 from agent.paths import Paths
+from collectors.ebpf.programs import PROGRAMS
 
 from .conftest import scrape, value
 
@@ -24,16 +26,13 @@ DROP_ALL = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--in
 
 
 def host_root_without(tmp_path: Path, tracepoint: str) -> Path:
-    """A root whose tracefs lacks one tracepoint; /proc and headers are the host's."""
+    """A root whose tracefs has the programs' tracepoints but one; /proc and headers are the host's."""
     events = Path("/sys/kernel/tracing/events")
-    gone = tracepoint.replace(":", "/")
-    for fmt in events.glob("*/*/format"):
-        rel = fmt.parent.relative_to(events)
-        if str(rel) == gone:
-            continue
+    for tp in {tp for p in PROGRAMS for tp in p.tracepoints} - {tracepoint}:
+        rel = tp.replace(":", "/")
         d = tmp_path / "sys/kernel/tracing/events" / rel
         d.mkdir(parents=True, exist_ok=True)
-        (d / "format").symlink_to(fmt)
+        (d / "format").symlink_to(events / rel / "format")
     (tmp_path / "proc").symlink_to("/proc")
     (tmp_path / "lib").symlink_to("/lib")
     return tmp_path
@@ -114,3 +113,18 @@ def test_unprivileged_daemon_serves_with_every_program_down(world_readable_dir):
                             capture_output=True, text=True, cwd="/")
     assert status.returncode == 0, status.stderr
     assert '"state": "down"' in status.stdout and "not root" in status.stdout
+
+
+def test_status_as_root_says_every_program_can_load(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    cfg = tmp_path / "infernode.yaml"
+    cfg.write_text("collectors: {ebpf: {enabled: true, programs: {irq: false}}}\n")
+    res = subprocess.run([str(INFERNODE), "ebpf", "status", "--json", "--config", str(cfg)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    states = {p["program"]: p["state"] for p in out["programs"]}
+    assert out["collector_enabled"] is True
+    assert states.pop("irq") == "disabled"
+    assert set(states.values()) == {"ready"}
