@@ -16,7 +16,7 @@ from collectors.ebpf import decode
 from collectors.ebpf.clock import MonotonicClock
 from collectors.ebpf.histogram import SLOTS, log2_histogram
 from collectors.ebpf.probe import probe
-from collectors.ebpf.programs import PROGRAMS, Program
+from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
 from collectors.ebpf.specs import SPECS
@@ -104,9 +104,11 @@ class EbpfCollector(Collector):
         self.state[name] = ProgramState("down", reason, fix)
         self.ctx.log.warning("ebpf program %s is off: %s; fix: %s", name, reason, fix)
 
-    def _defines(self) -> dict[str, int]:
+    def _defines(self) -> dict[str, int | str]:
         s = self.settings
         return {
+            "TCP_PORT_RANGES": len(s.port_ranges()),
+            "TCP_PORT_RANGE(p)": port_range_macro([(lo, hi) for _, lo, hi in s.port_ranges()]),
             "RINGBUF_PAGES": s.ringbuf_pages,
             "SCOPE_MAX_TIDS": s.max_tracked_threads,
             "SCHED_MAX_TIDS": s.max_tracked_threads,
@@ -275,7 +277,10 @@ class EbpfCollector(Collector):
                                  {"device": self._device(major, minor), "op": opname},
                                  log2_histogram(slots, total_ns))
             if "tcp_retransmit" in up:
-                yield Sample("infernode_tcp_retransmits_total", {}, float(array_values(module.table("tcp_retrans"))[0]))
+                counts = array_values(module.table("tcp_retrans"))
+                names = ["other", *(name for name, _, _ in self.settings.port_ranges())]
+                for name, count in zip(names, counts):
+                    yield Sample("infernode_tcp_retransmits_total", {"local_ports": name}, float(count))
             if "oom" in up:
                 yield Sample("infernode_oom_kills_total", {}, float(array_values(module.table("oom_kills"))[0]))
             if "reclaim" in up:

@@ -41,7 +41,7 @@ def bpf_file(name: str) -> str:
     return resources.files("collectors.ebpf").joinpath("bpf", name).read_text()
 
 
-def build_source(enabled: list[Program], defines: dict[str, int]) -> str:
+def build_source(enabled: list[Program], defines: dict[str, int | str]) -> str:
     """One C translation unit: defines, common.h, then each needed source once."""
     lines = [f"#define {k} {v}" for k, v in sorted(defines.items())]
     lines += [f"#define {p.define} 1" for p in enabled]
@@ -52,3 +52,12 @@ def build_source(enabled: list[Program], defines: dict[str, int]) -> str:
             seen.add(p.source)
             lines.append(bpf_file(p.source))
     return "\n".join(lines)
+
+
+def port_range_macro(ranges: list[tuple[int, int]]) -> str:
+    """C expression mapping a port `p` to 1 + the index of the first range holding
+    it, or 0: the ranges are config, compiled in as constants."""
+    expr = "0"
+    for i, (lo, hi) in reversed(list(enumerate(ranges))):
+        expr = f"((p) >= {lo} && (p) <= {hi} ? {i + 1} : {expr})"
+    return expr

@@ -8,6 +8,18 @@ from agent.collector import CollectorSettings
 from agent.config_types import Duration
 
 
+def parse_port_range(text: str, name: str = "") -> tuple[int, int]:
+    """"8000-8099" (or "8000") -> (8000, 8099)."""
+    lo_s, _, hi_s = str(text).partition("-")
+    try:
+        lo, hi = int(lo_s), int(hi_s or lo_s)
+    except ValueError:
+        raise ValueError(f"range {name!r}: expected 'low-high' ports, got {text!r}") from None
+    if not (1 <= lo <= hi <= 65535):
+        raise ValueError(f"range {name!r}: expected 1 <= low <= high <= 65535, got {text!r}")
+    return lo, hi
+
+
 class ProgramSwitches(BaseModel):
     """Each program on or off on its own."""
 
@@ -39,6 +51,23 @@ class EbpfSettings(CollectorSettings):
     clock_remeasure: Duration = Field(default=60.0, gt=0)
     ringbuf_pages: int = Field(default=64, gt=0)
     max_tracked_threads: int = Field(default=131072, gt=0)
+    # Named local port ranges ("lo-hi") retransmits are counted by; the rest are
+    # "other". vLLM serves on 8000 by default.
+    tcp_local_port_ranges: dict[str, str] = Field(default_factory=lambda: {"inference": "8000-8099"})
+
+    @field_validator("tcp_local_port_ranges")
+    @classmethod
+    def _port_ranges(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 8:
+            raise ValueError(f"at most 8 ranges, got {len(v)}")
+        for name, text in v.items():
+            parse_port_range(text, name)
+            if name == "other" or not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"range name {name!r}: use letters, digits, _ or -, not 'other'")
+        return v
+
+    def port_ranges(self) -> list[tuple[str, int, int]]:
+        return [(name, *parse_port_range(text, name)) for name, text in self.tcp_local_port_ranges.items()]
 
     @field_validator("ringbuf_pages")
     @classmethod

@@ -1,10 +1,12 @@
-/* TCP retransmissions from tcp:tcp_retransmit_skb. */
-BPF_ARRAY(tcp_retrans, u64, 1);
+/* TCP retransmissions from tcp:tcp_retransmit_skb, counted per configured local
+ * port range (index 0: none of them). TCP_PORT_RANGE(p) is generated from config. */
+BPF_ARRAY(tcp_retrans, u64, TCP_PORT_RANGES + 1);
 
 TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 {
-    int zero = 0;
-    tcp_retrans.atomic_increment(zero);
+    u16 sport = args->sport;
+    int idx = TCP_PORT_RANGE(sport);
+    tcp_retrans.atomic_increment(idx);
     struct event e = {};
     e.program = PROG_TCP;
     e.tid = (u32)bpf_get_current_pid_tgid();

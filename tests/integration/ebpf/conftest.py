@@ -60,6 +60,7 @@ def ebpf(inference_cgroup):
         # become events too.
         "io_threshold": "50us",
         "reclaim_threshold": "0s",
+        "tcp_local_port_ranges": {"inference": "8000-8099", "ebpftest": "40100-40199"},
     }}})
     node = Node.build(cfg, Paths("/"))
     node.runtime.start()

@@ -80,7 +80,7 @@ def test_dropped_packets_are_counted_as_retransmits(ebpf, lossy_link):
     node, _ = ebpf
     pair, port = lossy_link
     first = scrape(node)
-    before = value(first, "infernode_tcp_retransmits_total")
+    before = value(first, "infernode_tcp_retransmits_total", local_ports="ebpftest")
     soft_before = soft_irq_seconds(first)
     t0 = time.time_ns()
     server = pair.popen_b(sys.executable, "-c",
@@ -92,7 +92,7 @@ def test_dropped_packets_are_counted_as_retransmits(ebpf, lossy_link):
         client = pair.run_a(sys.executable, "-c",
                             "import socket, time\n"
                             "for _ in range(50):\n"
-                            f" try: s=socket.create_connection(('{pair.addr_b}', {port})); break\n"
+                            f" try: s=socket.create_connection(('{pair.addr_b}', {port}), source_address=('{pair.addr_a}', 40123)); break\n"
                             " except OSError: time.sleep(0.1)\n"
                             "s.sendall(b'x' * (5 << 20)); s.close()")
         assert client.returncode == 0
@@ -101,10 +101,12 @@ def test_dropped_packets_are_counted_as_retransmits(ebpf, lossy_link):
     finally:
         server.kill()
     last = scrape(node)
-    assert value(last, "infernode_tcp_retransmits_total") - before >= 10
+    # the client sends from 40123, inside the session's "ebpftest" local port range
+    assert value(last, "infernode_tcp_retransmits_total", local_ports="ebpftest") - before >= 10
     assert soft_irq_seconds(last) > soft_before  # veth delivery runs in NET_RX softirq
     evs = wait_for(lambda: [e for e in events_of(node, "tcp_retransmit", t0)
-                            if e.attributes.get("daddr") == pair.addr_b and e.attributes.get("dport") == port])
+                            if e.attributes.get("daddr") == pair.addr_b and e.attributes.get("dport") == port
+                            and e.attributes.get("sport") == 40123])
     assert evs, "no tcp_retransmit event for the lossy connection"
 
 

@@ -67,3 +67,18 @@ def test_settings_reject_bad_values_with_the_key_path():
         parse_config({"collectors": {"ebpf": {"ringbuf_pages": 3}}})
     with pytest.raises(ConfigError, match="programs.*kprobe"):
         parse_config({"collectors": {"ebpf": {"programs": {"kprobe": True}}}})
+
+
+def test_port_ranges_parse_and_compile_to_a_first_match_expression():
+    from collectors.ebpf.programs import port_range_macro
+    from collectors.ebpf.settings import parse_port_range
+
+    assert parse_port_range("8000-8099") == (8000, 8099)
+    assert parse_port_range("443") == (443, 443)
+    assert port_range_macro([]) == "0"
+    assert port_range_macro([(1, 2), (5, 9)]) == "((p) >= 1 && (p) <= 2 ? 1 : ((p) >= 5 && (p) <= 9 ? 2 : 0))"
+    for bad in ("9000-8000", "0-10", "x-y", "70000"):
+        with pytest.raises(ConfigError, match="tcp_local_port_ranges"):
+            parse_config({"collectors": {"ebpf": {"tcp_local_port_ranges": {"api": bad}}}})
+    with pytest.raises(ConfigError, match="other"):
+        parse_config({"collectors": {"ebpf": {"tcp_local_port_ranges": {"other": "1-2"}}}})
