@@ -1,0 +1,45 @@
+"""A ring buffer too small for the event rate: losses are counted, not hidden."""
+
+import subprocess
+import sys
+
+import pytest
+
+from agent.config import parse_config
+from agent.node import Node
+from agent.paths import Paths
+
+from .conftest import scrape, value, wait_for
+
+pytestmark = pytest.mark.integration
+
+ONLY_RUNQUEUE = {n: n == "runqueue" for n in
+                 ("runqueue", "offcpu", "blockio", "tcp_retransmit", "oom", "reclaim", "irq")}
+
+
+def test_overflowing_ring_buffer_counts_lost_events(inference_cgroup):
+    cg = inference_cgroup / "lossy"
+    cg.mkdir(exist_ok=True)
+    cfg = parse_config({"collectors": {"loadavg": {"enabled": False}, "ebpf": {
+        "enabled": True, "programs": ONLY_RUNQUEUE, "inference_cgroups": [str(cg)],
+        "ringbuf_pages": 1, "runqueue_threshold": "0s", "cache_max_age": 0,
+    }}})
+    node = Node.build(cfg, Paths("/"))
+    node.runtime.start()
+    try:
+        c = node.runtime.collectors[0]
+        assert c.loaded.wait(120) and c.state["runqueue"].up
+        # Every wakeup of this thread is an "outlier" at threshold 0: thousands of
+        # records per poll interval into a 4 KiB buffer (about 40 records).
+        sleeper = subprocess.Popen([sys.executable, "-c", "import sys, time\nsys.stdin.readline()\n"
+                                    "for _ in range(5000): time.sleep(0.00001)"], stdin=subprocess.PIPE, text=True)
+        (cg / "tasks").write_text(str(sleeper.pid))
+        assert c.refresh_scope() == 1
+        sleeper.stdin.write("go\n")
+        sleeper.stdin.flush()
+        assert sleeper.wait(timeout=60) == 0
+        lost = wait_for(lambda: value(scrape(node), "infernode_ebpf_events_lost_total", program="runqueue"))
+        assert lost > 0
+        assert c.events_read["runqueue"] > 0  # the reader kept draining what fit
+    finally:
+        node.runtime.stop()
