@@ -237,7 +237,7 @@ class EbpfCollector(Collector):
             return out + self._cache[1]
 
     def _read_maps(self, module: Any) -> Iterable[Sample]:
-        from collectors.ebpf.loader import array_values, hash_items, percpu_array_values
+        from collectors.ebpf.loader import array_values, hash_items, percpu_array_values, percpu_sums
 
         up = {n for n, s in self.state.items() if s.up}
         with module._lock:
@@ -249,15 +249,15 @@ class EbpfCollector(Collector):
                     yield Sample("infernode_ebpf_events_lost_total", {"program": p.name}, float(lost[p.prog_id]))
             yield Sample("infernode_ebpf_scope_threads", {}, float(len(self.scopes.tids)))
             if "runqueue" in up:
-                hist = array_values(module.table("runq_hist"))
-                sums = array_values(module.table("runq_sum"))
+                hist = percpu_sums(module.table("runq_hist"))
+                sums = percpu_sums(module.table("runq_sum"))
                 for scope in (0, 1):
                     slots = dict(enumerate(hist[scope * SLOTS:(scope + 1) * SLOTS]))
                     yield Sample("infernode_runqueue_latency_seconds", {"scope": SCOPES[scope]},
                                  log2_histogram(slots, sums[scope]))
             if "offcpu" in up:
-                hist = array_values(module.table("offcpu_hist"))
-                sums = array_values(module.table("offcpu_sum"))
+                hist = percpu_sums(module.table("offcpu_hist"))
+                sums = percpu_sums(module.table("offcpu_sum"))
                 scopes = (0, 1) if self.settings.offcpu_all_threads else (1,)
                 for scope in scopes:
                     for vol, kind in ((0, "involuntary"), (1, "voluntary")):

@@ -83,5 +83,10 @@ def percpu_array_values(table: Any) -> list[list[int]]:
     return [[int(x) for x in v] for v in table.values()]
 
 
+def percpu_sums(table: Any) -> list[int]:
+    """Per-index totals over CPUs of a BPF_PERCPU_ARRAY."""
+    return [sum(int(x) for x in v) for v in table.values()]
+
+
 def hash_items(table: Any) -> list[tuple[Any, int]]:
     return [(k, v.value) for k, v in table.items()]
