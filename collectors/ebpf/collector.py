@@ -12,17 +12,13 @@ from typing import Any, Iterable
 from agent.cgroups import cgroup_of_pid
 from agent.collector import Collector, CollectorContext, DoctorRow
 from agent.samples import Sample
-from collectors.ebpf import decode
+from collectors.ebpf import decode, exports
 from collectors.ebpf.clock import MonotonicClock
-from collectors.ebpf.histogram import SLOTS, log2_histogram
 from collectors.ebpf.probe import probe
 from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
 from collectors.ebpf.specs import SPECS
-
-SCOPES = ("other", "inference")
-
 
 @dataclass
 class ProgramState:
@@ -249,53 +245,25 @@ class EbpfCollector(Collector):
                     yield Sample("infernode_ebpf_events_lost_total", {"program": p.name}, float(lost[p.prog_id]))
             yield Sample("infernode_ebpf_scope_threads", {}, float(len(self.scopes.tids)))
             if "runqueue" in up:
-                hist = percpu_sums(module.table("runq_hist"))
-                sums = percpu_sums(module.table("runq_sum"))
-                for scope in (0, 1):
-                    slots = dict(enumerate(hist[scope * SLOTS:(scope + 1) * SLOTS]))
-                    yield Sample("infernode_runqueue_latency_seconds", {"scope": SCOPES[scope]},
-                                 log2_histogram(slots, sums[scope]))
+                yield from exports.runqueue_samples(percpu_sums(module.table("runq_hist")),
+                                                    percpu_sums(module.table("runq_sum")))
             if "offcpu" in up:
-                hist = percpu_sums(module.table("offcpu_hist"))
-                sums = percpu_sums(module.table("offcpu_sum"))
-                scopes = (0, 1) if self.settings.offcpu_all_threads else (1,)
-                for scope in scopes:
-                    for vol, kind in ((0, "involuntary"), (1, "voluntary")):
-                        key = scope * 2 + vol
-                        slots = dict(enumerate(hist[key * SLOTS:(key + 1) * SLOTS]))
-                        yield Sample("infernode_offcpu_seconds", {"scope": SCOPES[scope], "kind": kind},
-                                     log2_histogram(slots, sums[key]))
+                yield from exports.offcpu_samples(percpu_sums(module.table("offcpu_hist")),
+                                                  percpu_sums(module.table("offcpu_sum")),
+                                                  self.settings.offcpu_all_threads)
             if "blockio" in up:
-                series: dict[tuple[int, int], dict[int, int]] = {}
-                for k, v in hash_items(module.table("bio_hist")):
-                    series.setdefault((k.dev, k.op), {})[k.slot] = v
-                for (dev, op), slots in sorted(series.items()):
-                    total_ns = slots.pop(SLOTS, 0)
-                    major, minor = decode.dev_name_key(dev)
-                    opname = decode.BIO_OPS[op] if op < len(decode.BIO_OPS) else "other"
-                    yield Sample("infernode_block_io_latency_seconds",
-                                 {"device": self._device(major, minor), "op": opname},
-                                 log2_histogram(slots, total_ns))
+                entries = [(k.dev, k.op, k.slot, v) for k, v in hash_items(module.table("bio_hist"))]
+                yield from exports.blockio_samples(entries, self._device)
             if "tcp_retransmit" in up:
-                counts = array_values(module.table("tcp_retrans"))
-                names = ["other", *(name for name, _, _ in self.settings.port_ranges())]
-                for name, count in zip(names, counts):
-                    yield Sample("infernode_tcp_retransmits_total", {"local_ports": name}, float(count))
+                yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
+                                               [name for name, _, _ in self.settings.port_ranges()])
             if "oom" in up:
                 yield Sample("infernode_oom_kills_total", {}, float(array_values(module.table("oom_kills"))[0]))
             if "reclaim" in up:
-                counts = array_values(module.table("reclaim_count"))
-                nss = array_values(module.table("reclaim_ns"))
-                for scope in (0, 1):
-                    for k, kind in enumerate(decode.RECLAIM_KINDS):
-                        labels = {"scope": SCOPES[scope], "kind": kind}
-                        yield Sample("infernode_reclaim_stalls_total", labels, float(counts[scope * 2 + k]))
-                        yield Sample("infernode_reclaim_stall_seconds_total", labels, nss[scope * 2 + k] / 1e9)
+                yield from exports.reclaim_samples(array_values(module.table("reclaim_count")),
+                                                   array_values(module.table("reclaim_ns")))
             if "irq" in up:
-                per_kind = percpu_array_values(module.table("irq_ns"))
-                for k, kind in enumerate(("hard", "soft")):
-                    for cpu, ns in enumerate(per_kind[k]):
-                        yield Sample("infernode_irq_time_seconds_total", {"cpu": str(cpu), "kind": kind}, ns / 1e9)
+                yield from exports.irq_samples(percpu_array_values(module.table("irq_ns")))
 
     # --- doctor ----------------------------------------------------------------
 
