@@ -268,6 +268,10 @@ class EbpfCollector(Collector):
     # --- doctor ----------------------------------------------------------------
 
     def doctor(self) -> Iterable[DoctorRow]:
+        # A one-shot `infernode doctor` starts the load itself: report its outcome,
+        # not "still compiling".
+        if self._loader is not None:
+            self.loaded.wait(timeout=60)
         for name, st in self.state.items():
             status = {"up": "ok", "loading": "ok", "disabled": "off"}.get(st.state, "warn")
             detail = {"up": "loaded and attached", "loading": "checks passed; compiling in the background"}.get(
