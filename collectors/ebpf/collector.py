@@ -81,7 +81,7 @@ class EbpfCollector(Collector):
         if not any(s.state == "loading" for s in self.state.values()):
             self.loaded.set()
             return
-        self.ctx.services["ebpf_refresh_scope"] = self.refresh_scope
+        self.ctx.services["ebpf.refresh_scope"] = self.refresh_scope
         # clang takes seconds: the daemon must not wait for it.
         self._loader = threading.Thread(target=self._load_and_run, name="ebpf-loader", daemon=True)
         self._loader.start()
@@ -93,8 +93,8 @@ class EbpfCollector(Collector):
         if self.module is not None:
             self.module.close()
             self.module = None
-        if self.ctx.services.get("ebpf_refresh_scope") == self.refresh_scope:
-            del self.ctx.services["ebpf_refresh_scope"]
+        if self.ctx.services.get("ebpf.refresh_scope") == self.refresh_scope:
+            del self.ctx.services["ebpf.refresh_scope"]
 
     def _down(self, name: str, reason: str, fix: str) -> None:
         self.state[name] = ProgramState("down", reason, fix)
@@ -178,7 +178,7 @@ class EbpfCollector(Collector):
 
     def refresh_scope(self) -> int:
         """Re-read the inference cgroups into the kernel's tid map; the worker
-        supervisor calls this (services["ebpf_refresh_scope"]) after a restart.
+        supervisor calls this (services["ebpf.refresh_scope"]) after a restart.
         Returns the number of inference threads."""
         with self._scope_lock:
             old = self.scopes
