@@ -25,6 +25,7 @@ import pytest
 from agent.config import parse_config
 from agent.node import Node
 from agent.paths import Paths
+from tests.integration.ebpf.conftest import only_ebpf
 
 pytestmark = pytest.mark.bench
 
@@ -107,7 +108,7 @@ def test_sched_probe_overhead(bench_cgroups, bpf_stats):
     outside, inside = bench_cgroups
     base1 = hackbench_runs()
 
-    cfg = parse_config({"collectors": {"loadavg": {"enabled": False}, "ebpf": {
+    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
         "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
         "programs": {"runqueue": True, "offcpu": True, "blockio": False, "tcp_retransmit": False,
                      "oom": False, "reclaim": False, "irq": False},
@@ -115,7 +116,7 @@ def test_sched_probe_overhead(bench_cgroups, bpf_stats):
     before_ids = prog_ids()
     node = Node.build(cfg, Paths("/"))
     node.runtime.start()
-    collector = node.runtime.collectors[0]
+    collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
     assert collector.loaded.wait(120) and collector.state["runqueue"].up
     # hackbench as "other" threads: only the scope lookup of off-CPU tracking runs
     ours_other = hackbench_runs()

@@ -51,7 +51,7 @@ def inference_cgroup():
 @pytest.fixture(scope="session")
 def ebpf(inference_cgroup):
     """(node, collector) with every program loaded."""
-    cfg = parse_config({"collectors": {"loadavg": {"enabled": False}, "ebpf": {
+    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
         "enabled": True,
         "inference_cgroups": [str(inference_cgroup)],
         "scope_refresh": "500ms",
@@ -70,6 +70,13 @@ def ebpf(inference_cgroup):
     assert not down, f"programs down: {down}"
     yield node, collector
     node.runtime.stop()
+
+
+def only_ebpf() -> dict:
+    """Config entries switching every other collector off, so a test node runs ours alone."""
+    from collectors.registry import collector_classes
+
+    return {cls.name: {"enabled": False} for cls in collector_classes() if cls.name != "ebpf"}
 
 
 def scrape(node) -> dict[tuple[str, tuple], object]:
