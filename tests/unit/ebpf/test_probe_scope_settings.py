@@ -82,3 +82,17 @@ def test_port_ranges_parse_and_compile_to_a_first_match_expression():
             parse_config({"collectors": {"ebpf": {"tcp_local_port_ranges": {"api": bad}}}})
     with pytest.raises(ConfigError, match="other"):
         parse_config({"collectors": {"ebpf": {"tcp_local_port_ranges": {"other": "1-2"}}}})
+
+
+def test_missing_headers_and_privileges_turn_every_program_off(tmp_path):
+    import os
+
+    from collectors.ebpf.probe import check_headers, probe
+
+    v = check_headers(Paths(tmp_path))
+    assert not v.ok and os.uname().release in v.reason and "linux-headers-" in v.fix
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/status").write_text("CapEff:\t0000000000000000\n")
+    verdicts = probe(Paths(tmp_path), list(PROGRAMS))
+    assert set(verdicts) == {p.name for p in PROGRAMS}
+    assert all(not v.ok and "CAP_BPF" in v.reason for v in verdicts.values())
