@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "bootstrap": "agent.bootstrap.cli:bootstrap",
     "explain": "agent.tracing.cli:explain",
     "slow": "agent.tracing.cli:slow",
+    "ebpf": "collectors.ebpf.cli:ebpf",
 }
 
 EXIT_CONFIG = 2
