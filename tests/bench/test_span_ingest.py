@@ -154,7 +154,7 @@ def test_span_ingest_with_enrichment(tmp_path, window_s, annotate):
 
 
 def test_event_store_memory_at_bound():
-    bound = 16 * 1024 * 1024
+    bound = 64 * 1024 * 1024  # events.max_bytes default
     rng = random.Random(3)
     gc.collect()
     tracemalloc.start()

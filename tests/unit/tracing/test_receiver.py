@@ -229,3 +229,21 @@ def test_port_in_use_leaves_the_agent_serving(agent):
         rows = {r.item: r for r in t.doctor()}
         assert rows["otlp http"].status == "fail" and rows["otlp http"].fix
         urllib.request.urlopen(other.agent_url + "/healthz", timeout=5).close()
+
+
+def test_reload_moves_the_receivers_and_applies_new_slos():
+    from agent.config import parse_config
+
+    with AgentLoop() as a:
+        new = parse_config({"server": {"listen": "127.0.0.1:0"},
+                            "otlp": {"http_listen": "127.0.0.1:0", "grpc_listen": "127.0.0.1:0", "max_payload": "1MiB"},
+                            "explain": {"slo": {"e2e": "10ms"}}}, "<reload>")
+        a.call(a.tracing.reload(new))
+        assert a.tracing.http_address is not None and a.tracing.grpc_address is not None
+        assert a.tracing.enricher.judge.slo.e2e == 0.01
+        tp = provider(HttpExporter(endpoint=a.http_url))
+        trace_id = emit_llm_request(tp)
+        tp.shutdown()
+        a.flush()
+        (ex,) = a.tracing.recent.by_trace(trace_id)
+        assert [s["phase"] for s in ex.slow] == ["e2e"]
