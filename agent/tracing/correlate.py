@@ -190,6 +190,8 @@ class Explanation:
     more_causes: int = 0  # ranked below the ones listed
     top_kind: str | None = None
     context: list[str] = field(default_factory=list)
+    scope: RequestScope | None = None
+    min_cause_s: float = 0.001
     _causes: list[Cause] | None = None
 
     @property
@@ -350,7 +352,7 @@ def explain(
     top = timed[0][1] if timed else instants[0][0] if instants else None
     context = sorted({_context_text(ev) for ev in relevant if ev.kind in _CONTEXT_KINDS})
     return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
-                       len(timed) + len(instants) - listed, top, context)
+                       len(timed) + len(instants) - listed, top, context, scope, min_cause_s)
 
 
 def _context_text(ev: Event) -> str:

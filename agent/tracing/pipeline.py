@@ -30,7 +30,7 @@ from agent.tracing.slow import SlowJudge, latencies
 log = logging.getLogger("infernode.tracing")
 
 # A span is a message, not a log: keep the events attached to one bounded, longest first.
-MAX_SPAN_EVENTS = 64
+MAX_SPAN_EVENTS = 16
 MAX_CAUSE_ATTRS = 5
 
 
@@ -104,7 +104,7 @@ class Enricher:
         relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
         relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
         slow = self.judge.judge(scope.worker, latencies(r))
-        return explain(r, scope, relevant, slow, self.settings.min_cause)
+        return explain(r, scope, relevant, slow or (), self.settings.min_cause)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()

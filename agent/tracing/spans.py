@@ -8,7 +8,7 @@ seconds, token counts as ints, `vllm.process_id` on the resource.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from google.protobuf.message import DecodeError
@@ -146,7 +146,6 @@ class RequestSpan:
     model_name: str = "unknown"
     pid: int | None = None
     service_name: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def tpot(self) -> float | None:

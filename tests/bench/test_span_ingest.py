@@ -135,7 +135,7 @@ def test_span_ingest_with_enrichment(tmp_path, window_s, annotate):
         p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
         c50, c99 = cpu[len(cpu) // 2], cpu[int(len(cpu) * 0.99)]
         load = os.getloadavg()[0]
-        recent = list(enricher.recent._items.values())[-1000:]  # noqa: SLF001
+        recent = [s.explanation() for s in list(enricher.recent._items.values())[-1000:]]  # noqa: SLF001
         causes = sum(1 for ex in recent if ex.causes)
         per_span = sum(len(ex.events) for ex in recent) / len(recent)
     finally:
