@@ -119,38 +119,52 @@ class Enricher:
 
 def annotate_span(span: Span, ex: Explanation) -> None:
     """Write the explanation onto the span: `infernode.*` attributes and one span
-    event per overlapping node event (each at its own time)."""
-    a = span.attributes
-    sp.set_attribute(a, "infernode.worker", ex.worker)
-    sp.set_attribute(a, "infernode.slow", ex.is_slow)
+    event per overlapping node event (each at its own time), the longest first."""
+    attrs: dict[str, str | int | float | bool] = {
+        "infernode.worker": ex.worker,
+        "infernode.slow": ex.is_slow,
+        "infernode.cause": ex.verdict,
+        "infernode.cause.count": len(ex.causes),
+        "infernode.cause.explained_share": round(ex.explained_s / ex.request.e2e, 4) if ex.request.e2e > 0 else 0.0,
+    }
     if ex.slow:
-        sp.set_attribute(a, "infernode.slow.phases", ",".join(str(s["phase"]) for s in ex.slow))
-    sp.set_attribute(a, "infernode.cause", ex.verdict)
-    sp.set_attribute(a, "infernode.cause.count", len(ex.causes))
-    sp.set_attribute(a, "infernode.cause.explained_share",
-                     round(ex.explained_s / ex.request.e2e, 4) if ex.request.e2e > 0 else 0.0)
+        attrs["infernode.slow.phases"] = ",".join(str(s["phase"]) for s in ex.slow)
     for i, c in enumerate(ex.causes[:MAX_CAUSE_ATTRS]):
-        sp.set_attribute(a, f"infernode.cause.{i}.kind", c.kind)
-        sp.set_attribute(a, f"infernode.cause.{i}.text", c.text)
-        sp.set_attribute(a, f"infernode.cause.{i}.share", round(c.share, 4))
-        sp.set_attribute(a, f"infernode.cause.{i}.seconds", round(c.explained_s, 6))
-    chosen = sorted(ex.events, key=lambda e: e.end_ns - e.start_ns, reverse=True)[:MAX_SPAN_EVENTS]
+        attrs[f"infernode.cause.{i}.kind"] = c.kind
+        attrs[f"infernode.cause.{i}.text"] = c.text
+        attrs[f"infernode.cause.{i}.share"] = round(c.share, 4)
+        attrs[f"infernode.cause.{i}.seconds"] = round(c.explained_s, 6)
+    _write_attributes(span.attributes, attrs)
+    events = ex.events
+    chosen = sorted(events, key=lambda e: e.end_ns - e.start_ns, reverse=True)[:MAX_SPAN_EVENTS] \
+        if len(events) > MAX_SPAN_EVENTS else events
     for ev in sorted(chosen, key=lambda e: e.start_ns):
         _add_span_event(span, ev, ex.phases)
-    if len(ex.events) > MAX_SPAN_EVENTS:
-        span.dropped_events_count += len(ex.events) - MAX_SPAN_EVENTS
+    if len(events) > MAX_SPAN_EVENTS:
+        span.dropped_events_count += len(events) - MAX_SPAN_EVENTS
+
+
+def _write_attributes(kvs: Any, attrs: dict[str, str | int | float | bool]) -> None:
+    """Replace keys the sender already set (a re-sent span), append the rest in place
+    (building KeyValue messages and copying them in costs twice as much)."""
+    existing = {kv.key for kv in kvs} & attrs.keys()
+    for k, v in attrs.items():
+        if k in existing:
+            sp.set_attribute(kvs, k, v)
+        else:
+            kv = kvs.add()
+            kv.key = k
+            sp.put_value(kv.value, v)
 
 
 def _add_span_event(span: Span, ev: Event, phs: list[Phase]) -> None:
     se = span.events.add()
     se.time_unix_nano = max(ev.start_ns, 0)
-    se.name = f"infernode.{ev.kind}"
-    attrs = {
-        "infernode.subject": ev.subject,
-        "infernode.duration_s": ev.duration_s,
-        "infernode.magnitude": float(ev.magnitude),
-        "infernode.phase": phase_of(ev.start_ns, phs),
-    }
-    for k, v in ev.attributes.items():
-        attrs[f"infernode.{k}"] = v
-    se.attributes.extend(sp.key_values(attrs))
+    se.name = "infernode." + ev.kind
+    kvs = se.attributes
+    for k, v in (("infernode.subject", ev.subject), ("infernode.duration_s", ev.duration_s),
+                 ("infernode.magnitude", float(ev.magnitude)), ("infernode.phase", phase_of(ev.start_ns, phs)),
+                 *(("infernode." + k, v) for k, v in ev.attributes.items())):
+        kv = kvs.add()
+        kv.key = k
+        sp.put_value(kv.value, v)

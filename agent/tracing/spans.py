@@ -93,14 +93,14 @@ def set_attribute(kvs: Any, key: str, value: str | int | float | bool) -> None:
     """Set (replace or append) one attribute on a repeated KeyValue field."""
     for kv in kvs:
         if kv.key == key:
-            _put(kv.value, value)
+            put_value(kv.value, value)
             return
     kv = kvs.add()
     kv.key = key
-    _put(kv.value, value)
+    put_value(kv.value, value)
 
 
-def _put(av: AnyValue, value: str | int | float | bool) -> None:
+def put_value(av: AnyValue, value: str | int | float | bool) -> None:
     if isinstance(value, bool):
         av.bool_value = value
     elif isinstance(value, int):
@@ -115,7 +115,7 @@ def key_values(mapping: Mapping[str, Any]) -> list[KeyValue]:
     out = []
     for k, v in mapping.items():
         kv = KeyValue(key=k)
-        _put(kv.value, v)
+        put_value(kv.value, v)
         out.append(kv)
     return out
 

@@ -58,3 +58,13 @@ def test_a_failing_open_events_service_does_not_cost_the_span():
 
     e = _enricher(EventStore(), {"gpu_open_events": broken})
     assert e.process(export(1, pid=None)).llm_request == 1
+
+
+def test_a_span_enriched_twice_keeps_one_of_each_attribute():
+    e = _enricher(EventStore())
+    e.annotate = True
+    req = export(1, pid=None, start_ns=T0)
+    e.process(req)
+    e.process(req)
+    keys = [kv.key for kv in req.resource_spans[0].scope_spans[0].spans[0].attributes]
+    assert keys.count("infernode.cause") == 1 and keys.count("infernode.worker") == 1
