@@ -118,7 +118,10 @@ class TracingSubsystem(Subsystem):
             except OSError as e:
                 self.receiver_errors[transport] = f"cannot listen on {listen}: {e.strerror or e}"
                 log.error("OTLP/%s receiver not started: %s", transport, self.receiver_errors[transport])
-        log.info("OTLP receivers", extra={"http": str(self.http_address), "grpc": str(self.grpc_address)})
+        def where(addr: tuple[str, int] | None) -> str:
+            return f"{addr[0] or '*'}:{addr[1]}" if addr else "down"
+
+        log.info("OTLP receivers", extra={"http": where(self.http_address), "grpc": where(self.grpc_address)})
 
     async def _start_http(self) -> None:
         host, port = parse_listen(self.otlp.http_listen)
