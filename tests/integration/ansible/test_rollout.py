@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
 import re
 import shutil
 import socket
@@ -238,13 +237,7 @@ def fleet(tmp_path_factory):
         wheelhouse = wheelhouse_archive(REPO, wheel)
         for h in hosts:
             _wait_ssh(h.address)
-        f = Fleet(tmp, hosts, key, dist, wheelhouse)
-        try:
-            yield f
-        except BaseException:
-            for h in hosts:
-                print(f"--- {h.name} journal\n{h.box.journal(lines=120)}")
-            raise
+        yield Fleet(tmp, hosts, key, dist, wheelhouse)
 
 
 # ---- looking at a host ---------------------------------------------------------
