@@ -307,20 +307,18 @@ def test_second_site_run_changes_nothing(fleet):
         assert agent_pid(fleet.host(name)) == pids[name]  # no restart either
 
 
-def test_rollout_stops_at_the_first_failed_health_gate(fleet):
+def _rollout_stopped_at_h1(fleet, h1_config: dict) -> str:
+    """Roll NEW_VERSION out with `h1_config` on fleet-h1 (first batch), check that the
+    rollout stopped there with fleet-h1 drained and fleet-h2 untouched; the output."""
     h1, h2 = fleet.host("fleet-h1"), fleet.host("fleet-h2")
     h2_pid, h2_worker_pid = agent_pid(h2), worker(h2)["main_pid"]
-    # The new release's worker on fleet-h1 does not come up healthy.
-    inv = fleet.inventory(NEW_VERSION, {"fleet-h1": _config(BROKEN_ARGS)})
-    res = fleet.playbook("rollout.yml", inv)
+    res = fleet.playbook("rollout.yml", fleet.inventory(NEW_VERSION, {"fleet-h1": h1_config}))
     assert res.returncode != 0, res.stdout[-4000:]
     rc = recap(res.stdout)
     assert "fleet-h2" not in rc, rc  # the second batch never started
     assert "fleet-h2" not in res.stdout  # not a single task ran on it
     assert rc["fleet-h1"]["failed"] == 1 and rc["fleet-h1"]["rescued"] == 1, rc
     assert "health gate failed on fleet-h1; host left drained, rollout stopped" in res.stdout
-    assert re.search(r"TASK \[Gate on each worker's /health\].*?FAILED - RETRYING", res.stdout, re.S), \
-        "the worker gate is what failed"
     # fleet-h1: upgraded, but its worker is drained and stays down.
     assert agent_version(h1) == f"infernode {NEW_VERSION}"
     assert unit_state(h1, "infernode-worker@w0.service") in ("inactive", "failed")
@@ -332,6 +330,33 @@ def test_rollout_stops_at_the_first_failed_health_gate(fleet):
     assert agent_version(h2) == "infernode 0.1.0"
     assert agent_pid(h2) == h2_pid
     assert worker(h2)["main_pid"] == h2_worker_pid and worker(h2)["up"]
+    return res.stdout
+
+
+def _task_output(stdout: str, task: str) -> str:
+    """The lines the task printed (up to the next TASK or RUNNING HANDLER header)."""
+    m = re.search(rf"^TASK \[{re.escape(task)}\][^\n]*\n(.*?)(?=^(?:TASK|RUNNING HANDLER|PLAY RECAP) )",
+                  stdout, re.S | re.M)
+    assert m, f"task {task!r} did not run"
+    return m.group(1)
+
+
+def test_rollout_stops_when_the_first_hosts_worker_is_unhealthy(fleet):
+    # The new release's worker on fleet-h1 does not come up healthy.
+    out = _rollout_stopped_at_h1(fleet, _config(BROKEN_ARGS))
+    gate = _task_output(out, "Gate on each worker's /health")
+    assert "FAILED - RETRYING: [fleet-h1]" in gate and "failed: [fleet-h1] (item=w0)" in gate, gate[-2000:]
+    assert "Status code was 503" in gate
+
+
+def test_rollout_stops_when_the_first_host_drifts_from_its_tuning(fleet):
+    # Healthy worker, but fleet-h1's tuning asks for what the host does not have.
+    config = _config(GOOD_ARGS)
+    config["tuning"]["overrides"] = {"net.core.somaxconn": ">=1048576"}
+    out = _rollout_stopped_at_h1(fleet, config)
+    assert "ok: [fleet-h1] => (item=w0)" in _task_output(out, "Gate on each worker's /health")
+    gate = _task_output(out, "Gate on tuning being in its desired state")
+    assert "fatal: [fleet-h1]" in gate and "drift net.core.somaxconn" in gate, gate[-2000:]
 
 
 def test_rollout_with_passing_gates_upgrades_every_host(fleet):
