@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, need_root
+from tests.harness.ansible_output import recap, task_output
 
 pytestmark = pytest.mark.integration
 
@@ -179,22 +180,6 @@ class Fleet:
         return res
 
 
-def recap(stdout: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP lines -> {host: {ok: N, changed: N, ...}}."""
-    section = stdout.rsplit("PLAY RECAP", 1)[-1]
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", section, re.M):
-        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return out
-
-
-def test_recap_parser():
-    text = ("PLAY RECAP *****\nfleet-h1                   : ok=12   changed=3    unreachable=0    failed=1    "
-            "skipped=2    rescued=1    ignored=0   \n")
-    assert recap(text) == {"fleet-h1": {"ok": 12, "changed": 3, "unreachable": 0, "failed": 1, "skipped": 2,
-                                        "rescued": 1, "ignored": 0}}
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     need_root()
@@ -333,18 +318,10 @@ def _rollout_stopped_at_h1(fleet, h1_config: dict) -> str:
     return res.stdout
 
 
-def _task_output(stdout: str, task: str) -> str:
-    """The lines the task printed (up to the next TASK or RUNNING HANDLER header)."""
-    m = re.search(rf"^TASK \[{re.escape(task)}\][^\n]*\n(.*?)(?=^(?:TASK|RUNNING HANDLER|PLAY RECAP) )",
-                  stdout, re.S | re.M)
-    assert m, f"task {task!r} did not run"
-    return m.group(1)
-
-
 def test_rollout_stops_when_the_first_hosts_worker_is_unhealthy(fleet):
     # The new release's worker on fleet-h1 does not come up healthy.
     out = _rollout_stopped_at_h1(fleet, _config(BROKEN_ARGS))
-    gate = _task_output(out, "Gate on each worker's /health")
+    gate = task_output(out, "Gate on each worker's /health")
     assert "FAILED - RETRYING: [fleet-h1]" in gate and "failed: [fleet-h1] (item=w0)" in gate, gate[-2000:]
     assert "Status code was 503" in gate
 
@@ -354,8 +331,8 @@ def test_rollout_stops_when_the_first_host_drifts_from_its_tuning(fleet):
     config = _config(GOOD_ARGS)
     config["tuning"]["overrides"] = {"net.core.somaxconn": ">=1048576"}
     out = _rollout_stopped_at_h1(fleet, config)
-    assert "ok: [fleet-h1] => (item=w0)" in _task_output(out, "Gate on each worker's /health")
-    gate = _task_output(out, "Gate on tuning being in its desired state")
+    assert "ok: [fleet-h1] => (item=w0)" in task_output(out, "Gate on each worker's /health")
+    gate = task_output(out, "Gate on tuning being in its desired state")
     assert "fatal: [fleet-h1]" in gate and "drift net.core.somaxconn" in gate, gate[-2000:]
 
 
