@@ -13,6 +13,7 @@ PACKAGES=(
   rt-tests                                  # hackbench for the eBPF overhead benchmark
   ansible-core ansible-lint                 # fleet rollout role: lint, syntax check, real rollout tests
   dpkg-dev                                  # dpkg-scanpackages: the bootstrap tests' local apt repository
+  openssh-client                            # ssh and ssh-keygen: the rollout test reaches its hosts over SSH
 )
 
 missing=()
