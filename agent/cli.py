@@ -74,7 +74,7 @@ def version() -> None:
 @root_option
 def run(config_path: Path | None, root: Path) -> None:
     """Run the agent daemon (foreground; systemd runs it as infernode.service)."""
-    from agent.daemon import Daemon
+    from agent.daemon import Daemon, ListenError
     from agent.logs import setup_logging
     from agent.paths import Paths
 
@@ -86,10 +86,11 @@ def run(config_path: Path | None, root: Path) -> None:
         return await daemon.run()
 
     try:
-        sys.exit(asyncio.run(_main()))
-    except OSError as e:
-        click.echo(f"infernode: cannot listen on {config.server.listen}: {e.strerror or e}", err=True)
+        code = asyncio.run(_main())
+    except ListenError as e:
+        click.echo(f"infernode: {e} (server.listen in {config_path or 'the built-in defaults'})", err=True)
         sys.exit(1)
+    sys.exit(code)
 
 
 @main.group()

@@ -1,6 +1,6 @@
 """Runs collectors for a scrape: timeouts, isolation, validation, self-metrics.
 
-Each collector runs in its own worker thread. A collector that raises reports
+Collectors run in daemon threads (see scrape()). A collector that raises reports
 up=0; one that overruns its timeout reports up=0 and is not started again until
 its stuck run returns (so a hung source cannot pile up threads); samples that do
 not match the catalog are dropped and counted. The scrape answers within the
@@ -12,17 +12,21 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import queue
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from agent.catalog import Catalog, MetricSpec, MetricType
 from agent.collector import Collector, NoDataError
 from agent.samples import HistogramValue, Sample
 
 log = logging.getLogger("infernode.runtime")
+
+T = TypeVar("T")
 
 RUNTIME_SPECS = (
     MetricSpec(
@@ -79,11 +83,9 @@ class CollectorRuntime:
         self.timeouts = timeouts
         self.default_timeout = default_timeout
         self.status = {c.name: CollectorStatus(c.name) for c in self.collectors}
-        # One thread per collector plus slack for runs stuck past their timeout.
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(4, 2 * len(self.collectors)), thread_name_prefix="collector"
-        )
-        self._inflight: dict[str, Future[list[Sample]]] = {}
+        # name -> (run, its start on the monotonic clock); a run is shared by
+        # concurrent scrapes and outlives a scrape that gave up on it.
+        self._inflight: dict[str, tuple[Future[list[Sample]], float]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -97,37 +99,66 @@ class CollectorRuntime:
                 self._set(c.name, False, "error", f"start failed: {e}")
 
     def stop(self) -> None:
+        # Runs still stuck in a collector are abandoned, not joined: their threads
+        # are daemon threads, so they cannot hold up the process's exit.
         for c in self.collectors:
             try:
                 c.stop()
             except Exception:
                 log.exception("collector %s failed to stop", c.name)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def timeout_for(self, name: str) -> float:
         return self.timeouts.get(name, self.default_timeout)
 
     def scrape(self) -> list[Sample]:
-        started: dict[str, tuple[Future[list[Sample]], float]] = {}
+        """Run every collector once; safe to call from several threads at once.
+
+        Collectors run one after another in a single daemon thread: most read a
+        few files in well under a millisecond, and one thread costs half the CPU
+        of one thread per collector (thread start-up, GIL hand-offs) and waits
+        for a core once, not once per collector. When a collector overruns its
+        timeout, the ones queued behind it are started at once in threads of
+        their own, so a hung source delays the scrape by its own timeout only.
+        A scrape that finds a collector's run in flight (another scrape started
+        it) waits for that run instead of starting a second one."""
+        to_wait: list[_Run] = []
         with self._lock:
+            now = time.monotonic()
+            fresh: list[_Run] = []
             for c in self.collectors:
                 prev = self._inflight.get(c.name)
-                if prev is not None and not prev.done():
-                    self._set(c.name, False, "timeout", "previous run still has not returned")
+                if prev is not None and not prev.future.done():
+                    if prev.started is not None and now - prev.started >= self.timeout_for(c.name):
+                        self._set(c.name, False, "timeout", "previous run still has not returned")
+                    else:
+                        to_wait.append(prev)
                     continue
-                fut = self._pool.submit(self._run_one, c)
-                self._inflight[c.name] = fut
-                started[c.name] = (fut, time.monotonic())
-        deadline = time.monotonic() + max((self.timeout_for(n) for n in started), default=0)
+                run = _Run(c)
+                self._inflight[c.name] = run
+                fresh.append(run)
+                to_wait.append(run)
+        if fresh:
+            _Chain(fresh, self._run_one).start()
         out: list[Sample] = []
-        for name, (fut, t0) in started.items():
-            remaining = min(deadline, t0 + self.timeout_for(name)) - time.monotonic()
-            wait_futures([fut], timeout=max(0.0, remaining))
-            if not fut.done():
-                self._set(name, False, "timeout", f"no answer within {self.timeout_for(name):g}s")
-                self.status[name].duration_s = time.monotonic() - t0
+        for run in to_wait:
+            name = run.collector.name
+            timeout = self.timeout_for(name)
+            # The timeout counts from the run's start; a run still queued behind
+            # another scrape's chain counts from when this scrape began waiting.
+            t_wait = time.monotonic()
+            while not run.future.done():
+                started = run.started if run.started is not None else t_wait
+                remaining = started + timeout - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait_futures([run.future], timeout=remaining)
+            if not run.future.done():
+                self._set(name, False, "timeout", f"no answer within {timeout:g}s")
+                self.status[name].duration_s = time.monotonic() - started
+                for rest in run.chain.abandon():
+                    _Chain([rest], self._run_one).start()
                 continue
-            out.extend(fut.result())
+            out.extend(run.future.result())
         out.extend(self._self_samples())
         for fn in self.extra:
             out.extend(fn())
@@ -199,6 +230,115 @@ class CollectorRuntime:
             out.append(Sample("infernode_collector_duration_seconds", labels, st.duration_s))
             out.append(Sample("infernode_collector_dropped_samples_total", labels, float(st.dropped_total)))
         return out
+
+
+class _Run:
+    """One collector run: its result, when it started, the chain running it."""
+
+    __slots__ = ("collector", "future", "started", "chain")
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.future: Future[list[Sample]] = Future()
+        self.future.set_running_or_notify_cancel()
+        self.started: float | None = None
+        self.chain: _Chain
+
+
+class _Chain:
+    """Runs collector runs in order in one daemon thread. A scrape that gives up
+    on the current run abandons the chain: it gets back the runs not yet
+    started (to run elsewhere) and the thread ends once the stuck run returns."""
+
+    def __init__(self, runs: list[_Run], run_one: Callable[[Collector], list[Sample]]) -> None:
+        self._runs = deque(runs)
+        self._run_one = run_one
+        self._lock = threading.Lock()
+        for r in runs:
+            r.chain = self
+
+    def start(self) -> None:
+        in_daemon_thread(self._loop)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._runs:
+                    return
+                run = self._runs.popleft()
+                run.started = time.monotonic()
+            try:
+                run.future.set_result(self._run_one(run.collector))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting scrape
+                run.future.set_exception(e)
+
+    def abandon(self) -> list[_Run]:
+        with self._lock:
+            rest = list(self._runs)
+            self._runs.clear()
+        return rest
+
+
+class DaemonThreads:
+    """A thread pool whose threads are daemon threads. ThreadPoolExecutor's
+    workers are joined at interpreter exit, so one collector stuck in a read()
+    would keep the agent from ever exiting; these are not. A job never waits for
+    a free thread: with none idle, a new one starts, so a stuck collector holds
+    its thread and delays nothing else. Threads are reused (starting one costs
+    more than a typical collector run) and end after IDLE_S without work."""
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for work that no submitted job has claimed
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        fut: Future[T] = Future()
+        fut.set_running_or_notify_cancel()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                spawn = False
+            else:
+                spawn = True
+        self._jobs.put((fut, fn, args))
+        if spawn:
+            threading.Thread(target=self._work, name="infernode-worker", daemon=True).start()
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            try:
+                fut, fn, args = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle:  # an unclaimed idle thread may go; a claimed one stays for its job
+                        self._idle -= 1
+                        return
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the future
+                fut.set_exception(e)
+            del fut, fn, args
+            with self._lock:
+                self._idle += 1
+
+
+_threads: DaemonThreads | None = None
+_threads_lock = threading.Lock()
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: object) -> Future[T]:
+    """Run fn(*args) in one of the process's daemon threads (created on first use)."""
+    global _threads
+    if _threads is None:
+        with _threads_lock:
+            if _threads is None:
+                _threads = DaemonThreads()
+    return _threads.submit(fn, *args)
 
 
 def _check_value(s: Sample, spec: MetricSpec | None) -> str | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import logging
 import socket
+
+log = logging.getLogger("infernode.sdnotify")
 
 
 def notify(message: str, env: dict[str, str] | None = None) -> bool:
@@ -13,9 +16,15 @@ def notify(message: str, env: dict[str, str] | None = None) -> bool:
         return False
     if addr.startswith("@"):
         addr = "\0" + addr[1:]  # abstract namespace socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        s.connect(addr)
-        s.sendall(message.encode())
+    # A vanished or unwritable socket must not take the agent down: systemd
+    # notices missing pings on its own.
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(addr)
+            s.sendall(message.encode())
+    except OSError as e:
+        log.debug("sd_notify to %s failed: %s", addr, e)
+        return False
     return True
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from aiohttp import web
 
 from agent.exposition import render, wants_openmetrics
+from agent.runtime import in_daemon_thread
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -18,8 +19,15 @@ def build_app(daemon: "Daemon", extra_routes: list[Callable[[web.Application], N
 
     async def metrics(request: web.Request) -> web.Response:
         node = daemon.node
-        samples = await asyncio.get_running_loop().run_in_executor(None, node.runtime.scrape)
-        body, ctype = render(samples, node.catalog, openmetrics=wants_openmetrics(request.headers.get("Accept")))
+        openmetrics = wants_openmetrics(request.headers.get("Accept"))
+
+        def scrape_and_render() -> tuple[bytes, str]:
+            return render(node.runtime.scrape(), node.catalog, openmetrics=openmetrics)
+
+        # Off the event loop (so /healthz and the watchdog keep answering), and in
+        # a daemon thread rather than the loop's default executor, which the
+        # interpreter would wait for at exit.
+        body, ctype = await asyncio.wrap_future(in_daemon_thread(scrape_and_render))
         resp = web.Response(body=body)
         resp.headers["Content-Type"] = ctype
         return resp
