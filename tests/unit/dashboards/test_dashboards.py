@@ -157,3 +157,13 @@ def test_selector_labels_exist_on_the_metric(source):
             if used - allowed:
                 wrong.append(f"{where}: {name} has no label(s) {sorted(used - allowed)}")
     assert not wrong, f"{source}:\n" + "\n".join(wrong)
+
+
+def test_provisioned_datasource_links_exemplars_to_traces_by_trace_id():
+    import yaml
+
+    doc = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources.yml").read_text())
+    (ds,) = doc["datasources"]
+    assert ds["type"] == "prometheus"
+    (dest,) = ds["jsonData"]["exemplarTraceIdDestinations"]
+    assert dest["name"] == "trace_id" and dest["datasourceUid"]
