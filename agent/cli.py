@@ -22,6 +22,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "workers": "agent.worker.cli:workers",
     "drain": "agent.worker.cli:drain",
     "tune": "tuning.cli:tune",
+    "bootstrap": "agent.bootstrap.cli:bootstrap",
+    "explain": "agent.tracing.cli:explain",
+    "slow": "agent.tracing.cli:slow",
+    "ebpf": "collectors.ebpf.cli:ebpf",
 }
 
 EXIT_CONFIG = 2

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 from pydantic import BaseModel, ConfigDict
 
 from agent.catalog import MetricSpec, PassthroughSpec
+from agent.config_types import Duration
 from agent.events import EventStore
 from agent.paths import Paths
 from agent.samples import Sample
@@ -46,7 +47,7 @@ class CollectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None  # None: the collector's default_enabled
-    timeout: float | None = None  # seconds; None: server.collector_timeout
+    timeout: Duration | None = None  # None: server.collector_timeout
 
 
 @dataclass

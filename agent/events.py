@@ -15,10 +15,10 @@ so a query for a request asks for its worker, its cgroup, its GPUs, its NIC and
 
 from __future__ import annotations
 
+import bisect
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -83,19 +83,31 @@ def approx_size(ev: Event) -> int:
     return size
 
 
+def subject_form(subject: str) -> str:
+    """"dev:" for "dev:nvme0n1"; the subject itself when it has no id ("node")."""
+    i = subject.find(":")
+    return subject if i < 0 else subject[: i + 1]
+
+
 class _Chunk:
-    __slots__ = ("events", "by_subject", "min_start", "max_end", "nbytes")
+    __slots__ = ("events", "by_subject", "by_form", "min_start", "max_end", "nbytes")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.by_subject: dict[str, list[Event]] = {}
+        # "dev:" -> the dev: subjects in this chunk, for queries by subject form.
+        self.by_form: dict[str, list[str]] = {}
         self.min_start = sys.maxsize
         self.max_end = -sys.maxsize
         self.nbytes = 0
 
     def add(self, ev: Event, size: int) -> None:
         self.events.append(ev)
-        self.by_subject.setdefault(ev.subject, []).append(ev)
+        lst = self.by_subject.get(ev.subject)
+        if lst is None:
+            lst = self.by_subject[ev.subject] = []
+            self.by_form.setdefault(subject_form(ev.subject), []).append(ev.subject)
+        lst.append(ev)
         if ev.start_ns < self.min_start:
             self.min_start = ev.start_ns
         if ev.end_ns > self.max_end:
@@ -110,6 +122,14 @@ class EventStore:
     per-subject index, so a query touches only chunks whose span overlaps the
     window and, inside them, only the subjects asked for. Eviction drops whole
     chunks, oldest first; the bound holds after every add.
+
+    Finding those chunks is a bisection, not a scan: `_end_prefix_max[i]` is the
+    latest end among chunks 0..i and `_start_suffix_min[i]` the earliest start among
+    chunks i..n, both non-decreasing, so the chunks before the first whose prefix
+    max reaches the window, and after the last whose suffix min is inside it, cannot
+    overlap. Arrival order follows time closely (sources add events as they end), so
+    the candidates are the few chunks around the window; a late event only widens
+    the range, it never hides a match.
     """
 
     CHUNK_EVENTS = 256
@@ -118,7 +138,9 @@ class EventStore:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.max_bytes = max_bytes
-        self._chunks: deque[_Chunk] = deque()
+        self._chunks: list[_Chunk] = []
+        self._end_prefix_max: list[int] = []
+        self._start_suffix_min: list[int] = []
         self._lock = threading.Lock()
         self._bytes = 0
         self._count = 0
@@ -134,15 +156,43 @@ class EventStore:
             if chunk is None or len(chunk.events) >= self.CHUNK_EVENTS:
                 chunk = _Chunk()
                 self._chunks.append(chunk)
+                self._end_prefix_max.append(self._end_prefix_max[-1] if self._end_prefix_max else -sys.maxsize)
+                self._start_suffix_min.append(sys.maxsize)
             chunk.add(ev, size)
+            if ev.end_ns > self._end_prefix_max[-1]:
+                self._end_prefix_max[-1] = ev.end_ns
+            smin = self._start_suffix_min
+            k = len(smin) - 1
+            while k >= 0 and smin[k] > ev.start_ns:
+                smin[k] = ev.start_ns
+                k -= 1
             self._bytes += size
             self._count += 1
             self.added_total[ev.kind] = self.added_total.get(ev.kind, 0) + 1
-            while self._bytes > self.max_bytes and len(self._chunks) > 1:
-                old = self._chunks.popleft()
-                self._bytes -= old.nbytes
-                self._count -= len(old.events)
-                self.evicted_total += len(old.events)
+            if self._bytes > self.max_bytes and len(self._chunks) > 1:
+                drop = 0
+                while self._bytes > self.max_bytes and len(self._chunks) - drop > 1:
+                    old = self._chunks[drop]
+                    self._bytes -= old.nbytes
+                    self._count -= len(old.events)
+                    self.evicted_total += len(old.events)
+                    drop += 1
+                del self._chunks[:drop]
+                self._rebuild_bounds()
+
+    def _rebuild_bounds(self) -> None:
+        pmax: list[int] = []
+        cur = -sys.maxsize
+        for c in self._chunks:
+            cur = max(cur, c.max_end)
+            pmax.append(cur)
+        smin: list[int] = [0] * len(self._chunks)
+        cur = sys.maxsize
+        for i in range(len(self._chunks) - 1, -1, -1):
+            cur = min(cur, self._chunks[i].min_start)
+            smin[i] = cur
+        self._end_prefix_max = pmax
+        self._start_suffix_min = smin
 
     def extend(self, events: Iterable[Event]) -> None:
         for ev in events:
@@ -154,15 +204,21 @@ class EventStore:
         end_ns: int,
         subjects: Iterable[str] | None = None,
         kinds: Iterable[str] | None = None,
+        subject_prefixes: Iterable[str] = (),
     ) -> list[Event]:
         """Events overlapping [start_ns, end_ns], optionally only for these subjects
-        and kinds, sorted by start time."""
+        (plus every subject of the forms in `subject_prefixes`, e.g. "dev:") and
+        kinds, sorted by start time."""
         subj = None if subjects is None else tuple(set(subjects))
+        prefixes = tuple(subject_prefixes)
         kind_set = None if kinds is None else frozenset(kinds)
         out: list[Event] = []
         with self._lock:
-            chunks = [c for c in self._chunks if c.min_start <= end_ns and c.max_end >= start_ns]
-            for c in chunks:
+            lo = bisect.bisect_left(self._end_prefix_max, start_ns)
+            hi = bisect.bisect_right(self._start_suffix_min, end_ns)
+            for c in self._chunks[lo:hi]:
+                if c.min_start > end_ns or c.max_end < start_ns:
+                    continue
                 if subj is None:
                     candidates: Iterable[Event] = c.events
                     self._filter(candidates, start_ns, end_ns, kind_set, out)
@@ -171,6 +227,10 @@ class EventStore:
                         lst = c.by_subject.get(s)
                         if lst:
                             self._filter(lst, start_ns, end_ns, kind_set, out)
+                    for form in prefixes:
+                        for s in c.by_form.get(form, ()):
+                            if s not in subj:
+                                self._filter(c.by_subject[s], start_ns, end_ns, kind_set, out)
         out.sort(key=lambda e: (e.start_ns, e.end_ns))
         return out
 

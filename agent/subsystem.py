@@ -53,11 +53,15 @@ class Subsystem(ABC):
 
 def subsystem_classes() -> list[type[Subsystem]]:
     """The daemon's subsystems, imported on demand."""
+    from agent.bootstrap.subsystem import BootstrapSubsystem
+    from agent.tracing.subsystem import TracingSubsystem
     from agent.worker.supervisor import WorkerSupervisor
     from tuning.subsystem import TuningSubsystem
 
-    # Tuning first: the worker reads the inference CPU set it publishes.
+    # Tuning before the worker: the worker reads the inference CPU set it publishes.
     return [
+        BootstrapSubsystem,
         TuningSubsystem,
         WorkerSupervisor,
+        TracingSubsystem,
     ]

@@ -12,6 +12,7 @@ from agent.collector import Collector
 
 def collector_classes() -> list[type[Collector]]:
     from collectors.cgroup import CgroupCollector
+    from collectors.ebpf.collector import EbpfCollector
     from collectors.gpu.collector import GpuCollector
     from collectors.host.cpu import CpuCollector
     from collectors.host.diskstats import DiskstatsCollector
@@ -29,6 +30,7 @@ def collector_classes() -> list[type[Collector]]:
         NetdevCollector,
         CgroupCollector,
         GpuCollector,
+        EbpfCollector,
     ]
 
 

@@ -12,6 +12,7 @@ PACKAGES=(
   iproute2 nftables ethtool                 # network namespaces, packet drop, NIC tunables
   rt-tests                                  # hackbench for the eBPF overhead benchmark
   ansible-core ansible-lint                 # fleet rollout role: lint, syntax check, real rollout tests
+  dpkg-dev                                  # dpkg-scanpackages: the bootstrap tests' local apt repository
 )
 
 missing=()

@@ -1,8 +1,31 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.config_types import ListenAddress
+from agent.config_types import Duration, ListenAddress, Size
+
+
+class ForwardSettings(BaseModel):
+    """Where enriched spans go next (the fleet's OpenTelemetry collector)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces; unset: no forwarding.
+    endpoint: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    batch_spans: int = Field(default=512, ge=1, le=100_000)
+    interval: Duration = 1.0
+    timeout: Duration = 5.0
+    # Spans held while the upstream is slow or down; beyond it the oldest are dropped and counted.
+    queue_spans: int = Field(default=20_000, ge=1)
+    max_retries: int = Field(default=5, ge=0, le=100)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an OTLP/HTTP URL like http://collector:4318/v1/traces")
+        return v
 
 
 class OtlpSettings(BaseModel):
@@ -11,9 +34,34 @@ class OtlpSettings(BaseModel):
     enabled: bool = True
     grpc_listen: ListenAddress = "127.0.0.1:4317"
     http_listen: ListenAddress = "127.0.0.1:4318"
+    # The largest export request accepted, compressed or not (OTLP/HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    max_payload: Size = Field(default=4 * 1024 * 1024, gt=0)
+    forward: ForwardSettings = Field(default_factory=ForwardSettings)
+
+
+class SloSettings(BaseModel):
+    """Per-phase latency objectives (seconds); a request above any is slow. Unset: none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft: Duration | None = None
+    tpot: Duration | None = None
+    queue: Duration | None = None
+    prefill: Duration | None = None
+    decode: Duration | None = None
+    e2e: Duration | None = None
 
 
 class ExplainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str | None = None
+    slo: SloSettings = Field(default_factory=SloSettings)
+    # Requests kept for `infernode explain` / `slow`, newest first; older ones are forgotten.
+    keep_requests: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Rolling p99 per worker and phase over this many recent requests; a request is judged
+    # against it only once `p99_min_requests` have been seen (a p99 of 10 samples is noise).
+    p99_window: int = Field(default=1000, ge=10, le=100_000)
+    p99_min_requests: int = Field(default=100, ge=10)
+    # Events shorter than this are attached as evidence but are not worth naming as a cause.
+    min_cause: Duration = 0.001

@@ -255,7 +255,14 @@ class WorkerSupervisor(Subsystem):
         elif decision.reason == "exited":
             log.warning("worker %s: unit is %s; restarting in %.0fs", s.name, w.active_state, decision.delay)
             w.last_problem = f"unit {w.active_state}"
-        w.up = bool(active and healthy)
+        was_up, w.up = w.up, bool(active and healthy)
+        if w.up and not was_up:
+            # A (re)started vLLM has spawned its threads by the time it answers
+            # /health: have the eBPF scope map pick them up now rather than at
+            # its next periodic rescan.
+            refresh = self.daemon.services.get("ebpf.refresh_scope")
+            if refresh is not None:
+                await asyncio.to_thread(refresh)
         if s.scrape_metrics and active:
             await self._scrape(w)
         else:

@@ -1,0 +1,453 @@
+"""Why was this request slow: phases, the events that concern them, ranked causes.
+
+Pure logic: a RequestSpan, the request's scope (worker, cgroup, GPUs, pids) and
+the events overlapping it in, an Explanation out. The pipeline does the lookups.
+
+Phases come from vLLM's own timestamps (vllm/v1/metrics/stats.py): TTFT ends at
+the first token; prefill is the `time_in_model_prefill` before it (from first
+SCHEDULED); queue is `time_in_queue` before that (from QUEUED); whatever remains
+between arrival and QUEUED is the frontend (tokenisation, input processing);
+decode runs from the first to the last token; the rest of e2e is finishing.
+
+A cause's explained time is the union of its events' intervals clipped to the
+request, never their sum: a dozen vLLM threads waiting on the same busy CPU at
+once delay the request once, not twelve times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+from agent.events import NODE, Event
+from agent.tracing.spans import RequestSpan
+
+PHASES = ("frontend", "queue", "prefill", "decode", "finish")
+MAX_CAUSES = 10
+TTFT_PHASES = frozenset(("frontend", "queue", "prefill"))
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    start_ns: int
+    end_ns: int
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+
+def phases(r: RequestSpan) -> list[Phase]:
+    """The request's phases on the realtime clock, in order, each clamped inside
+    [arrival, arrival + e2e] so inconsistent attributes cannot invert time."""
+    start = r.start_ns
+    end = start + max(int(r.e2e * 1e9), 0)
+    first_token = _clamp(start + int(r.ttft * 1e9), start, end)
+    scheduled = _clamp(first_token - int(r.prefill * 1e9), start, first_token)
+    queued = _clamp(scheduled - int(r.queue * 1e9), start, scheduled)
+    last_token = _clamp(first_token + int(r.decode * 1e9), first_token, end)
+    return [
+        Phase("frontend", start, queued),
+        Phase("queue", queued, scheduled),
+        Phase("prefill", scheduled, first_token),
+        Phase("decode", first_token, last_token),
+        Phase("finish", last_token, end),
+    ]
+
+
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return lo if v < lo else hi if v > hi else v
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """What a request runs on. `gpus` None means the worker's GPUs are unknown, so
+    any GPU's events concern it (a one-worker node is the common case). `pids`
+    holds the worker's thread ids (eBPF names the thread that issued an I/O)."""
+
+    worker: str
+    cgroup: str | None = None
+    gpus: tuple[str, ...] | None = ()
+    pids: frozenset[int] = frozenset()
+    port: int | None = None
+    nics: tuple[str, ...] = ()
+
+    def subjects(self) -> list[str]:
+        out = [f"worker:{self.worker}", NODE]
+        if self.cgroup:
+            out.append(f"cgroup:{self.cgroup}")
+        for uuid in self.gpus or ():
+            out.append(f"gpu:{uuid}")
+        for nic in self.nics:
+            out.append(f"nic:{nic}")
+        return out
+
+    def subject_prefixes(self) -> list[str]:
+        """Subjects that cannot be named in advance and are filtered by `concerns`."""
+        out = ["dev:"]
+        if self.gpus is None:
+            out.append("gpu:")
+        return out
+
+
+def concerns(ev: Event, scope: RequestScope) -> bool:
+    """Whether an event found by subject or prefix concerns this request."""
+    subj = ev.subject
+    if subj.startswith("dev:"):
+        # A block device is shared; its stall concerns the request when a worker thread issued it.
+        issuer = ev.attributes.get("issuer_pid")
+        cg = ev.attributes.get("cgroup")
+        return (isinstance(issuer, int) and issuer in scope.pids) or (cg is not None and cg == scope.cgroup)
+    if subj.startswith("gpu:"):
+        return scope.gpus is None or subj[4:] in scope.gpus
+    if subj == NODE and ev.kind == "tcp_retransmit" and scope.port is not None:
+        ports = (ev.attributes.get("sport"), ev.attributes.get("dport"))
+        if any(isinstance(p, int) for p in ports):
+            return scope.port in ports
+    if subj.startswith("worker:"):
+        return subj[7:] == scope.worker
+    if subj.startswith("cgroup:"):
+        return scope.cgroup is not None and subj[7:] == scope.cgroup
+    if subj.startswith("nic:"):
+        return subj[4:] in scope.nics
+    return subj == NODE
+
+
+# Kinds that explain time by their duration, with a human label; the key picks the
+# attribute that separates one cause from another of the same kind.
+_DURATION_KINDS: dict[str, tuple[str, str]] = {
+    "runqueue_wait": ("run-queue wait", "cpu"),
+    "offcpu": ("off-CPU (preempted)", "cpu"),
+    "io_stall": ("I/O stall", "subject"),
+    "reclaim_stall": ("direct reclaim stall", "subject"),
+    "gpu_throttle": ("GPU throttled", "reason"),
+    "gpu_clock_drop": ("GPU clock drop", "subject"),
+}
+_SEVERE = frozenset(("gpu_xid", "gpu_lost", "worker_restart", "oom_kill"))
+# Moments worth naming even though they have no duration to apportion.
+_INSTANT_KINDS: dict[str, str] = {
+    "gpu_xid": "GPU XID error",
+    "gpu_ecc": "GPU ECC error",
+    "gpu_lost": "GPU lost",
+    "worker_restart": "worker restarted",
+    "worker_stop": "worker stopped",
+    "worker_start": "worker started",
+    "oom_kill": "OOM kill",
+    "tcp_retransmit": "TCP retransmits",
+}
+# States and changes of the node, not delays: reported beside the causes as context
+# (a drifted sysctl is true of every request until fixed, so it explains none of them).
+_CONTEXT_KINDS = frozenset(("tuning_drift", "tuning_applied", "bootstrap_change", "gpu_added", "gpu_removed"))
+
+
+def is_cause(ev: Event) -> bool:
+    """Voluntary off-CPU time is a thread waiting for work (vLLM threads sleep on the
+    GPU and on queues all the time): evidence, never a cause by itself."""
+    if ev.kind == "offcpu" and ev.attributes.get("voluntary") is not False:
+        return False
+    return ev.kind in _DURATION_KINDS or ev.kind in _INSTANT_KINDS
+
+
+@dataclass
+class Cause:
+    kind: str
+    label: str
+    key: str
+    explained_s: float
+    share: float
+    text: str
+    events: int
+    phases: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "key": self.key,
+            "explained_seconds": round(self.explained_s, 6),
+            "share": round(self.share, 4),
+            "text": self.text,
+            "events": self.events,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Explanation:
+    """`causes` are worded on first use (explain, forwarding), not at ingest: most
+    requests are never asked about, and wording is most of the cost."""
+
+    request: RequestSpan
+    worker: str
+    phases: list[Phase]
+    word_causes: Callable[[], list[Cause]]
+    events: list[Event]
+    slow: list[dict[str, object]] = field(default_factory=list)
+    explained_s: float = 0.0
+    more_causes: int = 0  # ranked below the ones listed
+    top_kind: str | None = None
+    context: list[str] = field(default_factory=list)
+    scope: RequestScope | None = None
+    min_cause_s: float = 0.001
+    _causes: list[Cause] | None = None
+
+    @property
+    def causes(self) -> list[Cause]:
+        if self._causes is None:
+            self._causes = self.word_causes()
+        return self._causes
+
+    @property
+    def is_slow(self) -> bool:
+        return bool(self.slow)
+
+    @property
+    def verdict(self) -> str:
+        return self.causes[0].text if self.causes else "no known cause"
+
+    def to_json(self, with_events: bool = True) -> dict[str, object]:
+        r = self.request
+        out: dict[str, object] = {
+            "trace_id": r.trace_id,
+            "span_id": r.span_id,
+            "request_id": r.request_id,
+            "worker": self.worker,
+            "model_name": r.model_name,
+            "start_unix_nano": r.start_ns,
+            "latency_seconds": {
+                "ttft": r.ttft, "e2e": r.e2e, "queue": r.queue, "prefill": r.prefill,
+                "decode": r.decode, "tpot": r.tpot,
+            },
+            "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
+            "phases": [
+                {"name": p.name, "start_unix_nano": p.start_ns, "end_unix_nano": p.end_ns,
+                 "seconds": round(p.duration_s, 6)}
+                for p in self.phases
+            ],
+            "slow": self.slow,
+            "verdict": self.verdict,
+            "explained_seconds": round(self.explained_s, 6),
+            "explained_share": round(self.explained_s / r.e2e, 4) if r.e2e > 0 else 0.0,
+            "causes": [c.to_json() for c in self.causes],
+            "more_causes": self.more_causes,
+            "context": self.context,
+        }
+        if with_events:
+            out["events"] = [_event_json(e, self.phases) for e in self.events]
+        return out
+
+
+def _event_json(ev: Event, phs: Sequence[Phase]) -> dict[str, object]:
+    d = ev.to_json()
+    d["phase"] = phase_of(ev.start_ns, phs)
+    return d
+
+
+def phase_of(t_ns: int, phs: Sequence[Phase]) -> str:
+    for p in phs:
+        if p.start_ns <= t_ns < p.end_ns:
+            return p.name
+    if phs and t_ns < phs[0].start_ns:
+        return "before"
+    return "after"
+
+
+def merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Disjoint, sorted intervals covering the same time as `intervals`."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def union_ns(intervals: Iterable[tuple[int, int]]) -> int:
+    return sum(e - s for s, e in merge(intervals))
+
+
+def overlap_ns(merged: Sequence[tuple[int, int]], start: int, end: int) -> int:
+    total = 0
+    for s, e in merged:
+        if s >= end:
+            break
+        lo = s if s > start else start
+        hi = e if e < end else end
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+def _clip(ev: Event, start: int, end: int) -> tuple[int, int] | None:
+    s = max(ev.start_ns, start)
+    e = min(ev.end_ns, end)
+    return (s, e) if e > s else None
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    if ms >= 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def _group_key(ev: Event, key_attr: str) -> str:
+    if key_attr == "subject":
+        return ev.subject
+    v = ev.attributes.get(key_attr)
+    return f"{ev.subject}|{v}" if ev.kind.startswith("gpu_") else str(v if v is not None else "?")
+
+
+def explain(
+    r: RequestSpan,
+    scope: RequestScope,
+    events: Iterable[Event],
+    slow: list[dict[str, object]] | None = None,
+    min_cause_s: float = 0.001,
+) -> Explanation:
+    """Rank the causes among `events` (already known to concern the request)."""
+    phs = phases(r)
+    req_start, req_end = phs[0].start_ns, phs[-1].end_ns
+    relevant = sorted((e for e in events if e.overlaps(req_start, req_end)), key=lambda e: (e.start_ns, e.end_ns))
+    groups: dict[tuple[str, str], list[Event]] = {}
+    for ev in relevant:
+        if not is_cause(ev):
+            continue
+        key_attr = _DURATION_KINDS.get(ev.kind, ("", "subject"))[1]
+        groups.setdefault((ev.kind, _group_key(ev, key_attr)), []).append(ev)
+
+    timed: list[tuple[float, str, str, list[Event], list[tuple[int, int]]]] = []
+    instants: list[tuple[str, str, list[Event]]] = []
+    all_intervals: list[tuple[int, int]] = []
+    for (kind, key), evs in groups.items():
+        if kind in _DURATION_KINDS:
+            merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+            explained_s = sum(e - s for s, e in merged) / 1e9
+            if explained_s < min_cause_s:
+                continue
+            all_intervals.extend(merged)
+            timed.append((explained_s, kind, key, evs, merged))
+        else:
+            instants.append((kind, key, evs))
+    # Time explained first; then moments (no duration), the severe ones first. Only
+    # the top causes are worded: a contended node can produce dozens per request.
+    timed.sort(key=lambda t: (-t[0], t[1], t[2]))
+    instants.sort(key=lambda t: (t[0] not in _SEVERE, t[0]))
+    listed = min(len(timed) + len(instants), MAX_CAUSES)
+
+    def word() -> list[Cause]:
+        causes = [_duration_cause(r, kind, key, evs, merged, phs, req_start, req_end)
+                  for _, kind, key, evs, merged in timed[:MAX_CAUSES]]
+        causes.extend(_instant_cause(r, kind, key, evs, phs) for kind, key, evs in instants[: listed - len(causes)])
+        return causes
+
+    explained = union_ns(all_intervals) / 1e9
+    top = timed[0][1] if timed else instants[0][0] if instants else None
+    context = sorted({_context_text(ev) for ev in relevant if ev.kind in _CONTEXT_KINDS})
+    return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
+                       len(timed) + len(instants) - listed, top, context, scope, min_cause_s)
+
+
+def _context_text(ev: Event) -> str:
+    a = ev.attributes
+    if ev.kind == "tuning_drift":
+        return f"tuning drift: {a.get('tunable', '?')} is {a.get('current', '?')}, wanted {a.get('desired', '?')}"
+    if ev.kind == "tuning_applied":
+        return f"tuning profile {a.get('profile', '?')} applied"
+    if ev.kind == "bootstrap_change":
+        return f"{a.get('component', '?')} changed to {a.get('version', '?')}"
+    return f"{ev.kind.replace('_', ' ')} {a.get('pci_bus_id', '')}".strip()
+
+
+def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
+    """Which latency a cause is best stated against: TTFT when it fell before the
+    first token, decode when after, else the whole request."""
+    touched = {p for p, s in per_phase.items() if s > 0}
+    if touched and touched <= TTFT_PHASES:
+        return "TTFT", r.ttft
+    if touched and touched <= {"decode"}:
+        return "decode", r.decode
+    return "e2e", r.e2e
+
+
+def _duration_cause(
+    r: RequestSpan, kind: str, key: str, evs: list[Event], merged: list[tuple[int, int]], phs: Sequence[Phase],
+    req_start: int, req_end: int,
+) -> Cause:
+    label = _DURATION_KINDS[kind][0]
+    explained = sum(e - s for s, e in merged) / 1e9
+    per_phase: dict[str, float] = {}
+    for p in phs:
+        ns = overlap_ns(merged, p.start_ns, p.end_ns)
+        if ns > 0:
+            per_phase[p.name] = ns / 1e9
+    basis_name, basis_s = _basis(r, per_phase)
+    detail, where = _detail(kind, evs, req_start, req_end)
+    text = f"{label} {_ms(explained)} of {_ms(basis_s)} {basis_name}{where}"
+    share = min(1.0, explained / r.e2e) if r.e2e > 0 else 0.0
+    return Cause(kind, label, key, explained, share, text, len(evs), per_phase, detail)
+
+
+def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:
+    first = evs[0]
+    a = first.attributes
+    if kind in ("runqueue_wait", "offcpu"):
+        cpu = a.get("cpu")
+        holders: dict[tuple[object, object], int] = {}
+        for ev in evs:
+            pid = ev.attributes.get("holder_pid")
+            iv = _clip(ev, req_start, req_end)
+            if pid is not None and iv:
+                who = (pid, ev.attributes.get("holder_comm", "?"))
+                holders[who] = holders.get(who, 0) + iv[1] - iv[0]
+        where = f" on CPU {cpu}" if cpu is not None else ""
+        detail: dict[str, object] = {"cpu": cpu}
+        if holders:
+            (pid, comm), _ = max(holders.items(), key=lambda kv: kv[1])
+            where += f", CPU held by pid {pid} ({comm})"
+            detail["holder_pid"], detail["holder_comm"] = pid, comm
+        tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
+        if tids:
+            detail["tids"] = tids[:16]
+        return detail, where
+    if kind == "io_stall":
+        ops = sorted({str(ev.attributes.get("op", "?")) for ev in evs})
+        dev = first.subject.split(":", 1)[1]
+        return {"device": dev, "ops": ops}, f" on {dev} ({'/'.join(ops)})"
+    if kind == "gpu_throttle":
+        uuid = first.subject.split(":", 1)[1]
+        return {"gpu": uuid, "reason": a.get("reason")}, f" ({a.get('reason', '?')}) on {uuid}"
+    if kind == "gpu_clock_drop":
+        uuid = first.subject.split(":", 1)[1]
+        drop = max(ev.magnitude for ev in evs)
+        return {"gpu": uuid, "drop_hertz": drop}, f" by {drop / 1e6:.0f} MHz on {uuid}"
+    if kind == "reclaim_stall":
+        return {"subject": first.subject}, ""
+    return {}, ""
+
+
+def _instant_cause(r: RequestSpan, kind: str, key: str, evs: list[Event], phs: Sequence[Phase]) -> Cause:
+    label = _INSTANT_KINDS[kind]
+    first = evs[0]
+    offset_ms = (first.start_ns - r.start_ns) / 1e6
+    where = phase_of(first.start_ns, phs)
+    a = first.attributes
+    if kind == "gpu_xid":
+        what = f"{label} {a.get('xid', '?')} ({a.get('action', '?')}) on {first.subject.split(':', 1)[1]}"
+    elif kind == "tcp_retransmit":
+        what = f"{label}: {sum(ev.magnitude or 1 for ev in evs):.0f} segments"
+    elif kind == "oom_kill":
+        what = f"{label} of pid {a.get('pid', '?')} ({a.get('comm', '?')})"
+    else:
+        what = label + (f" ({a['reason']})" if "reason" in a else "")
+    count = f" ×{len(evs)}" if len(evs) > 1 and kind != "tcp_retransmit" else ""
+    text = f"{what}{count} at +{offset_ms:.0f} ms ({where})"
+    detail = {k: v for k, v in a.items()}
+    return Cause(kind, label, key, 0.0, 0.0, text, len(evs), {where: 0.0}, detail)

@@ -1,0 +1,170 @@
+"""Ingest of one OTLP export: read llm_request spans, correlate them with the
+event store, record request metrics, keep the explanation, and enrich the span in
+place (span events + `infernode.*` attributes) for forwarding. Other spans pass
+through untouched.
+
+Synchronous and single-threaded by design: the receivers hand each export to one
+worker thread, so the rolling p99s need no lock and a burst of spans cannot stall
+the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from agent.events import NODE, Event, EventStore
+from agent.tracing import spans as sp
+from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
+from agent.tracing.metrics import RequestMetrics
+from agent.tracing.recent import RecentRequests
+from agent.tracing.scope import ScopeResolver
+from agent.tracing.settings import ExplainSettings
+from agent.tracing.slow import SlowJudge, latencies
+
+log = logging.getLogger("infernode.tracing")
+
+# A span is a message, not a log: keep the events attached to one bounded, longest first.
+MAX_SPAN_EVENTS = 16
+MAX_CAUSE_ATTRS = 5
+
+
+@dataclass
+class IngestCounts:
+    llm_request: int = 0
+    other: int = 0
+    invalid: int = 0
+
+
+class Enricher:
+    def __init__(self, events: EventStore, settings: ExplainSettings, resolver: ScopeResolver,
+                 metrics: RequestMetrics, recent: RecentRequests, services: dict[str, Any] | None = None) -> None:
+        self.events = events
+        self.services = services if services is not None else {}
+        self.settings = settings
+        self.resolver = resolver
+        self.metrics = metrics
+        self.recent = recent
+        self.judge = SlowJudge(settings.slo, settings.p99_window, settings.p99_min_requests)
+        self.counts = IngestCounts()
+        self.enrich_seconds_total = 0.0
+        # Writing events and causes into the span only pays off when it is forwarded.
+        self.annotate = False
+        self._open: list[Event] = []
+
+    def _open_events(self) -> list[Event]:
+        """GPU throttle windows still open (the GPU collector adds them to the store
+        only when they close, and a request can end inside one)."""
+        fn = self.services.get("gpu_open_events")
+        if not callable(fn):
+            return []
+        try:
+            return list(fn())
+        except Exception:  # noqa: BLE001 - a GPU collector problem must not cost the span
+            log.debug("gpu_open_events failed", exc_info=True)
+            return []
+
+    def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
+        counts = IngestCounts()
+        self._open = self._open_events()
+        for rs in req.resource_spans:
+            res_attrs: dict[str, Any] | None = None
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    if span.name != sp.LLM_REQUEST:
+                        counts.other += 1
+                        continue
+                    if res_attrs is None:
+                        res_attrs = sp.attributes(rs.resource.attributes)
+                    try:
+                        r = sp.parse_request_span(span, res_attrs)
+                    except sp.SpanError as e:
+                        counts.invalid += 1
+                        log.debug("llm_request span not usable: %s", e)
+                        continue
+                    self.enrich(r, span)
+                    counts.llm_request += 1
+        self.counts.llm_request += counts.llm_request
+        self.counts.other += counts.other
+        self.counts.invalid += counts.invalid
+        return counts
+
+    def correlate(self, r: sp.RequestSpan) -> Explanation:
+        scope = self.resolver.scope(r)
+        end_ns = r.start_ns + int(r.e2e * 1e9)
+        subjects = scope.subjects()
+        found = self.events.query(r.start_ns, end_ns, subjects, subject_prefixes=scope.subject_prefixes())
+        # Found by its exact subject is enough, except node-wide events that still need a look.
+        exact = frozenset(subjects) - {NODE}
+        relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
+        relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
+        slow = self.judge.judge(scope.worker, latencies(r))
+        return explain(r, scope, relevant, slow or (), self.settings.min_cause)
+
+    def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
+        t0 = time.perf_counter()
+        ex = self.correlate(r)
+        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow)
+        self.recent.add(ex)
+        if span is not None and self.annotate:
+            annotate_span(span, ex)
+        self.enrich_seconds_total += time.perf_counter() - t0
+        return ex
+
+
+def annotate_span(span: Span, ex: Explanation) -> None:
+    """Write the explanation onto the span: `infernode.*` attributes and one span
+    event per overlapping node event (each at its own time), the longest first."""
+    attrs: dict[str, str | int | float | bool] = {
+        "infernode.worker": ex.worker,
+        "infernode.slow": ex.is_slow,
+        "infernode.cause": ex.verdict,
+        "infernode.cause.count": len(ex.causes),
+        "infernode.cause.explained_share": round(ex.explained_s / ex.request.e2e, 4) if ex.request.e2e > 0 else 0.0,
+    }
+    if ex.slow:
+        attrs["infernode.slow.phases"] = ",".join(str(s["phase"]) for s in ex.slow)
+    for i, c in enumerate(ex.causes[:MAX_CAUSE_ATTRS]):
+        attrs[f"infernode.cause.{i}.kind"] = c.kind
+        attrs[f"infernode.cause.{i}.text"] = c.text
+        attrs[f"infernode.cause.{i}.share"] = round(c.share, 4)
+        attrs[f"infernode.cause.{i}.seconds"] = round(c.explained_s, 6)
+    _write_attributes(span.attributes, attrs)
+    events = ex.events
+    chosen = sorted(events, key=lambda e: e.end_ns - e.start_ns, reverse=True)[:MAX_SPAN_EVENTS] \
+        if len(events) > MAX_SPAN_EVENTS else events
+    for ev in sorted(chosen, key=lambda e: e.start_ns):
+        _add_span_event(span, ev, ex.phases)
+    if len(events) > MAX_SPAN_EVENTS:
+        span.dropped_events_count += len(events) - MAX_SPAN_EVENTS
+
+
+def _write_attributes(kvs: Any, attrs: dict[str, str | int | float | bool]) -> None:
+    """Replace keys the sender already set (a re-sent span), append the rest in place
+    (building KeyValue messages and copying them in costs twice as much)."""
+    existing = {kv.key for kv in kvs} & attrs.keys()
+    for k, v in attrs.items():
+        if k in existing:
+            sp.set_attribute(kvs, k, v)
+        else:
+            kv = kvs.add()
+            kv.key = k
+            sp.put_value(kv.value, v)
+
+
+def _add_span_event(span: Span, ev: Event, phs: list[Phase]) -> None:
+    se = span.events.add()
+    se.time_unix_nano = max(ev.start_ns, 0)
+    se.name = "infernode." + ev.kind
+    kvs = se.attributes
+    for k, v in (("infernode.subject", ev.subject), ("infernode.duration_s", ev.duration_s),
+                 ("infernode.magnitude", float(ev.magnitude)), ("infernode.phase", phase_of(ev.start_ns, phs)),
+                 *(("infernode." + k, v) for k, v in ev.attributes.items())):
+        kv = kvs.add()
+        kv.key = k
+        sp.put_value(kv.value, v)

@@ -1,0 +1,150 @@
+"""Which worker a span came from, and what that worker runs on.
+
+Decision (documented in docs/tracing.md): the worker is found, in order,
+  1. from the span's resource `vllm.process_id`: the pid's canonical cgroup
+     (agent.cgroups) names a systemd unit; a configured worker whose name is the
+     unit's instance or stem (`infernode-worker@NAME.service`, `NAME.service`)
+     owns it;
+  2. from the resource `service.name` equal to a configured worker's name;
+  3. when the pid is absent or gone and exactly one worker is configured, that one;
+  4. else the span's `service.name` (or "unknown") stands for an unmanaged worker.
+The cgroup and its thread ids are cached for a few seconds: one /proc read per span would
+cost more than the rest of the enrichment.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+from agent.cgroups import cgroup_of_pid, unit_of_cgroup
+from agent.paths import Paths
+from agent.tracing.correlate import RequestScope
+from agent.tracing.spans import RequestSpan
+
+
+def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
+    stem = unit.rsplit(".", 1)[0] if unit.endswith((".service", ".scope")) else unit
+    instance = stem.split("@", 1)[1] if "@" in stem else None
+    for name in names:
+        if name in (instance, stem) or stem.endswith("-" + name):
+            return name
+    return None
+
+
+def parse_pids(text: str) -> frozenset[int]:
+    return frozenset(int(x) for x in text.split() if x.isdigit())
+
+
+class ScopeResolver:
+    def __init__(self, paths: Paths, workers: Sequence[Any], services: dict[str, Any] | None = None,
+                 ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.paths = paths
+        self.workers = {w.name: w for w in workers}
+        self.services = services if services is not None else {}
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._pid_cache: dict[int, tuple[float, str | None]] = {}
+        self._pids_cache: dict[str, tuple[float, frozenset[int]]] = {}
+        self._topo_cache: tuple[float, Any] | None = None
+
+    def _cgroup(self, pid: int) -> str | None:
+        now = self.clock()
+        hit = self._pid_cache.get(pid)
+        if hit and now - hit[0] < self.ttl_s:
+            return hit[1]
+        cg = cgroup_of_pid(self.paths, pid)
+        if len(self._pid_cache) > 4096:
+            self._pid_cache.clear()
+        self._pid_cache[pid] = (now, cg)
+        return cg
+
+    def _pids(self, cgroup: str) -> frozenset[int]:
+        now = self.clock()
+        hit = self._pids_cache.get(cgroup)
+        if hit and now - hit[0] < self.ttl_s:
+            return hit[1]
+        pids: frozenset[int] = frozenset()
+        # Thread ids, not only process ids: eBPF names the issuing thread of an I/O.
+        # Hybrid and v1 hosts keep the same path under each controller; v2 under the root.
+        for base in (self.paths.cgroup(), self.paths.cgroup("unified"), self.paths.cgroup("systemd"),
+                     self.paths.cgroup("cpu")):
+            d = base / cgroup.lstrip("/")
+            for name in ("cgroup.threads", "tasks", "cgroup.procs"):
+                try:
+                    pids = parse_pids((d / name).read_text())
+                except OSError:
+                    continue
+                if pids:
+                    break
+            if pids:
+                break
+        if len(self._pids_cache) > 256:
+            self._pids_cache.clear()
+        self._pids_cache[cgroup] = (now, pids)
+        return pids
+
+    def _topology(self) -> tuple[dict[int, str], dict[int, list[str]]] | None:
+        """({gpu index: uuid}, {numa node: [nic names]}) from the GPU collector's
+        topology service, asked at most once a minute (it may go to NVML)."""
+        now = self.clock()
+        if self._topo_cache is not None and now - self._topo_cache[0] < 60.0:
+            return self._topo_cache[1]
+        fn = self.services.get("topology")
+        result = None
+        if callable(fn):
+            try:
+                topo = fn()
+                uuids = {g.index: g.uuid for g in topo.gpus if g.uuid}
+                nics: dict[int, list[str]] = {}
+                for n in topo.nics:
+                    if n.numa_node is not None:
+                        nics.setdefault(n.numa_node, []).append(n.name)
+                numa = {g.index: g.numa_node for g in topo.gpus}
+                result = (uuids, {i: nics.get(numa[i], []) for i in numa if numa[i] is not None})
+            except Exception:  # noqa: BLE001 - no topology means "any GPU", not a failed span
+                result = None
+        self._topo_cache = (now, result)
+        return result
+
+    def gpu_uuids(self, indices: Sequence[int]) -> tuple[str, ...] | None:
+        """UUIDs of the worker's GPUs from the GPU topology; None (any GPU) when
+        the topology is unknown or does not name one of them."""
+        topo = self._topology()
+        if not indices or topo is None:
+            return None
+        out = []
+        for i in indices:
+            uuid = topo[0].get(i)
+            if not uuid:
+                return None
+            out.append(uuid)
+        return tuple(out)
+
+    def nics(self, indices: Sequence[int]) -> tuple[str, ...]:
+        """NICs on the NUMA nodes of the worker's GPUs (where its traffic should go)."""
+        topo = self._topology()
+        if topo is None:
+            return ()
+        return tuple(sorted({n for i in indices for n in topo[1].get(i, [])}))
+
+    def scope(self, r: RequestSpan) -> RequestScope:
+        cgroup = self._cgroup(r.pid) if r.pid is not None else None
+        names = list(self.workers)
+        name = worker_of_unit(unit_of_cgroup(cgroup), names) if cgroup else None
+        if name is None and r.service_name in self.workers:
+            name = r.service_name
+        if name is None and cgroup is None and len(names) == 1:
+            name = names[0]
+        worker = self.workers.get(name) if name else None
+        pids = self._pids(cgroup) if cgroup and cgroup != "/" else frozenset()
+        if r.pid is not None:
+            pids = pids | {r.pid}
+        return RequestScope(
+            worker=name or r.service_name or "unknown",
+            cgroup=cgroup if cgroup and cgroup != "/" else None,
+            gpus=self.gpu_uuids(worker.gpus) if worker is not None else None,
+            nics=self.nics(worker.gpus) if worker is not None else (),
+            pids=pids,
+            port=worker.port if worker is not None else None,
+        )

@@ -1,0 +1,218 @@
+"""The tracing subsystem: OTLP receivers (HTTP and gRPC), enrichment, request
+metrics, the explain endpoints and forwarding, started and stopped with the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Iterable
+
+import grpc
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agent.catalog import MetricSpec, MetricType
+from agent.collector import DoctorRow
+from agent.samples import Sample
+from agent.subsystem import Subsystem
+from agent.tracing.explain_api import add_explain_routes
+from agent.tracing.forward import Forwarder
+from agent.tracing.metrics import REQUEST_SPECS, RequestMetrics
+from agent.tracing.pipeline import Enricher
+from agent.tracing.receiver_grpc import build_grpc_server
+from agent.tracing.receiver_http import build_receiver_app
+from agent.tracing.recent import RecentRequests
+from agent.tracing.scope import ScopeResolver
+from agent.units import parse_listen
+
+if TYPE_CHECKING:
+    from agent.daemon import Daemon
+
+log = logging.getLogger("infernode.tracing")
+
+OTLP_SPECS = (
+    MetricSpec("infernode_otlp_receiver_up", MetricType.GAUGE,
+               "Whether the OTLP receiver listens (1) or could not bind its address (0).",
+               labels=("transport",), source="agent OTLP receiver"),
+    MetricSpec("infernode_otlp_rejected_total", MetricType.COUNTER,
+               "OTLP export requests refused: malformed, too large, wrong content type or encoding.",
+               labels=("transport", "reason"), source="agent OTLP receiver"),
+    MetricSpec("infernode_otlp_received_spans_total", MetricType.COUNTER,
+               "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
+               "(an llm_request span missing its latency attributes, passed through).",
+               labels=("kind",), source="agent OTLP receiver"),
+    MetricSpec("infernode_otlp_enrich_seconds_total", MetricType.COUNTER,
+               "CPU-bound time spent correlating llm_request spans with the event store.",
+               unit="seconds", source="agent correlation"),
+    MetricSpec("infernode_otlp_forwarded_spans_total", MetricType.COUNTER,
+               "Spans delivered to the upstream OTLP endpoint (otlp.forward.endpoint).",
+               source="agent OTLP forwarder"),
+    MetricSpec("infernode_otlp_forward_dropped_spans_total", MetricType.COUNTER,
+               "Spans not delivered upstream, by reason: queue_full, rejected, retries_exhausted, shutdown.",
+               labels=("reason",), source="agent OTLP forwarder"),
+    MetricSpec("infernode_otlp_forward_queue_spans", MetricType.GAUGE,
+               "Spans waiting to be forwarded upstream.", source="agent OTLP forwarder"),
+)
+
+
+class TracingSubsystem(Subsystem):
+    name = "tracing"
+    specs = REQUEST_SPECS + OTLP_SPECS
+
+    def __init__(self, daemon: "Daemon") -> None:
+        super().__init__(daemon)
+        cfg = daemon.config
+        self.otlp = cfg.otlp
+        self.explain_settings = cfg.explain
+        self.metrics = RequestMetrics()
+        self.recent = RecentRequests(cfg.explain.keep_requests)
+        self.resolver = ScopeResolver(daemon.paths, cfg.workers, daemon.services)
+        self.enricher = Enricher(daemon.events, cfg.explain, self.resolver, self.metrics, self.recent, daemon.services)
+        self.rejected: dict[tuple[str, str], int] = {}
+        self.forwarder: Forwarder | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._http_runner: web.AppRunner | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self.receiver_errors: dict[str, str] = {}
+        self.http_address: tuple[str, int] | None = None
+        self.grpc_address: tuple[str, int] | None = None
+
+    @classmethod
+    def enabled(cls, config: Any) -> bool:
+        return bool(config.otlp.enabled)
+
+    def _reject(self, transport: str):  # noqa: ANN202
+        def count(reason: str) -> None:
+            key = (transport, reason)
+            self.rejected[key] = self.rejected.get(key, 0) + 1
+        return count
+
+    async def _handle(self, req: ExportTraceServiceRequest) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._executor is not None
+        try:
+            await loop.run_in_executor(self._executor, self.enricher.process, req)
+        except Exception:  # enrichment must never cost the sender its spans
+            log.exception("span enrichment failed; forwarding unenriched")
+        if self.forwarder is not None:
+            self.forwarder.submit(req)
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infernode-otlp")
+        if self.otlp.forward.endpoint:
+            self.forwarder = Forwarder(self.otlp.forward)
+            await self.forwarder.start()
+        self.enricher.annotate = self.forwarder is not None
+        await self._start_receivers()
+
+    async def _start_receivers(self) -> None:
+        # A port taken by another collector costs the node its request telemetry, not
+        # its metrics: the agent keeps serving, says so in the log, doctor and
+        # infernode_otlp_receiver_up.
+        for transport, starter, listen in (("http", self._start_http, self.otlp.http_listen),
+                                           ("grpc", self._start_grpc, self.otlp.grpc_listen)):
+            try:
+                await starter()
+                self.receiver_errors.pop(transport, None)
+            except OSError as e:
+                self.receiver_errors[transport] = f"cannot listen on {listen}: {e.strerror or e}"
+                log.error("OTLP/%s receiver not started: %s", transport, self.receiver_errors[transport])
+        def where(addr: tuple[str, int] | None) -> str:
+            return f"{addr[0] or '*'}:{addr[1]}" if addr else "down"
+
+        log.info("OTLP receivers", extra={"http": where(self.http_address), "grpc": where(self.grpc_address)})
+
+    async def _start_http(self) -> None:
+        host, port = parse_listen(self.otlp.http_listen)
+        app = build_receiver_app(self._handle, self._reject("http"), self.otlp.max_payload)
+        # The receiver inflates bodies itself, under the payload limit (aiohttp would not bound it).
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host or None, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._http_runner = runner
+        sock = site._server.sockets[0] if site._server and site._server.sockets else None  # noqa: SLF001
+        self.http_address = (host, sock.getsockname()[1] if sock else port)
+
+    async def _start_grpc(self) -> None:
+        host, port = parse_listen(self.otlp.grpc_listen)
+        server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload)
+        target = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+        try:
+            bound = server.add_insecure_port(target)
+        except RuntimeError as e:  # grpc raises RuntimeError when the port is taken
+            raise OSError(str(e)) from None
+        if bound == 0:
+            raise OSError("address in use or unavailable")
+        await server.start()
+        self._grpc = server
+        self.grpc_address = (host, bound)
+
+    async def _stop_receivers(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+            self._grpc = None
+            self.grpc_address = None
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+            self._http_runner = None
+            self.http_address = None
+
+    async def stop(self) -> None:
+        await self._stop_receivers()
+        if self.forwarder is not None:
+            await self.forwarder.stop(budget_s=1.5)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def reload(self, config: Any) -> None:
+        old, self.otlp = self.otlp, config.otlp
+        self.explain_settings = config.explain
+        self.enricher.settings = config.explain
+        self.enricher.judge.slo = config.explain.slo
+        self.resolver.workers = {w.name: w for w in config.workers}
+        if (old.http_listen, old.grpc_listen, old.max_payload) != (
+                self.otlp.http_listen, self.otlp.grpc_listen, self.otlp.max_payload):
+            await self._stop_receivers()
+            await self._start_receivers()
+        if old.forward != self.otlp.forward:
+            if self.forwarder is not None:
+                await self.forwarder.stop()
+                self.forwarder = None
+            if self.otlp.forward.endpoint:
+                self.forwarder = Forwarder(self.otlp.forward)
+                await self.forwarder.start()
+            self.enricher.annotate = self.forwarder is not None
+
+    def add_routes(self, app: web.Application) -> None:
+        add_explain_routes(app, lambda: self.recent, lambda: self.explain_settings.token)
+
+    def samples(self) -> Iterable[Sample]:
+        yield from self.metrics.samples()
+        yield Sample("infernode_otlp_receiver_up", {"transport": "http"}, 1.0 if self._http_runner else 0.0)
+        yield Sample("infernode_otlp_receiver_up", {"transport": "grpc"}, 1.0 if self._grpc else 0.0)
+        for (transport, reason), n in sorted(self.rejected.items()):
+            yield Sample("infernode_otlp_rejected_total", {"transport": transport, "reason": reason}, float(n))
+        c = self.enricher.counts
+        for kind, n in (("llm_request", c.llm_request), ("other", c.other), ("invalid", c.invalid)):
+            yield Sample("infernode_otlp_received_spans_total", {"kind": kind}, float(n))
+        yield Sample("infernode_otlp_enrich_seconds_total", {}, self.enricher.enrich_seconds_total)
+        if self.forwarder is not None:
+            yield Sample("infernode_otlp_forwarded_spans_total", {}, float(self.forwarder.forwarded_spans_total))
+            yield Sample("infernode_otlp_forward_queue_spans", {}, float(self.forwarder.queued_spans))
+            for reason, n in sorted(self.forwarder.dropped.items()):
+                yield Sample("infernode_otlp_forward_dropped_spans_total", {"reason": reason}, float(n))
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        fix = "free the port or set otlp.http_listen / otlp.grpc_listen to another address"
+        for transport, addr in (("http", self.http_address), ("grpc", self.grpc_address)):
+            if addr is not None:
+                yield DoctorRow("tracing", f"otlp {transport}", "ok", f"listening on {addr[0] or '*'}:{addr[1]}")
+            else:
+                yield DoctorRow("tracing", f"otlp {transport}", "fail",
+                                self.receiver_errors.get(transport, "not listening"), fix)

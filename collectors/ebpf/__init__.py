@@ -1,0 +1,1 @@
+"""Kernel-event telemetry with eBPF (bcc), from tracepoints only."""

@@ -1,0 +1,1 @@
+"""BPF C sources (package data), compiled by bcc at load."""

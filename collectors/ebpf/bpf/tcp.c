@@ -1,0 +1,24 @@
+/* TCP retransmissions from tcp:tcp_retransmit_skb, counted per configured local
+ * port range (index 0: none of them). TCP_PORT_RANGE(p) is generated from config. */
+BPF_ARRAY(tcp_retrans, u64, TCP_PORT_RANGES + 1);
+
+TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
+{
+    u16 sport = args->sport;
+    int idx = TCP_PORT_RANGE(sport);
+    tcp_retrans.atomic_increment(idx);
+    struct event e = {};
+    e.program = PROG_TCP;
+    e.tid = (u32)bpf_get_current_pid_tgid();
+    e.cpu = bpf_get_smp_processor_id();
+    e.end_ns = bpf_ktime_get_ns();
+    e.flags = args->family;
+    /* a: saddr (4 bytes) | daddr (4 bytes); b: sport | dport << 16 (host order). */
+    u32 saddr = 0, daddr = 0;
+    __builtin_memcpy(&saddr, args->saddr, 4);
+    __builtin_memcpy(&daddr, args->daddr, 4);
+    e.a = ((u64)daddr << 32) | saddr;
+    e.b = ((u64)args->dport << 16) | args->sport;
+    emit(&e);
+    return 0;
+}

@@ -1,0 +1,279 @@
+"""The `ebpf` collector: loads the enabled programs in the background, keeps the
+inference-thread scope map fresh, turns ring-buffer outliers into events and
+exports the kernel histograms and counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from agent.cgroups import cgroup_of_pid
+from agent.collector import Collector, CollectorContext, DoctorRow
+from agent.samples import Sample
+from collectors.ebpf import decode, exports
+from collectors.ebpf.clock import MonotonicClock
+from collectors.ebpf.probe import probe
+from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
+from collectors.ebpf.scope import ScopeTable, read_scopes
+from collectors.ebpf.settings import EbpfSettings
+from collectors.ebpf.specs import SPECS
+
+@dataclass
+class ProgramState:
+    state: str  # disabled | loading | up | down
+    reason: str = ""
+    fix: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+
+def device_name(paths: Any, major: int, minor: int) -> str:
+    try:
+        for line in paths.sys("dev", "block", f"{major}:{minor}", "uevent").read_text().splitlines():
+            if line.startswith("DEVNAME="):
+                return line.split("=", 1)[1]
+    except OSError:
+        pass
+    return f"{major}:{minor}"
+
+
+class EbpfCollector(Collector):
+    name = "ebpf"
+    # Off unless configured: loading compiles C with clang and attaches to the
+    # scheduler; a node opts in with collectors.ebpf.enabled: true.
+    default_enabled = False
+    specs = SPECS
+    settings_model = EbpfSettings
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        self.settings: EbpfSettings = ctx.settings  # type: ignore[assignment]
+        switches = self.settings.programs
+        self.state: dict[str, ProgramState] = {
+            p.name: ProgramState("loading") if getattr(switches, p.name) else ProgramState(
+                "disabled", "disabled in config", f"set collectors.ebpf.programs.{p.name}: true")
+            for p in PROGRAMS
+        }
+        self.module: Any = None
+        self.scopes = ScopeTable()
+        self.events_read: dict[str, int] = {p.name: 0 for p in PROGRAMS}
+        self._stop = threading.Event()
+        self._loader: threading.Thread | None = None
+        self._scope_lock = threading.Lock()
+        self._cache: tuple[float, list[Sample]] | None = None
+        self._cache_lock = threading.Lock()
+        self._devices: dict[tuple[int, int], str] = {}
+        self.loaded = threading.Event()  # set when loading finished, whatever its outcome
+        self.clock: MonotonicClock | None = None
+        self._map_synced = False  # the kernel map has not received the table yet
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        wanted = [p for p in PROGRAMS if self.state[p.name].state == "loading"]
+        for name, verdict in probe(self.paths, wanted).items():
+            if not verdict.ok:
+                self._down(name, verdict.reason, verdict.fix)
+        if not any(s.state == "loading" for s in self.state.values()):
+            self.loaded.set()
+            return
+        self.ctx.services["ebpf.refresh_scope"] = self.refresh_scope
+        # clang takes seconds: the daemon must not wait for it.
+        self._loader = threading.Thread(target=self._load_and_run, name="ebpf-loader", daemon=True)
+        self._loader.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._loader is not None:
+            self._loader.join(timeout=5)
+        if self.module is not None:
+            self.module.close()
+            self.module = None
+        if self.ctx.services.get("ebpf.refresh_scope") == self.refresh_scope:
+            del self.ctx.services["ebpf.refresh_scope"]
+
+    def _down(self, name: str, reason: str, fix: str) -> None:
+        self.state[name] = ProgramState("down", reason, fix)
+        self.ctx.log.warning("ebpf program %s is off: %s; fix: %s", name, reason, fix)
+
+    def _defines(self) -> dict[str, int | str]:
+        s = self.settings
+        return {
+            "TCP_PORT_RANGES": len(s.port_ranges()),
+            "TCP_PORT_RANGE(p)": port_range_macro([(lo, hi) for _, lo, hi in s.port_ranges()]),
+            "RINGBUF_PAGES": s.ringbuf_pages,
+            "SCOPE_MAX_TIDS": s.max_tracked_threads,
+            "SCHED_MAX_TIDS": s.max_tracked_threads,
+            "BIO_MAX_INFLIGHT": 16384,
+            "BIO_MAX_SERIES": 16384,  # (device, op, slot) keys
+            "RUNQ_THRESHOLD_NS": int(s.runqueue_threshold * 1e9),
+            "BIO_THRESHOLD_NS": int(s.io_threshold * 1e9),
+            "RECLAIM_THRESHOLD_NS": int(s.reclaim_threshold * 1e9),
+            "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
+        }
+
+    def _compile(self, programs: list[Program]) -> Any:
+        from collectors.ebpf.loader import BpfModule
+
+        module = BpfModule(programs, self._defines())
+        module.load()
+        return module
+
+    def _load_and_run(self) -> None:
+        from collectors.ebpf.loader import LoadError
+
+        try:
+            wanted = [p for p in PROGRAMS if self.state[p.name].state == "loading"]
+            self.clock = MonotonicClock(self.settings.clock_remeasure)
+            try:
+                module = self._compile(wanted)
+            except LoadError as e:
+                # Find the program at fault, then load the others together.
+                good = []
+                for p in wanted:
+                    try:
+                        self._compile([p]).close()
+                        good.append(p)
+                    except LoadError as pe:
+                        self._down(p.name, f"failed to load: {pe}", "see the agent log; infernode ebpf status")
+                if not good or len(good) == len(wanted):
+                    for p in good:
+                        self._down(p.name, f"failed to load: {e}", "see the agent log; infernode ebpf status")
+                    return
+                module = self._compile(good)
+                wanted = good
+            if self._stop.is_set():
+                module.close()
+                return
+            self.module = module
+            self.refresh_scope()
+            module.start_reader(self._on_record)
+            for p in wanted:
+                self.state[p.name] = ProgramState("up")
+            self.ctx.log.info("ebpf programs loaded: %s", ", ".join(p.name for p in wanted))
+        except Exception as e:  # a loader failure must leave the daemon running
+            self.ctx.log.exception("ebpf loader failed")
+            for name, st in self.state.items():
+                if st.state == "loading":
+                    self._down(name, f"loader failed: {e}", "see the agent log")
+            return
+        finally:
+            self.loaded.set()
+        self._refresh_loop()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.settings.scope_refresh):
+            try:
+                self.refresh_scope()
+                if self.clock is not None:
+                    self.clock.maybe_remeasure()
+            except Exception:
+                self.ctx.log.exception("ebpf scope refresh failed")
+
+    # --- scope -----------------------------------------------------------------
+
+    def refresh_scope(self) -> int:
+        """Re-read the inference cgroups into the kernel's tid map; the worker
+        supervisor calls this (services["ebpf.refresh_scope"]) after a restart.
+        Returns the number of inference threads."""
+        with self._scope_lock:
+            old = self.scopes
+            table = read_scopes(self.paths, self.settings.inference_cgroups, old)
+            # Names first: the kernel may emit an event with a new scope id as soon
+            # as the map below holds it.
+            self.scopes = table
+            module = self.module
+            if module is not None and module.bpf is not None:
+                import ctypes
+
+                tmap = module.table("scope_tids")
+                for tid in set(old.tids) - set(table.tids):
+                    try:
+                        del tmap[ctypes.c_uint32(tid)]
+                    except KeyError:
+                        pass
+                for tid, sid in table.tids.items():
+                    if old.tids.get(tid) != sid or not self._map_synced:
+                        tmap[ctypes.c_uint32(tid)] = ctypes.c_uint32(sid)
+                self._map_synced = True
+            return len(table.tids)
+
+    # --- events ----------------------------------------------------------------
+
+    def _device(self, major: int, minor: int) -> str:
+        key = (major, minor)
+        if key not in self._devices:
+            self._devices[key] = device_name(self.paths, major, minor)
+        return self._devices[key]
+
+    def _on_record(self, data: bytes) -> None:
+        raw = decode.parse_record(data)
+        self.events_read[raw.program] = self.events_read.get(raw.program, 0) + 1
+        assert self.clock is not None
+        ev = decode.to_event(raw, self.clock.to_realtime, self.scopes.names, self._device,
+                             lambda pid: cgroup_of_pid(self.paths, pid))
+        self.ctx.events.add(ev)
+
+    # --- collection ------------------------------------------------------------
+
+    def collect(self) -> Iterable[Sample]:
+        out = [Sample("infernode_ebpf_program_up", {"program": n}, 1.0 if s.up else 0.0)
+               for n, s in self.state.items()]
+        module = self.module
+        if module is None or module.bpf is None:
+            return out
+        now = time.monotonic()
+        with self._cache_lock:
+            if self._cache is None or now - self._cache[0] >= self.settings.cache_max_age:
+                self._cache = (now, list(self._read_maps(module)))
+            return out + self._cache[1]
+
+    def _read_maps(self, module: Any) -> Iterable[Sample]:
+        from collectors.ebpf.loader import array_values, hash_items, percpu_array_values, percpu_sums
+
+        up = {n for n, s in self.state.items() if s.up}
+        with module._lock:
+            if module.bpf is None:
+                return
+            lost = array_values(module.table("lost"))
+            for p in PROGRAMS:
+                if p.name in up:
+                    yield Sample("infernode_ebpf_events_lost_total", {"program": p.name}, float(lost[p.prog_id]))
+            yield Sample("infernode_ebpf_scope_threads", {}, float(len(self.scopes.tids)))
+            if "runqueue" in up:
+                yield from exports.runqueue_samples(percpu_sums(module.table("runq_hist")),
+                                                    percpu_sums(module.table("runq_sum")))
+            if "offcpu" in up:
+                yield from exports.offcpu_samples(percpu_sums(module.table("offcpu_hist")),
+                                                  percpu_sums(module.table("offcpu_sum")),
+                                                  self.settings.offcpu_all_threads)
+            if "blockio" in up:
+                entries = [(k.dev, k.op, k.slot, v) for k, v in hash_items(module.table("bio_hist"))]
+                yield from exports.blockio_samples(entries, self._device)
+            if "tcp_retransmit" in up:
+                yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
+                                               [name for name, _, _ in self.settings.port_ranges()])
+            if "oom" in up:
+                yield Sample("infernode_oom_kills_total", {}, float(array_values(module.table("oom_kills"))[0]))
+            if "reclaim" in up:
+                yield from exports.reclaim_samples(array_values(module.table("reclaim_count")),
+                                                   array_values(module.table("reclaim_ns")))
+            if "irq" in up:
+                yield from exports.irq_samples(percpu_array_values(module.table("irq_ns")))
+
+    # --- doctor ----------------------------------------------------------------
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        # A one-shot `infernode doctor` starts the load itself: report its outcome,
+        # not "still compiling".
+        if self._loader is not None:
+            self.loaded.wait(timeout=60)
+        for name, st in self.state.items():
+            status = {"up": "ok", "loading": "ok", "disabled": "off"}.get(st.state, "warn")
+            detail = {"up": "loaded and attached", "loading": "checks passed; compiling in the background"}.get(
+                st.state, st.reason)
+            yield DoctorRow("ebpf", name, status, detail, st.fix)

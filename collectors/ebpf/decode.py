@@ -1,0 +1,96 @@
+"""Outlier events from the ring buffer: bytes -> agent Events.
+
+The record layout is `struct event` in bpf/common.h; decoding is pure (bytes,
+clock offset, scope table in; Event out) so it is tested on plain bytes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from agent.events import NODE, Event
+from collectors.ebpf.programs import BY_ID
+
+# u32 program, tid, cpu, scope_id; u64 end_ns, duration_ns, a, b; u32 other_pid, flags; char comm[16]
+RECORD = struct.Struct("<IIIIQQQQII16s")
+
+BIO_OPS = ("read", "write", "other")
+RECLAIM_KINDS = ("direct", "memcg")
+AF_INET = 2
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    program: str
+    tid: int
+    cpu: int
+    scope_id: int
+    end_ns: int
+    duration_ns: int
+    a: int
+    b: int
+    other_pid: int
+    flags: int
+    comm: str
+
+
+def parse_record(data: bytes) -> RawEvent:
+    if len(data) < RECORD.size:
+        raise ValueError(f"ring buffer record of {len(data)} bytes, expected {RECORD.size}")
+    prog, tid, cpu, sid, end, dur, a, b, other, flags, comm = RECORD.unpack_from(data)
+    program = BY_ID.get(prog)
+    if program is None:
+        raise ValueError(f"ring buffer record for unknown program id {prog}")
+    return RawEvent(program.name, tid, cpu, sid, end, dur, a, b, other, flags,
+                    comm.split(b"\0", 1)[0].decode("utf-8", "replace"))
+
+
+def dev_name_key(dev: int) -> tuple[int, int]:
+    """Kernel-internal dev_t (block tracepoints) -> (major, minor): MINORBITS is 20."""
+    return dev >> 20, dev & 0xFFFFF
+
+
+def _ipv4(n: int) -> str:
+    return socket.inet_ntoa(struct.pack("<I", n & 0xFFFFFFFF))
+
+
+def to_event(
+    raw: RawEvent,
+    to_realtime: Callable[[int], int],
+    scopes: Mapping[int, str],
+    device_name: Callable[[int, int], str],
+    cgroup_of_pid: Callable[[int], str | None] = lambda pid: None,
+) -> Event:
+    """The agent Event for a raw record (kinds and subjects of agent/event_kinds.py)."""
+    end = to_realtime(raw.end_ns)
+    start = end - raw.duration_ns
+    dur_s = raw.duration_ns / 1e9
+    scope_subject = f"cgroup:{scopes[raw.scope_id]}" if raw.scope_id in scopes else NODE
+    if raw.program == "runqueue":
+        return Event(start, end, "runqueue_wait", scope_subject, dur_s,
+                     {"tid": raw.tid, "cpu": raw.cpu, "holder_pid": raw.other_pid, "holder_comm": raw.comm})
+    if raw.program == "blockio":
+        major, minor = dev_name_key(raw.a)
+        op = BIO_OPS[raw.flags] if raw.flags < len(BIO_OPS) else "other"
+        return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s,
+                     {"op": op, "bytes": raw.b, "issuer_pid": raw.tid, "cpu": raw.cpu})
+    if raw.program == "tcp_retransmit":
+        attrs: dict[str, str | int] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
+        if raw.flags == AF_INET:
+            attrs["saddr"] = _ipv4(raw.a)
+            attrs["daddr"] = _ipv4(raw.a >> 32)
+        else:
+            attrs["family"] = raw.flags
+        return Event(start, end, "tcp_retransmit", NODE, 1.0, attrs)
+    if raw.program == "oom":
+        cg = cgroup_of_pid(raw.other_pid)
+        return Event(start, end, "oom_kill", NODE, 1.0,
+                     {"pid": raw.other_pid, "comm": raw.comm, "cgroup": cg or ""})
+    if raw.program == "reclaim":
+        kind = RECLAIM_KINDS[raw.flags] if raw.flags < len(RECLAIM_KINDS) else "direct"
+        return Event(start, end, "reclaim_stall", scope_subject, dur_s,
+                     {"tid": raw.tid, "cpu": raw.cpu, "kind": kind, "comm": raw.comm})
+    raise ValueError(f"program {raw.program} does not emit events")

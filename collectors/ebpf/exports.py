@@ -1,0 +1,68 @@
+"""Kernel map contents (plain lists and tuples) -> samples. Pure, so the layouts
+in bpf/*.c and their export are tested without a kernel."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+from agent.samples import Sample
+from collectors.ebpf.decode import BIO_OPS, RECLAIM_KINDS, dev_name_key
+from collectors.ebpf.histogram import SLOTS, log2_histogram
+
+SCOPES = ("other", "inference")  # index = SCOPE_OTHER / SCOPE_INFERENCE in common.h
+OFFCPU_KINDS = ("involuntary", "voluntary")
+IRQ_KINDS = ("hard", "soft")
+
+
+def runqueue_samples(hist: Sequence[int], sums: Sequence[int]) -> Iterable[Sample]:
+    """hist: [scope][slot] flattened; sums: [scope] ns."""
+    for scope, name in enumerate(SCOPES):
+        slots = dict(enumerate(hist[scope * SLOTS:(scope + 1) * SLOTS]))
+        yield Sample("infernode_runqueue_latency_seconds", {"scope": name}, log2_histogram(slots, sums[scope]))
+
+
+def offcpu_samples(hist: Sequence[int], sums: Sequence[int], all_threads: bool) -> Iterable[Sample]:
+    """hist: [scope][voluntary][slot]; sums: [scope][voluntary] ns. Without
+    all_threads only inference threads are tracked, so only that scope is exported."""
+    for scope in (0, 1) if all_threads else (1,):
+        for vol, kind in enumerate(OFFCPU_KINDS):
+            key = scope * 2 + vol
+            slots = dict(enumerate(hist[key * SLOTS:(key + 1) * SLOTS]))
+            yield Sample("infernode_offcpu_seconds", {"scope": SCOPES[scope], "kind": kind},
+                         log2_histogram(slots, sums[key]))
+
+
+def blockio_samples(entries: Iterable[tuple[int, int, int, int]],
+                    device_name: Callable[[int, int], str]) -> Iterable[Sample]:
+    """entries: (dev, op, slot, count); slot SLOTS carries the series' sum in ns."""
+    series: dict[tuple[int, int], dict[int, int]] = {}
+    for dev, op, slot, count in entries:
+        series.setdefault((dev, op), {})[slot] = count
+    for (dev, op), slots in sorted(series.items()):
+        total_ns = slots.pop(SLOTS, 0)
+        major, minor = dev_name_key(dev)
+        opname = BIO_OPS[op] if op < len(BIO_OPS) else "other"
+        yield Sample("infernode_block_io_latency_seconds", {"device": device_name(major, minor), "op": opname},
+                     log2_histogram(slots, total_ns))
+
+
+def tcp_samples(counts: Sequence[int], range_names: Sequence[str]) -> Iterable[Sample]:
+    """counts[0]: outside every range; counts[i]: range_names[i - 1]."""
+    for name, count in zip(["other", *range_names], counts):
+        yield Sample("infernode_tcp_retransmits_total", {"local_ports": name}, float(count))
+
+
+def reclaim_samples(counts: Sequence[int], nss: Sequence[int]) -> Iterable[Sample]:
+    """counts, nss: [scope][kind]."""
+    for scope, sname in enumerate(SCOPES):
+        for k, kind in enumerate(RECLAIM_KINDS):
+            labels = {"scope": sname, "kind": kind}
+            yield Sample("infernode_reclaim_stalls_total", labels, float(counts[scope * 2 + k]))
+            yield Sample("infernode_reclaim_stall_seconds_total", labels, nss[scope * 2 + k] / 1e9)
+
+
+def irq_samples(per_kind: Sequence[Sequence[int]]) -> Iterable[Sample]:
+    """per_kind: [kind][cpu] ns."""
+    for k, kind in enumerate(IRQ_KINDS):
+        for cpu, ns in enumerate(per_kind[k]):
+            yield Sample("infernode_irq_time_seconds_total", {"cpu": str(cpu), "kind": kind}, ns / 1e9)

@@ -1,0 +1,70 @@
+import socket
+import struct
+
+import pytest
+
+from collectors.ebpf.decode import RECORD, dev_name_key, parse_record, to_event
+
+
+def record(program, tid=0, cpu=0, scope_id=0, end_ns=0, duration_ns=0, a=0, b=0, other=0, flags=0, comm=b""):
+    return RECORD.pack(program, tid, cpu, scope_id, end_ns, duration_ns, a, b, other, flags, comm)
+
+
+def conv(offset):
+    return lambda mono: mono + offset
+
+
+def no_dev(major, minor):
+    return f"{major}:{minor}"
+
+
+def test_runqueue_record_becomes_wait_event_on_the_cgroup_with_realtime_times():
+    raw = parse_record(record(0, tid=4242, cpu=1, scope_id=3, end_ns=10_000_000_000, duration_ns=7_000_000,
+                              other=77, comm=b"hog\0garbage"))
+    ev = to_event(raw, conv(1_700_000_000_000_000_000), {3: "/inference.slice/vllm.service"}, no_dev)
+    assert ev.kind == "runqueue_wait"
+    assert ev.subject == "cgroup:/inference.slice/vllm.service"
+    assert ev.end_ns == 1_700_000_010_000_000_000
+    assert ev.start_ns == ev.end_ns - 7_000_000
+    assert ev.magnitude == pytest.approx(0.007)
+    assert ev.attributes == {"tid": 4242, "cpu": 1, "holder_pid": 77, "holder_comm": "hog"}
+
+
+def test_block_record_names_the_device_and_op():
+    dev = (7 << 20) | 3  # kernel-internal dev_t: MINORBITS = 20
+    assert dev_name_key(dev) == (7, 3)
+    raw = parse_record(record(2, tid=9, end_ns=5, duration_ns=60_000_000, a=dev, b=4096, flags=1))
+    ev = to_event(raw, conv(0), {}, lambda ma, mi: f"loop{mi}" if ma == 7 else "?")
+    assert (ev.kind, ev.subject) == ("io_stall", "dev:loop3")
+    assert ev.attributes["op"] == "write" and ev.attributes["bytes"] == 4096 and ev.attributes["issuer_pid"] == 9
+
+
+def test_tcp_record_decodes_ipv4_addresses_and_ports():
+    s = struct.unpack("<I", socket.inet_aton("10.0.0.1"))[0]
+    d = struct.unpack("<I", socket.inet_aton("10.0.0.2"))[0]
+    raw = parse_record(record(3, a=(d << 32) | s, b=(5001 << 16) | 43210, flags=socket.AF_INET))
+    ev = to_event(raw, conv(0), {}, no_dev)
+    assert ev.kind == "tcp_retransmit" and ev.subject == "node"
+    assert ev.attributes == {"sport": 43210, "dport": 5001, "saddr": "10.0.0.1", "daddr": "10.0.0.2"}
+
+
+def test_oom_record_carries_victim_pid_comm_and_cgroup():
+    raw = parse_record(record(4, other=31337, comm=b"python3"))
+    ev = to_event(raw, conv(0), {}, no_dev, cgroup_of_pid=lambda pid: "/victims" if pid == 31337 else None)
+    assert ev.kind == "oom_kill"
+    assert ev.attributes == {"pid": 31337, "comm": "python3", "cgroup": "/victims"}
+
+
+def test_reclaim_record_outside_any_scope_is_a_node_event():
+    raw = parse_record(record(5, tid=5, duration_ns=12_000_000, flags=1, comm=b"dd"))
+    ev = to_event(raw, conv(0), {}, no_dev)
+    assert (ev.kind, ev.subject, ev.attributes["kind"]) == ("reclaim_stall", "node", "memcg")
+
+
+def test_bad_records_are_rejected_with_a_reason():
+    with pytest.raises(ValueError, match="bytes"):
+        parse_record(b"\0" * 10)
+    with pytest.raises(ValueError, match="unknown program id 99"):
+        parse_record(record(99))
+    with pytest.raises(ValueError, match="does not emit"):
+        to_event(parse_record(record(6)), conv(0), {}, no_dev)

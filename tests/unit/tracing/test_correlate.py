@@ -1,0 +1,189 @@
+import pytest
+
+from agent.events import Event
+from agent.tracing.correlate import RequestScope, concerns, explain, is_cause, phases, union_ns
+
+from .spanfactory import T0, request
+
+MS = 1_000_000
+CG = "/inference.slice/infernode-worker@llama.service"
+SCOPE = RequestScope(worker="llama", cgroup=CG, gpus=("GPU-a",), pids=frozenset({4242, 4243}), port=8000)
+
+
+def rq(start_ms: float, end_ms: float, cpu: int = 3, holder: int = 777, comm: str = "hog", tid: int = 4242) -> Event:
+    return Event(T0 + int(start_ms * MS), T0 + int(end_ms * MS), "runqueue_wait", f"cgroup:{CG}",
+                 (end_ms - start_ms) / 1000, {"tid": tid, "cpu": cpu, "holder_pid": holder, "holder_comm": comm})
+
+
+def test_phases_follow_vllm_timestamps():
+    # arrival 0; queued at 20 ms (frontend), scheduled 70 ms, first token 400 ms, last 1000 ms, end 1010 ms
+    r = request(ttft=0.4, queue=0.05, prefill=0.33, decode=0.6, e2e=1.01)
+    got = {p.name: ((p.start_ns - T0) / MS, (p.end_ns - T0) / MS) for p in phases(r)}
+    assert got["frontend"] == pytest.approx((0, 20))
+    assert got["queue"] == pytest.approx((20, 70))
+    assert got["prefill"] == pytest.approx((70, 400))
+    assert got["decode"] == pytest.approx((400, 1000))
+    assert got["finish"] == pytest.approx((1000, 1010))
+
+
+def test_phases_clamped_when_attributes_disagree():
+    # queue + prefill longer than TTFT, decode past e2e: phases stay inside the request, in order
+    r = request(ttft=0.1, queue=0.5, prefill=0.5, decode=5.0, e2e=1.0)
+    ps = phases(r)
+    assert ps[0].start_ns == r.start_ns and ps[-1].end_ns == r.start_ns + 1_000_000_000
+    for a, b in zip(ps, ps[1:]):
+        assert a.end_ns == b.start_ns and a.start_ns <= a.end_ns
+
+
+def test_union_merges_overlaps_and_keeps_gaps():
+    assert union_ns([(0, 10), (5, 20), (30, 40), (35, 36)]) == 30
+    assert union_ns([]) == 0
+
+
+def test_overlap_is_clipped_to_the_request():
+    r = request(ttft=0.4, queue=0.05, prefill=0.33, decode=0.6, e2e=1.01)
+    # starts 100 ms before arrival, ends 50 ms after it: only 50 ms falls inside
+    ex = explain(r, SCOPE, [rq(-100, 50)])
+    assert len(ex.causes) == 1
+    assert ex.causes[0].explained_s == pytest.approx(0.050)
+    assert ex.causes[0].share == pytest.approx(0.050 / 1.01)
+
+
+def test_concurrent_waits_count_once_not_per_thread():
+    r = request(ttft=0.4, queue=0.05, prefill=0.33, decode=0.6, e2e=1.01)
+    evs = [rq(100, 200, tid=t) for t in (1, 2, 3, 4)]  # four threads waiting at once
+    ex = explain(r, SCOPE, evs)
+    assert ex.causes[0].explained_s == pytest.approx(0.100)
+    assert ex.causes[0].events == 4
+    assert ex.explained_s == pytest.approx(0.100)
+
+
+def test_causes_ranked_by_explained_time_with_text():
+    r = request(ttft=0.42, queue=0.02, prefill=0.38, decode=0.6, e2e=1.03)
+    evs = [
+        rq(30, 210, cpu=3, holder=4242, comm="kworker"),  # 180 ms, all before the first token
+        Event(T0 + 500 * MS, T0 + 560 * MS, "gpu_throttle", "gpu:GPU-a", 0.06, {"reason": "HwThermalSlowdown"}),
+        rq(600, 610, cpu=5),
+    ]
+    ex = explain(r, SCOPE, evs)
+    kinds = [(c.kind, round(c.explained_s, 3)) for c in ex.causes]
+    assert kinds == [("runqueue_wait", 0.18), ("gpu_throttle", 0.06), ("runqueue_wait", 0.01)]
+    assert ex.causes[0].text == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by pid 4242 (kworker)"
+    assert ex.causes[1].text == "GPU throttled 60.0 ms of 600 ms decode (HwThermalSlowdown) on GPU-a"
+    assert ex.causes[0].phases == pytest.approx({"queue": 0.01, "prefill": 0.17})
+    assert ex.verdict == ex.causes[0].text
+    assert ex.explained_s == pytest.approx(0.25)
+
+
+def test_cause_spanning_ttft_and_decode_is_stated_against_e2e():
+    r = request(ttft=0.4, queue=0.05, prefill=0.33, decode=0.6, e2e=1.01)
+    ex = explain(r, SCOPE, [rq(300, 500)])
+    assert "of 1010 ms e2e" in ex.causes[0].text
+
+
+def test_holder_is_the_one_holding_the_cpu_longest():
+    r = request()
+    ex = explain(r, SCOPE, [rq(10, 20, holder=1, comm="a"), rq(30, 90, holder=2, comm="b")])
+    assert ex.causes[0].detail["holder_pid"] == 2
+    assert "pid 2 (b)" in ex.causes[0].text
+
+
+def test_no_events_is_no_known_cause():
+    ex = explain(request(), SCOPE, [])
+    assert ex.causes == [] and ex.verdict == "no known cause" and ex.explained_s == 0
+
+
+def test_events_outside_the_request_are_ignored():
+    r = request(e2e=1.0)
+    ex = explain(r, SCOPE, [rq(-500, -1), rq(1001, 1500)])
+    assert ex.causes == [] and ex.events == []
+
+
+def test_tiny_waits_are_evidence_not_causes():
+    ex = explain(request(), SCOPE, [rq(10, 10.2)], min_cause_s=0.001)
+    assert ex.causes == []
+    assert len(ex.events) == 1
+
+
+def test_voluntary_offcpu_is_not_a_cause_but_involuntary_is():
+    vol = Event(T0, T0 + 100 * MS, "offcpu", f"cgroup:{CG}", 0.1, {"tid": 1, "voluntary": True})
+    invol = Event(T0, T0 + 50 * MS, "offcpu", f"cgroup:{CG}", 0.05, {"tid": 1, "voluntary": False, "cpu": 2})
+    assert not is_cause(vol) and is_cause(invol)
+    ex = explain(request(), SCOPE, [vol, invol])
+    assert [c.kind for c in ex.causes] == ["offcpu"]
+    assert ex.causes[0].explained_s == pytest.approx(0.05)
+
+
+def test_instant_events_are_named_after_timed_causes():
+    r = request(e2e=1.0)
+    xid = Event(T0 + 450 * MS, T0 + 450 * MS, "gpu_xid", "gpu:GPU-a", 1, {"xid": 79, "action": "reboot_node"})
+    restart = Event(T0 + 700 * MS, T0 + 700 * MS, "worker_restart", "worker:llama", 1, {"reason": "health"})
+    ex = explain(r, SCOPE, [xid, rq(100, 150), restart])
+    assert [c.kind for c in ex.causes] == ["runqueue_wait", "gpu_xid", "worker_restart"]
+    assert ex.causes[1].text == "GPU XID error 79 (reboot_node) on GPU-a at +450 ms (decode)"
+    assert ex.causes[1].share == 0.0
+
+
+def test_share_never_exceeds_one():
+    r = request(e2e=0.1, ttft=0.05, queue=0.0, prefill=0.05, decode=0.04)
+    ex = explain(r, SCOPE, [rq(-1000, 1000)])
+    assert ex.causes[0].share == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("ev,expected", [
+    (Event(0, 1, "runqueue_wait", f"cgroup:{CG}"), True),
+    (Event(0, 1, "runqueue_wait", "cgroup:/other.slice/x.service"), False),
+    (Event(0, 1, "worker_restart", "worker:llama"), True),
+    (Event(0, 1, "worker_restart", "worker:other"), False),
+    (Event(0, 1, "gpu_throttle", "gpu:GPU-a"), True),
+    (Event(0, 1, "gpu_throttle", "gpu:GPU-b"), False),
+    (Event(0, 1, "io_stall", "dev:nvme0n1", 0, {"issuer_pid": 4243, "op": "read"}), True),
+    (Event(0, 1, "io_stall", "dev:nvme0n1", 0, {"issuer_pid": 99, "op": "write"}), False),
+    (Event(0, 1, "tcp_retransmit", "node", 1, {"sport": 8000, "dport": 51000}), True),
+    (Event(0, 1, "tcp_retransmit", "node", 1, {"sport": 22, "dport": 51000}), False),
+    (Event(0, 1, "oom_kill", "node", 1, {"pid": 5}), True),
+])
+def test_concerns(ev, expected):
+    assert concerns(ev, SCOPE) is expected
+
+
+def test_unknown_gpus_mean_any_gpu():
+    scope = RequestScope(worker="llama", cgroup=CG, gpus=None)
+    assert concerns(Event(0, 1, "gpu_throttle", "gpu:GPU-zzz"), scope)
+    assert "gpu:" in scope.subject_prefixes()
+    assert "gpu:" not in SCOPE.subject_prefixes()
+
+
+def test_subjects_cover_worker_cgroup_gpus_and_node():
+    assert set(SCOPE.subjects()) == {"worker:llama", "node", f"cgroup:{CG}", "gpu:GPU-a"}
+
+
+def test_explanation_json_is_complete():
+    r = request()
+    ex = explain(r, SCOPE, [rq(10, 60)], slow=[{"phase": "ttft", "seconds": 0.4, "threshold_seconds": 0.3, "basis": "slo"}])
+    j = ex.to_json()
+    assert j["trace_id"] == r.trace_id and j["worker"] == "llama"
+    assert [p["name"] for p in j["phases"]] == ["frontend", "queue", "prefill", "decode", "finish"]
+    assert j["causes"][0]["explained_seconds"] == pytest.approx(0.05)
+    assert j["events"][0]["phase"] == "frontend"
+    assert j["slow"][0]["basis"] == "slo"
+    assert "events" not in ex.to_json(with_events=False)
+
+
+def test_only_the_top_causes_are_listed_but_all_count_towards_explained():
+    from agent.tracing.correlate import MAX_CAUSES
+    r = request(e2e=1.0)
+    evs = [rq(i * 40, i * 40 + 10 + i, cpu=i) for i in range(MAX_CAUSES + 3)]
+    ex = explain(r, SCOPE, evs)
+    assert len(ex.causes) == MAX_CAUSES and ex.more_causes == 3
+    assert ex.causes[0].detail["cpu"] == MAX_CAUSES + 2  # the longest wait first
+    assert ex.explained_s == pytest.approx(sum(10 + i for i in range(MAX_CAUSES + 3)) / 1000)
+
+
+def test_tuning_drift_is_context_not_a_cause():
+    drift = [Event(T0 + i * 100 * MS, T0 + i * 100 * MS, "tuning_drift", "node", 1,
+                   {"tunable": "vm.swappiness", "current": "60", "desired": "10"}) for i in range(5)]
+    ex = explain(request(e2e=1.0), SCOPE, drift)
+    assert ex.causes == [] and ex.verdict == "no known cause"
+    assert ex.context == ["tuning drift: vm.swappiness is 60, wanted 10"]
+    assert ex.to_json()["context"] == ex.context
