@@ -82,6 +82,11 @@ def run(config_path: Path | None, root: Path) -> None:
     from agent.logs import setup_logging
     from agent.paths import Paths
 
+    from agent.config import DEFAULT_CONFIG_PATH
+
+    # Name the file actually loaded, so /readyz, logs and SIGHUP speak of it.
+    if config_path is None and DEFAULT_CONFIG_PATH.exists():
+        config_path = DEFAULT_CONFIG_PATH
     config = load_or_exit(config_path)
     setup_logging(config.log.level, config.log.format)
 
