@@ -78,11 +78,10 @@ def version() -> None:
 @root_option
 def run(config_path: Path | None, root: Path) -> None:
     """Run the agent daemon (foreground; systemd runs it as infernode.service)."""
+    from agent.config import DEFAULT_CONFIG_PATH
     from agent.daemon import Daemon, ListenError
     from agent.logs import setup_logging
     from agent.paths import Paths
-
-    from agent.config import DEFAULT_CONFIG_PATH
 
     # Name the file actually loaded, so /readyz, logs and SIGHUP speak of it.
     if config_path is None and DEFAULT_CONFIG_PATH.exists():
