@@ -38,8 +38,9 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import REPO, need_root
+from tests.conftest import need_root
 from tests.harness import prometheus as promh
+from tests.harness.agent_root import PYPATH, agent_binds, install_agent
 from tests.harness.grafana import alert_rules, concrete, panels
 from tests.harness.promql import metric_names
 
@@ -48,15 +49,9 @@ pytestmark = [
     pytest.mark.skipif(not promh.available(), reason="needs Debian prometheus (make setup installs it)"),
 ]
 
-SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-PYPATH = "/opt/infernode/src:/opt/infernode/venv-site:/opt/infernode/host-dist"
 UNIT = "infernode-worker@w0.service"
 WINDOW = "10s"  # stands in for Grafana's $__rate_interval at a 1 s scrape interval
 
-WRAPPER = f"""#!/bin/sh
-export PYTHONPATH={PYPATH}
-exec /usr/bin/python3 -c 'import sys; from agent.cli import main; sys.argv[0] = "infernode"; main()' "$@"
-"""
 
 
 def _config(listen: str) -> str:
@@ -95,19 +90,7 @@ workers:
 
 
 def _install(root: Path, listen: str) -> None:
-    bindir = root / "opt/infernode/bin"
-    bindir.mkdir(parents=True)
-    (bindir / "infernode").write_text(WRAPPER)
-    (bindir / "infernode").chmod(0o755)
-    for d in ("src", "venv-site", "host-dist"):
-        (root / "opt/infernode" / d).mkdir(parents=True, exist_ok=True)
-    for unit in (REPO / "systemd").iterdir():
-        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
-    (root / "etc/infernode").mkdir(parents=True, exist_ok=True)
-    (root / "etc/infernode/infernode.yaml").write_text(_config(listen))
-    wants = root / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "infernode.service").symlink_to("/etc/systemd/system/infernode.service")
+    install_agent(root, _config(listen))
 
 
 def _sh(*args: str) -> None:
@@ -282,8 +265,7 @@ def prom(tmp_path_factory):
     from tests.harness.nspawn import booted
 
     tmp = tmp_path_factory.mktemp("dashboards")
-    binds = {str(REPO): "/opt/infernode/src", str(SITE): "/opt/infernode/venv-site",
-             "/usr/lib/python3/dist-packages": "/opt/infernode/host-dist"}
+    binds = agent_binds()
     with contextlib.ExitStack() as stack:
         netns, addr = stack.enter_context(_host_link())
         box = stack.enter_context(booted(prefix="dash", binds_ro=binds, network_namespace=netns,

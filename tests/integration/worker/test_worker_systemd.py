@@ -10,21 +10,19 @@ and each leaves the worker running for the next, except the last (drain).
 from __future__ import annotations
 
 import json
+from functools import partial
 import re
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, need_root
+from tests.conftest import need_root
+from tests.harness.agent_root import PYPATH, agent_binds, install_agent
 
 pytestmark = pytest.mark.integration
 
-SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-PYPATH = "/opt/infernode/src:/opt/infernode/venv-site:/opt/infernode/host-dist"
 UNIT = "infernode-worker@w0.service"
 
 CONFIG = f"""
@@ -44,7 +42,7 @@ workers:
     args: [--itl, "0.05", --ttft, "0.05"]
     environment:
       PYTHONPATH: {PYPATH}
-      # No OTLP receiver on this branch's agent: keep failed exports short.
+      # Spans are not what this test checks: keep any failed export short.
       OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "1"
     shutdown_timeout: 15s
     drain_timeout: 30s
@@ -61,30 +59,6 @@ workers:
       max: 9s
 """
 
-WRAPPER = f"""#!/bin/sh
-# Test install: the agent's code and the host venv's packages are bind-mounted read-only
-# (same Debian bookworm python3.11 inside and out); production installs a venv here.
-export PYTHONPATH={PYPATH}
-exec /usr/bin/python3 -c 'import sys; from agent.cli import main; sys.argv[0] = "infernode"; main()' "$@"
-"""
-
-
-def _install(root: Path) -> None:
-    bindir = root / "opt/infernode/bin"
-    bindir.mkdir(parents=True)
-    (bindir / "infernode").write_text(WRAPPER)
-    (bindir / "infernode").chmod(0o755)
-    for d in ("src", "venv-site", "host-dist"):
-        (root / "opt/infernode" / d).mkdir(parents=True, exist_ok=True)
-    for unit in (REPO / "systemd").iterdir():
-        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
-    (root / "etc/infernode").mkdir(parents=True, exist_ok=True)
-    (root / "etc/infernode/infernode.yaml").write_text(CONFIG)
-    wants = root / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "infernode.service").symlink_to("/etc/systemd/system/infernode.service")
-
-
 @pytest.fixture(scope="module")
 def box():
     need_root()
@@ -92,9 +66,7 @@ def box():
         pytest.skip("systemd-nspawn missing (make setup installs systemd-container)")
     from tests.harness.nspawn import booted
 
-    binds = {str(REPO): "/opt/infernode/src", str(SITE): "/opt/infernode/venv-site",
-             "/usr/lib/python3/dist-packages": "/opt/infernode/host-dist"}
-    with booted(prefix="worker", binds_ro=binds, setup=_install) as c:
+    with booted(prefix="worker", binds_ro=agent_binds(), setup=partial(install_agent, config_text=CONFIG)) as c:
         try:
             c.wait_for(lambda: c.show("infernode.service", "ActiveState")["ActiveState"] == "active", 60,
                        what="infernode.service active")
