@@ -27,6 +27,16 @@ BPF_HASH(runq_start, u32, u64, SCHED_MAX_TIDS);
 BPF_PERCPU_ARRAY(runq_hist, u64, 2 * SLOTS);   /* [scope][slot] */
 BPF_PERCPU_ARRAY(runq_sum, u64, 2);            /* [scope] ns */
 
+/* Every run-queue wait of an inference thread, summed per scope id (and, being
+ * per-CPU, per CPU the wait ended on). Under EEVDF contention is mostly waits of a
+ * few ms, below any outlier threshold: these sums are what measures it. Never
+ * cleared (no read-then-delete race); user space turns them into deltas. */
+struct runq_pressure_val {
+    u64 ns;
+    u64 waits;
+};
+BPF_PERCPU_HASH(runq_pressure, u32, struct runq_pressure_val, RUNQ_PRESSURE_SCOPES);
+
 static __always_inline void runq_enqueued(u32 tid, u64 ts)
 {
     if (tid == 0)  /* the idle task never waits */
@@ -87,6 +97,16 @@ TRACEPOINT_PROBE(sched, sched_switch)
                 percpu_add(runq_hist.lookup(&idx), 1);
                 int sidx = next_scope;
                 percpu_add(runq_sum.lookup(&sidx), delta);
+#if RUNQ_PRESSURE
+                if (next_scope == SCOPE_INFERENCE) {
+                    struct runq_pressure_val zero = {};
+                    struct runq_pressure_val *pv = runq_pressure.lookup_or_try_init(&next_sid, &zero);
+                    if (pv) {
+                        pv->ns += delta;
+                        pv->waits += 1;
+                    }
+                }
+#endif
                 if (next_scope == SCOPE_INFERENCE && delta >= RUNQ_THRESHOLD_NS) {
                     struct event e = {};
                     e.program = PROG_RUNQUEUE;
