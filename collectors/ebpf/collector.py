@@ -72,6 +72,7 @@ class EbpfCollector(Collector):
         self._map_synced = False  # the kernel map has not received the table yet
         self._pressure: tuple[int, dict[tuple[int, int], tuple[int, int]]] | None = None  # (read at, totals)
         self._pressure_thread: threading.Thread | None = None
+        self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -97,8 +98,9 @@ class EbpfCollector(Collector):
         if self.module is not None:
             self.module.close()
             self.module = None
-        if self.ctx.services.get("ebpf.refresh_scope") == self.refresh_scope:
-            del self.ctx.services["ebpf.refresh_scope"]
+        for key, fn in (("ebpf.refresh_scope", self.refresh_scope), ("ebpf.drain_pressure", self.drain_pressure)):
+            if self.ctx.services.get(key) == fn:
+                del self.ctx.services[key]
 
     def _down(self, name: str, reason: str, fix: str) -> None:
         self.state[name] = ProgramState("down", reason, fix)
@@ -165,6 +167,7 @@ class EbpfCollector(Collector):
                 self._pressure_thread = threading.Thread(target=self._pressure_loop, name="ebpf-runq-pressure",
                                                          daemon=True)
                 self._pressure_thread.start()
+                self.ctx.services["ebpf.drain_pressure"] = self.drain_pressure
             self.ctx.log.info("ebpf programs loaded: %s", ", ".join(p.name for p in wanted))
         except Exception as e:  # a loader failure must leave the daemon running
             self.ctx.log.exception("ebpf loader failed")
@@ -200,21 +203,22 @@ class EbpfCollector(Collector):
         module = self.module
         if module is None:
             return 0
-        with module._lock:
-            if module.bpf is None:
+        with self._pressure_lock:
+            with module._lock:
+                if module.bpf is None:
+                    return 0
+                items = [(k.value, [(v.ns, v.waits) for v in per_cpu])
+                         for k, per_cpu in module.table("runq_pressure").items()]
+            now = time.time_ns()
+            current = pressure.totals_from_percpu(items)
+            previous = self._pressure
+            self._pressure = (now, current)
+            if previous is None:
                 return 0
-            items = [(k.value, [(v.ns, v.waits) for v in per_cpu])
-                     for k, per_cpu in module.table("runq_pressure").items()]
-        now = time.time_ns()
-        current = pressure.totals_from_percpu(items)
-        previous = self._pressure
-        self._pressure = (now, current)
-        if previous is None:
-            return 0
-        events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
-        for ev in events:
-            self.ctx.events.add(ev)
-        return len(events)
+            events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
+            for ev in events:
+                self.ctx.events.add(ev)
+            return len(events)
 
     # --- scope -----------------------------------------------------------------
 

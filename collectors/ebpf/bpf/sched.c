@@ -70,6 +70,21 @@ BPF_PERCPU_ARRAY(offcpu_sum, u64, 4);          /* [scope][voluntary] ns */
 #endif
 
 #if defined(ENABLE_RUNQUEUE) || defined(ENABLE_OFFCPU)
+/* A thread created by an inference thread is one from its first wakeup (an HTTP
+ * server's thread per connection, a worker's new pool thread), not only from the
+ * next scope refresh. User space's refresh keeps the map right either way. */
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+    u32 parent = args->parent_pid;
+    u32 *sid = scope_tids.lookup(&parent);
+    if (sid) {
+        u32 child = args->child_pid;
+        u32 v = *sid;
+        scope_tids.update(&child, &v);
+    }
+    return 0;
+}
+
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
@@ -81,6 +96,8 @@ TRACEPOINT_PROBE(sched, sched_switch)
     u32 next_scope = 0;
     if (next != 0)
         next_scope = scope_of(next, &next_sid);
+    if (prev_state & TASK_EXITING)  /* its final switch-out: the tid is free for reuse */
+        scope_tids.delete(&prev);
 
 #ifdef ENABLE_RUNQUEUE
     /* A preempted thread goes straight back onto the run queue. */
