@@ -448,12 +448,6 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
                 holders[who] = holders.get(who, 0) + iv[1] - iv[0]
         where = f" on CPU {cpu}" if cpu is not None else ""
         detail: dict[str, object] = {"cpu": cpu}
-        windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
-        if windows:
-            waits = sum(int(ev.attributes.get("waits", 0)) for ev in windows)
-            detail["waits"] = waits
-            detail["outliers"] = len(evs) - len(windows)
-            where += f" ({waits} waits)"
         if holders:
             (pid, comm), _ = max(holders.items(), key=lambda kv: kv[1])
             where += f", CPU held by pid {pid} ({comm})"
@@ -461,6 +455,12 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
         if tids:
             detail["tids"] = tids[:16]
+        windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
+        if windows:
+            waits = sum(int(ev.attributes.get("waits", 0)) for ev in windows)
+            detail["waits"] = waits
+            detail["outliers"] = len(evs) - len(windows)
+            where += f", {waits} waits"
         return detail, where
     if kind == "io_stall":
         ops = sorted({str(ev.attributes.get("op", "?")) for ev in evs})

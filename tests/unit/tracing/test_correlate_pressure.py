@@ -23,7 +23,7 @@ def test_window_explains_its_sum_scaled_by_the_overlapping_share():
     assert c.kind == "runqueue_wait" and c.explained_s == pytest.approx(0.050)
     assert ex.explained_s == pytest.approx(0.050)
     assert c.detail["waits"] == 80 and c.detail["cpu"] == 3
-    assert "run-queue wait 50.0 ms of 300 ms e2e on CPU 3 (80 waits)" in c.text
+    assert "run-queue wait 50.0 ms of 300 ms e2e on CPU 3, 80 waits" in c.text
     # per phase: first window lies in frontend+prefill (0..100 ms: prefill is 10..100)
     assert sum(c.phases.values()) == pytest.approx(0.050)
     assert c.phases["decode"] == pytest.approx(0.020)
@@ -44,7 +44,7 @@ def test_outliers_inside_windows_are_evidence_not_counted_twice():
     assert c.explained_s == pytest.approx(0.035)
     assert ex.explained_s == pytest.approx(0.035)
     assert c.detail["holder_pid"] == 4444 and c.detail["outliers"] == 1
-    assert "CPU held by pid 4444 (hog)" in c.text
+    assert c.text.endswith("on CPU 3, CPU held by pid 4444 (hog), 40 waits")
 
 
 def test_without_windows_outliers_still_explain_by_union():
