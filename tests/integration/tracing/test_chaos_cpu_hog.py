@@ -8,8 +8,11 @@ exports its `llm_request` spans to the agent. Phase A: no hog. Phase B: a busy l
 pinned to the same CPU. The agent's own explanations (GET /debug/explain) must name
 run-queue contention for every phase-B request, and for phase A nothing beyond the
 host's background: on this shared 2-core machine other engineers' jobs run on the same
-CPU, so a request without the hog still waits on the run queue now and then (10-50 ms
-of a ~0.53 s request measured), and the agent rightly says so. "No cause" for phase A
+CPU, and the stand-in's own threads (HTTP, span export) share its one CPU, so a request
+without the hog still waits on the run queue a little (15-50 ms of a ~0.54 s request
+measured), and the agent rightly says so. The worker and the hog run in sibling cpu
+cgroups of equal weight, ten times everyone else's, so the other users' jobs barely
+reach the measurement while the hog competes with the worker as an equal. "No cause" for phase A
 is therefore checked as: its run-queue time is below half of the smallest phase-B one,
 and its median below a fifth of phase B's.
 
@@ -49,6 +52,7 @@ CPU = os.cpu_count() - 1
 N = 8  # requests per phase
 TOKENS = 25
 CPU_PER_TOKEN = 0.01
+WEIGHT = 10240  # cpu.shares; 1024 is everyone else's
 
 
 def _post_stream(port: int, trace_id: str) -> float:
@@ -95,18 +99,35 @@ def _runqueue_s(req: dict) -> float:
 
 
 @pytest.fixture
-def worker_cgroup():
+def cgroups():
+    """(worker, hog): sibling v1 cpu cgroups of equal, high weight. The hog competes
+    with the worker as an equal; both outweigh the other users of this shared machine
+    tenfold, so their jobs barely touch the measurement."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     if not (CPU_ROOT / "tasks").exists():
         pytest.skip("no v1 cpu cgroup hierarchy here")
-    d = CPU_ROOT / f"chaos-test-{uuid.uuid4().hex[:8]}"
-    d.mkdir()
-    yield d
-    _rm_cgroup(d)
+    tag = uuid.uuid4().hex[:8]
+    made = []
+    try:
+        for name in ("worker", "hog"):
+            d = CPU_ROOT / f"chaos-{name}-{tag}"
+            d.mkdir()
+            made.append(d)
+            (d / "cpu.shares").write_text(str(WEIGHT))
+        yield made[0], made[1]
+    finally:
+        for d in made:
+            _rm_cgroup(d)
 
 
-def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path, worker_cgroup):
+def _in_cgroup(cgroup: Path, *argv: str) -> list[str]:
+    """argv run in `cgroup` from before exec, so every thread it will have is born there."""
+    return ["sh", "-c", f'echo $$ > {cgroup / "tasks"} && exec "$@"', "sh", *argv]
+
+
+def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path, cgroups):
+    worker_cgroup, hog_cgroup = cgroups
     http_port, grpc_port, vllm_port = free_port(), free_port(), free_port()
     config = {
         "collectors": {**only_collectors("ebpf"), "ebpf": {
@@ -126,12 +147,11 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
                 assert time.monotonic() < deadline, "runqueue program did not load"
                 time.sleep(0.2)
             env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
-            # Into the cgroup before exec, so every thread it will have is born there.
             worker = subprocess.Popen(
-                ["sh", "-c", f'echo $$ > {worker_cgroup / "tasks"} && exec taskset -c {CPU} "$@"', "sh",
-                 sys.executable, STANDIN, "--host", "127.0.0.1", "--port", str(vllm_port),
-                 "--otlp-traces-endpoint", f"http://127.0.0.1:{http_port}/v1/traces",
-                 "--ttft", "0.02", "--itl", "0.005", "--cpu-per-token", str(CPU_PER_TOKEN)],
+                _in_cgroup(worker_cgroup, "taskset", "-c", str(CPU), sys.executable, STANDIN,
+                           "--host", "127.0.0.1", "--port", str(vllm_port),
+                           "--otlp-traces-endpoint", f"http://127.0.0.1:{http_port}/v1/traces",
+                           "--ttft", "0.02", "--itl", "0.005", "--cpu-per-token", str(CPU_PER_TOKEN)),
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(worker)
             _wait_http(f"http://127.0.0.1:{vllm_port}/health", 20)
@@ -141,7 +161,8 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
             quiet_ids = [uuid.uuid4().hex for _ in range(N)]
             quiet_e2e = [_post_stream(vllm_port, t) for t in quiet_ids]
 
-            hog = subprocess.Popen(["taskset", "-c", str(CPU), sys.executable, "-c", "while True: pass"])
+            hog = subprocess.Popen(_in_cgroup(hog_cgroup, "taskset", "-c", str(CPU), sys.executable, "-c",
+                                              "while True: pass"))
             procs.append(hog)
             time.sleep(0.3)
             loud_ids = [uuid.uuid4().hex for _ in range(N)]
