@@ -24,6 +24,9 @@ KINDS = {
         # eBPF (collectors/ebpf): thread-level events carry attributes tid, cpu.
         EventKind("runqueue_wait", "cgroup:<path> of the waiting thread", "seconds",
                   "A thread waited on a run queue; attributes tid, cpu, holder_pid, holder_comm."),
+        EventKind("runqueue_pressure", "cgroup:<path> of the waiting threads", "seconds",
+                  "All run-queue waits of a scope's threads that ended on one CPU within [start, end] "
+                  "(every wait, outliers included), summed; attributes cpu, waits, aggregate=True."),
         EventKind("offcpu", "cgroup:<path>", "seconds",
                   "A thread was off CPU; attributes tid, voluntary (bool)."),
         EventKind("io_stall", "dev:<block device>", "seconds",

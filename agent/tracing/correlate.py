@@ -146,7 +146,7 @@ def is_cause(ev: Event) -> bool:
     GPU and on queues all the time): evidence, never a cause by itself."""
     if ev.kind == "offcpu" and ev.attributes.get("voluntary") is not False:
         return False
-    return ev.kind in _DURATION_KINDS or ev.kind in _INSTANT_KINDS
+    return _cause_kind(ev) in _DURATION_KINDS or ev.kind in _INSTANT_KINDS
 
 
 @dataclass
@@ -305,6 +305,47 @@ def _group_key(ev: Event, key_attr: str) -> str:
     return f"{ev.subject}|{v}" if ev.kind.startswith("gpu_") else str(v if v is not None else "?")
 
 
+def _pressure_s(ev: Event, start: int, end: int) -> float:
+    """What an aggregate window explains of [start, end]: its summed waits scaled by
+    the share of the window inside, assuming waits spread evenly over it, and never
+    more than that overlap (threads waiting side by side delay a request once)."""
+    window = ev.end_ns - ev.start_ns
+    iv = _clip(ev, start, end)
+    if iv is None or window <= 0:
+        return 0.0
+    inside = iv[1] - iv[0]
+    return min(ev.magnitude * inside / window, inside / 1e9)
+
+
+def _cause_kind(ev: Event) -> str:
+    """Aggregate run-queue windows and the outlier waits they include are one cause."""
+    return "runqueue_wait" if ev.kind == "runqueue_pressure" else ev.kind
+
+
+def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: int) -> tuple[
+        float, dict[str, float], list[tuple[int, int]]]:
+    """(explained seconds, seconds per phase, intervals for the union over causes).
+
+    With aggregate windows in the group, time comes from them alone: they already
+    sum every wait, outliers included, so the outliers stay as evidence (which
+    thread waited, who held the CPU) and are not counted again."""
+    windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
+    if windows:
+        per_phase = {}
+        for p in phs:
+            t = sum(_pressure_s(ev, p.start_ns, p.end_ns) for ev in windows)
+            if t > 0:
+                per_phase[p.name] = t
+        return sum(_pressure_s(ev, req_start, req_end) for ev in windows), per_phase, []
+    merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+    per_phase = {}
+    for p in phs:
+        ns = overlap_ns(merged, p.start_ns, p.end_ns)
+        if ns > 0:
+            per_phase[p.name] = ns / 1e9
+    return sum(e - s for s, e in merged) / 1e9, per_phase, merged
+
+
 def explain(
     r: RequestSpan,
     scope: RequestScope,
@@ -320,20 +361,23 @@ def explain(
     for ev in relevant:
         if not is_cause(ev):
             continue
-        key_attr = _DURATION_KINDS.get(ev.kind, ("", "subject"))[1]
-        groups.setdefault((ev.kind, _group_key(ev, key_attr)), []).append(ev)
+        kind = _cause_kind(ev)
+        key_attr = _DURATION_KINDS.get(kind, ("", "subject"))[1]
+        groups.setdefault((kind, _group_key(ev, key_attr)), []).append(ev)
 
-    timed: list[tuple[float, str, str, list[Event], list[tuple[int, int]]]] = []
+    timed: list[tuple[float, str, str, list[Event], dict[str, float]]] = []
     instants: list[tuple[str, str, list[Event]]] = []
     all_intervals: list[tuple[int, int]] = []
+    aggregate_s = 0.0
     for (kind, key), evs in groups.items():
         if kind in _DURATION_KINDS:
-            merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
-            explained_s = sum(e - s for s, e in merged) / 1e9
+            explained_s, per_phase, merged = _time_of(evs, phs, req_start, req_end)
             if explained_s < min_cause_s:
                 continue
             all_intervals.extend(merged)
-            timed.append((explained_s, kind, key, evs, merged))
+            if not merged:
+                aggregate_s += explained_s
+            timed.append((explained_s, kind, key, evs, per_phase))
         else:
             instants.append((kind, key, evs))
     # Time explained first; then moments (no duration), the severe ones first. Only
@@ -343,12 +387,13 @@ def explain(
     listed = min(len(timed) + len(instants), MAX_CAUSES)
 
     def word() -> list[Cause]:
-        causes = [_duration_cause(r, kind, key, evs, merged, phs, req_start, req_end)
-                  for _, kind, key, evs, merged in timed[:MAX_CAUSES]]
+        causes = [_duration_cause(r, kind, key, evs, explained_s, per_phase, req_start, req_end)
+                  for explained_s, kind, key, evs, per_phase in timed[:MAX_CAUSES]]
         causes.extend(_instant_cause(r, kind, key, evs, phs) for kind, key, evs in instants[: listed - len(causes)])
         return causes
 
-    explained = union_ns(all_intervals) / 1e9
+    # Aggregate time has no intervals to merge with the rest: added, bounded by e2e.
+    explained = min(union_ns(all_intervals) / 1e9 + aggregate_s, max(r.e2e, 0.0))
     top = timed[0][1] if timed else instants[0][0] if instants else None
     context = sorted({_context_text(ev) for ev in relevant if ev.kind in _CONTEXT_KINDS})
     return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
@@ -378,16 +423,10 @@ def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
 
 
 def _duration_cause(
-    r: RequestSpan, kind: str, key: str, evs: list[Event], merged: list[tuple[int, int]], phs: Sequence[Phase],
+    r: RequestSpan, kind: str, key: str, evs: list[Event], explained: float, per_phase: dict[str, float],
     req_start: int, req_end: int,
 ) -> Cause:
     label = _DURATION_KINDS[kind][0]
-    explained = sum(e - s for s, e in merged) / 1e9
-    per_phase: dict[str, float] = {}
-    for p in phs:
-        ns = overlap_ns(merged, p.start_ns, p.end_ns)
-        if ns > 0:
-            per_phase[p.name] = ns / 1e9
     basis_name, basis_s = _basis(r, per_phase)
     detail, where = _detail(kind, evs, req_start, req_end)
     text = f"{label} {_ms(explained)} of {_ms(basis_s)} {basis_name}{where}"
@@ -416,6 +455,12 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
         if tids:
             detail["tids"] = tids[:16]
+        windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
+        if windows:
+            waits = sum(int(ev.attributes.get("waits", 0)) for ev in windows)
+            detail["waits"] = waits
+            detail["outliers"] = len(evs) - len(windows)
+            where += f", {waits} waits"
         return detail, where
     if kind == "io_stall":
         ops = sorted({str(ev.attributes.get("op", "?")) for ev in evs})

@@ -69,8 +69,20 @@ class Enricher:
             log.debug("gpu_open_events failed", exc_info=True)
             return []
 
+    def _drain_kernel_sums(self) -> None:
+        """Run-queue waits still summed in the kernel (the eBPF collector writes them
+        every 100 ms) are written now, so a span that just ended sees its last ones."""
+        fn = self.services.get("ebpf.drain_pressure")
+        if not callable(fn):
+            return
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - an eBPF problem must not cost the span
+            log.debug("ebpf.drain_pressure failed", exc_info=True)
+
     def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
         counts = IngestCounts()
+        self._drain_kernel_sums()
         self._open = self._open_events()
         for rs in req.resource_spans:
             res_attrs: dict[str, Any] | None = None

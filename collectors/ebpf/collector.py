@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from agent.cgroups import cgroup_of_pid
 from agent.collector import Collector, CollectorContext, DoctorRow
 from agent.samples import Sample
-from collectors.ebpf import decode, exports
+from collectors.ebpf import decode, exports, pressure
 from collectors.ebpf.clock import MonotonicClock
 from collectors.ebpf.probe import probe
 from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
@@ -70,6 +70,9 @@ class EbpfCollector(Collector):
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
         self._map_synced = False  # the kernel map has not received the table yet
+        self._pressure: tuple[int, dict[tuple[int, int], tuple[int, int]]] | None = None  # (read at, totals)
+        self._pressure_thread: threading.Thread | None = None
+        self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -90,11 +93,14 @@ class EbpfCollector(Collector):
         self._stop.set()
         if self._loader is not None:
             self._loader.join(timeout=5)
+        if self._pressure_thread is not None:
+            self._pressure_thread.join(timeout=5)
         if self.module is not None:
             self.module.close()
             self.module = None
-        if self.ctx.services.get("ebpf.refresh_scope") == self.refresh_scope:
-            del self.ctx.services["ebpf.refresh_scope"]
+        for key, fn in (("ebpf.refresh_scope", self.refresh_scope), ("ebpf.drain_pressure", self.drain_pressure)):
+            if self.ctx.services.get(key) == fn:
+                del self.ctx.services[key]
 
     def _down(self, name: str, reason: str, fix: str) -> None:
         self.state[name] = ProgramState("down", reason, fix)
@@ -111,6 +117,8 @@ class EbpfCollector(Collector):
             "BIO_MAX_INFLIGHT": 16384,
             "BIO_MAX_SERIES": 16384,  # (device, op, slot) keys
             "RUNQ_THRESHOLD_NS": int(s.runqueue_threshold * 1e9),
+            "RUNQ_PRESSURE": int(s.runqueue_pressure_interval > 0),
+            "RUNQ_PRESSURE_SCOPES": 4096,
             "BIO_THRESHOLD_NS": int(s.io_threshold * 1e9),
             "RECLAIM_THRESHOLD_NS": int(s.reclaim_threshold * 1e9),
             "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
@@ -154,6 +162,12 @@ class EbpfCollector(Collector):
             module.start_reader(self._on_record)
             for p in wanted:
                 self.state[p.name] = ProgramState("up")
+            if self.state["runqueue"].up and self.settings.runqueue_pressure_interval > 0:
+                self.drain_pressure()  # the baseline: waits before now belong to no window
+                self._pressure_thread = threading.Thread(target=self._pressure_loop, name="ebpf-runq-pressure",
+                                                         daemon=True)
+                self._pressure_thread.start()
+                self.ctx.services["ebpf.drain_pressure"] = self.drain_pressure
             self.ctx.log.info("ebpf programs loaded: %s", ", ".join(p.name for p in wanted))
         except Exception as e:  # a loader failure must leave the daemon running
             self.ctx.log.exception("ebpf loader failed")
@@ -173,6 +187,38 @@ class EbpfCollector(Collector):
                     self.clock.maybe_remeasure()
             except Exception:
                 self.ctx.log.exception("ebpf scope refresh failed")
+
+    # --- run-queue pressure ------------------------------------------------------
+
+    def _pressure_loop(self) -> None:
+        while not self._stop.wait(self.settings.runqueue_pressure_interval):
+            try:
+                self.drain_pressure()
+            except Exception:
+                self.ctx.log.exception("ebpf run-queue pressure drain failed")
+
+    def drain_pressure(self) -> int:
+        """Read the kernel's wait sums and add one runqueue_pressure event per scope
+        and CPU for the waits since the last read; returns the number added."""
+        module = self.module
+        if module is None:
+            return 0
+        with self._pressure_lock:
+            with module._lock:
+                if module.bpf is None:
+                    return 0
+                items = [(k.value, [(v.ns, v.waits) for v in per_cpu])
+                         for k, per_cpu in module.table("runq_pressure").items()]
+            now = time.time_ns()
+            current = pressure.totals_from_percpu(items)
+            previous = self._pressure
+            self._pressure = (now, current)
+            if previous is None:
+                return 0
+            events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
+            for ev in events:
+                self.ctx.events.add(ev)
+            return len(events)
 
     # --- scope -----------------------------------------------------------------
 

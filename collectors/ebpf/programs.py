@@ -21,8 +21,8 @@ class Program:
 
 PROGRAMS: tuple[Program, ...] = (
     Program("runqueue", 0, "sched.c", "ENABLE_RUNQUEUE",
-            ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch")),
-    Program("offcpu", 1, "sched.c", "ENABLE_OFFCPU", ("sched:sched_switch",)),
+            ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch", "sched:sched_process_fork")),
+    Program("offcpu", 1, "sched.c", "ENABLE_OFFCPU", ("sched:sched_switch", "sched:sched_process_fork")),
     Program("blockio", 2, "blockio.c", "ENABLE_BLOCKIO", ("block:block_rq_issue", "block:block_rq_complete")),
     Program("tcp_retransmit", 3, "tcp.c", "ENABLE_TCP_RETRANSMIT", ("tcp:tcp_retransmit_skb",)),
     Program("oom", 4, "oom.c", "ENABLE_OOM", ("oom:mark_victim",)),

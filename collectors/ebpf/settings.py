@@ -41,6 +41,9 @@ class EbpfSettings(CollectorSettings):
     inference_cgroups: list[str] = Field(default_factory=lambda: ["inference.slice"])
     scope_refresh: Duration = Field(default=5.0, gt=0)
     runqueue_threshold: Duration = Field(default=0.005, ge=0)
+    # Every run-queue wait of an inference thread is summed in the kernel and
+    # written as one runqueue_pressure event per scope and CPU this often (0: off).
+    runqueue_pressure_interval: Duration = Field(default=0.1, ge=0)
     io_threshold: Duration = Field(default=0.05, ge=0)
     reclaim_threshold: Duration = Field(default=0.01, ge=0)
     # Off-CPU time is tracked for inference threads only unless this is set (every

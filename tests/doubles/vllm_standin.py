@@ -32,6 +32,8 @@ Command line (vLLM's own flag names where vLLM has them):
       [--otlp-traces-endpoint URL] [--max-model-len 2048] [--max-num-seqs 256]
       [--disable-log-stats]                (vllm:* engine metrics not recorded)
       [--ttft 0.05] [--itl 0.01]           test controls: seconds to first token, between tokens
+      [--cpu-per-token 0]                  test control: CPU seconds burnt per token (vLLM's host-side
+                                           decode loop, scheduler and detokeniser are CPU-hungry)
       [--startup-delay 0]                  test control: "model load" before the port opens
       [--fault none|health_hang|engine_hang|engine_dead]   test control, initial fault
   Other vLLM flags (e.g. --tensor-parallel-size) are accepted and ignored.
@@ -266,6 +268,8 @@ class Engine:
             for i in range(max_tokens):
                 if i:
                     self._sleep(self.args.itl)
+                self._burn(self.args.cpu_per_token)
+                if i:
                     now = time.monotonic()
                     self._record("vllm:inter_token_latency_seconds", now - last)
                     last = now
@@ -283,6 +287,16 @@ class Engine:
             with m.lock:
                 m.running -= 1
             self.slots.release()
+
+    @staticmethod
+    def _burn(cpu_seconds: float) -> None:
+        """A fixed amount of CPU work, however long it takes to get it: on a contended
+        CPU the wall time grows by the run-queue waits."""
+        if cpu_seconds <= 0:
+            return
+        end = time.thread_time() + cpu_seconds
+        while time.thread_time() < end:
+            pass
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -504,6 +518,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--disable-log-stats", action="store_true")
     p.add_argument("--ttft", type=float, default=0.05)
     p.add_argument("--itl", type=float, default=0.01)
+    p.add_argument("--cpu-per-token", type=float, default=0.0)
     p.add_argument("--startup-delay", type=float, default=0.0)
     p.add_argument("--fault", choices=("none", "health_hang", "engine_hang", "engine_dead"),
                    default=os.environ.get("VLLM_STANDIN_FAULT", "none"))

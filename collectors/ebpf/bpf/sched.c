@@ -27,6 +27,16 @@ BPF_HASH(runq_start, u32, u64, SCHED_MAX_TIDS);
 BPF_PERCPU_ARRAY(runq_hist, u64, 2 * SLOTS);   /* [scope][slot] */
 BPF_PERCPU_ARRAY(runq_sum, u64, 2);            /* [scope] ns */
 
+/* Every run-queue wait of an inference thread, summed per scope id (and, being
+ * per-CPU, per CPU the wait ended on). Under EEVDF contention is mostly waits of a
+ * few ms, below any outlier threshold: these sums are what measures it. Never
+ * cleared (no read-then-delete race); user space turns them into deltas. */
+struct runq_pressure_val {
+    u64 ns;
+    u64 waits;
+};
+BPF_PERCPU_HASH(runq_pressure, u32, struct runq_pressure_val, RUNQ_PRESSURE_SCOPES);
+
 static __always_inline void runq_enqueued(u32 tid, u64 ts)
 {
     if (tid == 0)  /* the idle task never waits */
@@ -60,6 +70,21 @@ BPF_PERCPU_ARRAY(offcpu_sum, u64, 4);          /* [scope][voluntary] ns */
 #endif
 
 #if defined(ENABLE_RUNQUEUE) || defined(ENABLE_OFFCPU)
+/* A thread created by an inference thread is one from its first wakeup (an HTTP
+ * server's thread per connection, a worker's new pool thread), not only from the
+ * next scope refresh. User space's refresh keeps the map right either way. */
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+    u32 parent = args->parent_pid;
+    u32 *sid = scope_tids.lookup(&parent);
+    if (sid) {
+        u32 child = args->child_pid;
+        u32 v = *sid;
+        scope_tids.update(&child, &v);
+    }
+    return 0;
+}
+
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
@@ -71,6 +96,8 @@ TRACEPOINT_PROBE(sched, sched_switch)
     u32 next_scope = 0;
     if (next != 0)
         next_scope = scope_of(next, &next_sid);
+    if (prev_state & TASK_EXITING)  /* its final switch-out: the tid is free for reuse */
+        scope_tids.delete(&prev);
 
 #ifdef ENABLE_RUNQUEUE
     /* A preempted thread goes straight back onto the run queue. */
@@ -87,6 +114,16 @@ TRACEPOINT_PROBE(sched, sched_switch)
                 percpu_add(runq_hist.lookup(&idx), 1);
                 int sidx = next_scope;
                 percpu_add(runq_sum.lookup(&sidx), delta);
+#if RUNQ_PRESSURE
+                if (next_scope == SCOPE_INFERENCE) {
+                    struct runq_pressure_val zero = {};
+                    struct runq_pressure_val *pv = runq_pressure.lookup_or_try_init(&next_sid, &zero);
+                    if (pv) {
+                        pv->ns += delta;
+                        pv->waits += 1;
+                    }
+                }
+#endif
                 if (next_scope == SCOPE_INFERENCE && delta >= RUNQ_THRESHOLD_NS) {
                     struct event e = {};
                     e.program = PROG_RUNQUEUE;

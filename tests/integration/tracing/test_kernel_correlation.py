@@ -50,7 +50,7 @@ def test_runqueue_waits_explain_the_request_they_overlapped(ebpf, inference_cgro
         scope = enricher.resolver.scope(request(pid=tid))
         assert scope.cgroup and scope.cgroup.endswith("/tracing")
         before_start = time.time_ns()
-        time.sleep(0.3)  # idle: nothing waits
+        time.sleep(0.5)  # idle: nothing waits
         go = time.time_ns()
         proc.stdin.write("go\n")
         proc.stdin.flush()
@@ -65,12 +65,16 @@ def test_runqueue_waits_explain_the_request_they_overlapped(ebpf, inference_cgro
     waits = _waits(node.events, tid, before_start)
     assert len([e for e in waits if e.magnitude >= MS / 1000 * 0.9]) >= N, [e.magnitude for e in waits]
 
+    collector.drain_pressure()  # as span ingest does first (Enricher.process)
+
     def span(start: int, end: int):
         e2e = (end - start) / 1e9
         r = request(ttft=e2e / 2, queue=0.0, prefill=e2e / 2 - 0.001, decode=e2e / 2, e2e=e2e, pid=tid)
         return dataclasses.replace(r, start_ns=start, end_ns=end)
 
-    quiet = enricher.enrich(span(before_start, go - 50_000_000))
+    # Run-queue sums come in 100 ms windows, apportioned evenly: the quiet request ends
+    # more than one window before the waits start.
+    quiet = enricher.enrich(span(before_start, go - 250_000_000))
     assert quiet.causes == [] and quiet.verdict == "no known cause"
 
     loud = enricher.enrich(span(go, done))

@@ -22,6 +22,9 @@ def test_missing_tracepoint_is_named(tmp_path):
     ev = tmp_path / "sys/kernel/tracing/events/sched/sched_switch"
     ev.mkdir(parents=True)
     (ev / "format").write_text("name: sched_switch\n")
+    fork = ev.with_name("sched_process_fork")
+    fork.mkdir()
+    (fork / "format").write_text("name: sched_process_fork\n")
     v = check_tracepoints(Paths(tmp_path), BY_NAME["runqueue"])
     assert not v.ok and "sched:sched_wakeup" in v.reason and "sched_switch" not in v.reason
     assert check_tracepoints(Paths(tmp_path), BY_NAME["offcpu"]).ok

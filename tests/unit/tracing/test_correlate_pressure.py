@@ -1,0 +1,72 @@
+"""Aggregate run-queue windows (runqueue_pressure): time apportioned by overlap,
+outlier waits inside them kept as evidence, never counted twice."""
+
+import pytest
+
+from agent.events import Event
+from agent.tracing.correlate import explain
+
+from .spanfactory import T0, request
+from .test_correlate import CG, MS, SCOPE, rq
+
+
+def window(start_ms: float, end_ms: float, wait_ms: float, cpu: int = 3, waits: int = 40) -> Event:
+    return Event(T0 + int(start_ms * MS), T0 + int(end_ms * MS), "runqueue_pressure", f"cgroup:{CG}",
+                 wait_ms / 1000, {"cpu": cpu, "waits": waits, "aggregate": True})
+
+
+def test_window_explains_its_sum_scaled_by_the_overlapping_share():
+    r = request(ttft=0.1, queue=0.0, prefill=0.09, decode=0.2, e2e=0.3)  # 0 .. 300 ms
+    # inside: 30 ms; half inside (250..350): 20 ms of 40; outside: nothing
+    ex = explain(r, SCOPE, [window(0, 100, 30), window(250, 350, 40), window(400, 500, 90)])
+    (c,) = ex.causes
+    assert c.kind == "runqueue_wait" and c.explained_s == pytest.approx(0.050)
+    assert ex.explained_s == pytest.approx(0.050)
+    assert c.detail["waits"] == 80 and c.detail["cpu"] == 3
+    assert "run-queue wait 50.0 ms of 300 ms e2e on CPU 3, 80 waits" in c.text
+    # per phase: first window lies in frontend+prefill (0..100 ms: prefill is 10..100)
+    assert sum(c.phases.values()) == pytest.approx(0.050)
+    assert c.phases["decode"] == pytest.approx(0.020)
+
+
+def test_window_is_not_its_duration():
+    # A 100 ms window holding 2 ms of waits explains 2 ms, not 100 ms.
+    ex = explain(request(e2e=1.0, ttft=0.4, decode=0.6), SCOPE, [window(100, 200, 2)])
+    assert ex.causes[0].explained_s == pytest.approx(0.002)
+
+
+def test_outliers_inside_windows_are_evidence_not_counted_twice():
+    r = request(e2e=1.0, ttft=0.4, decode=0.6)
+    # The 20 ms outlier is one of the waits the window summed (35 ms in all).
+    evs = [window(100, 200, 35), rq(150, 170, holder=4444, comm="hog")]
+    ex = explain(r, SCOPE, evs)
+    (c,) = ex.causes
+    assert c.explained_s == pytest.approx(0.035)
+    assert ex.explained_s == pytest.approx(0.035)
+    assert c.detail["holder_pid"] == 4444 and c.detail["outliers"] == 1
+    assert c.text.endswith("on CPU 3, CPU held by pid 4444 (hog), 40 waits")
+
+
+def test_without_windows_outliers_still_explain_by_union():
+    ex = explain(request(e2e=1.0, ttft=0.4, decode=0.6), SCOPE, [rq(100, 120), rq(110, 130)])
+    assert ex.causes[0].explained_s == pytest.approx(0.030)
+
+
+def test_parallel_waits_never_explain_more_than_the_overlap():
+    # Three threads waited side by side: 300 ms of waits in a 100 ms window.
+    r = request(e2e=1.0, ttft=0.4, decode=0.6)
+    ex = explain(r, SCOPE, [window(0, 100, 300)])
+    assert ex.causes[0].explained_s == pytest.approx(0.100)
+
+
+def test_windows_per_cpu_are_separate_causes_and_total_is_bounded_by_e2e():
+    r = request(e2e=0.2, ttft=0.1, queue=0.0, prefill=0.09, decode=0.1)
+    ex = explain(r, SCOPE, [window(0, 200, 150, cpu=1), window(0, 200, 120, cpu=2),
+                            rq(0, 50, cpu=5)])
+    assert [c.detail["cpu"] for c in ex.causes] == [1, 2, 5]
+    assert ex.explained_s == pytest.approx(0.2)
+
+
+def test_small_windows_below_min_cause_are_not_named():
+    ex = explain(request(e2e=1.0, ttft=0.4, decode=0.6), SCOPE, [window(0, 100, 0.5)], min_cause_s=0.001)
+    assert ex.causes == [] and ex.verdict == "no known cause"
