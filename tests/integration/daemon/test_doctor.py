@@ -24,7 +24,9 @@ def table_rows(stdout):
     lines = stdout.splitlines()
     assert lines[0].split() == ["SUBSYSTEM", "ITEM", "STATUS", "DETAIL", "FIX"]
     status_col = lines[0].index("STATUS")
-    return [(line[:status_col].split(None, 1), line[status_col:].split()[0]) for line in lines[1:]]
+    # A row's long DETAIL/FIX wraps onto continuation lines whose first columns are blank.
+    return [(line[:status_col].split(None, 1), line[status_col:].split()[0])
+            for line in lines[1:] if line[:status_col].strip()]
 
 
 def test_doctor_on_this_machine_is_coherent():
