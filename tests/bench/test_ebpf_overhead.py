@@ -30,7 +30,9 @@ from tests.integration.ebpf.conftest import only_ebpf
 pytestmark = pytest.mark.bench
 
 RUNS = int(os.environ.get("EBPF_BENCH_RUNS", "10"))  # >= 10 for the reported numbers
-HACKBENCH = ["hackbench", "-g", "4", "-l", "150"]
+# Long enough runs (~2 s here) that scheduling noise between runs stays well
+# under the 3 % the goal is about; EBPF_BENCH_LOOPS shortens a smoke run.
+HACKBENCH = ["hackbench", "-g", "4", "-l", os.environ.get("EBPF_BENCH_LOOPS", "800")]
 RUNQLAT = "/usr/sbin/runqlat-bpfcc"
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -163,6 +165,18 @@ def test_sched_probe_overhead(bench_cgroups, bpf_stats):
     print(line_for("bcc runqlat-bpfcc:", theirs))
     print(f"  agent CPU (reader + scope threads), inference phase: {agent_cpu:.3f} s over {wall:.1f} s wall "
           f"({100 * agent_cpu / wall:.2f}% of one CPU), {events} ring-buffer events decoded")
+    # Wall-clock medians on a small VM drift by more than the 3 % at stake (compare
+    # the two baselines), so also account for the probes directly: the kernel's own
+    # run time of the programs as a share of the CPU time the workload had.
+    cpus = os.cpu_count() or 1
+
+    def probe_share(stats: dict[str, tuple[int, int]], runs: list[float]) -> float:
+        return 100 * sum(ns for ns, _ in stats.values()) / 1e9 / (sum(runs) * cpus)
+
+    print(f"  probe run time as a share of the workload's CPU ({cpus} CPUs x wall): "
+          f"infernode/other {probe_share(stats_other, ours_other):.2f}%, "
+          f"infernode/inference {probe_share(stats_inf, ours):.2f}%, "
+          f"runqlat {probe_share(theirs_stats, theirs):.2f}%")
     report("ours/other", stats_other)
     report("ours/inf", stats_inf)
     report("runqlat", theirs_stats)
