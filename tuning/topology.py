@@ -1,10 +1,9 @@
 """GPU → NUMA node → CPU topology from sysfs, and the inference CPU set.
 
-`read_topology` is the one place the tuning engine learns where GPUs are; it reads
-sysfs (`/sys/bus/pci/devices/<bdf>/{vendor,class,numa_node,local_cpulist}`,
-`/sys/devices/system/node/node*/cpulist`) so it works without NVML. It is meant to
-be pointed at the GPU topology API (collectors/gpu/topology.py) once that exists;
-its result type is what the rest of tuning depends on.
+`read_topology` is the one place the tuning engine learns where GPUs are: from the
+GPU topology API (collectors/gpu/topology.py: NVML, else sysfs), with NUMA nodes
+and SMT siblings from `/sys/devices/system/node` and `/sys/devices/system/cpu`.
+Its result type is what the rest of tuning depends on.
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ from agent.paths import Paths
 from tuning.cpulist import format_cpulist, parse_cpulist
 from tuning.settings import TuningSettings
 
-NVIDIA_VENDOR = "0x10de"
-# 3D controller (0x0302, data-centre GPUs) and VGA controller (0x0300).
-GPU_CLASSES = ("0x0302", "0x0300")
 NIC_CLASS = "0x0200"
 
 
@@ -60,11 +56,9 @@ def read_topology(paths: Paths) -> Topology:
 
 
 def _gpus(paths: Paths, nodes: dict[int, frozenset[int]]) -> list[PciGpu]:
-    """The GPU topology API (NVML, then sysfs) when the agent has it, else sysfs here."""
-    try:
-        from collectors.gpu.topology import gpu_topology
-    except ImportError:
-        return list(_read_gpus(paths, nodes))
+    """GPUs from the GPU topology API; a GPU without local_cpulist gets its node's CPUs."""
+    from collectors.gpu.topology import gpu_topology
+
     out = []
     for g in gpu_topology(paths):
         cpus = frozenset(g.local_cpus) or (nodes.get(g.numa_node, frozenset()) if g.numa_node is not None else frozenset())
@@ -94,21 +88,6 @@ def _read_siblings(paths: Paths, nodes: dict[int, frozenset[int]]) -> dict[int, 
             f = paths.sys("devices", "system", "cpu", f"cpu{cpu}", "topology", "thread_siblings_list")
             out[cpu] = parse_cpulist(f.read_text()) if f.exists() else frozenset({cpu})
     return out
-
-
-def _read_gpus(paths: Paths, nodes: dict[int, frozenset[int]]):  # noqa: ANN202
-    base = paths.sys("bus", "pci", "devices")
-    if not base.is_dir():
-        return
-    for dev in sorted(base.iterdir(), key=lambda p: p.name):
-        vendor = _read(dev / "vendor")
-        cls = _read(dev / "class")
-        if vendor != NVIDIA_VENDOR or not cls or cls[:6] not in GPU_CLASSES:
-            continue
-        node = pci_numa_node(paths, dev.name)
-        local = _read(dev / "local_cpulist")
-        cpus = parse_cpulist(local) if local else nodes.get(node, frozenset()) if node is not None else frozenset()
-        yield PciGpu(dev.name, node, cpus)
 
 
 def pci_numa_node(paths: Paths, bdf: str) -> int | None:

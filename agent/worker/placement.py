@@ -14,11 +14,7 @@ from typing import Protocol, Sequence
 
 from agent import cpulist
 from agent.paths import Paths
-
-NVIDIA_VENDOR = "0x10de"
-# PCI class 0x03 (display): 0x0300 VGA, 0x0302 3D controller (datacenter GPUs).
-_GPU_CLASSES = ("0x0300", "0x0302")
-
+from collectors.gpu.topology import sysfs_gpus
 
 @dataclass(frozen=True)
 class Placement:
@@ -57,33 +53,23 @@ class SysfsPlacement:
         self.inference_cpus = inference_cpus
 
     def gpu_addresses(self) -> list[str]:
-        root = self.paths.sys("bus", "pci", "devices")
-        if not root.is_dir():
-            return []
-        out = []
-        for dev in sorted(root.iterdir(), key=lambda p: p.name):
-            vendor = _read(dev / "vendor")
-            cls = _read(dev / "class")
-            if vendor == NVIDIA_VENDOR and cls[:6] in _GPU_CLASSES:
-                out.append(dev.name)
-        return out
+        return [g.pci_bus_id for g in sysfs_gpus(self.paths)]
 
     def placement(self, gpus: Sequence[int]) -> Placement:
-        addresses = self.gpu_addresses()
+        found = sysfs_gpus(self.paths)
         cpus: set[int] = set()
         nodes: set[int] = set()
         for index in gpus:
-            if index >= len(addresses):
+            if index >= len(found):
                 continue
-            dev = self.paths.sys("bus", "pci", "devices", addresses[index])
-            node_text = _read(dev / "numa_node")
-            local = parse_cpulist(_read(dev / "local_cpulist"))
-            # -1: the platform does not say (single-socket hosts, some VMs).
-            if node_text.lstrip("-").isdigit() and int(node_text) >= 0:
-                node = int(node_text)
-                nodes.add(node)
+            g = found[index]
+            local = g.local_cpus
+            # numa_node -1 (None here): the platform does not say (single-socket hosts, some VMs).
+            if g.numa_node is not None:
+                nodes.add(g.numa_node)
                 if not local:
-                    local = parse_cpulist(_read(self.paths.sys("devices", "system", "node", f"node{node}", "cpulist")))
+                    local = cpulist.parse_cpulist(
+                        _read(self.paths.sys("devices", "system", "node", f"node{g.numa_node}", "cpulist")))
             cpus.update(local)
         return narrow(Placement(tuple(sorted(cpus)), tuple(sorted(nodes))), self.inference_cpus)
 

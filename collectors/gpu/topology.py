@@ -63,7 +63,12 @@ def cpus_from_mask_words(words: Sequence[int]) -> list[int]:
 
 
 def parse_numa_node(text: str) -> int | None:
-    v = int(text.strip())
+    """None when the platform does not say (-1: single-socket hosts, many VMs) or
+    the file is unreadable garbage."""
+    text = text.strip()
+    if not text.lstrip("-").isdigit():
+        return None
+    v = int(text)
     return None if v < 0 else v
 
 
