@@ -31,16 +31,13 @@ def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa:
 
 
 def format_rows(rows) -> str:  # noqa: ANN001
-    header = ("TUNABLE", "TARGET", "CURRENT", "DESIRED", "ACTION")
-    table = [header] + [
+    from agent.doctor import format_rows as table
+
+    return table(("TUNABLE", "TARGET", "CURRENT", "DESIRED", "ACTION"), [
         (r.tunable, r.target, "-" if r.current is None else (r.current or "(unset)"), r.desired,
          r.action + (f" ({r.note})" if r.note and r.action != "ok" else ""))
         for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in table
-    )
+    ])
 
 
 @click.group()
