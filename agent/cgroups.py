@@ -55,3 +55,8 @@ def unit_of_cgroup(path: str) -> str:
         if p.endswith(".slice"):
             return p
     return path or "/"
+
+
+def parse_ids(text: str) -> list[int]:
+    """Thread or process ids from cgroup.threads, cgroup.procs (v2) or tasks (v1)."""
+    return [int(x) for x in text.split() if x.isdigit()]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
-from agent.cgroups import cgroup_of_pid, unit_of_cgroup
+from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
 from agent.tracing.correlate import RequestScope
 from agent.tracing.spans import RequestSpan
@@ -30,10 +30,6 @@ def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
         if name in (instance, stem) or stem.endswith("-" + name):
             return name
     return None
-
-
-def parse_pids(text: str) -> frozenset[int]:
-    return frozenset(int(x) for x in text.split() if x.isdigit())
 
 
 class ScopeResolver:
@@ -72,7 +68,7 @@ class ScopeResolver:
             d = base / cgroup.lstrip("/")
             for name in ("cgroup.threads", "tasks", "cgroup.procs"):
                 try:
-                    pids = parse_pids((d / name).read_text())
+                    pids = frozenset(parse_ids((d / name).read_text()))
                 except OSError:
                     continue
                 if pids:

@@ -13,17 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from agent.cgroups import cgroup_of_pid
+from agent.cgroups import cgroup_of_pid, parse_ids
 from agent.paths import Paths
-
-
-def parse_tids(text: str) -> list[int]:
-    """tids from a cgroup.threads (v2) or tasks (v1) file."""
-    out = []
-    for line in text.split():
-        if line.isdigit():
-            out.append(int(line))
-    return out
 
 
 @dataclass
@@ -90,7 +81,7 @@ def read_scopes(paths: Paths, entries: Iterable[str], previous: ScopeTable | Non
             if f is None:
                 continue
             try:
-                tids = parse_tids(f.read_text())
+                tids = parse_ids(f.read_text())
             except (FileNotFoundError, ProcessLookupError):
                 continue  # the unit went away while we scanned
             if not tids:

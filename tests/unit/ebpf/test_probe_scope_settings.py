@@ -4,7 +4,8 @@ from agent.config import ConfigError, parse_config
 from agent.paths import Paths
 from collectors.ebpf.probe import check_tracepoints, has_bpf_caps, parse_cap_eff
 from collectors.ebpf.programs import BY_NAME, PROGRAMS, build_source
-from collectors.ebpf.scope import parse_tids, read_scopes
+from agent.cgroups import parse_ids
+from collectors.ebpf.scope import read_scopes
 
 
 def test_capabilities_from_status():
@@ -41,7 +42,7 @@ def test_source_holds_each_enabled_program_once():
 
 
 def test_tids_of_v2_and_v1_cgroups(tmp_path):
-    assert parse_tids("12\n13\n\n") == [12, 13]
+    assert parse_ids("12\n13\n\n") == [12, 13]
     # hybrid host: an inference.slice in the v1 cpu hierarchy and in unified
     cg = tmp_path / "sys/fs/cgroup"
     for ctrl in ("cpu", "unified"):

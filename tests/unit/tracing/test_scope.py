@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from agent.paths import Paths
-from agent.tracing.scope import ScopeResolver, parse_pids, worker_of_unit
+from agent.cgroups import parse_ids
+from agent.tracing.scope import ScopeResolver, worker_of_unit
 from agent.worker.settings import WorkerSettings
 
 from .spanfactory import request
@@ -24,7 +25,7 @@ def test_worker_of_unit(unit, expected):
 
 
 def test_parse_pids():
-    assert parse_pids("1\n22\n\n333\n") == frozenset({1, 22, 333})
+    assert frozenset(parse_ids("1\n22\n\n333\n")) == frozenset({1, 22, 333})
 
 
 from collectors.gpu.topology import GpuInfo, NicInfo, NodeTopology
