@@ -21,6 +21,11 @@ def spin(cpu: int, seconds: float) -> None:
         pass
 
 
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def timed_wait(cpu: int, tasks_file: str, n: int, ms: float) -> None:
     os.sched_setaffinity(0, {cpu})
     r, w = os.pipe()
@@ -41,6 +46,12 @@ def timed_wait(cpu: int, tasks_file: str, n: int, ms: float) -> None:
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     for _ in range(n):
         time.sleep(0.05)
+        # Wake the child only once it sleeps in read(): on a loaded host it may not
+        # have got back there yet, and a write then wakes nothing and makes no wait.
+        # (Polling with sleeps: this process is SCHED_FIFO on the child's CPU.)
+        deadline = time.monotonic() + 5
+        while _state(pid) != "S" and time.monotonic() < deadline:
+            time.sleep(0.005)
         os.write(w, b"x")
         end = time.monotonic() + ms / 1000
         while time.monotonic() < end:
