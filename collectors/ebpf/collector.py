@@ -69,7 +69,6 @@ class EbpfCollector(Collector):
         self._devices: dict[tuple[int, int], str] = {}
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
-        self._map_synced = False  # the kernel map has not received the table yet
         self._pressure: tuple[int, dict[tuple[int, int], tuple[int, int]]] | None = None  # (read at, totals)
         self._pressure_thread: threading.Thread | None = None
         self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
@@ -242,10 +241,11 @@ class EbpfCollector(Collector):
                         del tmap[ctypes.c_uint32(tid)]
                     except KeyError:
                         pass
+                # Every entry, every time: the kernel edits this map itself (forked
+                # threads join, exiting ones leave), so the last table is no mirror of
+                # it, and a reused tid skipped here would silently drop out of scope.
                 for tid, sid in table.tids.items():
-                    if old.tids.get(tid) != sid or not self._map_synced:
-                        tmap[ctypes.c_uint32(tid)] = ctypes.c_uint32(sid)
-                self._map_synced = True
+                    tmap[ctypes.c_uint32(tid)] = ctypes.c_uint32(sid)
             return len(table.tids)
 
     # --- events ----------------------------------------------------------------
