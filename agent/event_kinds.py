@@ -30,7 +30,12 @@ KINDS = {
         EventKind("offcpu", "cgroup:<path>", "seconds",
                   "A thread was off CPU; attributes tid, voluntary (bool)."),
         EventKind("io_stall", "dev:<block device>", "seconds",
-                  "A block request took long; attributes op (read|write), bytes, issuer_pid."),
+                  "A block request waited long from submission to completion; attributes op "
+                  "(read|write|other), bytes, issuer_pid (the submitting thread), queued_seconds (before "
+                  "the device had it), cgroup (when an inference thread submitted it)."),
+        EventKind("io_pressure", "cgroup:<path> of the submitting threads", "seconds",
+                  "All block requests a scope's threads submitted to one device that completed within "
+                  "[start, end], their waits summed; attributes device, requests, reads, bytes, aggregate=True."),
         EventKind("tcp_retransmit", "node", "segments",
                   "TCP retransmission; attributes saddr, daddr, sport, dport."),
         EventKind("oom_kill", "node", "count",

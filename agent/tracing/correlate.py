@@ -299,10 +299,16 @@ def _ms(seconds: float) -> str:
 
 
 def _group_key(ev: Event, key_attr: str) -> str:
+    if ev.kind == "io_pressure":  # a window's subject is the scope; its device is the key
+        return f"dev:{ev.attributes.get('device', '?')}"
     if key_attr == "subject":
         return ev.subject
     v = ev.attributes.get(key_attr)
     return f"{ev.subject}|{v}" if ev.kind.startswith("gpu_") else str(v if v is not None else "?")
+
+
+# Kernel sums over a window (collectors/ebpf/pressure.py), and the cause they explain.
+_AGGREGATE_KINDS = {"runqueue_pressure": "runqueue_wait", "io_pressure": "io_stall"}
 
 
 def _pressure_s(ev: Event, start: int, end: int) -> float:
@@ -318,8 +324,8 @@ def _pressure_s(ev: Event, start: int, end: int) -> float:
 
 
 def _cause_kind(ev: Event) -> str:
-    """Aggregate run-queue windows and the outlier waits they include are one cause."""
-    return "runqueue_wait" if ev.kind == "runqueue_pressure" else ev.kind
+    """Aggregate windows and the outliers they include are one cause."""
+    return _AGGREGATE_KINDS.get(ev.kind, ev.kind)
 
 
 def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: int) -> tuple[
@@ -328,8 +334,8 @@ def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: in
 
     With aggregate windows in the group, time comes from them alone: they already
     sum every wait, outliers included, so the outliers stay as evidence (which
-    thread waited, who held the CPU) and are not counted again."""
-    windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
+    thread waited, who held the CPU, which request) and are not counted again."""
+    windows = [ev for ev in evs if ev.kind in _AGGREGATE_KINDS]
     if windows:
         per_phase = {}
         for p in phs:
@@ -463,9 +469,27 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
             where += f", {waits} waits"
         return detail, where
     if kind == "io_stall":
-        ops = sorted({str(ev.attributes.get("op", "?")) for ev in evs})
-        dev = first.subject.split(":", 1)[1]
-        return {"device": dev, "ops": ops}, f" on {dev} ({'/'.join(ops)})"
+        dev = _group_key(first, "subject").split(":", 1)[1]
+        ops: set[str] = set()
+        requests = 0
+        for ev in evs:
+            if ev.kind == "io_pressure":
+                reads = int(ev.attributes.get("reads", 0))
+                n = int(ev.attributes.get("requests", 0))
+                requests += n
+                ops.update(op for op, k in (("read", reads), ("write/other", n - reads)) if k > 0)
+            else:
+                ops.add(str(ev.attributes.get("op", "?")))
+        detail = {"device": dev, "ops": sorted(ops)}
+        where = f" on {dev} ({'/'.join(sorted(ops))})"
+        if requests:
+            detail["requests"] = requests
+            where += f", {requests} requests"
+        slowest = max((ev for ev in evs if ev.kind == "io_stall"), key=lambda ev: ev.magnitude, default=None)
+        if slowest is not None:
+            detail["slowest_seconds"] = round(slowest.magnitude, 6)
+            detail["slowest_queued_seconds"] = slowest.attributes.get("queued_seconds")
+        return detail, where
     if kind == "gpu_throttle":
         uuid = first.subject.split(":", 1)[1]
         return {"gpu": uuid, "reason": a.get("reason")}, f" ({a.get('reason', '?')}) on {uuid}"

@@ -69,7 +69,8 @@ class EbpfCollector(Collector):
         self._devices: dict[tuple[int, int], str] = {}
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
-        self._pressure: tuple[int, dict[tuple[int, int], tuple[int, int]]] | None = None  # (read at, totals)
+        # source -> (read at, realtime ns; cumulative kernel totals then)
+        self._pressure: dict[str, tuple[int, dict[tuple[int, int], tuple[int, ...]]]] = {}
         self._pressure_thread: threading.Thread | None = None
         self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
 
@@ -119,6 +120,11 @@ class EbpfCollector(Collector):
             "RUNQ_PRESSURE": int(s.runqueue_pressure_interval > 0),
             "RUNQ_PRESSURE_SCOPES": 4096,
             "BIO_THRESHOLD_NS": int(s.io_threshold * 1e9),
+            # A submission this old is a bio merged into another request long ago
+            # whose sector is being reused, not this request's.
+            "BIO_MAX_QUEUE_NS": 30 * 10**9,
+            "IO_PRESSURE": int(s.io_pressure_interval > 0),
+            "IO_PRESSURE_SERIES": 4096,  # (scope, device) pairs
             "RECLAIM_THRESHOLD_NS": int(s.reclaim_threshold * 1e9),
             "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
         }
@@ -161,9 +167,9 @@ class EbpfCollector(Collector):
             module.start_reader(self._on_record)
             for p in wanted:
                 self.state[p.name] = ProgramState("up")
-            if self.state["runqueue"].up and self.settings.runqueue_pressure_interval > 0:
+            if self._pressure_sources():
                 self.drain_pressure()  # the baseline: waits before now belong to no window
-                self._pressure_thread = threading.Thread(target=self._pressure_loop, name="ebpf-runq-pressure",
+                self._pressure_thread = threading.Thread(target=self._pressure_loop, name="ebpf-pressure",
                                                          daemon=True)
                 self._pressure_thread.start()
                 self.ctx.services["ebpf.drain_pressure"] = self.drain_pressure
@@ -187,37 +193,71 @@ class EbpfCollector(Collector):
             except Exception:
                 self.ctx.log.exception("ebpf scope refresh failed")
 
-    # --- run-queue pressure ------------------------------------------------------
+    # --- pressure windows (run-queue waits, block I/O waits) -------------------
+
+    def _pressure_sources(self) -> dict[str, float]:
+        """Sources whose program is up and whose sums are on: name -> interval (s)."""
+        s = self.settings
+        out = {}
+        if self.state["runqueue"].up and s.runqueue_pressure_interval > 0:
+            out["runqueue"] = s.runqueue_pressure_interval
+        if self.state["blockio"].up and s.io_pressure_interval > 0:
+            out["blockio"] = s.io_pressure_interval
+        return out
 
     def _pressure_loop(self) -> None:
-        while not self._stop.wait(self.settings.runqueue_pressure_interval):
+        sources = self._pressure_sources()
+        while not self._stop.wait(min(sources.values())):
             try:
-                self.drain_pressure()
+                self.drain_pressure(due_only=True)
             except Exception:
-                self.ctx.log.exception("ebpf run-queue pressure drain failed")
+                self.ctx.log.exception("ebpf pressure drain failed")
 
-    def drain_pressure(self) -> int:
-        """Read the kernel's wait sums and add one runqueue_pressure event per scope
-        and CPU for the waits since the last read; returns the number added."""
+    def drain_pressure(self, due_only: bool = False) -> int:
+        """Read the kernel's wait sums and add one pressure event per scope and CPU
+        (run-queue) or device (block I/O) for the waits since the last read; returns
+        the number added. The span ingest calls this so that a request that just
+        ended sees its last waits; the drain thread calls it with `due_only`."""
         module = self.module
         if module is None:
             return 0
+        sources = self._pressure_sources()
         with self._pressure_lock:
+            now = time.time_ns()
+            if due_only:
+                # A drain from the span ingest may have just happened: keep windows
+                # about the configured width instead of adding slivers.
+                sources = {k: iv for k, iv in sources.items()
+                           if k not in self._pressure or now - self._pressure[k][0] >= iv * 0.9e9}
             with module._lock:
                 if module.bpf is None:
                     return 0
-                items = [(k.value, [(v.ns, v.waits) for v in per_cpu])
-                         for k, per_cpu in module.table("runq_pressure").items()]
+                reads = {name: self._read_pressure(module, name) for name in sources}
             now = time.time_ns()
-            current = pressure.totals_from_percpu(items)
-            previous = self._pressure
-            self._pressure = (now, current)
-            if previous is None:
-                return 0
-            events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
-            for ev in events:
-                self.ctx.events.add(ev)
-            return len(events)
+            added = 0
+            for name, current in reads.items():
+                previous = self._pressure.get(name)
+                self._pressure[name] = (now, current)
+                if previous is None:
+                    continue
+                if name == "runqueue":
+                    events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
+                else:
+                    events = pressure.io_pressure_events(previous[1], current, previous[0], now, self.scopes.names,
+                                                         lambda dev: self._device(*decode.dev_name_key(dev)))
+                for ev in events:
+                    self.ctx.events.add(ev)
+                added += len(events)
+            return added
+
+    @staticmethod
+    def _read_pressure(module: Any, name: str) -> dict[tuple[int, int], tuple[int, ...]]:
+        if name == "runqueue":
+            return pressure.totals_from_percpu([(k.value, [(v.ns, v.waits) for v in per_cpu])
+                                                for k, per_cpu in module.table("runq_pressure").items()])
+        return pressure.io_totals_from_percpu([(k.scope_id, k.dev, [(v.ns, v.requests, v.reads, v.bytes)
+                                                                     for v in per_cpu])
+                                               for k, per_cpu in module.table("io_pressure").items()])
 
     # --- scope -----------------------------------------------------------------
 
@@ -300,6 +340,8 @@ class EbpfCollector(Collector):
             if "blockio" in up:
                 entries = [(k.dev, k.op, k.slot, v) for k, v in hash_items(module.table("bio_hist"))]
                 yield from exports.blockio_samples(entries, self._device)
+                if self.settings.io_pressure_interval > 0:
+                    yield from exports.inference_io_samples(self._read_pressure(module, "blockio"), self._device)
             if "tcp_retransmit" in up:
                 yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
                                                [name for name, _, _ in self.settings.port_ranges()])

@@ -73,10 +73,15 @@ def to_event(
         return Event(start, end, "runqueue_wait", scope_subject, dur_s,
                      {"tid": raw.tid, "cpu": raw.cpu, "holder_pid": raw.other_pid, "holder_comm": raw.comm})
     if raw.program == "blockio":
+        # Duration is the submitter's wait (submission -> completion); other_pid
+        # carries the microseconds of it spent queued before the device had it.
         major, minor = dev_name_key(raw.a)
         op = BIO_OPS[raw.flags] if raw.flags < len(BIO_OPS) else "other"
-        return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s,
-                     {"op": op, "bytes": raw.b, "issuer_pid": raw.tid, "cpu": raw.cpu})
+        attrs = {"op": op, "bytes": raw.b, "issuer_pid": raw.tid, "cpu": raw.cpu,
+                 "queued_seconds": raw.other_pid / 1e6}
+        if raw.scope_id in scopes:
+            attrs["cgroup"] = scopes[raw.scope_id]
+        return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, attrs)
     if raw.program == "tcp_retransmit":
         attrs: dict[str, str | int] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
         if raw.flags == AF_INET:

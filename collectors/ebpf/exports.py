@@ -46,6 +46,19 @@ def blockio_samples(entries: Iterable[tuple[int, int, int, int]],
                      log2_histogram(slots, total_ns))
 
 
+def inference_io_samples(totals: dict[tuple[int, int], tuple[int, ...]],
+                         device_name: Callable[[int, int], str]) -> Iterable[Sample]:
+    """totals: (scope id, dev) -> (wait ns, requests, reads, bytes), summed here over scopes."""
+    per_dev: dict[int, tuple[int, int]] = {}
+    for (_sid, dev), (ns, requests, *_rest) in totals.items():
+        prev_ns, prev_req = per_dev.get(dev, (0, 0))
+        per_dev[dev] = (prev_ns + ns, prev_req + requests)
+    for dev, (ns, requests) in sorted(per_dev.items()):
+        labels = {"device": device_name(*dev_name_key(dev))}
+        yield Sample("infernode_block_io_inference_wait_seconds_total", labels, ns / 1e9)
+        yield Sample("infernode_block_io_inference_requests_total", labels, float(requests))
+
+
 def tcp_samples(counts: Sequence[int], range_names: Sequence[str]) -> Iterable[Sample]:
     """counts[0]: outside every range; counts[i]: range_names[i - 1]."""
     for name, count in zip(["other", *range_names], counts):

@@ -1,19 +1,26 @@
-"""Run-queue pressure: the kernel's cumulative per-(scope, CPU) wait sums turned
-into one `runqueue_pressure` event per scope and CPU per drain window.
+"""Pressure windows: the kernel's cumulative per-scope sums turned into one event
+per scope (and CPU or device) per drain window.
 
-The kernel map (bpf/sched.c `runq_pressure`) is never cleared, so a window's
-share is the difference from the previous read; a counter that went backwards
-(map entry recreated) counts from zero. Pure: plain dicts in, Events out.
+Two sums exist. Run-queue (bpf/sched.c `runq_pressure`): every run-queue wait of an
+inference thread per (scope, CPU) -> `runqueue_pressure` events. Block I/O
+(bpf/blockio.c `io_pressure`): every block request an inference thread submitted,
+its wait from submission to completion, per (scope, device) -> `io_pressure` events.
+
+The kernel maps are never cleared, so a window's share is the difference from the
+previous read; a counter that went backwards (map entry recreated) counts from
+zero. Pure: plain dicts in, Events out.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from agent.events import NODE, Event
 
 # (scope id, cpu) -> (wait ns, waits), cumulative since the program loaded.
 Totals = Mapping[tuple[int, int], tuple[int, int]]
+# (scope id, dev) -> (wait ns, requests, reads, bytes), summed over CPUs.
+IoTotals = Mapping[tuple[int, int], tuple[int, int, int, int]]
 
 
 def totals_from_percpu(items: list[tuple[int, list[tuple[int, int]]]]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -24,6 +31,10 @@ def totals_from_percpu(items: list[tuple[int, list[tuple[int, int]]]]) -> dict[t
             if waits:
                 out[(sid, cpu)] = (ns, waits)
     return out
+
+
+def _subject(sid: int, scopes: Mapping[int, str]) -> str:
+    return f"cgroup:{scopes[sid]}" if sid in scopes else NODE
 
 
 def pressure_events(
@@ -41,7 +52,42 @@ def pressure_events(
         d_ns, d_waits = ns - prev_ns, waits - prev_waits
         if d_ns <= 0 or d_waits <= 0:
             continue
-        subject = f"cgroup:{scopes[sid]}" if sid in scopes else NODE
-        out.append(Event(start_ns, end_ns, "runqueue_pressure", subject, d_ns / 1e9,
+        out.append(Event(start_ns, end_ns, "runqueue_pressure", _subject(sid, scopes), d_ns / 1e9,
                          {"cpu": cpu, "waits": d_waits, "aggregate": True}))
+    return out
+
+
+def io_totals_from_percpu(
+    items: list[tuple[int, int, list[tuple[int, int, int, int]]]],
+) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """[(scope id, dev, [(ns, requests, reads, bytes) per cpu])] -> {(scope id, dev): sums}."""
+    out: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for sid, dev, per_cpu in items:
+        ns = sum(v[0] for v in per_cpu)
+        requests = sum(v[1] for v in per_cpu)
+        if requests:
+            out[(sid, dev)] = (ns, requests, sum(v[2] for v in per_cpu), sum(v[3] for v in per_cpu))
+    return out
+
+
+def io_pressure_events(
+    previous: IoTotals, current: IoTotals, start_ns: int, end_ns: int, scopes: Mapping[int, str],
+    device_name: Callable[[int], str],
+) -> list[Event]:
+    """One event per (scope, device) that completed requests over [start_ns, end_ns]:
+    magnitude is the seconds its requests waited (summed: overlapping requests of
+    several threads count each), attributes the device and counts."""
+    out: list[Event] = []
+    if end_ns <= start_ns:
+        return out
+    for (sid, dev), cur in sorted(current.items()):
+        prev = previous.get((sid, dev), (0, 0, 0, 0))
+        if any(c < p for c, p in zip(cur, prev)):
+            prev = (0, 0, 0, 0)
+        d_ns, d_req, d_reads, d_bytes = (c - p for c, p in zip(cur, prev))
+        if d_req <= 0 or d_ns <= 0:
+            continue
+        out.append(Event(start_ns, end_ns, "io_pressure", _subject(sid, scopes), d_ns / 1e9,
+                         {"device": device_name(dev), "requests": d_req, "reads": d_reads, "bytes": d_bytes,
+                          "aggregate": True}))
     return out

@@ -45,6 +45,10 @@ class EbpfSettings(CollectorSettings):
     # written as one runqueue_pressure event per scope and CPU this often (0: off).
     runqueue_pressure_interval: Duration = Field(default=0.1, ge=0)
     io_threshold: Duration = Field(default=0.05, ge=0)
+    # Every block request an inference thread submits is summed in the kernel (its
+    # wait from submission to completion) and written as one io_pressure event per
+    # scope and device this often (0: off).
+    io_pressure_interval: Duration = Field(default=0.1, ge=0)
     reclaim_threshold: Duration = Field(default=0.01, ge=0)
     # Off-CPU time is tracked for inference threads only unless this is set (every
     # context switch of every thread then pays a hash update).

@@ -25,6 +25,13 @@ SPECS = (
     MetricSpec("infernode_block_io_latency_seconds", MetricType.HISTOGRAM,
                "Block request latency from issue to completion, per device and operation.",
                unit="seconds", labels=("device", "op"), source="block:block_rq_issue, block_rq_complete"),
+    MetricSpec("infernode_block_io_inference_wait_seconds_total", MetricType.COUNTER,
+               "Time block requests submitted by inference threads waited, submission to completion "
+               "(queueing included), summed per device; overlapping requests each count.",
+               unit="seconds", labels=("device",), source="block:block_bio_queue, block_rq_issue, block_rq_complete"),
+    MetricSpec("infernode_block_io_inference_requests_total", MetricType.COUNTER,
+               "Block requests submitted by inference threads that completed, per device.",
+               labels=("device",), source="block:block_bio_queue, block_rq_issue, block_rq_complete"),
     MetricSpec("infernode_tcp_retransmits_total", MetricType.COUNTER,
                "TCP segments retransmitted by this node, by the configured local port range they were sent from.",
                labels=("local_ports",), source="tcp:tcp_retransmit_skb"),

@@ -1,17 +1,31 @@
-/* Block I/O latency per device and operation: block_rq_issue -> block_rq_complete.
+/* Block I/O latency per device and operation, and the I/O time of inference threads.
  *
- * Requests are keyed by (dev, sector), which both tracepoints carry, rather than by
- * request pointer; the issuing thread is recorded at issue time.
+ * Requests are keyed by (dev, sector), which every block tracepoint carries, rather
+ * than by request pointer. Whose I/O it is comes from block_bio_queue, which runs in
+ * the submitting thread (submit_bio's caller); block_rq_issue may run in a kworker
+ * (kblockd dispatching a busy queue, a requeue), so its current task says nothing.
+ *
+ * The histograms measure the device (issue -> complete, like biolatency); what a
+ * thread waited is submission -> complete, which adds the time its request spent
+ * queued behind others, the part an fsync storm makes long.
  */
 struct bio_key {
     u32 dev;
     u32 pad;
     u64 sector;
 };
-struct bio_start {
+struct bio_submit {
     u64 ts;
     u32 tid;
+    u32 scope_id;   /* 0: not an inference thread */
+};
+struct bio_start {
+    u64 ts;         /* issue */
+    u64 queued_ts;  /* submission, 0 if block_bio_queue was not seen */
+    u32 tid;
+    u32 scope_id;
     u32 bytes;
+    u32 pad;
 };
 struct bio_hist_key {
     u32 dev;
@@ -19,9 +33,28 @@ struct bio_hist_key {
     u32 slot;
     u32 pad;
 };
-/* LRU: a request whose completion we never see (attached mid-flight) ages out. */
+/* LRU: a bio merged into another's request never reaches issue under its own sector,
+ * and a request whose completion we never see (attached mid-flight) ages out. */
+BPF_TABLE("lru_hash", struct bio_key, struct bio_submit, bio_submit, BIO_MAX_INFLIGHT);
 BPF_TABLE("lru_hash", struct bio_key, struct bio_start, bio_start, BIO_MAX_INFLIGHT);
 BPF_HASH(bio_hist, struct bio_hist_key, u64, BIO_MAX_SERIES);
+
+#if IO_PRESSURE
+/* Every block request of an inference thread, summed per (scope id, device): the
+ * wait (submission -> complete) and counts. Per-CPU (the completing CPU), never
+ * cleared; user space sums the CPUs and turns totals into per-window deltas. */
+struct io_pressure_key {
+    u32 scope_id;
+    u32 dev;
+};
+struct io_pressure_val {
+    u64 ns;
+    u64 requests;
+    u64 reads;
+    u64 bytes;
+};
+BPF_PERCPU_HASH(io_pressure, struct io_pressure_key, struct io_pressure_val, IO_PRESSURE_SERIES);
+#endif
 
 static __always_inline u32 rwbs_op(const char *rwbs)
 {
@@ -36,10 +69,36 @@ static __always_inline u32 rwbs_op(const char *rwbs)
     return 2;
 }
 
+TRACEPOINT_PROBE(block, block_bio_queue)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct bio_key k = {.dev = args->dev, .sector = args->sector};
+    struct bio_submit s = {.ts = bpf_ktime_get_ns(), .tid = tid};
+    scope_of(tid, &s.scope_id);
+    /* Written for every thread, not only inference ones: an entry left by an earlier
+     * bio at this sector must never be taken for this one. */
+    bio_submit.update(&k, &s);
+    return 0;
+}
+
 TRACEPOINT_PROBE(block, block_rq_issue)
 {
+    u64 now = bpf_ktime_get_ns();
     struct bio_key k = {.dev = args->dev, .sector = args->sector};
-    struct bio_start s = {.ts = bpf_ktime_get_ns(), .tid = (u32)bpf_get_current_pid_tgid(), .bytes = args->bytes};
+    struct bio_start s = {.ts = now, .bytes = args->bytes};
+    struct bio_submit *sub = bio_submit.lookup(&k);
+    if (sub && sub->ts <= now && now - sub->ts < BIO_MAX_QUEUE_NS) {
+        s.queued_ts = sub->ts;
+        s.tid = sub->tid;
+        s.scope_id = sub->scope_id;
+    } else {
+        /* Submitted before we attached, or a request without a bio (a flush the
+         * block layer makes itself): the issuing task is the best guess we have. */
+        s.tid = (u32)bpf_get_current_pid_tgid();
+        scope_of(s.tid, &s.scope_id);
+    }
+    if (sub)
+        bio_submit.delete(&k);
     bio_start.update(&k, &s);
     return 0;
 }
@@ -56,6 +115,7 @@ TRACEPOINT_PROBE(block, block_rq_complete)
     if (now < s.ts)
         return 0;
     u64 delta = now - s.ts;
+    u64 waited = s.queued_ts && s.queued_ts <= s.ts ? now - s.queued_ts : delta;
     char rwbs[8];
     __builtin_memcpy(rwbs, args->rwbs, sizeof(rwbs));
     struct bio_hist_key hk = {.dev = args->dev, .op = rwbs_op(rwbs), .slot = log2_slot(delta)};
@@ -63,15 +123,31 @@ TRACEPOINT_PROBE(block, block_rq_complete)
     /* The sum rides in slot SLOTS of the same series. */
     hk.slot = SLOTS;
     bio_hist.atomic_increment(hk, delta);
-    if (delta >= BIO_THRESHOLD_NS) {
+#if IO_PRESSURE
+    if (s.scope_id != 0) {
+        struct io_pressure_key pk = {.scope_id = s.scope_id, .dev = args->dev};
+        struct io_pressure_val zero = {};
+        struct io_pressure_val *pv = io_pressure.lookup_or_try_init(&pk, &zero);
+        if (pv) {
+            pv->ns += waited;
+            pv->requests += 1;
+            pv->reads += hk.op == 0;
+            pv->bytes += s.bytes;
+        }
+    }
+#endif
+    if (waited >= BIO_THRESHOLD_NS) {
         struct event e = {};
         e.program = PROG_BLOCKIO;
         e.tid = s.tid;
         e.cpu = bpf_get_smp_processor_id();
+        e.scope_id = s.scope_id;
         e.end_ns = now;
-        e.duration_ns = delta;
+        e.duration_ns = waited;
         e.a = args->dev;
         e.b = s.bytes;
+        u64 queued_us = (waited - delta) / 1000;
+        e.other_pid = queued_us > 0xffffffffULL ? 0xffffffff : queued_us;
         e.flags = hk.op;
         emit(&e);
     }

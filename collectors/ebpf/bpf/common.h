@@ -32,7 +32,8 @@ struct event {
     u64 duration_ns;
     u64 a;             /* program-specific: see decode.py */
     u64 b;
-    u32 other_pid;     /* run-queue: the thread switched out; OOM: victim pid */
+    u32 other_pid;     /* run-queue: the thread switched out; OOM: victim pid;
+                          block I/O: microseconds queued before issue */
     u32 flags;
     char comm[16];
 };

@@ -37,6 +37,17 @@ def test_block_record_names_the_device_and_op():
     ev = to_event(raw, conv(0), {}, lambda ma, mi: f"loop{mi}" if ma == 7 else "?")
     assert (ev.kind, ev.subject) == ("io_stall", "dev:loop3")
     assert ev.attributes["op"] == "write" and ev.attributes["bytes"] == 4096 and ev.attributes["issuer_pid"] == 9
+    assert "cgroup" not in ev.attributes  # not submitted by an inference thread
+
+
+def test_block_record_of_an_inference_thread_carries_its_cgroup_and_queueing():
+    dev = (7 << 20) | 3
+    raw = parse_record(record(2, tid=9, scope_id=2, end_ns=5, duration_ns=60_000_000, a=dev, b=65536, flags=0,
+                              other=45_000))
+    ev = to_event(raw, conv(0), {2: "/inference.slice/vllm.service"}, lambda ma, mi: f"loop{mi}")
+    assert ev.subject == "dev:loop3" and ev.magnitude == pytest.approx(0.060)
+    assert ev.attributes["cgroup"] == "/inference.slice/vllm.service"
+    assert ev.attributes["queued_seconds"] == pytest.approx(0.045) and ev.attributes["op"] == "read"
 
 
 def test_tcp_record_decodes_ipv4_addresses_and_ports():

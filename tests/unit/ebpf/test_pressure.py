@@ -1,8 +1,8 @@
-"""Kernel wait sums -> runqueue_pressure events, on plain values."""
+"""Kernel wait sums -> runqueue_pressure and io_pressure events, on plain values."""
 
 import pytest
 
-from collectors.ebpf.pressure import pressure_events, totals_from_percpu
+from collectors.ebpf.pressure import io_pressure_events, io_totals_from_percpu, pressure_events, totals_from_percpu
 
 S, E = 1_000_000_000, 1_100_000_000
 
@@ -31,3 +31,36 @@ def test_no_growth_no_event_and_recreated_entries_count_from_zero():
 
 def test_empty_window_yields_nothing():
     assert pressure_events({}, {(1, 1): (9, 2)}, E, E, {1: "/a"}) == []
+
+
+# --- block I/O sums -> io_pressure ------------------------------------------------
+
+LOOP3 = (7 << 20) | 3  # kernel-internal dev_t
+
+
+def dev_name(dev: int) -> str:
+    return f"loop{dev & 0xFFFFF}" if dev >> 20 == 7 else "?"
+
+
+def test_io_percpu_values_are_summed_over_cpus():
+    got = io_totals_from_percpu([(1, LOOP3, [(1_000, 1, 1, 4096), (3_000, 2, 0, 8192)]),
+                                 (2, LOOP3, [(0, 0, 0, 0), (0, 0, 0, 0)])])
+    assert got == {(1, LOOP3): (4_000, 3, 1, 12288)}
+
+
+def test_io_window_event_names_the_device_and_counts_on_the_scope():
+    prev = {(1, LOOP3): (10_000_000, 4, 4, 65536)}
+    cur = {(1, LOOP3): (55_000_000, 10, 9, 65536 * 3), (5, LOOP3): (2_000_000, 1, 0, 4096)}
+    evs = io_pressure_events(prev, cur, S, E, {1: "/cpu-test/worker"}, dev_name)
+    assert [(e.kind, e.subject) for e in evs] == [("io_pressure", "cgroup:/cpu-test/worker"), ("io_pressure", "node")]
+    first = evs[0]
+    assert first.magnitude == pytest.approx(0.045) and (first.start_ns, first.end_ns) == (S, E)
+    assert first.attributes == {"device": "loop3", "requests": 6, "reads": 5, "bytes": 65536 * 2,
+                                "aggregate": True}
+
+
+def test_io_no_new_requests_no_event_and_recreated_entries_count_from_zero():
+    assert io_pressure_events({(1, LOOP3): (9, 1, 1, 1)}, {(1, LOOP3): (9, 1, 1, 1)}, S, E, {}, dev_name) == []
+    (ev,) = io_pressure_events({(1, LOOP3): (9_000, 5, 5, 10)}, {(1, LOOP3): (3_000, 1, 1, 4)}, S, E, {}, dev_name)
+    assert ev.magnitude == pytest.approx(3e-6) and ev.attributes["requests"] == 1
+    assert io_pressure_events({}, {(1, LOOP3): (9, 1, 1, 1)}, E, E, {}, dev_name) == []

@@ -139,6 +139,10 @@ def test_share_never_exceeds_one():
     (Event(0, 1, "gpu_throttle", "gpu:GPU-b"), False),
     (Event(0, 1, "io_stall", "dev:nvme0n1", 0, {"issuer_pid": 4243, "op": "read"}), True),
     (Event(0, 1, "io_stall", "dev:nvme0n1", 0, {"issuer_pid": 99, "op": "write"}), False),
+    # A thread of the worker that the agent has not listed yet: its scope cgroup says whose.
+    (Event(0, 1, "io_stall", "dev:nvme0n1", 0, {"issuer_pid": 99, "op": "read", "cgroup": CG}), True),
+    (Event(0, 1, "io_pressure", f"cgroup:{CG}", 0.01, {"device": "nvme0n1", "requests": 3}), True),
+    (Event(0, 1, "io_pressure", "cgroup:/other.slice/x.service", 0.01, {"device": "nvme0n1"}), False),
     (Event(0, 1, "tcp_retransmit", "node", 1, {"sport": 8000, "dport": 51000}), True),
     (Event(0, 1, "tcp_retransmit", "node", 1, {"sport": 22, "dport": 51000}), False),
     (Event(0, 1, "oom_kill", "node", 1, {"pid": 5}), True),
