@@ -34,6 +34,11 @@ Command line (vLLM's own flag names where vLLM has them):
       [--ttft 0.05] [--itl 0.01]           test controls: seconds to first token, between tokens
       [--cpu-per-token 0]                  test control: CPU seconds burnt per token (vLLM's host-side
                                            decode loop, scheduler and detokeniser are CPU-hungry)
+      [--read-file PATH --read-bytes 0 [--read-block 65536]]
+                                           test control: each request reads this many bytes of PATH
+                                           with O_DIRECT during prefill, in blocks, moving on through
+                                           the file (what a real engine reads per request: weights
+                                           paged back in after eviction, a LoRA adapter, offloaded KV)
       [--startup-delay 0]                  test control: "model load" before the port opens
       [--fault none|health_hang|engine_hang|engine_dead]   test control, initial fault
   Other vLLM flags (e.g. --tensor-parallel-size) are accepted and ignored.
@@ -235,6 +240,30 @@ class Aborted(Exception):
     pass
 
 
+class DirectReader:
+    """Reads a file with O_DIRECT (the page cache never answers, the device does),
+    one aligned block at a time, continuing where the last request stopped."""
+
+    def __init__(self, path: str, block: int) -> None:
+        import mmap
+
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        self.size = os.fstat(self.fd).st_size // block * block
+        if self.size == 0:
+            raise SystemExit(f"--read-file {path}: smaller than one --read-block of {block} bytes")
+        self.block = block
+        self.buf = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT requires
+        self.offset = 0
+        self.lock = threading.Lock()
+
+    def read(self, nbytes: int) -> None:
+        for _ in range(max(1, nbytes // self.block)):
+            with self.lock:
+                off = self.offset
+                self.offset = (off + self.block) % self.size
+            os.preadv(self.fd, [self.buf], off)
+
+
 class Engine:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -248,6 +277,7 @@ class Engine:
         self.cond = threading.Condition()
         self.tracer = Tracer(args.otlp_traces_endpoint) if args.otlp_traces_endpoint else None
         self.stop_event = threading.Event()
+        self.reader = DirectReader(args.read_file, args.read_block) if args.read_file and args.read_bytes else None
 
     def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):  # noqa: ANN201
         """Yields (index, text); fills `timings` (seconds) when done; raises Aborted when
@@ -262,6 +292,8 @@ class Engine:
             m.waiting -= 1
             m.running += 1
         try:
+            if self.reader is not None:
+                self.reader.read(self.args.read_bytes)
             self._sleep(self.args.ttft)
             first = time.monotonic()
             last = first
@@ -520,6 +552,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--itl", type=float, default=0.01)
     p.add_argument("--cpu-per-token", type=float, default=0.0)
     p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--read-file", default=None)
+    p.add_argument("--read-bytes", type=int, default=0)
+    p.add_argument("--read-block", type=int, default=65536)
     p.add_argument("--fault", choices=("none", "health_hang", "engine_hang", "engine_dead"),
                    default=os.environ.get("VLLM_STANDIN_FAULT", "none"))
     args, _unknown = p.parse_known_args(argv)  # vLLM flags the double does not model

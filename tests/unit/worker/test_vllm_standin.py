@@ -230,3 +230,30 @@ def test_llm_request_spans_over_otlp_grpc():
     assert res["vllm.process_id"].int_value > 0
     e2e = attrs["gen_ai.latency.e2e"].double_value
     assert abs((span.end_time_unix_nano - span.start_time_unix_nano) / 1e9 - e2e) < 0.01
+
+
+def _read_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    raise AssertionError("no read_bytes in /proc/<pid>/io")
+
+
+def test_read_file_is_read_from_the_device_on_every_request(tmp_path):
+    # O_DIRECT: each request's bytes come from the block device, never the page cache,
+    # so the storage layer accounts them every time (the file is read twice over).
+    data = tmp_path / "weights.bin"
+    data.write_bytes(os.urandom(1 << 20))
+    with standin("--read-file", str(data), "--read-bytes", str(512 << 10)) as (base, proc):
+        before = _read_bytes(proc.pid)
+        for _ in range(4):
+            assert _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        assert _read_bytes(proc.pid) - before == 4 * (512 << 10)
+
+
+def test_read_file_smaller_than_a_block_is_refused(tmp_path):
+    tiny = tmp_path / "tiny.bin"
+    tiny.write_bytes(b"x" * 100)
+    proc = subprocess.run([sys.executable, str(STANDIN), "--port", str(_free_port()), "--read-file", str(tiny),
+                           "--read-bytes", "65536"], capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0 and "smaller than one --read-block" in proc.stderr
