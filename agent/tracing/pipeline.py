@@ -70,8 +70,9 @@ class Enricher:
             return []
 
     def _drain_kernel_sums(self) -> None:
-        """Run-queue waits still summed in the kernel (the eBPF collector writes them
-        every 100 ms) are written now, so a span that just ended sees its last ones."""
+        """Run-queue and block I/O waits still summed in the kernel (the eBPF collector
+        writes them every 100 ms) are written now, so a span that just ended sees its
+        last ones."""
         fn = self.services.get("ebpf.drain_pressure")
         if not callable(fn):
             return
