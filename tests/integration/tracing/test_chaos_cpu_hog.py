@@ -35,19 +35,17 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.harness.agent import Agent, only_collectors
 from tests.harness.prometheus import free_port
-from tests.integration.ebpf.conftest import CPU_ROOT, _rm_cgroup
+from tests.integration.tracing.chaos import (STANDIN, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream,
+                                             wait_http, wait_program)
 
 pytestmark = pytest.mark.integration
 
-STANDIN = str(Path(__file__).parents[2] / "doubles" / "vllm_standin.py")
 CPU = os.cpu_count() - 1
 N = 8  # requests per phase
 TOKENS = 25
@@ -55,47 +53,8 @@ CPU_PER_TOKEN = 0.01
 WEIGHT = 10240  # cpu.shares; 1024 is everyone else's
 
 
-def _post_stream(port: int, trace_id: str) -> float:
-    """One streamed completion read to [DONE]; returns its client-side seconds."""
-    body = json.dumps({"model": "standin/tiny-model", "prompt": "hello", "max_tokens": TOKENS,
-                       "stream": True}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body, headers={
-        "Content-Type": "application/json", "traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
-    t0 = time.monotonic()
-    with urllib.request.urlopen(req, timeout=20) as resp:
-        data = resp.read()
-    assert b"data: [DONE]" in data
-    return time.monotonic() - t0
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {timeout} s")
-        time.sleep(0.1)
-
-
-def _explanation(agent: Agent, trace_id: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, _, body = agent.get(f"/debug/explain?trace_id={trace_id}")
-        if status == 200:
-            (req,) = json.loads(body)["requests"]
-            return req
-        if time.monotonic() > deadline:
-            raise AssertionError(f"trace {trace_id} not explained by the agent: {status} {body[:200]!r}")
-        time.sleep(0.1)
-
-
 def _runqueue_s(req: dict) -> float:
-    return sum(c["explained_seconds"] for c in req["causes"] if c["kind"] == "runqueue_wait")
+    return cause_s(req, "runqueue_wait")
 
 
 @pytest.fixture
@@ -103,27 +62,8 @@ def cgroups():
     """(worker, hog): sibling v1 cpu cgroups of equal, high weight. The hog competes
     with the worker as an equal; both outweigh the other users of this shared machine
     tenfold, so their jobs barely touch the measurement."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if not (CPU_ROOT / "tasks").exists():
-        pytest.skip("no v1 cpu cgroup hierarchy here")
-    tag = uuid.uuid4().hex[:8]
-    made = []
-    try:
-        for name in ("worker", "hog"):
-            d = CPU_ROOT / f"chaos-{name}-{tag}"
-            d.mkdir()
-            made.append(d)
-            (d / "cpu.shares").write_text(str(WEIGHT))
-        yield made[0], made[1]
-    finally:
-        for d in made:
-            _rm_cgroup(d)
-
-
-def _in_cgroup(cgroup: Path, *argv: str) -> list[str]:
-    """argv run in `cgroup` from before exec, so every thread it will have is born there."""
-    return ["sh", "-c", f'echo $$ > {cgroup / "tasks"} && exec "$@"', "sh", *argv]
+    with cpu_cgroups("worker", "hog", shares=WEIGHT) as made:
+        yield made
 
 
 def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path, cgroups):
@@ -142,36 +82,33 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
     procs: list[subprocess.Popen] = []
     try:
         with Agent.start(tmp_path / "agent", config) as agent:
-            deadline = time.monotonic() + 40
-            while 'infernode_ebpf_program_up{program="runqueue"} 1.0' not in agent.metrics():
-                assert time.monotonic() < deadline, "runqueue program did not load"
-                time.sleep(0.2)
+            wait_program(agent, "runqueue")
             env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
             worker = subprocess.Popen(
-                _in_cgroup(worker_cgroup, "taskset", "-c", str(CPU), sys.executable, STANDIN,
+                in_cgroup(worker_cgroup, "taskset", "-c", str(CPU), sys.executable, STANDIN,
                            "--host", "127.0.0.1", "--port", str(vllm_port),
                            "--otlp-traces-endpoint", f"http://127.0.0.1:{http_port}/v1/traces",
                            "--ttft", "0.02", "--itl", "0.005", "--cpu-per-token", str(CPU_PER_TOKEN)),
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(worker)
-            _wait_http(f"http://127.0.0.1:{vllm_port}/health", 20)
+            wait_http(f"http://127.0.0.1:{vllm_port}/health", 20)
             time.sleep(1.2)  # one scope refresh after start-up: the worker's threads are in the map
-            _post_stream(vllm_port, uuid.uuid4().hex)  # warm-up (imports, first connection)
+            post_stream(vllm_port, uuid.uuid4().hex, TOKENS)  # warm-up (imports, first connection)
 
             quiet_ids = [uuid.uuid4().hex for _ in range(N)]
-            quiet_e2e = [_post_stream(vllm_port, t) for t in quiet_ids]
+            quiet_e2e = [post_stream(vllm_port, t, TOKENS) for t in quiet_ids]
 
-            hog = subprocess.Popen(_in_cgroup(hog_cgroup, "taskset", "-c", str(CPU), sys.executable, "-c",
+            hog = subprocess.Popen(in_cgroup(hog_cgroup, "taskset", "-c", str(CPU), sys.executable, "-c",
                                               "while True: pass"))
             procs.append(hog)
             time.sleep(0.3)
             loud_ids = [uuid.uuid4().hex for _ in range(N)]
-            loud_e2e = [_post_stream(vllm_port, t) for t in loud_ids]
+            loud_e2e = [post_stream(vllm_port, t, TOKENS) for t in loud_ids]
             hog.kill()
             hog.wait()
 
-            quiet = [_explanation(agent, t) for t in quiet_ids]
-            loud = [_explanation(agent, t) for t in loud_ids]
+            quiet = [explanation(agent, t) for t in quiet_ids]
+            loud = [explanation(agent, t) for t in loud_ids]
     finally:
         for p in procs:
             if p.poll() is None:
