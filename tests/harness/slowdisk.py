@@ -73,13 +73,19 @@ def skip_unless_possible() -> None:
         pytest.skip(f"the slow-disk double needs pyfuse3 for {SYSTEM_PYTHON} (python3-pyfuse3)")
 
 
-def _device_name(major: int, minor: int) -> str:
-    uevent = Path(f"/sys/dev/block/{major}:{minor}/uevent").read_text()
-    for line in uevent.splitlines():
+def devname_from_uevent(text: str) -> str | None:
+    for line in text.splitlines():
         key, _, value = line.partition("=")
         if key == "DEVNAME":
             return value
-    raise RuntimeError(f"no DEVNAME in uevent of block device {major}:{minor}")
+    return None
+
+
+def _device_name(major: int, minor: int) -> str:
+    name = devname_from_uevent(Path(f"/sys/dev/block/{major}:{minor}/uevent").read_text())
+    if name is None:
+        raise RuntimeError(f"no DEVNAME in uevent of block device {major}:{minor}")
+    return name
 
 
 def _wait_for_mount(proc: subprocess.Popen, fuse_mnt: Path, log: Path, timeout: float = 15.0) -> None:
@@ -187,22 +193,30 @@ def slow_disk(
 
 STORM = """
 import os, sys
-path, chunk = sys.argv[1], int(sys.argv[2])
+path, chunk, sync = sys.argv[1], int(sys.argv[2]), getattr(os, sys.argv[3])
 buf = os.urandom(1 << 20)
 fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
 while True:
     os.lseek(fd, 0, os.SEEK_SET)
     for _ in range(chunk):
         os.write(fd, buf)
-    os.fsync(fd)
+    sync(fd)
 """
 
 
-def fsync_storm(directory: Path, *, mib_per_fsync: int = 4, name: str = "storm.dat") -> subprocess.Popen:
+def fsync_storm(directory: Path, *, mib_per_fsync: int = 4, datasync: bool = True,
+                name: str = "storm.dat") -> subprocess.Popen:
     """A separate process (think: a backup job) that rewrites `mib_per_fsync` MiB of
-    `directory/name` and fsyncs it, over and over until killed."""
+    `directory/name` and syncs it, over and over until killed.
+
+    datasync (fdatasync): the rewritten data and one cache flush per round. A full
+    fsync also commits the journal for the mtime change: a flush, the commit block and
+    another flush, each step queued when the previous completes, and a reader's
+    request slips in between them about one time in two; reads during such a storm
+    are then half fast, half slow, and their median flips between the two."""
     directory = Path(directory)
-    proc = subprocess.Popen([sys.executable, "-c", STORM, str(directory / name), str(mib_per_fsync)])
+    sync = "fdatasync" if datasync else "fsync"
+    proc = subprocess.Popen([sys.executable, "-c", STORM, str(directory / name), str(mib_per_fsync), sync])
     _LOADS.append((directory, proc))
     return proc
 
@@ -211,5 +225,4 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    with contextlib.suppress(ValueError):
-        _LOADS.remove(next(entry for entry in _LOADS if entry[1] is proc))
+    _LOADS[:] = [entry for entry in _LOADS if entry[1] is not proc]
