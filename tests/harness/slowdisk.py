@@ -50,7 +50,9 @@ class SlowDisk:
         return int(self.stat_path().read_text().split()[0])
 
     def mount(self) -> None:
-        sh("mount", self.dev_path, str(self.mountpoint))
+        # No block-bitmap prefetch: ext4lazyinit would read them in the background of
+        # a test's measurements.
+        sh("mount", "-o", "no_prefetch_block_bitmaps", self.dev_path, str(self.mountpoint))
         self._mounted = True
 
     def umount(self) -> None:
