@@ -14,6 +14,8 @@ PACKAGES=(
   ansible-core ansible-lint                 # fleet rollout role: lint, syntax check, real rollout tests
   dpkg-dev                                  # dpkg-scanpackages: the bootstrap tests' local apt repository
   openssh-client                            # ssh and ssh-keygen: the rollout test reaches its hosts over SSH
+  python3-pyfuse3                           # the slow-disk test double (FUSE medium under a loop device); as root
+                                            # libfuse mounts and unmounts with mount(2)/umount2(2): fuse3's fusermount3 is not needed
 )
 
 missing=()
