@@ -255,9 +255,13 @@ class EbpfCollector(Collector):
         if name == "runqueue":
             return pressure.totals_from_percpu([(k.value, [(v.ns, v.waits) for v in per_cpu])
                                                 for k, per_cpu in module.table("runq_pressure").items()])
-        return pressure.io_totals_from_percpu([(k.scope_id, k.dev, [(v.ns, v.requests, v.reads, v.bytes)
-                                                                     for v in per_cpu])
-                                               for k, per_cpu in module.table("io_pressure").items()])
+        completed = [(k.scope_id, k.dev, [(v.ns, v.requests, v.reads, v.bytes) for v in per_cpu])
+                     for k, per_cpu in module.table("io_pressure").items()]
+        if name == "blockio_completed":
+            return pressure.io_totals_from_percpu(completed)
+        now_mono = time.monotonic_ns()  # bpf_ktime_get_ns's clock
+        inflight = [(v.scope_id, v.dev, v.start) for v in module.table("io_inflight").values()]
+        return pressure.io_totals_from_percpu(completed, inflight, now_mono)
 
     # --- scope -----------------------------------------------------------------
 
@@ -341,7 +345,8 @@ class EbpfCollector(Collector):
                 entries = [(k.dev, k.op, k.slot, v) for k, v in hash_items(module.table("bio_hist"))]
                 yield from exports.blockio_samples(entries, self._device)
                 if self.settings.io_pressure_interval > 0:
-                    yield from exports.inference_io_samples(self._read_pressure(module, "blockio"), self._device)
+                    yield from exports.inference_io_samples(self._read_pressure(module, "blockio_completed"),
+                                                            self._device)
             if "tcp_retransmit" in up:
                 yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
                                                [name for name, _, _ in self.settings.port_ranges()])

@@ -19,8 +19,8 @@ from agent.events import NODE, Event
 
 # (scope id, cpu) -> (wait ns, waits), cumulative since the program loaded.
 Totals = Mapping[tuple[int, int], tuple[int, int]]
-# (scope id, dev) -> (wait ns, requests, reads, bytes), summed over CPUs.
-IoTotals = Mapping[tuple[int, int], tuple[int, int, int, int]]
+# (scope id, dev) -> (completed wait ns, requests, reads, bytes, in-flight wait ns).
+IoTotals = Mapping[tuple[int, int], tuple[int, int, int, int, int]]
 
 
 def totals_from_percpu(items: list[tuple[int, list[tuple[int, int]]]]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -57,16 +57,34 @@ def pressure_events(
     return out
 
 
+# A request in flight longer than this is one whose completion was missed (or a
+# hung device, which the io_stall outliers report): its wait is no longer accrued.
+INFLIGHT_MAX_AGE_NS = 30 * 10**9
+
+
 def io_totals_from_percpu(
     items: list[tuple[int, int, list[tuple[int, int, int, int]]]],
-) -> dict[tuple[int, int], tuple[int, int, int, int]]:
-    """[(scope id, dev, [(ns, requests, reads, bytes) per cpu])] -> {(scope id, dev): sums}."""
-    out: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    inflight: list[tuple[int, int, int]] = (),  # type: ignore[assignment]
+    now_mono_ns: int = 0,
+) -> dict[tuple[int, int], tuple[int, int, int, int, int]]:
+    """Completed requests [(scope id, dev, [(ns, requests, reads, bytes) per cpu])] and
+    requests in flight [(scope id, dev, start ns on the kernel's monotonic clock)] read
+    at `now_mono_ns` -> {(scope id, dev): (ns, requests, reads, bytes, in-flight ns)}.
+
+    The in-flight part makes the total the waiting done up to now, so the difference
+    of two reads is the waiting done between them, not the waits that happened to
+    complete then (a 120 ms read completing in a 100 ms window is not 120 ms of it)."""
+    out: dict[tuple[int, int], tuple[int, int, int, int, int]] = {}
     for sid, dev, per_cpu in items:
-        ns = sum(v[0] for v in per_cpu)
         requests = sum(v[1] for v in per_cpu)
         if requests:
-            out[(sid, dev)] = (ns, requests, sum(v[2] for v in per_cpu), sum(v[3] for v in per_cpu))
+            out[(sid, dev)] = (sum(v[0] for v in per_cpu), requests, sum(v[2] for v in per_cpu),
+                               sum(v[3] for v in per_cpu), 0)
+    for sid, dev, start in inflight:
+        age = now_mono_ns - start
+        if 0 < age < INFLIGHT_MAX_AGE_NS:
+            ns, requests, reads, nbytes, flying = out.get((sid, dev), (0, 0, 0, 0, 0))
+            out[(sid, dev)] = (ns, requests, reads, nbytes, flying + age)
     return out
 
 
@@ -74,18 +92,22 @@ def io_pressure_events(
     previous: IoTotals, current: IoTotals, start_ns: int, end_ns: int, scopes: Mapping[int, str],
     device_name: Callable[[int], str],
 ) -> list[Event]:
-    """One event per (scope, device) that completed requests over [start_ns, end_ns]:
-    magnitude is the seconds its requests waited (summed: overlapping requests of
-    several threads count each), attributes the device and counts."""
+    """One event per (scope, device) whose threads waited on block I/O over
+    [start_ns, end_ns]: magnitude is the seconds waited inside the window (summed:
+    overlapping requests of several threads count each), attributes the device and
+    the requests that completed in it."""
     out: list[Event] = []
     if end_ns <= start_ns:
         return out
     for (sid, dev), cur in sorted(current.items()):
-        prev = previous.get((sid, dev), (0, 0, 0, 0))
-        if any(c < p for c, p in zip(cur, prev)):
-            prev = (0, 0, 0, 0)
-        d_ns, d_req, d_reads, d_bytes = (c - p for c, p in zip(cur, prev))
-        if d_req <= 0 or d_ns <= 0:
+        prev = previous.get((sid, dev), (0, 0, 0, 0, 0))
+        if any(c < p for c, p in zip(cur[:4], prev[:4])):  # the completed counters restarted
+            prev = (0, 0, 0, 0, 0)
+        d_req, d_reads, d_bytes = (c - p for c, p in zip(cur[1:4], prev[1:4]))
+        # In-flight waits can only drop by completing (then they are in the completed
+        # sum, whole) or by ageing out; a drop never makes a negative window.
+        d_ns = (cur[0] + cur[4]) - (prev[0] + prev[4])
+        if d_ns <= 0:
             continue
         out.append(Event(start_ns, end_ns, "io_pressure", _subject(sid, scopes), d_ns / 1e9,
                          {"device": device_name(dev), "requests": d_req, "reads": d_reads, "bytes": d_bytes,

@@ -40,9 +40,12 @@ BPF_TABLE("lru_hash", struct bio_key, struct bio_start, bio_start, BIO_MAX_INFLI
 BPF_HASH(bio_hist, struct bio_hist_key, u64, BIO_MAX_SERIES);
 
 #if IO_PRESSURE
-/* Every block request of an inference thread, summed per (scope id, device): the
- * wait (submission -> complete) and counts. Per-CPU (the completing CPU), never
- * cleared; user space sums the CPUs and turns totals into per-window deltas. */
+/* Every block request of an inference thread, summed per (scope id, device) when it
+ * completes: the wait (submission -> complete) and counts. Per-CPU (the completing
+ * CPU), never cleared; user space sums the CPUs and turns totals into per-window
+ * deltas. A completed wait began before the window that reads it, so user space
+ * also reads the requests still in flight (io_inflight) and counts their waits up
+ * to each read: each window then holds the waiting done inside it. */
 struct io_pressure_key {
     u32 scope_id;
     u32 dev;
@@ -54,6 +57,12 @@ struct io_pressure_val {
     u64 bytes;
 };
 BPF_PERCPU_HASH(io_pressure, struct io_pressure_key, struct io_pressure_val, IO_PRESSURE_SERIES);
+struct io_inflight_val {
+    u64 start;      /* submission, else issue */
+    u32 scope_id;
+    u32 dev;
+};
+BPF_TABLE("lru_hash", struct bio_key, struct io_inflight_val, io_inflight, BIO_MAX_INFLIGHT);
 #endif
 
 static __always_inline u32 rwbs_op(const char *rwbs)
@@ -100,6 +109,13 @@ TRACEPOINT_PROBE(block, block_rq_issue)
     if (sub)
         bio_submit.delete(&k);
     bio_start.update(&k, &s);
+#if IO_PRESSURE
+    if (s.scope_id != 0) {
+        struct io_inflight_val f = {.start = s.queued_ts ? s.queued_ts : now, .scope_id = s.scope_id,
+                                    .dev = args->dev};
+        io_inflight.update(&k, &f);
+    }
+#endif
     return 0;
 }
 
@@ -125,6 +141,7 @@ TRACEPOINT_PROBE(block, block_rq_complete)
     bio_hist.atomic_increment(hk, delta);
 #if IO_PRESSURE
     if (s.scope_id != 0) {
+        io_inflight.delete(&k);
         struct io_pressure_key pk = {.scope_id = s.scope_id, .dev = args->dev};
         struct io_pressure_val zero = {};
         struct io_pressure_val *pv = io_pressure.lookup_or_try_init(&pk, &zero);

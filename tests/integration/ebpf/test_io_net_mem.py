@@ -43,8 +43,10 @@ def test_fsync_writes_on_a_loop_device_fill_its_write_histogram(ebpf, loop_devic
     t0 = time.time_ns()
     fd = os.open(loop_device, os.O_WRONLY)
     try:
+        # 256 KiB writes: long enough (well over the 50 us threshold) to be events themselves,
+        # not only the flushes after them.
         for i in range(50):
-            os.pwrite(fd, os.urandom(4096), i * 4096)
+            os.pwrite(fd, os.urandom(256 << 10), i * (256 << 10))
             os.fsync(fd)
     finally:
         os.close(fd)
@@ -54,7 +56,7 @@ def test_fsync_writes_on_a_loop_device_fill_its_write_histogram(ebpf, loop_devic
     stalls = wait_for(lambda: [e for e in events_of(node, "io_stall", t0) if e.subject == f"dev:{name}"])
     assert stalls and all(e.magnitude >= 50e-6 for e in stalls)
     assert {e.attributes["op"] for e in stalls} <= {"write", "other"} and any(
-        e.attributes["op"] == "write" and e.attributes["bytes"] >= 4096 for e in stalls)
+        e.attributes["op"] == "write" and e.attributes["bytes"] >= 256 << 10 for e in stalls)
 
 
 def soft_irq_seconds(samples) -> float:

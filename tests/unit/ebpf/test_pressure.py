@@ -45,12 +45,23 @@ def dev_name(dev: int) -> str:
 def test_io_percpu_values_are_summed_over_cpus():
     got = io_totals_from_percpu([(1, LOOP3, [(1_000, 1, 1, 4096), (3_000, 2, 0, 8192)]),
                                  (2, LOOP3, [(0, 0, 0, 0), (0, 0, 0, 0)])])
-    assert got == {(1, LOOP3): (4_000, 3, 1, 12288)}
+    assert got == {(1, LOOP3): (4_000, 3, 1, 12288, 0)}
+
+
+def test_requests_in_flight_add_the_waiting_done_so_far():
+    now = 50 * 10**9
+    got = io_totals_from_percpu([(1, LOOP3, [(1_000, 1, 1, 4096)])],
+                                [(1, LOOP3, now - 20_000_000), (1, LOOP3, now - 5_000_000),
+                                 (2, LOOP3, now - 1_000),
+                                 (3, LOOP3, now - 31 * 10**9),  # a completion missed long ago
+                                 (3, LOOP3, now + 10)],  # started after the clock was read
+                                now)
+    assert got == {(1, LOOP3): (1_000, 1, 1, 4096, 25_000_000), (2, LOOP3): (0, 0, 0, 0, 1_000)}
 
 
 def test_io_window_event_names_the_device_and_counts_on_the_scope():
-    prev = {(1, LOOP3): (10_000_000, 4, 4, 65536)}
-    cur = {(1, LOOP3): (55_000_000, 10, 9, 65536 * 3), (5, LOOP3): (2_000_000, 1, 0, 4096)}
+    prev = {(1, LOOP3): (10_000_000, 4, 4, 65536, 0)}
+    cur = {(1, LOOP3): (55_000_000, 10, 9, 65536 * 3, 0), (5, LOOP3): (2_000_000, 1, 0, 4096, 0)}
     evs = io_pressure_events(prev, cur, S, E, {1: "/cpu-test/worker"}, dev_name)
     assert [(e.kind, e.subject) for e in evs] == [("io_pressure", "cgroup:/cpu-test/worker"), ("io_pressure", "node")]
     first = evs[0]
@@ -59,8 +70,27 @@ def test_io_window_event_names_the_device_and_counts_on_the_scope():
                                 "aggregate": True}
 
 
-def test_io_no_new_requests_no_event_and_recreated_entries_count_from_zero():
-    assert io_pressure_events({(1, LOOP3): (9, 1, 1, 1)}, {(1, LOOP3): (9, 1, 1, 1)}, S, E, {}, dev_name) == []
-    (ev,) = io_pressure_events({(1, LOOP3): (9_000, 5, 5, 10)}, {(1, LOOP3): (3_000, 1, 1, 4)}, S, E, {}, dev_name)
+def test_a_long_request_is_spread_over_the_windows_it_waited_in():
+    # One 250 ms read submitted at 0, read at 100 and 200 ms (in flight) and 300 ms (done).
+    reads = [{(1, LOOP3): (0, 0, 0, 0, 100_000_000)},
+             {(1, LOOP3): (0, 0, 0, 0, 200_000_000)},
+             {(1, LOOP3): (250_000_000, 1, 1, 65536, 0)}]
+    windows = []
+    prev = {}
+    for i, cur in enumerate(reads):
+        windows += io_pressure_events(prev, cur, S + i * 100_000_000, S + (i + 1) * 100_000_000, {}, dev_name)
+        prev = cur
+    assert [round(e.magnitude, 3) for e in windows] == [0.1, 0.1, 0.05]
+    assert [e.attributes["requests"] for e in windows] == [0, 0, 1]
+
+
+def test_io_no_waiting_no_event_and_recreated_entries_count_from_zero():
+    same = {(1, LOOP3): (9, 1, 1, 1, 0)}
+    assert io_pressure_events(same, same, S, E, {}, dev_name) == []
+    (ev,) = io_pressure_events({(1, LOOP3): (9_000, 5, 5, 10, 0)}, {(1, LOOP3): (3_000, 1, 1, 4, 0)}, S, E, {},
+                               dev_name)
     assert ev.magnitude == pytest.approx(3e-6) and ev.attributes["requests"] == 1
-    assert io_pressure_events({}, {(1, LOOP3): (9, 1, 1, 1)}, E, E, {}, dev_name) == []
+    assert io_pressure_events({}, {(1, LOOP3): (9, 1, 1, 1, 0)}, E, E, {}, dev_name) == []
+    # An in-flight request that aged out drops the total: no negative window.
+    assert io_pressure_events({(1, LOOP3): (9, 1, 1, 1, 500)}, {(1, LOOP3): (9, 1, 1, 1, 0)}, S, E, {},
+                              dev_name) == []
