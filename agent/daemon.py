@@ -137,9 +137,11 @@ class Daemon:
         return 0
 
     async def _start(self) -> None:
-        for s in self.subsystems:
-            await s.start()
-        await self._serve()
+        # A SIGHUP meanwhile waits: a reload would reload subsystems not yet started.
+        async with self._reload_lock:
+            for s in self.subsystems:
+                await s.start()
+            await self._serve()
 
     def stop(self) -> None:
         self._stop.set()
