@@ -23,7 +23,9 @@ is optional; with no file at all the defaults below apply. Unknown keys are
 rejected. `infernode config check FILE` validates a file and exits 2 naming the
 file, the key path, the value and what was expected. Durations take `500ms`, `15s`,
 `5m`; sizes take `64MiB`, `1GiB`. `kill -HUP` reloads; an invalid new config is
-refused and the running one kept.
+refused and the running one kept. A subsystem that the new config turns on or off
+(the first or last entry of `workers`, `otlp.enabled`) starts or stops with the
+reload, no restart needed (README, "Signals").
 
 | key | type | default |
 |---|---|---|

@@ -1,18 +1,31 @@
 """The agent daemon: asyncio, one HTTP port, signals, reload, sd_notify.
 
-SIGTERM/SIGINT stop within 5 s. SIGHUP reloads the config: an invalid new config
-is logged and counted and the old one keeps running. READY=1 is sent once the
-server listens; watchdog pings come from the event loop itself, so a wedged loop
-stops pinging and systemd restarts the agent.
+SIGTERM/SIGINT stop within 5 s: subsystems (last first), the HTTP server and the
+collectors share one SHUTDOWN_BUDGET_S, each awaited with what is left of it (less
+a small reserve for the parts after it); one that overruns is named in the log
+and abandoned, and the shutdown goes on. Nothing the shutdown waits for blocks
+the event loop, and blocking work runs in daemon threads, which the interpreter's
+exit does not wait for. A stop signal that arrives while the daemon is still
+starting ends the start-up.
+
+SIGHUP reloads the config: an invalid new config is logged and counted and the old
+one keeps running. A valid one is applied, then subsystems follow it: those it
+turns off are stopped, those it turns on are started (a start that fails is logged
+and counted as a failed reload, and leaves the rest of the new config applied; the
+next reload tries it again). READY=1 is sent once the server listens; watchdog
+pings come from the event loop itself, so a wedged loop stops pinging and systemd
+restarts the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -20,13 +33,19 @@ from agent import sdnotify
 from agent.config import ConfigError, load_config
 from agent.node import Node
 from agent.paths import Paths
+from agent.runtime import in_daemon_thread, off_loop
+from agent.samples import Sample
 from agent.server import build_app
 from agent.subsystem import Subsystem, subsystem_classes
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.daemon")
 
-SHUTDOWN_BUDGET_S = 5.0
+# What the shutdown may wait for, all of it: the stop signal to exit is promised in
+# 5 s, and the interpreter's exit takes the rest. (systemd's TimeoutStopSec is 15 s.)
+SHUTDOWN_BUDGET_S = 4.5
+# Kept back from a part of the shutdown for each part still to stop after it.
+STOP_RESERVE_S = 0.25
 
 
 class ListenError(OSError):
@@ -49,10 +68,11 @@ class Daemon:
         self.paths = paths
         self.services: dict[str, Any] = {}
         self.node = Node.build(config, paths, services=self.services)
+        # Replaced, never changed in place: a scrape thread may be iterating it.
         self.subsystems: list[Subsystem] = [
             cls(self) for cls in subsystem_classes() if cls.enabled(config)
         ]
-        self.node.runtime.extra.extend(s.samples for s in self.subsystems)
+        self.node.runtime.extra.append(self.subsystem_samples)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,6 +82,14 @@ class Daemon:
     @property
     def events(self):  # noqa: ANN201 - the EventStore
         return self.node.events
+
+    def subsystem_samples(self) -> Iterable[Sample]:
+        for s in tuple(self.subsystems):
+            yield from s.samples()
+
+    def running(self, cls: type[Subsystem]) -> Subsystem | None:
+        """The running instance of a subsystem class, None while the config has it off."""
+        return next((s for s in self.subsystems if type(s) is cls), None)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         ready = self._runner is not None
@@ -77,13 +105,26 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self.node.runtime.start()
+        starting = asyncio.ensure_future(self._start())
+        stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            for s in self.subsystems:
-                await s.start()
-            await self._serve()
+            await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                # Stopped while a subsystem was still starting (a tuning run, a slow
+                # systemd): the start-up is abandoned, not waited for.
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                log.info("stop requested while starting")
+                sdnotify.notify("STOPPING=1")
+                await self._shutdown()
+                return 0
+            starting.result()
         except BaseException:
             await self._shutdown()
             raise
+        finally:
+            stopping.cancel()
         sdnotify.notify("READY=1\nSTATUS=serving " + self._listen_text())
         interval = sdnotify.watchdog_interval()
         if interval:
@@ -92,11 +133,15 @@ class Daemon:
                                               "collectors": ",".join(c.name for c in self.node.runtime.collectors)})
         await self._stop.wait()
         sdnotify.notify("STOPPING=1")
-        try:
-            await asyncio.wait_for(self._shutdown(), timeout=SHUTDOWN_BUDGET_S)
-        except asyncio.TimeoutError:
-            log.warning("shutdown exceeded %.0fs; exiting anyway", SHUTDOWN_BUDGET_S)
+        await self._shutdown()
         return 0
+
+    async def _start(self) -> None:
+        # A SIGHUP meanwhile waits: a reload would reload subsystems not yet started.
+        async with self._reload_lock:
+            for s in self.subsystems:
+                await s.start()
+            await self._serve()
 
     def stop(self) -> None:
         self._stop.set()
@@ -119,7 +164,10 @@ class Daemon:
 
     async def _bind(self, listen: str) -> tuple[web.AppRunner, tuple[str, int]]:
         host, port = parse_listen(listen)
-        app = build_app(self, [s.add_routes for s in self.subsystems])
+        # Every subsystem's routes, running or not: a reload may turn one on later,
+        # and a serving app takes no new routes. live() finds the running instance.
+        app = build_app(self, [functools.partial(cls.add_routes, live=functools.partial(self.running, cls))
+                               for cls in subsystem_classes()])
         # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s
         # (aiohttp waits it twice: for the handler, then for its cancellation).
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
@@ -140,9 +188,11 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def reload(self) -> bool:
-        """Apply the config file again. All or nothing: the new config is
-        validated, its collectors built and its listen address bound before the
-        old ones are let go; any failure keeps the running config untouched."""
+        """Apply the config file again. All or nothing up to the subsystems: the
+        new config is validated, its collectors built and its listen address bound
+        before the old ones are let go, and any failure there keeps the running
+        config untouched. Subsystems then follow the applied config
+        (_follow_config), where a failure does not undo it."""
         async with self._reload_lock:
             sdnotify.notify("RELOADING=1")
             try:
@@ -176,32 +226,110 @@ class Daemon:
         node.events.max_bytes = new.events.max_bytes
         node.selfmetrics = old_node.selfmetrics
         node.selfmetrics.last_reload_ok = True
-        node.runtime.extra = [node.selfmetrics.samples] + [s.samples for s in self.subsystems]
-        old_node.runtime.stop()
+        node.runtime.extra = [node.selfmetrics.samples, self.subsystem_samples]
+        # Collectors start promptly (their slow work is in their own threads), and
+        # scrapes move to the new ones at once; the old ones' stop joins threads
+        # for seconds, so it runs off the loop.
         node.runtime.start()
         self.node = node
         self.config = new
+        await off_loop(old_node.runtime.stop)
         if new_runner is not None:
             old_runner, self._runner, self.listening = self._runner, new_runner, listening
             if old_runner is not None:
                 await old_runner.cleanup()
-        for s in self.subsystems:
-            try:
-                await s.reload(new)
-            except Exception:
-                log.exception("subsystem %s failed to reload", s.name)
+        ok = await self._follow_config(new)
         log.info("config reloaded", extra={"config": str(self.config_path), "listen": self._listen_text(),
-                                           "collectors": ",".join(c.name for c in node.runtime.collectors)})
-        return True
+                                           "collectors": ",".join(c.name for c in node.runtime.collectors),
+                                           "subsystems": ",".join(s.name for s in self.subsystems)})
+        return ok
 
-    async def _shutdown(self) -> None:
+    async def _follow_config(self, config: Any) -> bool:
+        """Subsystems as the newly applied config wants them, in subsystem_classes()
+        order (tuning before the worker: the worker reads what tuning publishes).
+        False when one it turns on failed to start: that is counted as a failed
+        reload, but the config stays applied (its collectors and listen address
+        already serve) and the next reload tries the start again."""
+        wanted = [cls for cls in subsystem_classes() if cls.enabled(config)]
+        for s in reversed(self.subsystems):
+            if type(s) not in wanted:
+                # Not bounded like a shutdown: the worker supervisor stops each of its
+                # units here, one systemctl call (with its own timeout) apiece.
+                try:
+                    await s.turn_off(config)
+                    log.info("subsystem %s stopped: the config turns it off", s.name)
+                except Exception:
+                    log.exception("subsystem %s failed to stop", s.name)
+                self.subsystems = [x for x in self.subsystems if x is not s]
+        ok = True
+        for cls in wanted:
+            running = self.running(cls)
+            if running is not None:
+                try:
+                    await running.reload(config)
+                except Exception:
+                    log.exception("subsystem %s failed to reload", running.name)
+                continue
+            try:
+                s = cls(self)
+                # Listed before it starts, so a shutdown meanwhile stops it too.
+                self.subsystems = self._in_order([*self.subsystems, s])
+                await s.start()
+                log.info("subsystem %s started: the config turns it on", s.name)
+            except Exception as e:
+                log.error("config reload incomplete: subsystem %s did not start (%s: %s); the rest of the "
+                          "new config is applied, and the next reload tries the start again",
+                          cls.name, type(e).__name__, e, exc_info=True)
+                if self.running(cls) is not None:
+                    self.subsystems = [x for x in self.subsystems if type(x) is not cls]
+                    # What it started before failing is let go (bounded, like a shutdown).
+                    await self._bounded(s.stop(), f"subsystem {cls.name}", SHUTDOWN_BUDGET_S)
+                self.node.selfmetrics.reload_failures += 1
+                self.node.selfmetrics.last_reload_ok = False
+                ok = False
+        return ok
+
+    @staticmethod
+    def _in_order(subsystems: list[Subsystem]) -> list[Subsystem]:
+        rank = {cls: i for i, cls in enumerate(subsystem_classes())}
+        return sorted(subsystems, key=lambda s: rank.get(type(s), len(rank)))
+
+    async def _bounded(self, aw: Awaitable[Any], what: str, timeout: float) -> None:
+        """Await `aw` for `timeout` seconds; past that, name `what` in the log and
+        abandon it."""
+        timeout = max(0.0, timeout)
+        try:
+            await asyncio.wait_for(aw, timeout)
+        except asyncio.TimeoutError:
+            log.warning("%s did not stop within %.1f s; abandoning it", what, timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # A stop that lets a cancellation of its own escape has still ended.
+            log.warning("%s was cancelled while stopping", what)
+        except Exception:
+            log.exception("%s failed to stop", what)
+
+    async def _shutdown(self, budget: float = SHUTDOWN_BUDGET_S) -> None:
+        """Stop everything within `budget` seconds, whatever any part of it does.
+        Each part gets what is left of the budget less STOP_RESERVE_S for each part
+        after it, so one that hangs cannot leave the others no time at all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
         for t in list(self._tasks):
             t.cancel()
-        for s in reversed(self.subsystems):
-            try:
-                await s.stop()
-            except Exception:
-                log.exception("subsystem %s failed to stop", s.name)
+        # The collectors' stop joins their threads (and detaches eBPF programs, shuts
+        # NVML down): in a daemon thread, which an exiting process does not wait for.
+        def stop_collectors() -> Awaitable[Any]:
+            return asyncio.wrap_future(in_daemon_thread(self.node.runtime.stop))
+
+        # Last started, first stopped: the worker before tuning, whose CPU set it reads.
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            (f"subsystem {s.name}", s.stop) for s in reversed(self.subsystems)]
         if self._runner is not None:
-            await self._runner.cleanup()
-        self.node.runtime.stop()
+            steps.append(("the HTTP server", self._runner.cleanup))
+        steps.append(("the collectors", stop_collectors))
+        for i, (what, stop) in enumerate(steps):
+            after = len(steps) - 1 - i
+            await self._bounded(stop(), what, deadline - loop.time() - after * STOP_RESERVE_S)

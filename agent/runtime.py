@@ -9,6 +9,7 @@ largest collector timeout whatever the collectors do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -339,6 +340,14 @@ def in_daemon_thread(fn: Callable[..., T], *args: object) -> Future[T]:
             if _threads is None:
                 _threads = DaemonThreads()
     return _threads.submit(fn, *args)
+
+
+async def off_loop(fn: Callable[..., T], *args: object) -> T:
+    """Await fn(*args) run in a daemon thread. Like asyncio.to_thread, except that a
+    call that never returns (a read of a wedged file, a hung subprocess) cannot
+    hold up the process's exit: asyncio.run and the interpreter both wait for the
+    default executor's threads, never for these."""
+    return await asyncio.wrap_future(in_daemon_thread(fn, *args))
 
 
 def _check_value(s: Sample, spec: MetricSpec | None) -> str | None:

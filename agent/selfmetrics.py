@@ -24,10 +24,11 @@ SELF_SPECS = (
     MetricSpec("infernode_process_cpu_seconds_total", MetricType.COUNTER, "CPU time the agent process used, user plus system.",
                unit="seconds", source="/proc/self/stat via psutil"),
     MetricSpec("infernode_config_reload_failures_total", MetricType.COUNTER,
-               "Config reloads (SIGHUP) rejected because the new config was invalid; the old one kept running.",
+               "Config reloads (SIGHUP) that failed: the new config was invalid (the old one kept running), or "
+               "a subsystem it turns on did not start (the rest of it was applied).",
                source="agent"),
     MetricSpec("infernode_config_last_reload_success", MetricType.GAUGE,
-               "Whether the last config reload succeeded (1) or was rejected (0).", source="agent"),
+               "Whether the last config reload was applied in full (1) or failed (0).", source="agent"),
     MetricSpec("infernode_events_stored", MetricType.GAUGE, "Events currently held in the event store.",
                source="agent event store"),
     MetricSpec("infernode_events_store_bytes", MetricType.GAUGE,

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
+from agent.runtime import off_loop
 from agent.samples import Sample, sample
 from agent.subsystem import Subsystem
 
@@ -64,10 +65,10 @@ class TuningSubsystem(Subsystem):
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        self._publish_cpuset()
-        self._build()
+        # Both read sysfs and the profile: off the loop, like every blocking read here.
+        await off_loop(self._prepare)
         if self.engine is not None:
-            await asyncio.to_thread(self._startup)
+            await off_loop(self._startup)
         self._task = asyncio.create_task(self._loop())
         self._watch_udev()
 
@@ -84,11 +85,14 @@ class TuningSubsystem(Subsystem):
         if self.holder is not None:
             self.holder.release()
         self.settings = config.tuning
-        self._publish_cpuset()
-        self._build()
+        await off_loop(self._prepare)
         if self.engine is not None:
             # The new profile or mode takes effect now, not at the next interval.
-            await asyncio.to_thread(self._startup)
+            await off_loop(self._startup)
+
+    def _prepare(self) -> None:
+        self._publish_cpuset()
+        self._build()
 
     def _publish_cpuset(self) -> None:
         """The inference CPU set, for the worker supervisor's CPUAffinity=."""
@@ -143,7 +147,7 @@ class TuningSubsystem(Subsystem):
             self._wake.clear()
             if self.engine is not None:
                 try:
-                    await asyncio.to_thread(self.verify_once)
+                    await off_loop(self.verify_once)
                 except Exception:  # noqa: BLE001 - the loop outlives one bad round
                     log.exception("tuning verify failed")
 

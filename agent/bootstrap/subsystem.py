@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
+from agent.runtime import off_loop
 from agent.samples import Sample, sample
 from agent.subsystem import Subsystem
 
@@ -130,7 +131,7 @@ class BootstrapSubsystem(Subsystem):
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.to_thread(self.refresh)
+            await off_loop(self.refresh)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.refresh_interval)

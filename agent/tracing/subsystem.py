@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import grpc
 from aiohttp import web
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from agent.daemon import Daemon
 
 log = logging.getLogger("infernode.tracing")
+
+# What the tracing subsystem's stop may take, inside the daemon's 4.5 s shutdown
+# budget: the receivers' grace for exports in flight (aiohttp waits it twice, for
+# the handler and then for its cancellation), then one last flush upstream.
+RECEIVER_GRACE_S = 0.5
+FORWARD_FLUSH_BUDGET_S = 1.5
 
 OTLP_SPECS = (
     MetricSpec("infernode_otlp_receiver_up", MetricType.GAUGE,
@@ -127,7 +133,10 @@ class TracingSubsystem(Subsystem):
         host, port = parse_listen(self.otlp.http_listen)
         app = build_receiver_app(self._handle, self._reject("http"), self.otlp.max_payload)
         # The receiver inflates bodies itself, under the payload limit (aiohttp would not bound it).
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+        # An export still arriving at stop gets RECEIVER_GRACE_S, not aiohttp's 60 s:
+        # the agent's whole shutdown has 5 s.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
+                               shutdown_timeout=RECEIVER_GRACE_S)
         await runner.setup()
         site = web.TCPSite(runner, host or None, port, reuse_address=True)
         try:
@@ -153,20 +162,26 @@ class TracingSubsystem(Subsystem):
         self._grpc = server
         self.grpc_address = (host, bound)
 
-    async def _stop_receivers(self) -> None:
+    async def _stop_grpc(self) -> None:
         if self._grpc is not None:
-            await self._grpc.stop(grace=1.0)
+            await self._grpc.stop(grace=RECEIVER_GRACE_S)
             self._grpc = None
             self.grpc_address = None
+
+    async def _stop_http(self) -> None:
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
             self.http_address = None
 
+    async def _stop_receivers(self) -> None:
+        # Side by side: each waits out its grace for exports in flight.
+        await asyncio.gather(self._stop_grpc(), self._stop_http())
+
     async def stop(self) -> None:
         await self._stop_receivers()
         if self.forwarder is not None:
-            await self.forwarder.stop(budget_s=1.5)
+            await self.forwarder.stop(budget_s=FORWARD_FLUSH_BUDGET_S)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -189,8 +204,19 @@ class TracingSubsystem(Subsystem):
                 await self.forwarder.start()
             self.enricher.annotate = self.forwarder is not None
 
-    def add_routes(self, app: web.Application) -> None:
-        add_explain_routes(app, lambda: self.recent, lambda: self.explain_settings.token)
+    @classmethod
+    def add_routes(cls, app: web.Application, live: Callable[[], "TracingSubsystem | None"]) -> None:
+        # While tracing is off there is no explain token to check and nothing to
+        # explain: the routes answer 503 (explain_api) to anyone.
+        def recent() -> RecentRequests | None:
+            s = live()
+            return s.recent if s is not None else None
+
+        def token() -> str | None:
+            s = live()
+            return s.explain_settings.token if s is not None else None
+
+        add_explain_routes(app, recent, token)
 
     def samples(self) -> Iterable[Sample]:
         yield from self.metrics.samples()

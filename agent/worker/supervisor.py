@@ -13,14 +13,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
 
 from agent.events import Event, now_ns
+from agent.runtime import off_loop
 from agent.samples import Sample
-from agent.subsystem import Subsystem
+from agent.subsystem import Subsystem, off_response
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
@@ -94,6 +95,12 @@ class WorkerSupervisor(Subsystem):
         await asyncio.gather(*(w.task for w in self.workers.values() if w.task), return_exceptions=True)
         if self._session:
             await self._session.close()
+
+    async def turn_off(self, config: Any) -> None:
+        # A config without workers removes each of them, as removing one of several
+        # does (its unit stopped, its drop-in deleted); only then do our loops end.
+        await self._apply(config)
+        await self.stop()
 
     async def reload(self, config: Any) -> None:
         await self._apply(config)
@@ -262,7 +269,7 @@ class WorkerSupervisor(Subsystem):
             # its next periodic rescan.
             refresh = self.daemon.services.get("ebpf.refresh_scope")
             if refresh is not None:
-                await asyncio.to_thread(refresh)
+                await off_loop(refresh)
         if s.scrape_metrics and active:
             await self._scrape(w)
         else:
@@ -319,8 +326,7 @@ class WorkerSupervisor(Subsystem):
             log.debug("worker %s: scrape failed: %s", s.name, e)
             return
         try:
-            parsed = await asyncio.get_running_loop().run_in_executor(
-                None, parse_vllm_metrics, text, s.name, gpus_label(s.gpus))
+            parsed = await off_loop(parse_vllm_metrics, text, s.name, gpus_label(s.gpus))
         except MalformedExposition as e:
             w.scrape_malformed += 1
             w.scrape_up = False
@@ -377,12 +383,20 @@ class WorkerSupervisor(Subsystem):
 
     # ---- HTTP, metrics ---------------------------------------------------
 
-    def add_routes(self, app: web.Application) -> None:
+    @classmethod
+    def add_routes(cls, app: web.Application, live: Callable[[], "WorkerSupervisor | None"]) -> None:
+        def off() -> web.Response:
+            return off_response("no workers in the config: worker supervision is off")
+
         async def list_workers(_: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off()
             return web.json_response({"workers": [w.status() for w in self.workers.values()],
                                       "schedulable": self.node_fault is None, "reason": self.node_fault or ""})
 
         async def drain(request: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off()
             name = request.match_info["name"]
             if name not in self.workers:
                 return web.json_response({"error": f"no worker named {name!r}"}, status=404)
@@ -394,6 +408,8 @@ class WorkerSupervisor(Subsystem):
             return web.json_response(await self.drain(name, timeout))
 
         async def start(request: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off()
             name = request.match_info["name"]
             if name not in self.workers:
                 return web.json_response({"error": f"no worker named {name!r}"}, status=404)

@@ -18,6 +18,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.worker.dropin import DROPIN_NAME
 from tests.conftest import need_root
 from tests.harness.agent_root import PYPATH, agent_binds, install_agent
 
@@ -210,6 +211,50 @@ def test_hung_engine_caught_by_generation_probe(box):
     print(f"\nrestart after the engine hung: {gap:.2f}s")
     assert _restarts(box, "generation_probe") == before + 1
     assert _restarts(box, "unhealthy") == 1  # /health alone would not have noticed
+
+
+def _agent_subsystems(c) -> list[str]:
+    return json.loads(c.run("curl", "-sf", "http://127.0.0.1:9480/readyz").stdout)["subsystems"]
+
+
+def test_agent_stop_within_budget_leaves_worker_serving_and_restart_adopts_it(box):
+    _wait_up(box)
+    worker_pid = int(box.show(UNIT, "MainPID")["MainPID"])
+    t0 = time.monotonic()
+    box.run("systemctl", "stop", "infernode.service")
+    took = time.monotonic() - t0
+    print(f"\nsystemctl stop infernode.service: {took:.2f}s")
+    assert took < 5.0
+    assert "abandoning" not in box.journal("infernode.service", lines=50)
+    # Stopping the agent is not stopping the workers.
+    assert box.show(UNIT, "ActiveState")["ActiveState"] == "active"
+    box.run("systemctl", "start", "infernode.service")
+    _wait_up(box)
+    assert int(box.show(UNIT, "MainPID")["MainPID"]) == worker_pid  # adopted, not restarted
+
+
+def test_reload_removing_the_last_worker_stops_it_and_adding_it_back_starts_it(box):
+    _wait_up(box)
+    agent_pid = box.show("infernode.service", "MainPID")["MainPID"]
+    dropin = f"/run/systemd/system/{UNIT}.d"
+    without = CONFIG[:CONFIG.index("workers:")]
+    box.run("tee", "/etc/infernode/infernode.yaml", input=without)
+    box.run("systemctl", "reload", "infernode.service")
+    box.wait_for(lambda: box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed"), 30,
+                 what="w0 stopped by the reload")
+    box.wait_for(lambda: "worker" not in _agent_subsystems(box), 10, what="supervisor stopped")
+    assert box.run("test", "-e", f"{dropin}/{DROPIN_NAME}", check=False).returncode != 0
+    res = box.run("/opt/infernode/bin/infernode", "workers", "--json", check=False)
+    assert res.returncode == 1 and "503" in res.stderr, res.stderr
+    assert not any(k[0] == "infernode_worker_up" for k in _agent_metrics(box))
+
+    box.run("tee", "/etc/infernode/infernode.yaml", input=CONFIG)
+    box.run("systemctl", "reload", "infernode.service")
+    _wait_up(box)
+    assert "worker" in _agent_subsystems(box)
+    assert _agent_metrics(box)[("infernode_worker_up", (("worker", "w0"),))] == 1
+    # All of it without restarting the agent.
+    assert box.show("infernode.service", "MainPID")["MainPID"] == agent_pid
 
 
 def test_drain_lets_inflight_stream_finish_then_stops(box):
