@@ -350,6 +350,13 @@ KERNEL = Dashboard(
             Panel("Block I/O latency p99", "p99 block request latency per device and operation. " + _BPF,
                   (Q(f"histogram_quantile(0.99, sum by (le, device, op) (rate(infernode_block_io_latency_seconds_bucket"
                      f"{{{INST}}}[{RATE}])))", "{{device}} {{op}}"),), unit="s"),
+            Panel("Inference block I/O wait", "Seconds per second inference threads' block requests waited, "
+                  "submission to completion, per device (about the number of their requests in flight; the "
+                  "time `infernode explain` names as I/O stall), and their requests per second. " + _BPF,
+                  (Q(f"rate(infernode_block_io_inference_wait_seconds_total{{{INST}}}[{RATE}])",
+                     "{{instance}} {{device}} wait"),
+                   Q(f"rate(infernode_block_io_inference_requests_total{{{INST}}}[{RATE}])",
+                     "{{instance}} {{device}} requests/s"))),
             Panel("TCP retransmits", "Segments per second retransmitted, by local port range. " + _BPF,
                   (Q(f"rate(infernode_tcp_retransmits_total{{{INST}}}[{RATE}])", "{{instance}} {{local_ports}}"),)),
             Panel("OOM kills", "Processes the kernel OOM killer chose in the interval (node-wide, eBPF) and OOM "
