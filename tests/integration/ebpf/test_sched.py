@@ -33,8 +33,13 @@ def runq_waits(node, tid: int, since_ns: int):
 
 def test_contended_inference_thread_waits_and_is_named(ebpf, inference_cgroup):
     node, collector = ebpf
-    # The smallest cpu.shares makes the target's group lose to the two hogs.
-    cg = child_cgroup(inference_cgroup, "contention", shares=2)
+    # Target and hogs in sibling groups, the target's at a tenth of the hogs' weight:
+    # it then waits several hog slices (tens of ms) for each turn, far over the 5 ms
+    # outlier threshold. (Weights only compete between siblings: a low-weight group
+    # beside nothing else would win its parent's whole share and wait only one EEVDF
+    # slice, 3-4 ms here, right under the threshold.)
+    cg = child_cgroup(inference_cgroup, "contention", shares=100)
+    hog_cg = child_cgroup(inference_cgroup, "contention-hogs", shares=1024)
     before = scrape(node)
     t0 = time.time_ns()
     target = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline();"
@@ -43,7 +48,8 @@ def test_contended_inference_thread_waits_and_is_named(ebpf, inference_cgroup):
     try:
         (cg / "tasks").write_text(str(target.pid))
         assert collector.refresh_scope() >= 1
-        hogs = [subprocess.Popen([sys.executable, LOADS, "spin", str(CPU), "1.5"]) for _ in range(2)]
+        hogs = [subprocess.Popen(["sh", "-c", f'echo $$ > {hog_cg / "tasks"} && exec "$@"', "sh",
+                                  sys.executable, LOADS, "spin", str(CPU), "1.5"]) for _ in range(2)]
         target.stdin.write("go\n")
         target.stdin.flush()
         for p in (target, *hogs):
