@@ -82,11 +82,16 @@ TRACEPOINT_PROBE(block, block_bio_queue)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct bio_key k = {.dev = args->dev, .sector = args->sector};
-    struct bio_submit s = {.ts = bpf_ktime_get_ns(), .tid = tid};
-    scope_of(tid, &s.scope_id);
-    /* Written for every thread, not only inference ones: an entry left by an earlier
-     * bio at this sector must never be taken for this one. */
-    bio_submit.update(&k, &s);
+    struct bio_submit s = {.tid = tid};
+    if (scope_of(tid, &s.scope_id) == SCOPE_INFERENCE) {
+        s.ts = bpf_ktime_get_ns();
+        bio_submit.update(&k, &s);
+    } else if (bio_submit.lookup(&k)) {
+        /* An entry left by an earlier bio at this sector (one merged into another
+         * request) must not be taken for this one. Only inference threads' bios are
+         * recorded: the rest of the node's I/O pays a lookup, not an LRU update. */
+        bio_submit.delete(&k);
+    }
     return 0;
 }
 
@@ -101,8 +106,8 @@ TRACEPOINT_PROBE(block, block_rq_issue)
         s.tid = sub->tid;
         s.scope_id = sub->scope_id;
     } else {
-        /* Submitted before we attached, or a request without a bio (a flush the
-         * block layer makes itself): the issuing task is the best guess we have. */
+        /* Not an inference thread's bio, submitted before we attached, or a request
+         * without a bio (a flush the block layer makes itself): the issuing task. */
         s.tid = (u32)bpf_get_current_pid_tgid();
         scope_of(s.tid, &s.scope_id);
     }
