@@ -23,7 +23,7 @@ from agent.config import parse_config
 from agent.node import Node
 from agent.paths import Paths
 from tests.bench.test_ebpf_overhead import bench_cgroups, bpf_stats, enter, prog_ids, prog_stats, report  # noqa: F401
-from tests.integration.ebpf.conftest import only_ebpf
+from tests.integration.ebpf.conftest import only_ebpf, only_programs
 
 pytestmark = pytest.mark.bench
 
@@ -73,8 +73,7 @@ def _phase(dev: str, inside: Path, outside: Path, interval: str | None, reader_i
     cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
         "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
         "io_pressure_interval": interval, "runqueue_pressure_interval": "0s",
-        "programs": {"runqueue": False, "offcpu": False, "blockio": True, "tcp_retransmit": False,
-                     "oom": False, "reclaim": False, "irq": False},
+        "programs": only_programs("blockio"),
     }}})
     before_ids = prog_ids()
     node = Node.build(cfg, Paths("/"))

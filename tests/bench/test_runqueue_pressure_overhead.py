@@ -18,7 +18,7 @@ from agent.node import Node
 from agent.paths import Paths
 from tests.bench.test_ebpf_overhead import (  # noqa: F401 - fixtures
     bench_cgroups, bpf_stats, enter, hackbench_runs, prog_ids, prog_stats, report)
-from tests.integration.ebpf.conftest import only_ebpf
+from tests.integration.ebpf.conftest import only_ebpf, only_programs
 
 pytestmark = pytest.mark.bench
 
@@ -29,8 +29,7 @@ def _phase(inside, outside, interval: str) -> tuple[list[float], dict[str, tuple
     cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
         "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
         "runqueue_pressure_interval": interval,
-        "programs": {"runqueue": True, "offcpu": False, "blockio": False, "tcp_retransmit": False,
-                     "oom": False, "reclaim": False, "irq": False},
+        "programs": only_programs("runqueue"),
     }}})
     before_ids = prog_ids()
     node = Node.build(cfg, Paths("/"))

@@ -7,7 +7,6 @@ failed reload while the rest of the new config stays applied."""
 import json
 import signal
 import socket
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,17 +16,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.harness.agent import Agent, only_collectors, parse_exposition, value
 from tests.harness.prometheus import free_port
+from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 
 
+
 def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := predicate():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def reload_with(agent: Agent, cfg: dict) -> None:

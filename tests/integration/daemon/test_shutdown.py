@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness.agent import Agent, only_collectors
 from tests.harness.prometheus import free_port
+from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +31,9 @@ def fifo_waiters(pid: int) -> int:
     return n
 
 
+
 def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := predicate():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def timed_stop(agent: Agent) -> float:

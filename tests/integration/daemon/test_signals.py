@@ -10,20 +10,16 @@ import yaml
 
 from tests.harness.agent import Agent, only_collectors, value
 from tests.harness.prometheus import free_port
+from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 
 STOP_BUDGET_S = 5.0
 
 
+
 def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def reload_with(agent, text):

@@ -79,6 +79,13 @@ def only_ebpf() -> dict:
     return {cls.name: {"enabled": False} for cls in collector_classes() if cls.name != "ebpf"}
 
 
+def only_programs(*names: str) -> dict[str, bool]:
+    """collectors.ebpf.programs switching on `names` and every other program off."""
+    from collectors.ebpf.programs import PROGRAMS
+
+    return {p.name: p.name in names for p in PROGRAMS}
+
+
 def scrape(node) -> dict[tuple[str, tuple], object]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in node.runtime.scrape()}
 

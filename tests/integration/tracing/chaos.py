@@ -14,10 +14,24 @@ from typing import Iterator
 
 import pytest
 
-from tests.harness.agent import Agent
-from tests.integration.ebpf.conftest import CPU_ROOT, _rm_cgroup
+from tests.harness.agent import Agent, only_collectors
+from tests.integration.ebpf.conftest import CPU_ROOT, _rm_cgroup, only_programs
 
 STANDIN = str(Path(__file__).parents[2] / "doubles" / "vllm_standin.py")
+
+
+def agent_config(cgroups: list[Path], programs: tuple[str, ...], http_port: int, grpc_port: int) -> dict:
+    """The agent with only the eBPF collector (these programs, these inference cgroups)
+    and its OTLP receivers on the given ports."""
+    return {
+        "collectors": {**only_collectors("ebpf"), "ebpf": {
+            "enabled": True,
+            "inference_cgroups": [str(c) for c in cgroups],
+            "programs": only_programs(*programs),
+            "scope_refresh": "1s",
+        }},
+        "otlp": {"http_listen": f"127.0.0.1:{http_port}", "grpc_listen": f"127.0.0.1:{grpc_port}"},
+    }
 
 
 def post_stream(port: int, trace_id: str, tokens: int) -> float:

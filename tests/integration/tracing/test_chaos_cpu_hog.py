@@ -39,10 +39,10 @@ import uuid
 
 import pytest
 
-from tests.harness.agent import Agent, only_collectors
+from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
-from tests.integration.tracing.chaos import (STANDIN, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream,
-                                             wait_http, wait_program)
+from tests.integration.tracing.chaos import (
+    STANDIN, agent_config, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +69,7 @@ def cgroups():
 def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path, cgroups):
     worker_cgroup, hog_cgroup = cgroups
     http_port, grpc_port, vllm_port = free_port(), free_port(), free_port()
-    config = {
-        "collectors": {**only_collectors("ebpf"), "ebpf": {
-            "enabled": True,
-            "inference_cgroups": [str(worker_cgroup)],
-            "programs": {"runqueue": True, "offcpu": False, "blockio": False, "tcp_retransmit": False,
-                         "oom": False, "reclaim": False, "irq": False},
-            "scope_refresh": "1s",
-        }},
-        "otlp": {"http_listen": f"127.0.0.1:{http_port}", "grpc_listen": f"127.0.0.1:{grpc_port}"},
-    }
+    config = agent_config([worker_cgroup], ("runqueue",), http_port, grpc_port)
     procs: list[subprocess.Popen] = []
     try:
         with Agent.start(tmp_path / "agent", config) as agent:

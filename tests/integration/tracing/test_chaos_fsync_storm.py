@@ -33,11 +33,11 @@ import uuid
 
 import pytest
 
-from tests.harness.agent import Agent, only_collectors
+from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
 from tests.harness.slowdisk import fsync_storm, slow_disk, stop
-from tests.integration.tracing.chaos import (STANDIN, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream,
-                                             wait_http, wait_program)
+from tests.integration.tracing.chaos import (
+    STANDIN, agent_config, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
 
 pytestmark = pytest.mark.integration
 
@@ -85,16 +85,7 @@ def test_fsync_storm_is_named_for_the_requests_that_read_during_it(tmp_path):
             os.fsync(f.fileno())
         http_port, grpc_port = free_port(), free_port()
         reader_port, compute_port = free_port(), free_port()
-        config = {
-            "collectors": {**only_collectors("ebpf"), "ebpf": {
-                "enabled": True,
-                "inference_cgroups": [str(reader_cg), str(compute_cg)],
-                "programs": {"runqueue": True, "offcpu": False, "blockio": True, "tcp_retransmit": False,
-                             "oom": False, "reclaim": False, "irq": False},
-                "scope_refresh": "1s",
-            }},
-            "otlp": {"http_listen": f"127.0.0.1:{http_port}", "grpc_listen": f"127.0.0.1:{grpc_port}"},
-        }
+        config = agent_config([reader_cg, compute_cg], ("runqueue", "blockio"), http_port, grpc_port)
         procs: list[subprocess.Popen] = []
         try:
             with Agent.start(tmp_path / "agent", config) as agent:
