@@ -19,11 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import parse_config
-from agent.node import Node
-from agent.paths import Paths
-from tests.bench.test_ebpf_overhead import bench_cgroups, bpf_stats, enter, prog_ids, prog_stats, report  # noqa: F401
-from tests.integration.ebpf.conftest import only_ebpf, only_programs
+from tests.bench.test_ebpf_overhead import (  # noqa: F401 - fixtures
+    bench_cgroups, bpf_stats, ebpf_node, enter, prog_ids, prog_stats, report)
 
 pytestmark = pytest.mark.bench
 
@@ -70,17 +67,9 @@ def _phase(dev: str, inside: Path, outside: Path, interval: str | None, reader_i
     where = inside if reader_inside else outside
     if interval is None:
         return _reads_per_s(dev, where, outside), {}, 0.0, 0
-    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
-        "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
-        "io_pressure_interval": interval, "runqueue_pressure_interval": "0s",
-        "programs": only_programs("blockio"),
-    }}})
     before_ids = prog_ids()
-    node = Node.build(cfg, Paths("/"))
-    node.runtime.start()
-    collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
-    try:
-        assert collector.loaded.wait(120) and collector.state["blockio"].up
+    with ebpf_node(inside, ("blockio",), io_pressure_interval=interval,
+                   runqueue_pressure_interval="0s") as (node, collector):
         t = collector._pressure_thread
         cpu0 = time.clock_gettime(time.pthread_getcpuclockid(t.ident)) if t else 0.0
         t0 = time.time_ns()
@@ -89,8 +78,6 @@ def _phase(dev: str, inside: Path, outside: Path, interval: str | None, reader_i
         windows = len(node.events.query(t0, time.time_ns() + 10**9, ["node"], subject_prefixes=["cgroup:"],
                                         kinds=["io_pressure"]))
         stats = prog_stats(before_ids)
-    finally:
-        node.runtime.stop()
     return rate, stats, drain_cpu, windows
 
 

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from agent.config import parse_config
 from agent.node import Node
 from agent.paths import Paths
-from tests.integration.ebpf.conftest import only_ebpf
+from tests.integration.ebpf.conftest import only_ebpf, only_programs
 
 pytestmark = pytest.mark.bench
 
@@ -92,6 +93,24 @@ def bench_cgroups():
         d.rmdir()
 
 
+@contextmanager
+def ebpf_node(inside: Path, programs: tuple[str, ...], **settings: object):
+    """(node, collector): only the eBPF collector, these programs loaded, `inside` the
+    inference scope; stopped on exit."""
+    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
+        "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
+        "programs": only_programs(*programs), **settings,
+    }}})
+    node = Node.build(cfg, Paths("/"))
+    node.runtime.start()
+    collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
+    try:
+        assert collector.loaded.wait(120) and all(collector.state[p].up for p in programs), collector.state
+        yield node, collector
+    finally:
+        node.runtime.stop()
+
+
 def enter(cgroup: Path) -> None:
     (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
@@ -110,31 +129,22 @@ def test_sched_probe_overhead(bench_cgroups, bpf_stats):
     outside, inside = bench_cgroups
     base1 = hackbench_runs()
 
-    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
-        "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
-        "programs": {"runqueue": True, "offcpu": True, "blockio": False, "tcp_retransmit": False,
-                     "oom": False, "reclaim": False, "irq": False},
-    }}})
     before_ids = prog_ids()
-    node = Node.build(cfg, Paths("/"))
-    node.runtime.start()
-    collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
-    assert collector.loaded.wait(120) and collector.state["runqueue"].up
-    # hackbench as "other" threads: only the scope lookup of off-CPU tracking runs
-    ours_other = hackbench_runs()
-    stats_other = prog_stats(before_ids)
-    # hackbench as inference threads: off-CPU tracking and outlier events for all of them
-    enter(inside)
-    time.sleep(0.5)
-    cpu0, wall0 = agent_cpu_s(collector), time.monotonic()
-    events0 = sum(collector.events_read.values())
-    ours = hackbench_runs()
-    agent_cpu, wall = agent_cpu_s(collector) - cpu0, time.monotonic() - wall0
-    events = sum(collector.events_read.values()) - events0
-    stats_all = prog_stats(before_ids)
-    enter(outside)
-    node.runtime.scrape()
-    node.runtime.stop()
+    with ebpf_node(inside, ("runqueue", "offcpu")) as (node, collector):
+        # hackbench as "other" threads: only the scope lookup of off-CPU tracking runs
+        ours_other = hackbench_runs()
+        stats_other = prog_stats(before_ids)
+        # hackbench as inference threads: off-CPU tracking and outlier events for all of them
+        enter(inside)
+        time.sleep(0.5)
+        cpu0, wall0 = agent_cpu_s(collector), time.monotonic()
+        events0 = sum(collector.events_read.values())
+        ours = hackbench_runs()
+        agent_cpu, wall = agent_cpu_s(collector) - cpu0, time.monotonic() - wall0
+        events = sum(collector.events_read.values()) - events0
+        stats_all = prog_stats(before_ids)
+        enter(outside)
+        node.runtime.scrape()
     stats_inf = {k: (ns - stats_other.get(k, (0, 0))[0], cnt - stats_other.get(k, (0, 0))[1])
                  for k, (ns, cnt) in stats_all.items()}
 

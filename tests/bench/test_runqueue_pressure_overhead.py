@@ -13,12 +13,8 @@ import time
 
 import pytest
 
-from agent.config import parse_config
-from agent.node import Node
-from agent.paths import Paths
 from tests.bench.test_ebpf_overhead import (  # noqa: F401 - fixtures
-    bench_cgroups, bpf_stats, enter, hackbench_runs, prog_ids, prog_stats, report)
-from tests.integration.ebpf.conftest import only_ebpf, only_programs
+    bench_cgroups, bpf_stats, ebpf_node, enter, hackbench_runs, prog_ids, prog_stats, report)
 
 pytestmark = pytest.mark.bench
 
@@ -26,31 +22,22 @@ RUNS = int(os.environ.get("EBPF_BENCH_RUNS", "5"))
 
 
 def _phase(inside, outside, interval: str) -> tuple[list[float], dict[str, tuple[int, int]], float, int]:
-    cfg = parse_config({"collectors": {**only_ebpf(), "ebpf": {
-        "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
-        "runqueue_pressure_interval": interval,
-        "programs": only_programs("runqueue"),
-    }}})
     before_ids = prog_ids()
-    node = Node.build(cfg, Paths("/"))
-    node.runtime.start()
-    collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
-    try:
-        assert collector.loaded.wait(120) and collector.state["runqueue"].up
-        enter(inside)
-        time.sleep(0.5)
-        t = collector._pressure_thread
-        cpu0 = time.clock_gettime(time.pthread_getcpuclockid(t.ident)) if t else 0.0
-        n0 = len(node.events.query(0, time.time_ns() + 10**9, ["node"], subject_prefixes=["cgroup:"],
-                                     kinds=["runqueue_pressure"]))
-        runs = hackbench_runs(RUNS)
-        drain_cpu = (time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - cpu0) if t else 0.0
-        n1 = len(node.events.query(0, time.time_ns() + 10**9, ["node"], subject_prefixes=["cgroup:"],
-                                     kinds=["runqueue_pressure"]))
-        stats = prog_stats(before_ids)
-    finally:
-        enter(outside)
-        node.runtime.stop()
+    with ebpf_node(inside, ("runqueue",), runqueue_pressure_interval=interval) as (node, collector):
+        try:
+            enter(inside)
+            time.sleep(0.5)
+            t = collector._pressure_thread
+            cpu0 = time.clock_gettime(time.pthread_getcpuclockid(t.ident)) if t else 0.0
+            n0 = len(node.events.query(0, time.time_ns() + 10**9, ["node"], subject_prefixes=["cgroup:"],
+                                         kinds=["runqueue_pressure"]))
+            runs = hackbench_runs(RUNS)
+            drain_cpu = (time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - cpu0) if t else 0.0
+            n1 = len(node.events.query(0, time.time_ns() + 10**9, ["node"], subject_prefixes=["cgroup:"],
+                                         kinds=["runqueue_pressure"]))
+            stats = prog_stats(before_ids)
+        finally:
+            enter(outside)
     return runs, stats, drain_cpu, n1 - n0
 
 

@@ -5,7 +5,6 @@ named in the collector's config exactly as a node would name inference.slice.
 """
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from agent.config import parse_config
 from agent.node import Node
 from agent.paths import Paths
 from agent.samples import HistogramValue
+from tests.harness import waiting
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 
@@ -101,10 +101,8 @@ def bucket_count(h: HistogramValue, lo: float, hi: float) -> float:
 
 
 def wait_for(pred, timeout=10.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(interval)
-    return pred()
+    """pred()'s first truthy result, or its last falsy one after `timeout` (the caller asserts)."""
+    try:
+        return waiting.wait_for(pred, timeout, interval=interval)
+    except AssertionError:
+        return pred()
