@@ -101,10 +101,17 @@ TRACEPOINT_PROBE(block, block_rq_issue)
     struct bio_key k = {.dev = args->dev, .sector = args->sector};
     struct bio_start s = {.ts = now, .bytes = args->bytes};
     struct bio_submit *sub = bio_submit.lookup(&k);
+    struct bio_start *again = sub ? 0 : bio_start.lookup(&k);
     if (sub && sub->ts <= now && now - sub->ts < BIO_MAX_QUEUE_NS) {
         s.queued_ts = sub->ts;
         s.tid = sub->tid;
         s.scope_id = sub->scope_id;
+    } else if (again && again->ts <= now && now - again->ts < BIO_MAX_QUEUE_NS) {
+        /* Issued again after a requeue: still the same submitter's request, and its
+         * wait still runs from its first submission (the in-flight entry stays). */
+        s.queued_ts = again->queued_ts ? again->queued_ts : again->ts;
+        s.tid = again->tid;
+        s.scope_id = again->scope_id;
     } else {
         /* Not an inference thread's bio, submitted before we attached, or a request
          * without a bio (a flush the block layer makes itself): the issuing task. */
