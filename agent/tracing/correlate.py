@@ -17,6 +17,7 @@ once delay the request once, not twelve times.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Callable, Iterable, Mapping, Sequence
 
 from agent.events import NODE, Event
@@ -257,8 +258,13 @@ def phase_of(t_ns: int, phs: Sequence[Phase]) -> str:
 
 def merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Disjoint, sorted intervals covering the same time as `intervals`."""
+    return merge_sorted(sorted(intervals))
+
+
+def merge_sorted(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """merge() of intervals already in start order."""
     out: list[tuple[int, int]] = []
-    for s, e in sorted(intervals):
+    for s, e in intervals:
         if out and s <= out[-1][1]:
             if e > out[-1][1]:
                 out[-1] = (out[-1][0], e)
@@ -307,6 +313,8 @@ def _group_key(ev: Event, key_attr: str) -> str:
     return f"{ev.subject}|{v}" if ev.kind.startswith("gpu_") else str(v if v is not None else "?")
 
 
+_START_END = attrgetter("start_ns", "end_ns")
+
 # Kernel sums over a window (collectors/ebpf/pressure.py), and the cause they explain.
 _AGGREGATE_KINDS = {"runqueue_pressure": "runqueue_wait", "io_pressure": "io_stall"}
 
@@ -343,7 +351,8 @@ def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: in
             if t > 0:
                 per_phase[p.name] = t
         return sum(_pressure_s(ev, req_start, req_end) for ev in windows), per_phase, []
-    merged = merge(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
+    # evs are in start order, and clipping keeps it.
+    merged = merge_sorted(iv for ev in evs if (iv := _clip(ev, req_start, req_end)))
     per_phase = {}
     for p in phs:
         ns = overlap_ns(merged, p.start_ns, p.end_ns)
@@ -362,14 +371,27 @@ def explain(
     """Rank the causes among `events` (already known to concern the request)."""
     phs = phases(r)
     req_start, req_end = phs[0].start_ns, phs[-1].end_ns
-    relevant = sorted((e for e in events if e.overlaps(req_start, req_end)), key=lambda e: (e.start_ns, e.end_ns))
+    relevant = sorted([e for e in events if e.start_ns <= req_end and e.end_ns >= req_start], key=_START_END)
+    # This loop runs for every event of every span: is_cause() and _cause_kind()
+    # inlined, one dict lookup per table.
     groups: dict[tuple[str, str], list[Event]] = {}
     for ev in relevant:
-        if not is_cause(ev):
-            continue
-        kind = _cause_kind(ev)
-        key_attr = _DURATION_KINDS.get(kind, ("", "subject"))[1]
-        groups.setdefault((kind, _group_key(ev, key_attr)), []).append(ev)
+        kind = _AGGREGATE_KINDS.get(ev.kind, ev.kind)
+        spec = _DURATION_KINDS.get(kind)
+        if spec is None:
+            if kind not in _INSTANT_KINDS:
+                continue
+            key_attr = "subject"
+        else:
+            if kind == "offcpu" and ev.attributes.get("voluntary") is not False:
+                continue
+            key_attr = spec[1]
+        gk = (kind, _group_key(ev, key_attr))
+        lst = groups.get(gk)
+        if lst is None:
+            groups[gk] = [ev]
+        else:
+            lst.append(ev)
 
     timed: list[tuple[float, str, str, list[Event], dict[str, float]]] = []
     instants: list[tuple[str, str, list[Event]]] = []

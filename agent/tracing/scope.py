@@ -36,6 +36,7 @@ class ScopeResolver:
     def __init__(self, paths: Paths, workers: Sequence[Any], services: dict[str, Any] | None = None,
                  ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.paths = paths
+        self._scope_cache: dict[tuple[int | None, str], tuple[float, RequestScope]] = {}
         self.workers = {w.name: w for w in workers}
         self.services = services if services is not None else {}
         self.ttl_s = ttl_s
@@ -43,6 +44,16 @@ class ScopeResolver:
         self._pid_cache: dict[int, tuple[float, str | None]] = {}
         self._pids_cache: dict[str, tuple[float, frozenset[int]]] = {}
         self._topo_cache: tuple[float, Any] | None = None
+
+    @property
+    def workers(self) -> dict[str, Any]:
+        return self._workers
+
+    @workers.setter
+    def workers(self, workers: dict[str, Any]) -> None:
+        """A reload's workers: scopes built from the old ones are dropped."""
+        self._workers = workers
+        self._scope_cache.clear()
 
     def _cgroup(self, pid: int) -> str | None:
         now = self.clock()
@@ -125,6 +136,20 @@ class ScopeResolver:
         return tuple(sorted({n for i in indices for n in topo[1].get(i, [])}))
 
     def scope(self, r: RequestSpan) -> RequestScope:
+        """The request's scope; the same for every span of one process for `ttl_s`
+        (what it is built from is cached that long anyway), so it is built once."""
+        key = (r.pid, r.service_name)
+        now = self.clock()
+        hit = self._scope_cache.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        scope = self._build_scope(r)
+        if len(self._scope_cache) > 4096:
+            self._scope_cache.clear()
+        self._scope_cache[key] = (now, scope)
+        return scope
+
+    def _build_scope(self, r: RequestSpan) -> RequestScope:
         cgroup = self._cgroup(r.pid) if r.pid is not None else None
         names = list(self.workers)
         name = worker_of_unit(unit_of_cgroup(cgroup), names) if cgroup else None

@@ -86,3 +86,12 @@ def test_cgroup_lookup_is_cached(tmp_path):
     assert res.scope(request(pid=4242)).cgroup == CG
     t[0] = 6.0
     assert res.scope(request(pid=4242)).cgroup == "/elsewhere.service"
+
+
+def test_a_reload_of_the_workers_drops_cached_scopes(tmp_path):
+    res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama", gpus=[1], port=8001, command=CMD)],
+                        {"topology": _topo}, clock=lambda: 0.0)
+    assert res.scope(request(pid=4242)).port == 8001
+    res.workers = {"llama": WorkerSettings(name="llama", gpus=[0], port=8002, command=CMD)}
+    s = res.scope(request(pid=4242))
+    assert (s.port, s.gpus) == (8002, ("GPU-aaa",))
