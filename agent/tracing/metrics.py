@@ -59,13 +59,15 @@ class _Hist:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
-        self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+        # (trace id, value, timestamp) of each bucket's latest observation: made into
+        # an Exemplar when scraped, not on each of the many observations in between.
+        self.exemplars: list[tuple[str, float, float] | None] = [None] * (len(bounds) + 1)
 
     def observe(self, v: float, trace_id: str, ts: float) -> None:
         i = bisect.bisect_left(self.bounds, v)
         self.counts[i] += 1
         self.sum += v
-        self.exemplars[i] = Exemplar({"trace_id": trace_id}, v, ts)
+        self.exemplars[i] = (trace_id, v, ts)
 
     def value(self) -> HistogramValue:
         buckets = []
@@ -76,7 +78,7 @@ class _Hist:
             buckets.append((le, float(acc)))
             ex = self.exemplars[i]
             if ex is not None:
-                exemplars[le] = ex
+                exemplars[le] = Exemplar({"trace_id": ex[0]}, ex[1], ex[2])
         return HistogramValue(buckets, self.sum, exemplars)
 
 
