@@ -33,7 +33,7 @@ from agent import sdnotify
 from agent.config import ConfigError, load_config
 from agent.node import Node
 from agent.paths import Paths
-from agent.runtime import in_daemon_thread, off_loop
+from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.server import build_app
 from agent.subsystem import Subsystem, subsystem_classes
@@ -322,7 +322,7 @@ class Daemon:
         # The collectors' stop joins their threads (and detaches eBPF programs, shuts
         # NVML down): in a daemon thread, which an exiting process does not wait for.
         def stop_collectors() -> Awaitable[Any]:
-            return asyncio.wrap_future(in_daemon_thread(self.node.runtime.stop))
+            return off_loop(self.node.runtime.stop)
 
         # Last started, first stopped: the worker before tuning, whose CPU set it reads.
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [

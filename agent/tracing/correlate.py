@@ -117,6 +117,8 @@ def concerns(ev: Event, scope: RequestScope) -> bool:
 
 # Kinds that explain time by their duration, with a human label; the key picks the
 # attribute that separates one cause from another of the same kind.
+# Kernel sums over a window (collectors/ebpf/pressure.py), and the cause they explain.
+_AGGREGATE_KINDS = {"runqueue_pressure": "runqueue_wait", "io_pressure": "io_stall"}
 _DURATION_KINDS: dict[str, tuple[str, str]] = {
     "runqueue_wait": ("run-queue wait", "cpu"),
     "offcpu": ("off-CPU (preempted)", "cpu"),
@@ -142,12 +144,22 @@ _INSTANT_KINDS: dict[str, str] = {
 _CONTEXT_KINDS = frozenset(("tuning_drift", "tuning_applied", "bootstrap_change", "gpu_added", "gpu_removed"))
 
 
-def is_cause(ev: Event) -> bool:
-    """Voluntary off-CPU time is a thread waiting for work (vLLM threads sleep on the
+def _classify(ev: Event) -> tuple[str, str] | None:
+    """(cause kind, attribute that keys its group) of an event that can be a cause,
+    else None. Aggregate windows and the outliers they include are one cause kind.
+    Voluntary off-CPU time is a thread waiting for work (vLLM threads sleep on the
     GPU and on queues all the time): evidence, never a cause by itself."""
-    if ev.kind == "offcpu" and ev.attributes.get("voluntary") is not False:
-        return False
-    return _cause_kind(ev) in _DURATION_KINDS or ev.kind in _INSTANT_KINDS
+    kind = _AGGREGATE_KINDS.get(ev.kind, ev.kind)
+    spec = _DURATION_KINDS.get(kind)
+    if spec is None:
+        return (kind, "subject") if kind in _INSTANT_KINDS else None
+    if kind == "offcpu" and ev.attributes.get("voluntary") is not False:
+        return None
+    return kind, spec[1]
+
+
+def is_cause(ev: Event) -> bool:
+    return _classify(ev) is not None
 
 
 @dataclass
@@ -315,9 +327,6 @@ def _group_key(ev: Event, key_attr: str) -> str:
 
 _START_END = attrgetter("start_ns", "end_ns")
 
-# Kernel sums over a window (collectors/ebpf/pressure.py), and the cause they explain.
-_AGGREGATE_KINDS = {"runqueue_pressure": "runqueue_wait", "io_pressure": "io_stall"}
-
 
 def _pressure_s(ev: Event, start: int, end: int) -> float:
     """What an aggregate window explains of [start, end]: its summed waits scaled by
@@ -329,11 +338,6 @@ def _pressure_s(ev: Event, start: int, end: int) -> float:
         return 0.0
     inside = iv[1] - iv[0]
     return min(ev.magnitude * inside / window, inside / 1e9)
-
-
-def _cause_kind(ev: Event) -> str:
-    """Aggregate windows and the outliers they include are one cause."""
-    return _AGGREGATE_KINDS.get(ev.kind, ev.kind)
 
 
 def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: int) -> tuple[
@@ -372,21 +376,12 @@ def explain(
     phs = phases(r)
     req_start, req_end = phs[0].start_ns, phs[-1].end_ns
     relevant = sorted([e for e in events if e.start_ns <= req_end and e.end_ns >= req_start], key=_START_END)
-    # This loop runs for every event of every span: is_cause() and _cause_kind()
-    # inlined, one dict lookup per table.
     groups: dict[tuple[str, str], list[Event]] = {}
     for ev in relevant:
-        kind = _AGGREGATE_KINDS.get(ev.kind, ev.kind)
-        spec = _DURATION_KINDS.get(kind)
-        if spec is None:
-            if kind not in _INSTANT_KINDS:
-                continue
-            key_attr = "subject"
-        else:
-            if kind == "offcpu" and ev.attributes.get("voluntary") is not False:
-                continue
-            key_attr = spec[1]
-        gk = (kind, _group_key(ev, key_attr))
+        c = _classify(ev)
+        if c is None:
+            continue
+        gk = (c[0], _group_key(ev, c[1]))
         lst = groups.get(gk)
         if lst is None:
             groups[gk] = [ev]
