@@ -232,7 +232,8 @@ class EbpfCollector(Collector):
             with module._lock:
                 if module.bpf is None:
                     return 0
-                reads = {name: self._read_pressure(module, name) for name in sources}
+                reads = {name: self._read_runqueue(module) if name == "runqueue" else self._read_io(module)
+                         for name in sources}
             now = time.time_ns()
             added = 0
             for name, current in reads.items():
@@ -244,20 +245,24 @@ class EbpfCollector(Collector):
                     events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
                 else:
                     events = pressure.io_pressure_events(previous[1], current, previous[0], now, self.scopes.names,
-                                                         lambda dev: self._device(*decode.dev_name_key(dev)))
+                                                         self._device)
                 for ev in events:
                     self.ctx.events.add(ev)
                 added += len(events)
             return added
 
     @staticmethod
-    def _read_pressure(module: Any, name: str) -> dict[tuple[int, int], tuple[int, ...]]:
-        if name == "runqueue":
-            return pressure.totals_from_percpu([(k.value, [(v.ns, v.waits) for v in per_cpu])
-                                                for k, per_cpu in module.table("runq_pressure").items()])
+    def _read_runqueue(module: Any) -> dict[tuple[int, int], tuple[int, ...]]:
+        return pressure.totals_from_percpu([(k.value, [(v.ns, v.waits) for v in per_cpu])
+                                            for k, per_cpu in module.table("runq_pressure").items()])
+
+    @staticmethod
+    def _read_io(module: Any, in_flight: bool = True) -> dict[tuple[int, int], tuple[int, ...]]:
+        """The block I/O sums; with `in_flight`, plus the waits so far of requests
+        not yet completed (what a window needs; a counter wants completed ones only)."""
         completed = [(k.scope_id, k.dev, [(v.ns, v.requests, v.reads, v.bytes) for v in per_cpu])
                      for k, per_cpu in module.table("io_pressure").items()]
-        if name == "blockio_completed":
+        if not in_flight:
             return pressure.io_totals_from_percpu(completed)
         now_mono = time.monotonic_ns()  # bpf_ktime_get_ns's clock
         inflight = [(v.scope_id, v.dev, v.start) for v in module.table("io_inflight").values()]
@@ -345,8 +350,7 @@ class EbpfCollector(Collector):
                 entries = [(k.dev, k.op, k.slot, v) for k, v in hash_items(module.table("bio_hist"))]
                 yield from exports.blockio_samples(entries, self._device)
                 if self.settings.io_pressure_interval > 0:
-                    yield from exports.inference_io_samples(self._read_pressure(module, "blockio_completed"),
-                                                            self._device)
+                    yield from exports.inference_io_samples(self._read_io(module, in_flight=False), self._device)
             if "tcp_retransmit" in up:
                 yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
                                                [name for name, _, _ in self.settings.port_ranges()])

@@ -13,9 +13,10 @@ zero. Pure: plain dicts in, Events out.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from agent.events import NODE, Event
+from collectors.ebpf.decode import dev_name_key
 
 # (scope id, cpu) -> (wait ns, waits), cumulative since the program loaded.
 Totals = Mapping[tuple[int, int], tuple[int, int]]
@@ -64,7 +65,7 @@ INFLIGHT_MAX_AGE_NS = 30 * 10**9
 
 def io_totals_from_percpu(
     items: list[tuple[int, int, list[tuple[int, int, int, int]]]],
-    inflight: list[tuple[int, int, int]] = (),  # type: ignore[assignment]
+    inflight: Iterable[tuple[int, int, int]] = (),
     now_mono_ns: int = 0,
 ) -> dict[tuple[int, int], tuple[int, int, int, int, int]]:
     """Completed requests [(scope id, dev, [(ns, requests, reads, bytes) per cpu])] and
@@ -90,7 +91,7 @@ def io_totals_from_percpu(
 
 def io_pressure_events(
     previous: IoTotals, current: IoTotals, start_ns: int, end_ns: int, scopes: Mapping[int, str],
-    device_name: Callable[[int], str],
+    device_name: Callable[[int, int], str],
 ) -> list[Event]:
     """One event per (scope, device) whose threads waited on block I/O over
     [start_ns, end_ns]: magnitude is the seconds waited inside the window (summed:
@@ -110,6 +111,6 @@ def io_pressure_events(
         if d_ns <= 0:
             continue
         out.append(Event(start_ns, end_ns, "io_pressure", _subject(sid, scopes), d_ns / 1e9,
-                         {"device": device_name(dev), "requests": d_req, "reads": d_reads, "bytes": d_bytes,
+                         {"device": device_name(*dev_name_key(dev)), "requests": d_req, "reads": d_reads, "bytes": d_bytes,
                           "aggregate": True}))
     return out

@@ -38,8 +38,8 @@ def test_empty_window_yields_nothing():
 LOOP3 = (7 << 20) | 3  # kernel-internal dev_t
 
 
-def dev_name(dev: int) -> str:
-    return f"loop{dev & 0xFFFFF}" if dev >> 20 == 7 else "?"
+def dev_name(major: int, minor: int) -> str:
+    return f"loop{minor}" if major == 7 else "?"
 
 
 def test_io_percpu_values_are_summed_over_cpus():
