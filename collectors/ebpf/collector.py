@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from agent.cgroups import cgroup_of_pid
 from agent.collector import Collector, CollectorContext, DoctorRow
 from agent.samples import Sample
+from collectors.cgroup import parse_uevent_devname
 from collectors.ebpf import decode, exports, pressure
 from collectors.ebpf.clock import MonotonicClock
 from collectors.ebpf.probe import probe
@@ -32,13 +33,12 @@ class ProgramState:
 
 
 def device_name(paths: Any, major: int, minor: int) -> str:
+    """The block device's name from its uevent, else "major:minor"."""
     try:
-        for line in paths.sys("dev", "block", f"{major}:{minor}", "uevent").read_text().splitlines():
-            if line.startswith("DEVNAME="):
-                return line.split("=", 1)[1]
+        text = paths.sys("dev", "block", f"{major}:{minor}", "uevent").read_text()
     except OSError:
-        pass
-    return f"{major}:{minor}"
+        text = ""
+    return parse_uevent_devname(text) or f"{major}:{minor}"
 
 
 class EbpfCollector(Collector):

@@ -18,6 +18,8 @@ from typing import Iterator
 
 import pytest
 
+from collectors.cgroup import parse_uevent_devname
+
 DOUBLE = Path(__file__).resolve().parent.parent / "doubles" / "slow_disk.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # pyfuse3 comes from Debian's python3-pyfuse3
 
@@ -75,16 +77,8 @@ def skip_unless_possible() -> None:
         pytest.skip(f"the slow-disk double needs pyfuse3 for {SYSTEM_PYTHON} (python3-pyfuse3)")
 
 
-def devname_from_uevent(text: str) -> str | None:
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key == "DEVNAME":
-            return value
-    return None
-
-
 def _device_name(major: int, minor: int) -> str:
-    name = devname_from_uevent(Path(f"/sys/dev/block/{major}:{minor}/uevent").read_text())
+    name = parse_uevent_devname(Path(f"/sys/dev/block/{major}:{minor}/uevent").read_text())
     if name is None:
         raise RuntimeError(f"no DEVNAME in uevent of block device {major}:{minor}")
     return name
