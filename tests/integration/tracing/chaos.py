@@ -81,9 +81,10 @@ def explanation(agent: Agent, trace_id: str, timeout: float = 10.0) -> dict:
         time.sleep(0.1)
 
 
-def cause_s(req: dict, kind: str) -> float:
-    """Seconds the agent's explanation puts on causes of one kind."""
-    return sum(c["explained_seconds"] for c in req["causes"] if c["kind"] == kind)
+def cause_s(req: dict, kind: str, device: str | None = None) -> float:
+    """Seconds the agent's explanation puts on causes of one kind (on one device)."""
+    return sum(c["explained_seconds"] for c in req["causes"]
+               if c["kind"] == kind and (device is None or c["detail"].get("device") == device))
 
 
 @contextmanager

@@ -49,8 +49,7 @@ WEIGHTS_MIB = 16
 
 
 def _io_on(req: dict, device: str) -> float:
-    return sum(c["explained_seconds"] for c in req["causes"]
-               if c["kind"] == "io_stall" and c["detail"].get("device") == device)
+    return cause_s(req, "io_stall", device)
 
 
 def _standin(cgroup, port: int, otlp_port: int, *extra: str) -> subprocess.Popen:
