@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config_types import Duration, Size
+
+# vLLM's flags that the agent renders itself; workers[].args must not repeat them.
+RENDERED_FLAGS = ("--host", "--port", "--shutdown-timeout", "--otlp-traces-endpoint")
+# With tracing on, vLLM 0.33 asserts in its span path that request stats exist
+# (v1/engine/output_processor.py do_tracing); --disable-log-stats makes them None,
+# so the first finished request kills the engine (vllm#25352, fix #25645 unmerged).
+DISABLE_LOG_STATS = "--disable-log-stats"
 
 
 class HealthSettings(BaseModel):
@@ -22,8 +29,11 @@ class HealthSettings(BaseModel):
     generation_timeout: Duration = 10.0
     # Consecutive failed probes before the worker is restarted.
     failures_before_restart: int = Field(default=3, ge=1)
-    # Model load can take minutes, during which vLLM refuses connections.
-    startup_grace: Duration = 300.0
+    # Model load can take minutes, during which vLLM refuses connections. vLLM itself
+    # waits VLLM_ENGINE_READY_TIMEOUT_S (600 s, vllm/envs.py) for its engine before it
+    # gives up, so a shorter grace kills loads vLLM would have finished. Each start-up
+    # phase the worker reports (its start-up spans) starts the grace again.
+    startup_grace: Duration = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> "HealthSettings":
@@ -68,13 +78,28 @@ class WorkerSettings(BaseModel):
     memory_high: Size | None = None
     memory_max: Size | None = None
     # vLLM's --shutdown-timeout: SIGTERM drains in-flight requests for up to this long.
-    shutdown_timeout: Duration = 30.0
+    # vLLM parses it as an int (engine/arg_utils.py type=int): whole seconds only.
+    shutdown_timeout: Duration = Field(default=30.0, ge=0, le=86400)
     # `infernode drain` waits this long for in-flight requests before stopping.
-    drain_timeout: Duration = 60.0
+    drain_timeout: Duration = Field(default=60.0, ge=0, le=86400)
+    # vLLM keeps /health at 200 and accepts requests while it drains (it answers them
+    # with finish_reason "abort"), so the agent takes the worker out of rotation
+    # first: /workers/NAME/ready turns 503, and SIGTERM waits this long for the load
+    # balancers to notice (HAProxy's default check, inter 2s x fall 3, takes 6 s;
+    # Envoy and cloud balancers are commonly set to 5 s x 3).
+    deregister_delay: Duration = Field(default=15.0, ge=0, le=3600)
     tracing: bool = True
     scrape_metrics: bool = True
     health: HealthSettings = Field(default_factory=HealthSettings)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+
+    @field_validator("shutdown_timeout")
+    @classmethod
+    def _whole_seconds(cls, v: float) -> float:
+        if not float(v).is_integer():
+            raise ValueError(f"{v:g}s is not a whole number of seconds; vLLM takes whole seconds "
+                             "(--shutdown-timeout is an int) and would exit at argument parsing")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> "WorkerSettings":
@@ -84,7 +109,20 @@ class WorkerSettings(BaseModel):
             raise ValueError("memory_high must not exceed memory_max")
         if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
             raise ValueError(f"gpus must be distinct non-negative indexes (got {self.gpus})")
+        for key, words in (("command", self.command[1:]), ("args", self.args)):
+            for arg in words:
+                _check_flag(key, arg.split("=", 1)[0], self.tracing)
         return self
+
+
+def _check_flag(key: str, flag: str, tracing: bool) -> None:
+    if flag == DISABLE_LOG_STATS and tracing:
+        raise ValueError(f"{key}: {DISABLE_LOG_STATS} with tracing on kills vLLM's engine at the first "
+                         "finished request (its span path needs the stats this flag turns off); "
+                         "remove the flag, or set tracing: false for this worker")
+    if flag in RENDERED_FLAGS:
+        raise ValueError(f"{key}: {flag} is set by the agent (from host, port, shutdown_timeout and otlp); "
+                         "set it there instead")
 
 
 def _unique_names(workers: list[WorkerSettings]) -> list[WorkerSettings]:

@@ -172,3 +172,20 @@ def test_stop_during_a_scrape_stuck_on_a_hung_collector(tmp_path, hung_root):
         assert rc == 0, agent.log_text()
         assert elapsed < STOP_BUDGET_S, f"stop took {elapsed:.1f}s with a scrape in flight"
         assert outcome and outcome[0] != 200
+
+
+@pytest.mark.parametrize("worker, said", [
+    ({"shutdown_timeout": "2.5s"}, "vLLM takes whole seconds"),
+    ({"args": ["--disable-log-stats"]}, "--disable-log-stats with tracing on kills vLLM's engine"),
+])
+def test_sighup_refuses_worker_settings_vllm_cannot_run(agent, worker, said):
+    # vllm-0.33.md items 15 and 26: the reload is refused whole and counted; the
+    # running config stays (no worker is configured, so none is started).
+    cfg = yaml.safe_load(agent.config_path.read_text())
+    cfg["workers"] = [{"name": "w0", "command": ["/bin/false"], **worker}]
+    reload_with(agent, yaml.safe_dump(cfg))
+    after = wait_for(lambda: (t := agent.metrics()) and value(t, "infernode_config_reload_failures_total") == 1.0 and t,
+                     what="reload failure counted")
+    assert value(after, "infernode_config_last_reload_success") == 0.0
+    assert "infernode_worker_up" not in after
+    assert any(r["level"] == "error" and said in r["msg"] and "workers.0" in r["msg"] for r in agent.json_logs())

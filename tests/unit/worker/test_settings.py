@@ -32,10 +32,44 @@ def test_defaults_and_durations():
     ({"workers": [{**W, "health": {"interval": "1s", "timeout": "2s"}}]}, "timeout (2s) must not exceed interval (1s)"),
     ({"workers": [{**W, "backoff": {"initial": "10s", "max": "5s"}}]}, "max (5s) must be at least initial (10s)"),
     ({"workers": [{**W, "restart": "always"}]}, "workers.0.restart: unknown key"),
+    # vLLM parses --shutdown-timeout as an int (vllm-0.33.md, item 26).
+    ({"workers": [{**W, "shutdown_timeout": "2.5s"}]}, "workers.0.shutdown_timeout: 2.5s is not a whole number of "
+                                                       "seconds; vLLM takes whole seconds"),
+    ({"workers": [{**W, "shutdown_timeout": "500ms"}]}, "vLLM takes whole seconds"),
+    ({"workers": [{**W, "shutdown_timeout": "-1s"}]}, "workers.0.shutdown_timeout"),
+    # vLLM's span path asserts on the stats --disable-log-stats removes (item 15).
+    ({"workers": [{**W, "args": ["--disable-log-stats"]}]},
+     "workers.0: args: --disable-log-stats with tracing on kills vLLM's engine at the first finished request"),
+    ({"workers": [{**W, "command": ["vllm", "serve", "m", "--disable-log-stats"]}]}, "command: --disable-log-stats"),
+    ({"workers": [{**W, "args": ["--port=9000"]}]}, "args: --port is set by the agent"),
+    ({"workers": [{**W, "deregister_delay": "2h"}]}, "workers.0.deregister_delay"),
+    ({"workers": [{**W, "health": {"startup_grace": "0s"}}]}, "workers.0.health.startup_grace"),
 ])
 def test_bad_worker_config_names_the_key(data, expected):
     lines = _lines(data)
     assert any(expected.replace("Value error, ", "") in line for line in lines), lines
+
+
+def test_disable_log_stats_is_fine_with_tracing_off():
+    cfg = parse_config({"workers": [{**W, "tracing": False, "args": ["--disable-log-stats"]}]})
+    assert cfg.workers[0].args == ["--disable-log-stats"]
+
+
+def test_startup_grace_outlasts_vllms_own_engine_timeout():
+    # VLLM_ENGINE_READY_TIMEOUT_S defaults to 600 s (vllm/envs.py): a shorter grace
+    # kills model loads vLLM itself would still wait for.
+    w = parse_config({"workers": [W]}).workers[0]
+    assert w.health.startup_grace >= 600
+    assert w.deregister_delay > 0 and w.shutdown_timeout == 30
+
+
+@pytest.mark.parametrize("value", ["2.5s", "500ms", "1.25s"])
+def test_config_check_refuses_fractional_shutdown_timeout(tmp_path, value):
+    p = tmp_path / "infernode.yaml"
+    p.write_text(f"workers:\n  - name: w0\n    command: [vllm, serve, m]\n    shutdown_timeout: {value}\n")
+    res = CliRunner().invoke(main, ["config", "check", str(p)])
+    assert res.exit_code == 2, res.output
+    assert "workers.0.shutdown_timeout" in res.output and "vLLM takes whole seconds" in res.output
 
 
 def test_config_check_exits_2(tmp_path):
@@ -60,8 +94,11 @@ def test_workers_table():
         "active_state": "inactive", "phase": "gpu_fault", "healthy": None, "main_pid": 0, "restarts": 2,
         "problem": "GPU fault: xid_79"}]})
     header, row, node = text.splitlines()
-    assert header.split() == ["WORKER", "UNIT", "GPUS", "PORT", "STATE", "PHASE", "HEALTHY", "PID", "RESTARTS",
-                              "PROBLEM"]
-    assert row.split()[:9] == ["w0", "infernode-worker@w0.service", "0,1", "8000", "inactive", "gpu_fault", "-",
-                               "-", "2"]
+    assert header.split() == ["WORKER", "GPUS", "PORT", "STATE", "PHASE", "HEALTHY", "READY", "PID", "RESTARTS",
+                              "VLLM", "STARTUP", "PROBLEM"]
+    assert row.split()[:11] == ["w0", "0,1", "8000", "inactive", "gpu_fault", "-", "no", "-", "2", "-", "-"]
     assert node == "node: NOT schedulable (xid_79)"
+
+
+def test_minutes_that_are_whole_seconds_are_taken():
+    assert parse_config({"workers": [{**W, "shutdown_timeout": "1.5m"}]}).workers[0].shutdown_timeout == 90
