@@ -5,7 +5,9 @@ Decision (documented in docs/tracing.md): the worker is found, in order,
      (agent.cgroups) names a systemd unit; a configured worker whose name is the
      unit's instance or stem (`infernode-worker@NAME.service`, `NAME.service`)
      owns it;
-  2. from the resource `service.name` equal to a configured worker's name;
+  2. from the resource `service.name`: the drop-in sets OTEL_SERVICE_NAME=vllm-NAME
+     and vLLM passes it through unchanged (vllm/tracing/otel.py Resource.create);
+     NAME itself is accepted too (a worker started by hand);
   3. when the pid is absent or gone and exactly one worker is configured, that one;
   4. else the span's `service.name` (or "unknown") stands for an unmanaged worker.
 The cgroup and its thread ids are cached for a few seconds: one /proc read per span would
@@ -21,6 +23,7 @@ from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
 from agent.tracing.correlate import RequestScope
 from agent.tracing.spans import RequestSpan
+from agent.worker.dropin import service_name
 
 
 def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
@@ -149,14 +152,28 @@ class ScopeResolver:
         self._scope_cache[key] = (now, scope)
         return scope
 
-    def _build_scope(self, r: RequestSpan) -> RequestScope:
-        cgroup = self._cgroup(r.pid) if r.pid is not None else None
+    def _worker_of_service(self, service: str) -> str | None:
+        if service in self.workers:
+            return service
+        return next((n for n in self.workers if service_name(n) == service), None)
+
+    def managed_worker(self, pid: int | None, service: str) -> str | None:
+        """The configured worker a process belongs to (rules 1-3 above), or None."""
+        return self._resolve(pid, service)[0]
+
+    def _resolve(self, pid: int | None, service: str) -> tuple[str | None, str | None]:
+        """(configured worker or None, canonical cgroup of the pid or None)."""
+        cgroup = self._cgroup(pid) if pid is not None else None
         names = list(self.workers)
         name = worker_of_unit(unit_of_cgroup(cgroup), names) if cgroup else None
-        if name is None and r.service_name in self.workers:
-            name = r.service_name
+        if name is None:
+            name = self._worker_of_service(service)
         if name is None and cgroup is None and len(names) == 1:
             name = names[0]
+        return name, cgroup
+
+    def _build_scope(self, r: RequestSpan) -> RequestScope:
+        name, cgroup = self._resolve(r.pid, r.service_name)
         worker = self.workers.get(name) if name else None
         pids = self._pids(cgroup) if cgroup and cgroup != "/" else frozenset()
         if r.pid is not None:

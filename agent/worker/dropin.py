@@ -21,11 +21,28 @@ DROPIN_NAME = "50-infernode.conf"
 # systemd's stop timeout must outlast vLLM's own drain, or SIGKILL cuts the drain short.
 STOP_MARGIN_S = 15
 
+# vLLM exports spans through the OTel SDK's BatchSpanProcessor with its defaults
+# (vllm/tracing/otel.py): 5 s delay, a 2048-span queue, silent drops past it. The
+# agent is on loopback, so sending sooner costs little and explanations come sooner;
+# the queue holds what a worker finishes while the agent restarts (16 s at 1,000
+# requests/s, about 16 MiB of spans at most); a batch of 512 spans (~0.5 MiB) stays
+# well under otlp.max_payload's 4 MiB default and gRPC's 4 MiB message limit.
+BSP_ENV = {
+    "OTEL_BSP_SCHEDULE_DELAY": "500",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "16384",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512",
+}
+
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%$+=:,./-]+$")
 
 
 def unit_name(worker: str) -> str:
     return f"infernode-worker@{worker}.service"
+
+
+def service_name(worker: str) -> str:
+    """The OTEL_SERVICE_NAME a worker's spans carry (vLLM passes it through unchanged)."""
+    return f"vllm-{worker}"
 
 
 def dropin_dir_name(worker: str) -> str:
@@ -105,7 +122,8 @@ def render_dropin(
     if traces_endpoint:
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = traces_endpoint
         env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "grpc"
-        env["OTEL_SERVICE_NAME"] = f"vllm-{worker.name}"
+        env["OTEL_SERVICE_NAME"] = service_name(worker.name)
+        env.update(BSP_ENV)
     env.update(worker.environment)
     for key in sorted(env):
         lines.append(f"Environment={_env_assignment(key, env[key])}")

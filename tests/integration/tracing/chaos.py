@@ -20,6 +20,14 @@ from tests.integration.ebpf.conftest import CPU_ROOT, _rm_cgroup, only_programs
 STANDIN = str(Path(__file__).parents[2] / "doubles" / "vllm_standin.py")
 
 
+def standin_env() -> dict[str, str]:
+    """A stand-in's environment as a managed worker's drop-in sets it: the batch
+    span processor's settings (agent.worker.dropin.BSP_ENV) and OTLP over HTTP."""
+    from agent.worker.dropin import BSP_ENV
+
+    return {**os.environ, **BSP_ENV, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+
+
 def agent_config(cgroups: list[Path], programs: tuple[str, ...], http_port: int, grpc_port: int) -> dict:
     """The agent with only the eBPF collector (these programs, these inference cgroups)
     and its OTLP receivers on the given ports."""

@@ -42,7 +42,7 @@ import pytest
 from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
 from tests.integration.tracing.chaos import (
-    STANDIN, agent_config, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
+    STANDIN, agent_config, standin_env, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
     try:
         with Agent.start(tmp_path / "agent", config) as agent:
             wait_program(agent, "runqueue")
-            env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+            env = standin_env()
             worker = subprocess.Popen(
                 in_cgroup(worker_cgroup, "taskset", "-c", str(CPU), sys.executable, STANDIN,
                            "--host", "127.0.0.1", "--port", str(vllm_port),

@@ -37,7 +37,7 @@ from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
 from tests.harness.slowdisk import fsync_storm, slow_disk, stop
 from tests.integration.tracing.chaos import (
-    STANDIN, agent_config, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
+    STANDIN, agent_config, standin_env, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def _io_on(req: dict, device: str) -> float:
 
 
 def _standin(cgroup, port: int, otlp_port: int, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    env = standin_env()
     return subprocess.Popen(
         in_cgroup(cgroup, "taskset", "-c", str(WORKER_CPU), sys.executable, STANDIN,
                   "--host", "127.0.0.1", "--port", str(port),

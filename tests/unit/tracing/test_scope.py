@@ -95,3 +95,15 @@ def test_a_reload_of_the_workers_drops_cached_scopes(tmp_path):
     res.workers = {"llama": WorkerSettings(name="llama", gpus=[0], port=8002, command=CMD)}
     s = res.scope(request(pid=4242))
     assert (s.port, s.gpus) == (8002, ("GPU-aaa",))
+
+
+def test_scope_by_the_service_name_the_drop_in_sets(tmp_path):
+    # The drop-in sets OTEL_SERVICE_NAME=vllm-NAME and vLLM passes it through
+    # (vllm-0.33.md item 6): with two workers and no usable pid, that names the worker.
+    workers = [WorkerSettings(name="a", command=CMD), WorkerSettings(name="b", command=CMD, port=8001, gpus=[1])]
+    res = ScopeResolver(_tree(tmp_path), workers)
+    for pid in (None, 999999):  # no pid on the resource; a pid the agent cannot see
+        assert res.scope(request(pid=pid, service="vllm-b")).worker == "b"
+        assert res.scope(request(pid=pid, service="vllm-a")).port == 8000
+    assert res.scope(request(pid=None, service="vllm-c")).worker == "vllm-c"  # unmanaged
+    assert res.managed_worker(None, "vllm-c") is None and res.managed_worker(None, "vllm-b") == "b"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.worker.dropin import otlp_endpoint, quote_exec_arg, render_dropin, vllm_args
+from agent.worker.dropin import BSP_ENV, otlp_endpoint, quote_exec_arg, render_dropin, vllm_args
 from agent.worker.placement import Placement, SysfsPlacement
 from agent.paths import Paths
 from agent.worker.settings import WorkerSettings
@@ -99,9 +99,9 @@ def test_gpu_index_beyond_tree_is_ignored(tmp_path):
 
 def test_vllm_args_order_and_quoting():
     w = WorkerSettings(name="w", port=9000, command=["vllm", "serve", "m"], args=["--max-model-len", "4096"],
-                       shutdown_timeout=12.5)
+                       shutdown_timeout=12)
     assert vllm_args(w, "http://127.0.0.1:4317") == [
-        "vllm", "serve", "m", "--host", "127.0.0.1", "--port", "9000", "--shutdown-timeout", "12.5",
+        "vllm", "serve", "m", "--host", "127.0.0.1", "--port", "9000", "--shutdown-timeout", "12",
         "--otlp-traces-endpoint", "http://127.0.0.1:4317", "--max-model-len", "4096",
     ]
     assert quote_exec_arg("a b") == '"a b"'
@@ -120,3 +120,14 @@ def test_tracing_off_drops_endpoint_and_env():
     w = WorkerSettings(name="quiet", command=["vllm", "serve", "m"], tracing=False)
     text = render_dropin(w, Placement(), "http://127.0.0.1:4317")
     assert "otlp" not in text.lower()
+
+
+def test_tracing_sets_the_batch_processor_and_service_name():
+    w = WorkerSettings(name="w7", command=["vllm", "serve", "m"])
+    text = render_dropin(w, Placement(), "http://127.0.0.1:4317")
+    for key, value in BSP_ENV.items():
+        assert f'Environment="{key}={value}"' in text
+    assert 'Environment="OTEL_SERVICE_NAME=vllm-w7"' in text
+    # The batch must fit what the receiver accepts: 512 spans of about 1 KiB under 4 MiB.
+    assert int(BSP_ENV["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"]) * 1024 < 4 * 1024 * 1024
+    assert int(BSP_ENV["OTEL_BSP_MAX_QUEUE_SIZE"]) > 2048  # more than the SDK's default
