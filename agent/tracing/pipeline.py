@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -32,6 +32,16 @@ log = logging.getLogger("infernode.tracing")
 # A span is a message, not a log: keep the events attached to one bounded, longest first.
 MAX_SPAN_EVENTS = 16
 MAX_CAUSE_ATTRS = 5
+# Unmanaged senders name themselves: a bound on the per-worker span series they add.
+MAX_WORKER_SERIES = 256
+
+
+# vLLM's start-up spans (vllm/model_executor, v1/engine; the reference lists them):
+# each is one phase of bringing a worker up, exported when tracing is on.
+STARTUP_SPANS = frozenset({
+    "Overall Loading", "Download weights - HF", "Load weights", "Loading (GPU)", "Compile graph",
+    "Capture model", "Allocate KV cache", "Warmup (GPU)",
+})
 
 
 @dataclass
@@ -39,6 +49,11 @@ class IngestCounts:
     llm_request: int = 0
     other: int = 0
     invalid: int = 0
+    aborted: int = 0
+    startup: int = 0
+
+    def add(self, kind: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
 
 
 class Enricher:
@@ -52,6 +67,9 @@ class Enricher:
         self.recent = recent
         self.judge = SlowJudge(settings.slo, settings.p99_window, settings.p99_min_requests)
         self.counts = IngestCounts()
+        # llm_request spans of any kind per worker: against vllm:request_success_total,
+        # the share of the worker's requests whose spans arrived.
+        self.worker_spans: dict[str, int] = {}
         self.enrich_seconds_total = 0.0
         # Writing events and causes into the span only pays off when it is forwarded.
         self.annotate = False
@@ -82,6 +100,8 @@ class Enricher:
             log.debug("ebpf.drain_pressure failed", exc_info=True)
 
     def process(self, req: ExportTraceServiceRequest) -> IngestCounts:
+        """Each span is handled on its own and counted as it is: one that cannot be
+        used is counted invalid and costs its neighbours nothing."""
         counts = IngestCounts()
         self._drain_kernel_sums()
         self._open = self._open_events()
@@ -89,23 +109,62 @@ class Enricher:
             res_attrs: dict[str, Any] | None = None
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    if span.name != sp.LLM_REQUEST:
-                        counts.other += 1
-                        continue
-                    if res_attrs is None:
-                        res_attrs = sp.attributes(rs.resource.attributes)
-                    try:
-                        r = sp.parse_request_span(span, res_attrs)
-                    except sp.SpanError as e:
-                        counts.invalid += 1
-                        log.debug("llm_request span not usable: %s", e)
-                        continue
-                    self.enrich(r, span)
-                    counts.llm_request += 1
-        self.counts.llm_request += counts.llm_request
-        self.counts.other += counts.other
-        self.counts.invalid += counts.invalid
+                    if span.name != sp.LLM_REQUEST and span.name not in STARTUP_SPANS:
+                        kind = "other"
+                    else:
+                        if res_attrs is None:
+                            res_attrs = sp.attributes(rs.resource.attributes)
+                        try:
+                            kind = self._one(span, res_attrs)
+                        except Exception as e:  # noqa: BLE001 - one span never costs the export
+                            kind = "invalid"
+                            log.debug("llm_request span not usable: %s: %s", type(e).__name__, e)
+                    counts.add(kind)
+                    self.counts.add(kind)
         return counts
+
+    def _one(self, span: Span, res_attrs: dict[str, Any]) -> str:
+        if span.name in STARTUP_SPANS:
+            return self._startup(span, res_attrs)
+        try:
+            r = sp.parse_request_span(span, res_attrs)
+        except sp.SpanError as e:
+            log.debug("llm_request span not usable: %s", e)
+            return "invalid"
+        worker = self.resolver.scope(r).worker
+        if worker in self.worker_spans or len(self.worker_spans) < MAX_WORKER_SERIES:
+            self.worker_spans[worker] = self.worker_spans.get(worker, 0) + 1
+        problem = sp.implausible(r, self.settings.max_e2e)
+        if sp.aborted(r, problem):
+            log.debug("llm_request span %s of %s: aborted by the engine (no tokens generated)", r.trace_id, worker)
+            return "aborted"
+        if problem is not None:
+            log.debug("llm_request span %s of %s not plausible: %s", r.trace_id, worker, problem)
+            return "invalid"
+        if r.model_name == "unknown":
+            model = self._model_of(worker)
+            if model:
+                r = replace(r, model_name=model)
+        self.enrich(r, span)
+        return "llm_request"
+
+    def _model_of(self, worker: str) -> str | None:
+        fn = self.services.get("worker.model_of")
+        return fn(worker) if callable(fn) else None
+
+    def _startup(self, span: Span, res_attrs: dict[str, Any]) -> str:
+        """A start-up phase of a managed worker goes to the supervisor; another's is
+        passed through as any span."""
+        worker = self.resolver.managed_worker(sp.parse_pid(res_attrs.get(sp.PROCESS_ID)),
+                                              str(res_attrs.get(sp.SERVICE_NAME, "")))
+        fn = self.services.get("worker.startup_phase")
+        if worker is None or not callable(fn):
+            return "other"
+        start, end = int(span.start_time_unix_nano), int(span.end_time_unix_nano)
+        if end < start:
+            return "invalid"
+        fn(worker, span.name, start, end)
+        return "startup"
 
     def correlate(self, r: sp.RequestSpan) -> Explanation:
         scope = self.resolver.scope(r)

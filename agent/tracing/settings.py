@@ -65,3 +65,5 @@ class ExplainSettings(BaseModel):
     p99_min_requests: int = Field(default=100, ge=10)
     # Events shorter than this are attached as evidence but are not worth naming as a cause.
     min_cause: Duration = 0.001
+    # A span whose e2e is longer than this is not a request's (counted invalid).
+    max_e2e: Duration = Field(default=21600.0, gt=0, le=31 * 86400)

@@ -7,6 +7,7 @@ seconds, token counts as ints, `vllm.process_id` on the resource.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -146,6 +147,8 @@ class RequestSpan:
     model_name: str = "unknown"
     pid: int | None = None
     service_name: str = ""
+    # vLLM always sets it (output_processor.py); optional so older senders still parse.
+    inference: float = 0.0
 
     @property
     def tpot(self) -> float | None:
@@ -162,14 +165,47 @@ class SpanError(ValueError):
 def _number(attrs: Mapping[str, Any], key: str) -> float:
     v = attrs.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise SpanError(f"attribute {key} is {v!r}, expected a number")
-    if v < 0 or v != v:
-        raise SpanError(f"attribute {key} is {v!r}, expected a non-negative number")
-    return float(v)
+        raise SpanError(f"attribute {key} is {_short(v)}, expected a number")
+    # A huge int overflows float(); +Inf and NaN are no latency either.
+    try:
+        f = float(v)
+    except OverflowError:
+        raise SpanError(f"attribute {key} is {_short(v)}, expected a finite number") from None
+    if not math.isfinite(f) or f < 0:
+        raise SpanError(f"attribute {key} is {_short(v)}, expected a finite non-negative number")
+    return f
+
+
+def _short(v: Any, limit: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# vllm.process_id is str(os.getpid()) (vllm/tracing/otel.py); Linux pids fit in 22 bits.
+PID_MAX = 1 << 22
+
+
+def parse_pid(raw: Any) -> int | None:
+    """A pid from the resource attribute, or None: ASCII digits only ("²" is a digit
+    to str.isdigit() but not to int()), in the kernel's range."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if 0 < raw < PID_MAX else None
+    if isinstance(raw, str) and 0 < len(raw) <= 7 and raw.isascii() and raw.isdigit():
+        pid = int(raw)
+        return pid if 0 < pid < PID_MAX else None
+    return None
+
+
+# A token count past this is no request's (vLLM's longest contexts are ~10^7 tokens).
+MAX_TOKENS = 10**9
 
 
 def _int(attrs: Mapping[str, Any], key: str) -> int:
     v = _number(attrs, key)
+    if not v.is_integer() or v > MAX_TOKENS:
+        raise SpanError(f"attribute {key} is {_short(attrs.get(key))}, expected a whole count up to {MAX_TOKENS}")
     return int(v)
 
 
@@ -181,8 +217,9 @@ def parse_request_span(span: Span, resource_attrs: Mapping[str, Any]) -> Request
         raise SpanError("missing attributes: " + ", ".join(missing))
     if len(span.trace_id) != 16 or not any(span.trace_id):
         raise SpanError("trace_id must be 16 bytes, not all zero")
-    pid_raw = resource_attrs.get(PROCESS_ID)
-    pid = int(pid_raw) if isinstance(pid_raw, (int, str)) and str(pid_raw).isdigit() else None
+    pid = parse_pid(resource_attrs.get(PROCESS_ID))
+    # vLLM 0.33 sets neither (GEN_AI_RESPONSE_MODEL is defined but never set); the
+    # pipeline names the model from the worker then.
     model = attrs.get(RESPONSE_MODEL) or attrs.get(REQUEST_MODEL) or "unknown"
     start = int(span.start_time_unix_nano)
     e2e = _number(attrs, E2E)
@@ -199,8 +236,39 @@ def parse_request_span(span: Span, resource_attrs: Mapping[str, Any]) -> Request
         decode=_number(attrs, DECODE),
         prompt_tokens=_int(attrs, PROMPT_TOKENS),
         completion_tokens=_int(attrs, COMPLETION_TOKENS),
-        request_id=str(attrs.get(REQUEST_ID, "")),
-        model_name=str(model),
+        request_id=str(attrs.get(REQUEST_ID, ""))[:256],
+        model_name=str(model)[:256],
         pid=pid,
-        service_name=str(resource_attrs.get(SERVICE_NAME, "")),
+        service_name=str(resource_attrs.get(SERVICE_NAME, ""))[:256],
+        inference=_number(attrs, INFERENCE) if INFERENCE in attrs else 0.0,
     )
+
+
+# vLLM measures e2e and TTFT on the API server's clock and the phases on EngineCore's
+# monotonic clock, handed over by IPC: a phase may pass e2e by this much.
+PHASE_SLACK_S = 0.05
+PHASE_SLACK_RATIO = 0.01
+
+
+def implausible(r: RequestSpan, max_e2e: float) -> str | None:
+    """Why the span's timings cannot be a request's, or None when they can."""
+    if r.e2e > max_e2e:
+        return f"e2e {r.e2e:g}s is over explain.max_e2e ({max_e2e:g}s)"
+    bound = r.e2e * (1 + PHASE_SLACK_RATIO) + PHASE_SLACK_S
+    for name, v in (("ttft", r.ttft), ("queue", r.queue), ("prefill", r.prefill), ("decode", r.decode),
+                    ("inference", r.inference)):
+        if v > bound:
+            return f"{name} {v:g}s is longer than e2e {r.e2e:g}s"
+    return None
+
+
+def aborted(r: RequestSpan, problem: str | None) -> bool:
+    """A span vLLM's engine sent for a request it aborted, not one it served.
+
+    vLLM 0.33 sends an llm_request span for requests the engine aborts (SIGTERM
+    with --shutdown-timeout 0, requests refused while draining: v1/engine/core.py),
+    with no finish reason on it. A never-scheduled one has queued/scheduled
+    timestamps of 0, so its prefill and inference read EngineCore's monotonic clock
+    (about the host's uptime), and no generated tokens. A served request always
+    generates at least one token."""
+    return r.completion_tokens == 0 and (problem is None or "longer than e2e" in problem)

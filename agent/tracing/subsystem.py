@@ -46,8 +46,14 @@ OTLP_SPECS = (
                labels=("transport", "reason"), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_received_spans_total", MetricType.COUNTER,
                "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
-               "(an llm_request span missing its latency attributes, passed through).",
+               "(an llm_request span missing, mistyped or implausible latency attributes, passed through), "
+               "aborted (an llm_request span vLLM's engine sent for a request it aborted: no token "
+               "generated; kept out of the request metrics), startup (a managed worker's start-up phase).",
                labels=("kind",), source="agent OTLP receiver"),
+    MetricSpec("infernode_request_spans_total", MetricType.COUNTER,
+               "Spans named llm_request received from each worker, of any kind; divided by the worker's "
+               "vllm:request_success_total rate, the share of its requests whose spans arrived.",
+               labels=("worker",), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_enrich_seconds_total", MetricType.COUNTER,
                "CPU-bound time spent correlating llm_request spans with the event store.",
                unit="seconds", source="agent correlation"),
@@ -225,8 +231,11 @@ class TracingSubsystem(Subsystem):
         for (transport, reason), n in sorted(self.rejected.items()):
             yield Sample("infernode_otlp_rejected_total", {"transport": transport, "reason": reason}, float(n))
         c = self.enricher.counts
-        for kind, n in (("llm_request", c.llm_request), ("other", c.other), ("invalid", c.invalid)):
+        for kind, n in (("llm_request", c.llm_request), ("other", c.other), ("invalid", c.invalid),
+                        ("aborted", c.aborted), ("startup", c.startup)):
             yield Sample("infernode_otlp_received_spans_total", {"kind": kind}, float(n))
+        for worker, n in sorted(dict(self.enricher.worker_spans).items()):
+            yield Sample("infernode_request_spans_total", {"worker": worker}, float(n))
         yield Sample("infernode_otlp_enrich_seconds_total", {}, self.enricher.enrich_seconds_total)
         if self.forwarder is not None:
             yield Sample("infernode_otlp_forwarded_spans_total", {}, float(self.forwarder.forwarded_spans_total))

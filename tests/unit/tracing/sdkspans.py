@@ -19,9 +19,12 @@ def provider(exporter: SpanExporter, pid: int | None = None, service: str = "vll
 
 
 def emit_llm_request(tp: TracerProvider, start_ns: int | None = None, ttft: float = 0.4, queue: float = 0.02,
-                     prefill: float = 0.36, decode: float = 0.6, completion: int = 31, prompt: int = 64) -> str:
-    """One finished request, as vLLM reports it; returns its trace id (hex)."""
-    tracer = tp.get_tracer("vllm.llm_engine")
+                     prefill: float | None = None, decode: float = 0.6, completion: int = 31, prompt: int = 64) -> str:
+    """One finished request, as vLLM reports it (TTFT is queue plus prefill, give or
+    take the frontend's share); returns its trace id (hex)."""
+    if prefill is None:
+        prefill = ttft - queue
+    tracer = tp.get_tracer("vllm.tracing.otel")
     e2e = ttft + decode + 0.005
     start = start_ns if start_ns is not None else time.time_ns() - int(e2e * 1e9)
     span = tracer.start_span("llm_request", kind=SpanKind.SERVER, start_time=start)
@@ -37,6 +40,6 @@ def emit_llm_request(tp: TracerProvider, start_ns: int | None = None, ttft: floa
     return trace_id
 
 
-def emit_other(tp: TracerProvider, name: str = "Load weights") -> None:
+def emit_other(tp: TracerProvider, name: str = "preprocess") -> None:
     with tp.get_tracer("vllm").start_as_current_span(name):
         pass

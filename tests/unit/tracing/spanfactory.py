@@ -27,16 +27,18 @@ def request(start_ms: float = 0.0, ttft: float = 0.4, queue: float = 0.05, prefi
     )
 
 
-def export(n: int = 1, pid: int | None = 4242, service: str = "vllm", start_ns: int = T0, ttft: float = 0.4,
-           e2e: float = 1.0, other: int = 0) -> ExportTraceServiceRequest:
+def export(n: int = 1, pid: int | str | None = 4242, service: str = "vllm", start_ns: int = T0, ttft: float = 0.4,
+           e2e: float = 1.0, other: int = 0, overrides: dict[int, dict] | None = None) -> ExportTraceServiceRequest:
+    """`n` llm_request spans (then `other` spans of another name); `overrides` maps a
+    span's index to attributes that replace or add to its own."""
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     res = {"service.name": service}
     if pid is not None:
-        res["vllm.process_id"] = pid
+        res["vllm.process_id"] = str(pid)  # vLLM: str(os.getpid())
     rs.resource.attributes.extend(sp.key_values(res))
     ss = rs.scope_spans.add()
-    ss.scope.name = "vllm.llm_engine"
+    ss.scope.name = "vllm.tracing.otel"
     for i in range(n + other):
         span = ss.spans.add()
         span.trace_id = os.urandom(16)
@@ -45,11 +47,13 @@ def export(n: int = 1, pid: int | None = 4242, service: str = "vllm", start_ns: 
         span.start_time_unix_nano = start_ns + i * 1_000_000
         span.end_time_unix_nano = span.start_time_unix_nano + int(e2e * 1e9)
         if i >= n:
-            span.name = "Load weights"
+            span.name = "preprocess"
             continue
         span.name = "llm_request"
-        span.attributes.extend(sp.key_values({
+        attrs = {
             sp.TTFT: ttft, sp.E2E: e2e, sp.QUEUE: 0.01, sp.PREFILL: ttft - 0.02, sp.DECODE: e2e - ttft - 0.01,
             sp.INFERENCE: e2e - 0.03, sp.PROMPT_TOKENS: 12, sp.COMPLETION_TOKENS: 20, sp.REQUEST_ID: f"cmpl-{i}",
-        }))
+        }
+        attrs.update((overrides or {}).get(i, {}))
+        span.attributes.extend(sp.key_values(attrs))
     return req

@@ -83,7 +83,7 @@ def test_enriched_spans_reach_upstream():
         assert llm["infernode.cause"] == "no known cause" and llm["infernode.cause.count"] == 0
         assert llm["infernode.slow"] is False
         # other spans pass through untouched
-        assert not any(k.startswith("infernode.") for k in sp.attributes(spans["Load weights"].attributes))
+        assert not any(k.startswith("infernode.") for k in sp.attributes(spans["preprocess"].attributes))
 
 
 def run(coro):
