@@ -57,6 +57,10 @@ KINDS = {
         EventKind("worker_start", "worker:<name>", "count", "The worker unit was started."),
         EventKind("worker_stop", "worker:<name>", "count", "The worker unit was stopped; attributes reason."),
         EventKind("worker_restart", "worker:<name>", "count", "The worker was restarted; attributes reason."),
+        EventKind("worker_startup_phase", "worker:<name>", "seconds",
+                  "A phase of the worker's start-up ended (from vLLM's start-up spans); attributes phase."),
+        EventKind("worker_refused", "worker:<name>", "count",
+                  "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason."),
         # Tuning and bootstrap
         EventKind("tuning_drift", "node", "count", "A tunable left its desired value; attributes tunable, target, current, desired."),
         EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed."),

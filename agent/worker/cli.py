@@ -16,15 +16,29 @@ url_option = click.option("--url", default=None,
                           help="Agent base URL (default: from server.listen in the config).")
 
 
-def _agent_url(config_path: Path | None, url: str | None) -> str:
-    if url:
-        return url.rstrip("/")
+def agent_base_url(listen: str) -> str:
+    """The agent's URL on this host from server.listen."""
     from agent.units import parse_listen
 
-    host, port = parse_listen(load_or_exit(config_path).server.listen)
+    host, port = parse_listen(listen)
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def fetch_json(url: str, timeout: float) -> dict:
+    """GET a JSON object from the agent; OSError (URLError included) when it cannot."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        data = json.loads(r.read())
+    if not isinstance(data, dict):
+        raise OSError(f"{url} did not answer a JSON object")
+    return data
+
+
+def _agent_url(config_path: Path | None, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    return agent_base_url(load_or_exit(config_path).server.listen)
 
 
 def _call(method: str, url: str, timeout: float) -> dict:
@@ -48,15 +62,27 @@ def _call(method: str, url: str, timeout: float) -> dict:
 def format_workers(data: dict) -> str:
     from agent.doctor import format_rows
 
-    headers = ("WORKER", "UNIT", "GPUS", "PORT", "STATE", "PHASE", "HEALTHY", "PID", "RESTARTS", "PROBLEM")
+    headers = ("WORKER", "GPUS", "PORT", "STATE", "PHASE", "HEALTHY", "READY", "PID", "RESTARTS", "VLLM",
+               "STARTUP", "PROBLEM")
     rows = []
     for w in data.get("workers", []):
         healthy = {True: "yes", False: "no", None: "-"}[w.get("healthy")]
-        rows.append((w["worker"], w["unit"], w["gpus"] or "-", str(w["port"]), w["active_state"], w["phase"],
-                     healthy, str(w["main_pid"] or "-"), str(w["restarts"]), w.get("problem") or ""))
+        ready = "yes" if w.get("ready") else "no"
+        rows.append((w["worker"], w["gpus"] or "-", str(w["port"]), w["active_state"], w["phase"],
+                     healthy, ready, str(w["main_pid"] or "-"), str(w["restarts"]), w.get("vllm_version") or "-",
+                     format_startup(w.get("startup_phases") or {}),
+                     w.get("problem") or ("" if w.get("ready") else w.get("ready_reason", ""))))
     table = format_rows(headers, rows)
     node = "node: schedulable" if data.get("schedulable", True) else f"node: NOT schedulable ({data.get('reason')})"
     return table + "\n" + node
+
+
+def format_startup(phases: dict[str, float], most: int = 3) -> str:
+    """Where the latest start's time went, the longest phases first: "load_weights 41.2s, ..."."""
+    if not phases:
+        return "-"
+    top = sorted(phases.items(), key=lambda kv: kv[1], reverse=True)[:most]
+    return ", ".join(f"{k} {v:.1f}s" for k, v in top) + (" ..." if len(phases) > most else "")
 
 
 @click.command("workers")
@@ -73,15 +99,26 @@ def workers(config_path: Path | None, url: str | None, as_json: bool) -> None:
 @click.argument("worker")
 @config_option
 @url_option
-@click.option("--timeout", type=float, default=None,
+@click.option("--timeout", type=click.FloatRange(0, 86400), default=None,
               help="Seconds to wait for in-flight requests (default: the worker's drain_timeout).")
-def drain(worker: str, config_path: Path | None, url: str | None, timeout: float | None) -> None:
-    """Stop WORKER admitting requests, wait for in-flight ones (up to the timeout), then stop it."""
+@click.option("--deregister-delay", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds between taking the worker out of rotation and SIGTERM "
+                   "(default: the worker's deregister_delay).")
+def drain(worker: str, config_path: Path | None, url: str | None, timeout: float | None,
+          deregister_delay: float | None) -> None:
+    """Take WORKER out of rotation (GET /workers/WORKER/ready turns 503), wait for the
+    load balancers (deregister_delay), SIGTERM vLLM, wait for in-flight requests (up to
+    the timeout), then stop it."""
     base = _agent_url(config_path, url)
-    query = f"?timeout={timeout:g}" if timeout is not None else ""
-    # The agent answers when the worker is down: allow for the drain plus systemd's stop.
-    data = _call("POST", f"{base}/workers/{worker}/drain{query}", timeout=(timeout or 600) + 120)
+    params = [f"{k}={v:g}" for k, v in (("timeout", timeout), ("deregister_delay", deregister_delay))
+              if v is not None]
+    query = "?" + "&".join(params) if params else ""
+    # The agent answers when the worker is down: allow for the delay, the drain and systemd's stop.
+    wait = (deregister_delay if deregister_delay is not None else 3600) + (timeout or 600) + 120
+    data = _call("POST", f"{base}/workers/{worker}/drain{query}", timeout=wait)
+    out = data.get("out_of_rotation_s", 0.0)
     if data.get("drained"):
-        click.echo(f"{worker}: drained in {data['waited_s']:.1f}s and stopped")
+        click.echo(f"{worker}: out of rotation {out:.1f}s, drained in {data['waited_s']:.1f}s and stopped")
     else:
-        click.echo(f"{worker}: in-flight requests still running after {data['waited_s']:.1f}s; stopped anyway")
+        click.echo(f"{worker}: out of rotation {out:.1f}s; in-flight requests still running after "
+                   f"{data['waited_s']:.1f}s; stopped anyway")

@@ -8,6 +8,17 @@ WORKER_SPECS = (
     MetricSpec("infernode_worker_up", MetricType.GAUGE,
                "Whether the worker's unit is active and its health probes pass (1) or not (0).",
                labels=("worker",), source="systemctl show and the worker's /health"),
+    MetricSpec("infernode_worker_ready", MetricType.GAUGE,
+               "Whether the worker should receive requests (1): serving and healthy; 0 while starting, "
+               "draining, unhealthy or stopped. GET /workers/NAME/ready answers the same for load balancers.",
+               labels=("worker",), source="agent worker supervisor"),
+    MetricSpec("infernode_worker_info", MetricType.GAUGE,
+               "Constant 1 naming the worker's vLLM version (GET /version) and served model (GET /v1/models).",
+               unit="info", labels=("worker", "vllm_version", "model_name"), source="the worker's /version and /v1/models"),
+    MetricSpec("infernode_worker_startup_phase_seconds", MetricType.GAUGE,
+               "How long each phase of the worker's latest start took (load weights, compile graph, capture "
+               "model, ...), from vLLM's start-up spans.",
+               unit="seconds", labels=("worker", "phase"), source="vLLM start-up spans via the agent's OTLP receiver"),
     MetricSpec("infernode_worker_restarts_total", MetricType.COUNTER,
                "Restarts of the worker by the agent, by reason (exited, unhealthy, generation_probe).",
                labels=("worker", "reason"), source="agent worker supervisor"),
@@ -22,4 +33,12 @@ WORKER_SPECS = (
                labels=("reason",), source="agent worker supervisor (GPU lost, XID 79/95)"),
     PassthroughSpec("vllm:", "Re-exposed unchanged from the vLLM worker's /metrics.",
                     added_labels=("worker", "gpus"), source="each worker's /metrics (vLLM)"),
+    # vLLM's HTTP server metrics (prometheus-fastapi-instrumentator): the 5xx rate,
+    # engine-dead 500s included, and request durations by handler.
+    PassthroughSpec("http_requests_total", "Re-exposed from the vLLM worker's /metrics: HTTP requests by "
+                    "handler, method and status class.", added_labels=("worker", "gpus"),
+                    source="each worker's /metrics (vLLM's HTTP server)"),
+    PassthroughSpec("http_request_duration_seconds", "Re-exposed from the vLLM worker's /metrics: HTTP "
+                    "request durations by handler and method.", added_labels=("worker", "gpus"),
+                    source="each worker's /metrics (vLLM's HTTP server)"),
 )

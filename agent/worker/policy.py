@@ -20,6 +20,14 @@ class Phase(str, Enum):
     GPU_FAULT = "gpu_fault"    # stopped for good: its GPU is lost or has an uncontained error
     DRAINING = "draining"
     DRAINED = "drained"        # stopped by an operator (`infernode drain`)
+    # stopped for good: vLLM refused its command line (exit 2 at argument parsing) or
+    # is older than the agent supports. A restart would fail the same way; a config
+    # change (reload) or `POST /workers/NAME/start` tries again.
+    REFUSED = "refused"
+
+    @property
+    def stopped_for_good(self) -> bool:
+        return self in (Phase.GPU_FAULT, Phase.DRAINING, Phase.DRAINED, Phase.REFUSED)
 
 
 class Action(str, Enum):
@@ -57,12 +65,18 @@ class WorkerPolicy:
         self.failures = 0
         self.restart_at = None
 
+    def progress(self, now: float) -> None:
+        """The worker finished a start-up phase: it is loading, not hung, so the grace
+        counts from now."""
+        if self.phase is Phase.STARTING:
+            self.started_at = max(self.started_at, now)
+
     def observe(self, now: float, active: bool, healthy: bool | None, gpu_fault: str | None,
                 failure: str = "unhealthy") -> Decision:
         """`active`: the unit is active (or activating); `healthy`: the probes' verdict,
         None when not probed; `gpu_fault`: reason when one of its GPUs is gone;
         `failure`: the restart reason should this failed probe trigger one."""
-        if self.phase in (Phase.GPU_FAULT, Phase.DRAINING, Phase.DRAINED):
+        if self.phase.stopped_for_good:
             return Decision(Action.NONE)
         if gpu_fault:
             self.phase = Phase.GPU_FAULT

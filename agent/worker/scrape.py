@@ -17,6 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.samples import HistogramValue, Sample
 
 PREFIX = "vllm:"
+# vLLM's HTTP server families kept besides vllm:* (family names as the parser gives
+# them: a counter's without _total). Their summaries and the unlabelled "highr"
+# histogram are left out.
+HTTP_FAMILIES = frozenset({"http_requests", "http_request_duration_seconds"})
 ADDED_LABELS = ("worker", "gpus")
 
 
@@ -56,7 +60,7 @@ def parse_vllm_metrics(text: str, worker: str, gpus: str) -> ParsedExposition:
     # counter's or histogram's creation time as a separate gauge family "<name>_created".
     created = {f"{f.name}_created" for f in families if f.type in ("counter", "histogram")}
     for fam in families:
-        if not fam.name.startswith(PREFIX) or fam.name in created:
+        if not (fam.name.startswith(PREFIX) or fam.name in HTTP_FAMILIES) or fam.name in created:
             continue
         if fam.type == "counter":
             for s in fam.samples:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterable
 import aiohttp
 from aiohttp import web
 
+from agent.collector import DoctorRow
 from agent.events import Event, now_ns
 from agent.runtime import off_loop
 from agent.samples import Sample
@@ -31,10 +33,19 @@ from agent.worker.policy import Action, Phase, WorkerPolicy
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
 from agent.worker.settings import WorkerSettings
 from agent.worker.systemctl import Systemctl, SystemctlError
+from agent.worker.vllm_version import MIN_VLLM_TEXT, too_old
 
 log = logging.getLogger("infernode.worker")
 
 ACTIVE_STATES = ("active", "activating", "reloading", "deactivating")
+# argparse's exit status for a command line it rejects (vLLM's parser is argparse).
+USAGE_EXIT_STATUS = "2"
+CLD_EXITED = "1"  # ExecMainCode: the process exited (rather than was killed)
+
+
+def phase_label(span_name: str) -> str:
+    """A start-up span's name as a label value: "Download weights - HF" -> download_weights_hf."""
+    return re.sub(r"[^a-z0-9]+", "_", span_name.lower()).strip("_")[:64] or "unnamed"
 
 
 @dataclass
@@ -52,16 +63,44 @@ class WorkerRuntime:
     scrape_malformed: int = 0
     vllm_samples: list[Sample] = field(default_factory=list)
     model: str | None = None
+    vllm_version: str = ""
+    # Seconds each start-up phase took (vLLM's start-up spans) in the latest start.
+    startup_phases: dict[str, float] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def ready(self) -> tuple[bool, str]:
+        """Whether a load balancer should send this worker requests, and why not.
+
+        vLLM's own /health stays 200 while it drains and its HTTP server accepts
+        requests it then answers with finish_reason "abort", so rotation cannot be
+        left to /health: only a serving, healthy worker is ready."""
+        phase = self.policy.phase
+        if phase is Phase.RUNNING and self.up:
+            return True, "serving"
+        if phase is Phase.STARTING:
+            last = next(reversed(self.startup_phases), None) if self.startup_phases else None
+            return False, "starting: loading the model" + (f" (last phase done: {last})" if last else "")
+        if phase is Phase.DRAINING:
+            return False, "draining: taken out of rotation"
+        if phase is Phase.DRAINED:
+            return False, "stopped: drained"
+        if phase is Phase.BACKOFF:
+            return False, f"down, restart pending: {self.last_problem or 'exited'}"
+        if phase in (Phase.GPU_FAULT, Phase.REFUSED):
+            return False, f"stopped: {self.last_problem}"
+        return False, f"unhealthy: {self.last_problem or 'health probes failing'}"
+
     def status(self) -> dict[str, Any]:
         s = self.settings
+        ready, why = self.ready()
         return {
             "worker": s.name, "unit": self.unit, "gpus": gpus_label(s.gpus), "port": s.port,
             "active_state": self.active_state, "phase": self.policy.phase.value, "healthy": self.healthy,
-            "up": self.up, "main_pid": self.main_pid, "restarts": sum(self.restarts.values()),
-            "scrape_up": self.scrape_up, "problem": self.last_problem,
+            "up": self.up, "ready": ready, "ready_reason": why, "main_pid": self.main_pid,
+            "restarts": sum(self.restarts.values()), "scrape_up": self.scrape_up, "problem": self.last_problem,
+            "model": self.model or "", "vllm_version": self.vllm_version,
+            "startup_phases": dict(self.startup_phases),
         }
 
 
@@ -85,9 +124,34 @@ class WorkerSupervisor(Subsystem):
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
+        # For the span pipeline: vLLM's spans name no model, and its start-up spans
+        # are this worker's loading progress.
+        self.daemon.services["worker.model_of"] = self.model_of
+        self.daemon.services["worker.startup_phase"] = self.startup_phase
         await self._apply(self.daemon.config)
 
+    def model_of(self, name: str) -> str | None:
+        w = self.workers.get(name)
+        return w.model if w is not None else None
+
+    def startup_phase(self, name: str, span_name: str, start_ns: int, end_ns: int) -> None:
+        """A start-up span of worker `name` arrived (called from the span pipeline's
+        thread): record how long the phase took; a worker still starting has made
+        progress, so its start-up grace counts again from now."""
+        w = self.workers.get(name)
+        if w is None:
+            return
+        phase = phase_label(span_name)
+        seconds = (end_ns - start_ns) / 1e9
+        w.startup_phases[phase] = seconds
+        w.policy.progress(time.monotonic())
+        self.daemon.events.add(Event(start_ns, end_ns, "worker_startup_phase", f"worker:{name}", seconds,
+                                     {"unit": w.unit, "phase": phase}))
+
     async def stop(self) -> None:
+        for key, fn in (("worker.model_of", self.model_of), ("worker.startup_phase", self.startup_phase)):
+            if self.daemon.services.get(key) == fn:
+                del self.daemon.services[key]
         # Workers keep serving while the agent is down; only our loops end.
         for w in self.workers.values():
             if w.task:
@@ -107,13 +171,7 @@ class WorkerSupervisor(Subsystem):
 
     async def _apply(self, config: Any) -> None:
         wanted = {w.name: w for w in config.workers}
-        for name in list(self.workers):
-            if name not in wanted:
-                w = self.workers.pop(name)
-                if w.task:
-                    w.task.cancel()
-                await self._stop_unit(w, "removed from config")
-                self._dropin_path(name).unlink(missing_ok=True)
+        await asyncio.gather(*(self._remove(w) for name, w in list(self.workers.items()) if name not in wanted))
         bring_up: list[tuple[WorkerRuntime, bool]] = []
         written = False
         for name, settings in wanted.items():
@@ -144,6 +202,20 @@ class WorkerSupervisor(Subsystem):
             await self._bring_up(w, restart=restart)
             if w.task is None or w.task.done():
                 w.task = asyncio.create_task(self._loop(w), name=f"worker-{w.settings.name}")
+
+    async def _remove(self, w: WorkerRuntime) -> None:
+        """A worker gone from the config is drained like `infernode drain` does it:
+        out of rotation first, then SIGTERM (systemctl stop) once the balancers had
+        deregister_delay to notice."""
+        if w.task:
+            w.task.cancel()
+        if w.up:
+            # Still listed meanwhile, so /workers/NAME/ready answers 503, not 404.
+            w.policy.phase = Phase.DRAINING
+            await asyncio.sleep(w.settings.deregister_delay)
+        self.workers.pop(w.settings.name, None)
+        await self._stop_unit(w, "removed from config")
+        self._dropin_path(w.settings.name).unlink(missing_ok=True)
 
     def _dropin_path(self, name: str):  # noqa: ANN201 - a Path under Paths
         return self.daemon.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
@@ -180,6 +252,7 @@ class WorkerSupervisor(Subsystem):
             elif state.get("ActiveState") not in ACTIVE_STATES:
                 await self.systemctl.start(w.unit)
                 self._event("worker_start", w)
+                w.startup_phases = {}
             w.policy.started(time.monotonic())
             w.last_problem = ""
         except SystemctlError as e:
@@ -222,7 +295,7 @@ class WorkerSupervisor(Subsystem):
     async def _tick(self, w: WorkerRuntime) -> None:
         s = w.settings
         try:
-            show = await self.systemctl.show(w.unit, "ActiveState", "MainPID")
+            show = await self.systemctl.show(w.unit, "ActiveState", "MainPID", "ExecMainCode", "ExecMainStatus")
         except SystemctlError as e:
             w.last_problem = str(e)
             w.up = False
@@ -230,9 +303,15 @@ class WorkerSupervisor(Subsystem):
         w.active_state = show.get("ActiveState", "unknown")
         w.main_pid = int(show.get("MainPID", "0") or 0)
         active = w.active_state in ACTIVE_STATES and w.active_state != "deactivating"
+        if (not active and w.policy.phase is Phase.STARTING and show.get("ExecMainCode") == CLD_EXITED
+                and show.get("ExecMainStatus") == USAGE_EXIT_STATUS):
+            # Restarting a command line vLLM rejects only rejects it again.
+            self._refuse(w, f"vLLM rejected its command line (exit status 2 at argument parsing); "
+                            f"see journalctl -u {w.unit}, fix workers[{s.name}] and reload")
+            return
         healthy: bool | None = None
         failure = "unhealthy"
-        if active and w.policy.phase not in (Phase.DRAINING, Phase.DRAINED, Phase.GPU_FAULT):
+        if active and not w.policy.phase.stopped_for_good:
             healthy, problem, failure = await self._probe(w)
             if not healthy:
                 w.last_problem = problem
@@ -258,12 +337,16 @@ class WorkerSupervisor(Subsystem):
             except SystemctlError:
                 pass  # not failed: nothing to reset
             await self.systemctl.start(w.unit)
+            w.startup_phases = {}
             self._count_restart(w, decision.reason)
         elif decision.reason == "exited":
             log.warning("worker %s: unit is %s; restarting in %.0fs", s.name, w.active_state, decision.delay)
             w.last_problem = f"unit {w.active_state}"
         was_up, w.up = w.up, bool(active and healthy)
         if w.up and not was_up:
+            await self._identify(w)
+            if w.policy.phase is Phase.REFUSED:
+                return
             # A (re)started vLLM has spawned its threads by the time it answers
             # /health: have the eBPF scope map pick them up now rather than at
             # its next periodic rescan.
@@ -275,6 +358,39 @@ class WorkerSupervisor(Subsystem):
         else:
             w.scrape_up = False
             w.vllm_samples = []
+
+    async def _identify(self, w: WorkerRuntime) -> None:
+        """What a worker that just came up serves: its model id (vLLM's spans name
+        none) and its vLLM version. A version older than the drop-in's flags need
+        is refused, never restart-looped."""
+        assert self._session is not None
+        s = w.settings
+        base = f"http://{_url_host(s.host)}:{s.port}"
+        timeout = aiohttp.ClientTimeout(total=s.health.timeout)
+        try:
+            async with self._session.get(base + "/v1/models", timeout=timeout) as r:
+                data = await r.json(content_type=None)
+                w.model = str(data["data"][0]["id"])[:256]
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as e:
+            log.warning("worker %s: cannot read its model from /v1/models: %s", s.name, e)
+        try:
+            async with self._session.get(base + "/version", timeout=timeout) as r:
+                data = await r.json(content_type=None)
+                w.vllm_version = str(data["version"])[:64]
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as e:
+            log.warning("worker %s: cannot read its vLLM version from /version: %s", s.name, e)
+            return
+        if too_old(w.vllm_version):
+            self._refuse(w, f"vLLM {w.vllm_version} is older than {MIN_VLLM_TEXT}, the oldest release whose "
+                            "flags the agent renders (--shutdown-timeout); upgrade vLLM on this node")
+            await self._stop_unit(w, "vllm_too_old")
+
+    def _refuse(self, w: WorkerRuntime, why: str) -> None:
+        log.error("worker %s: not restarting: %s", w.settings.name, why)
+        w.policy.phase = Phase.REFUSED
+        w.last_problem = why
+        w.up = False
+        self._event("worker_refused", w, reason=why)
 
     async def _probe(self, w: WorkerRuntime) -> tuple[bool, str, str]:
         """(healthy, problem, restart reason if this failure leads to one)."""
@@ -298,7 +414,7 @@ class WorkerSupervisor(Subsystem):
                 async with self._session.get(base + "/v1/models",
                                              timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
                     data = await r.json()
-                    w.model = data["data"][0]["id"]
+                    w.model = str(data["data"][0]["id"])[:256]
             body["model"] = w.model
             async with self._session.post(base + h.generation_probe, json=body,
                                           timeout=aiohttp.ClientTimeout(total=h.generation_timeout)) as r:
@@ -346,13 +462,21 @@ class WorkerSupervisor(Subsystem):
 
     # ---- drain -----------------------------------------------------------
 
-    async def drain(self, name: str, timeout: float | None) -> dict[str, Any]:
+    async def drain(self, name: str, timeout: float | None, deregister_delay: float | None = None) -> dict[str, Any]:
         w = self.workers[name]
         timeout = w.settings.drain_timeout if timeout is None else timeout
+        delay = w.settings.deregister_delay if deregister_delay is None else deregister_delay
+        was_serving = w.up
+        # Out of rotation first: /workers/NAME/ready answers 503 from here on.
         w.policy.phase = Phase.DRAINING
+        t_out = time.monotonic()
+        if was_serving and delay > 0:
+            # vLLM would answer what balancers still send with empty "abort"
+            # completions once SIGTERMed: give them time to stop sending.
+            await asyncio.sleep(delay)
         t0 = time.monotonic()
-        # SIGTERM to the API server: vLLM stops admitting and finishes in-flight
-        # requests for up to its --shutdown-timeout.
+        # SIGTERM to the API server: vLLM finishes in-flight requests for up to its
+        # --shutdown-timeout (and aborts any that still arrive).
         drained = False
         try:
             await self.systemctl.kill(w.unit, "SIGTERM", who="main")
@@ -372,11 +496,13 @@ class WorkerSupervisor(Subsystem):
         w.up = False
         self._event("worker_stop", w, reason="drain")
         w.wake.set()
-        return {"worker": name, "drained": drained, "waited_s": round(time.monotonic() - t0, 3)}
+        return {"worker": name, "drained": drained, "waited_s": round(time.monotonic() - t0, 3),
+                "out_of_rotation_s": round(t0 - t_out, 3)}
 
     async def undrain(self, name: str) -> None:
         w = self.workers[name]
         w.policy.started(time.monotonic())
+        w.startup_phases = {}
         await self.systemctl.start(w.unit)
         self._event("worker_start", w)
         w.wake.set()
@@ -400,12 +526,22 @@ class WorkerSupervisor(Subsystem):
             name = request.match_info["name"]
             if name not in self.workers:
                 return web.json_response({"error": f"no worker named {name!r}"}, status=404)
-            raw = request.query.get("timeout")
             try:
-                timeout = float(raw) if raw is not None else None
-            except ValueError:
-                return web.json_response({"error": f"timeout {raw!r} is not a number of seconds"}, status=400)
-            return web.json_response(await self.drain(name, timeout))
+                timeout = _seconds_query(request, "timeout")
+                delay = _seconds_query(request, "deregister_delay")
+            except ValueError as e:
+                return web.json_response({"error": str(e)}, status=400)
+            return web.json_response(await self.drain(name, timeout, delay))
+
+        async def ready(request: web.Request) -> web.Response:
+            # For load balancers' health checks: 200 only while serving and healthy.
+            if (self := live()) is None:
+                return off()
+            name = request.match_info["name"]
+            if name not in self.workers:
+                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            ok, why = self.workers[name].ready()
+            return web.json_response({"worker": name, "ready": ok, "reason": why}, status=200 if ok else 503)
 
         async def start(request: web.Request) -> web.Response:
             if (self := live()) is None:
@@ -420,6 +556,7 @@ class WorkerSupervisor(Subsystem):
             return web.json_response({"worker": name, "started": True})
 
         app.router.add_get("/workers", list_workers)
+        app.router.add_get("/workers/{name}/ready", ready)
         app.router.add_post("/workers/{name}/drain", drain)
         app.router.add_post("/workers/{name}/start", start)
 
@@ -427,6 +564,12 @@ class WorkerSupervisor(Subsystem):
         for w in self.workers.values():
             labels = {"worker": w.settings.name}
             yield Sample("infernode_worker_up", labels, 1.0 if w.up else 0.0)
+            yield Sample("infernode_worker_ready", labels, 1.0 if w.ready()[0] else 0.0)
+            if w.vllm_version or w.model:
+                yield Sample("infernode_worker_info", {**labels, "vllm_version": w.vllm_version or "unknown",
+                                                       "model_name": w.model or "unknown"}, 1.0)
+            for phase, seconds in list(w.startup_phases.items()):
+                yield Sample("infernode_worker_startup_phase_seconds", {**labels, "phase": phase}, seconds)
             yield Sample("infernode_worker_scrape_up", labels, 1.0 if w.scrape_up else 0.0)
             yield Sample("infernode_worker_scrape_malformed_total", labels, float(w.scrape_malformed))
             for reason, n in sorted(w.restarts.items()):
@@ -434,6 +577,56 @@ class WorkerSupervisor(Subsystem):
             yield from w.vllm_samples
         yield Sample("infernode_node_schedulable", {"reason": self.node_fault or ""},
                      0.0 if self.node_fault else 1.0)
+
+    def doctor(self) -> Iterable[DoctorRow]:
+        return doctor_rows([w.status() for w in list(self.workers.values())])
+
+    @classmethod
+    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+        """Rows for `infernode doctor`: the workers as the running agent sees them."""
+        if not config.workers:
+            return []
+        from agent.worker.cli import agent_base_url, fetch_json
+
+        url = agent_base_url(config.server.listen) + "/workers"
+        try:
+            data = fetch_json(url, timeout=3)
+        except (OSError, ValueError) as e:
+            return [DoctorRow("worker", "supervisor", "warn", f"cannot ask the agent at {url}: {e}",
+                              "systemctl status infernode")]
+        return doctor_rows(data.get("workers", []))
+
+
+def doctor_rows(statuses: Iterable[dict[str, Any]]) -> list[DoctorRow]:
+    """One row per worker from its status() (here or from the agent's GET /workers)."""
+    rows = []
+    for w in statuses:
+        name, why = w["worker"], w.get("ready_reason", "")
+        version = f"vLLM {w['vllm_version']}, " if w.get("vllm_version") else ""
+        if w.get("ready"):
+            rows.append(DoctorRow("worker", name, "ok", f"{version}{w.get('model') or 'model unknown'}: {why}"))
+        elif w.get("phase") == Phase.REFUSED.value:
+            rows.append(DoctorRow("worker", name, "fail", w.get("problem", why),
+                                  "fix the worker's command or vLLM install, then `systemctl reload infernode` "
+                                  f"or POST /workers/{name}/start"))
+        elif w.get("phase") in (Phase.STARTING.value, Phase.DRAINING.value, Phase.DRAINED.value):
+            rows.append(DoctorRow("worker", name, "warn", why))
+        else:
+            rows.append(DoctorRow("worker", name, "fail", why, f"journalctl -u {w.get('unit', '')}"))
+    return rows
+
+
+def _seconds_query(request: web.Request, key: str) -> float | None:
+    raw = request.query.get(key)
+    if raw is None:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ValueError(f"{key} {raw[:40]!r} is not a number of seconds") from None
+    if not (0 <= v <= 86400):
+        raise ValueError(f"{key} {raw[:40]!r} must be between 0 and 86400 seconds")
+    return v
 
 
 def _url_host(host: str) -> str:

@@ -119,7 +119,7 @@ def _config(worker_args: list[str]) -> dict:
             "command": ["/usr/bin/python3", STANDIN, "serve", "standin/tiny"],
             "args": worker_args,
             "tracing": False,
-            "shutdown_timeout": "5s", "drain_timeout": "10s",
+            "shutdown_timeout": "5s", "drain_timeout": "10s", "deregister_delay": "1s",
             "health": {"interval": "1s", "timeout": "0.8s", "startup_grace": "20s"},
             "backoff": {"initial": "1s", "max": "4s"},
         }],

@@ -74,3 +74,22 @@ def test_restart_reason_names_the_failing_probe():
     p.observe(2, active=True, healthy=False, gpu_fault=None, failure="generation_probe")
     d = p.observe(3, active=True, healthy=False, gpu_fault=None, failure="generation_probe")
     assert d.action is Action.STOP_FOR_RESTART and d.reason == "generation_probe"
+
+
+def test_startup_progress_restarts_the_grace():
+    # A worker reporting start-up phases (vLLM's start-up spans) is loading, not hung.
+    p = _policy(grace=30, n=1)
+    p.progress(25.0)
+    assert p.observe(50.0, active=True, healthy=False, gpu_fault=None).action is Action.NONE
+    assert p.observe(56.0, active=True, healthy=False, gpu_fault=None).action is Action.STOP_FOR_RESTART
+    q = _policy(grace=30)
+    q.observe(1, active=True, healthy=True, gpu_fault=None)
+    q.progress(100.0)  # a late span after the worker came up changes nothing
+    assert q.phase is Phase.RUNNING and q.started_at == 0.0
+
+
+def test_refused_worker_is_left_alone():
+    p = _policy()
+    p.phase = Phase.REFUSED
+    assert p.observe(1000.0, active=False, healthy=None, gpu_fault=None).action is Action.NONE
+    assert p.phase is Phase.REFUSED

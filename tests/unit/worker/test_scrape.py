@@ -124,3 +124,26 @@ def test_unsupported_types_are_skipped_and_named():
     parsed = parse_vllm_metrics(text, "w0", "0")
     assert parsed.skipped_families == ["vllm:s"]
     assert [s.name for s in parsed.samples] == ["vllm:g"]
+
+
+def test_vllm_http_server_metrics_are_kept_with_the_worker_label():
+    # Dropped by the vllm: filter before (vllm-0.33.md section 3): the 5xx rate, engine-dead
+    # 500s included, and durations by handler. Rendered by the stand-in as
+    # prometheus-fastapi-instrumentator does.
+    from tests.doubles.vllm_standin import HttpMetrics
+
+    http = HttpMetrics()
+    http.observe("/v1/completions", "POST", 200, 0.2)
+    http.observe("/v1/completions", "POST", 500, 0.01)
+    http.observe("/health", "GET", 200, 0.001)
+    parsed = parse_vllm_metrics(http.render() + Metrics("m", 64).render(), "w0", "0")
+    totals = {(s.labels["status"], s.labels["worker"]): s.value for s in parsed.samples
+              if s.name == "http_requests_total"}
+    assert totals == {("2xx", "w0"): 1.0, ("5xx", "w0"): 1.0}
+    (dur,) = [s for s in parsed.samples if s.name == "http_request_duration_seconds"]
+    assert dur.labels == {"handler": "/v1/completions", "method": "POST", "worker": "w0", "gpus": "0"}
+    assert dur.value.buckets[-1] == (math.inf, 2.0)
+    body, _ = render(parsed.samples, _catalog())
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert fams["http_requests"].type == "counter" and fams["http_request_duration_seconds"].type == "histogram"
+    assert {s.labels["worker"] for s in fams["http_requests"].samples} == {"w0"}
