@@ -9,26 +9,41 @@ vllm/tracing/otel.py) is everything the agent and its tests look at:
   GET  /health, /ping      200 (empty body); 503 once the engine is dead. Never 503
                            while draining (vLLM behaves the same).
   GET  /v1/models          the served model.
+  GET  /version            {"version": "0.33.0"} (--report-version changes it).
   POST /v1/completions, /v1/chat/completions
                            JSON, or SSE when "stream": true: `data: <json>\\n\\n` events,
                            `data: [DONE]\\n\\n` last; chunk objects "text_completion" /
                            "chat.completion.chunk" (first chat delta carries the role);
                            stream_options.include_usage adds a final chunk with
-                           "choices": [] and "usage". New requests get 503 while draining.
+                           "choices": [] and "usage". While draining, HTTP keeps accepting
+                           and new requests come back 200 with finish_reason "abort" and
+                           no text (EngineCore's _reject_add_in_shutdown).
   GET  /metrics            Prometheus text: vllm:* names, labels model_name and engine,
-                           vLLM's default bucket bounds, counters with _total and _created.
-  OTLP                     with --otlp-traces-endpoint URL: one `llm_request` SERVER span
-                           per finished request (none for aborted ones), start = arrival,
-                           vLLM's gen_ai.* attributes, resource attribute vllm.process_id,
-                           incoming W3C traceparent as parent. Protocol from
+                           vLLM's default bucket bounds, counters with _total and _created;
+                           http_requests_total and http_request_duration_seconds of the
+                           HTTP server (these stay with --disable-log-stats).
+  OTLP                     with --otlp-traces-endpoint URL: start-up spans (one per phase,
+                           then "Overall Loading"), then one `llm_request` SERVER span per
+                           finished or engine-aborted request (none for a client that
+                           disconnects), start = arrival, vLLM's gen_ai.* attributes,
+                           resource attribute vllm.process_id (a string), incoming W3C
+                           traceparent as parent, BatchSpanProcessor with the SDK's
+                           defaults unless OTEL_BSP_* say otherwise. Protocol from
                            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (grpc default, http/protobuf).
-  SIGTERM                  --shutdown-timeout 0 (vLLM's default): abort in-flight requests
-                           and exit; N > 0: stop admitting, drain up to N s, exit.
+                           An aborted request never scheduled reports prefill and
+                           inference of about the host's uptime and 0 tokens, as vLLM does.
+  SIGTERM                  --shutdown-timeout 0 (vLLM's default): in-flight requests end
+                           with finish_reason "abort" (and a span), then exit; N > 0:
+                           drain up to N s (new requests aborted as above), then requests
+                           still running fail as engine-dead (500 / error event), exit.
+  --disable-log-stats with tracing on: the first finished request kills the engine
+                           (vLLM 0.33 asserts in its span path, vllm#25352): that request
+                           fails, /health 503, exit 5 s later.
 
 Command line (vLLM's own flag names where vLLM has them):
 
   vllm_standin.py [serve] [MODEL] [--model MODEL] [--served-model-name NAME]
-      [--host 127.0.0.1] [--port 8000] [--shutdown-timeout 0]
+      [--host 127.0.0.1] [--port 8000] [--shutdown-timeout 0 (an int, as in vLLM)]
       [--otlp-traces-endpoint URL] [--max-model-len 2048] [--max-num-seqs 256]
       [--disable-log-stats]                (vllm:* engine metrics not recorded)
       [--ttft 0.05] [--itl 0.01]           test controls: seconds to first token, between tokens
@@ -40,6 +55,8 @@ Command line (vLLM's own flag names where vLLM has them):
                                            the file (what a real engine reads per request: weights
                                            paged back in after eviction, a LoRA adapter, offloaded KV)
       [--startup-delay 0]                  test control: "model load" before the port opens
+      [--startup-phase NAME=SECONDS ...]   test control: the load's phases instead (each a span)
+      [--report-version 0.33.0]            test control: what GET /version says
       [--fault none|health_hang|engine_hang|engine_dead]   test control, initial fault
   Other vLLM flags (e.g. --tensor-parallel-size) are accepted and ignored.
 
@@ -201,8 +218,19 @@ class Metrics:
         return "".join(out)
 
 
+# vLLM's start-up spans, in the order the double emits them (what vLLM's own order
+# and nesting are was not pinned down by the reference; the names are vLLM's).
+STARTUP_PHASES = ("Load weights", "Compile graph", "Capture model", "Allocate KV cache", "Warmup (GPU)")
+# The version /version reports; the release the reference read.
+VLLM_VERSION = "0.33.0"
+
+
 class Tracer:
-    """vLLM's llm_request spans through the OpenTelemetry SDK (imported lazily)."""
+    """vLLM's spans through the OpenTelemetry SDK (imported lazily), set up as
+    vllm/tracing/otel.py does: resource vllm.process_id = str(pid), tracer
+    "vllm.tracing.otel", and BatchSpanProcessor(exporter) with the SDK's defaults
+    (5 s delay, 2048-span queue, batches of 512, drops past the queue), which the
+    OTEL_BSP_* environment variables override."""
 
     def __init__(self, endpoint: str) -> None:
         from opentelemetry.sdk.resources import Resource
@@ -217,11 +245,11 @@ class Tracer:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[no-redef]
         else:
             raise SystemExit(f"Unsupported OTLP protocol '{protocol}' is configured")
-        resource = Resource.create({"vllm.process_id": os.getpid()})
+        resource = Resource.create({"vllm.process_id": str(os.getpid()),
+                                    "vllm.instrumenting_module_name": "vllm.tracing.otel"})
         self.provider = TracerProvider(resource=resource)
-        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint),
-                                                            schedule_delay_millis=200))
-        self.tracer = self.provider.get_tracer("vllm.llm_engine")
+        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        self.tracer = self.provider.get_tracer("vllm.tracing.otel")
         self.propagator = TraceContextTextMapPropagator()
 
     def emit(self, headers: dict[str, str], start_ns: int, end_ns: int, attrs: dict) -> None:
@@ -232,12 +260,26 @@ class Tracer:
         span.set_attributes(attrs)
         span.end(end_time=end_ns)
 
+    def phase(self, name: str, start_ns: int, end_ns: int) -> None:
+        span = self.tracer.start_span(name, start_time=start_ns)
+        span.end(end_time=end_ns)
+
     def shutdown(self) -> None:
         self.provider.shutdown()
 
 
 class Aborted(Exception):
-    pass
+    """The engine aborted the request (shutdown with timeout 0): vLLM sends abort
+    outputs, so the client gets finish_reason "abort", and a span is emitted."""
+
+    def __init__(self, scheduled: bool, tokens: int) -> None:
+        super().__init__("aborted")
+        self.scheduled = scheduled
+        self.tokens = tokens
+
+
+class EngineDead(Exception):
+    """The engine is dead (EngineDeadError): 500, or an error event in a stream; no span."""
 
 
 class DirectReader:
@@ -264,51 +306,115 @@ class DirectReader:
             os.preadv(self.fd, [self.buf], off)
 
 
+class HttpMetrics:
+    """vLLM's HTTP server metrics: prometheus-fastapi-instrumentator's defaults
+    (metrics.default): http_requests_total{handler,method,status} with status grouped
+    ("2xx"), http_request_duration_seconds{handler,method} with buckets 0.1, 0.5, 1.
+    Which handlers vLLM 0.33 excludes is not pinned down; the double excludes
+    /metrics and the probes (/health, /ping, /version). Its summaries and the
+    unlabelled high-resolution histogram are left out."""
+
+    EXCLUDED = ("/metrics", "/health", "/ping", "/version")
+    BUCKETS = (0.1, 0.5, 1.0)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total: dict[tuple[str, str, str], int] = {}
+        self.duration: dict[tuple[str, str], Histogram] = {}
+
+    def observe(self, handler: str, method: str, status: int, seconds: float) -> None:
+        if handler in self.EXCLUDED:
+            return
+        with self.lock:
+            key = (handler, method, f"{status // 100}xx")
+            self.total[key] = self.total.get(key, 0) + 1
+            self.duration.setdefault((handler, method), Histogram(self.BUCKETS)).observe(seconds)
+
+    def render(self) -> str:
+        out = ["# HELP http_requests_total Total number of requests by method, status and handler.\n"
+               "# TYPE http_requests_total counter\n"]
+        with self.lock:
+            for (handler, method, status), n in sorted(self.total.items()):
+                out.append(f'http_requests_total{{handler="{handler}",method="{method}",status="{status}"}} '
+                           f"{_fmt(n)}\n")
+            out.append("# HELP http_request_duration_seconds Latency with only few buckets by handler. "
+                       "Made to be only used if aggregation by handler is important.\n"
+                       "# TYPE http_request_duration_seconds histogram\n")
+            for (handler, method), h in sorted(self.duration.items()):
+                base = f'handler="{handler}",method="{method}"'
+                cum = 0
+                for b, c in zip((*h.bounds, math.inf), h.counts):
+                    cum += c
+                    out.append(f'http_request_duration_seconds_bucket{{{base},le="{_fmt(b)}"}} {_fmt(cum)}\n')
+                out.append(f"http_request_duration_seconds_count{{{base}}} {_fmt(cum)}\n"
+                           f"http_request_duration_seconds_sum{{{base}}} {_fmt(h.sum)}\n")
+        return "".join(out)
+
+
 class Engine:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, tracer: "Tracer | None") -> None:
         self.args = args
         self.model = args.served_model_name or args.model
         self.metrics = Metrics(self.model, args.max_model_len)
+        self.http = HttpMetrics()
         self.slots = threading.Semaphore(args.max_num_seqs)
         self.fault = args.fault
         self.draining = False
         self.aborting = False
         self.inflight = 0
         self.cond = threading.Condition()
-        self.tracer = Tracer(args.otlp_traces_endpoint) if args.otlp_traces_endpoint else None
+        self.tracer = tracer
         self.stop_event = threading.Event()
         self.reader = DirectReader(args.read_file, args.read_block) if args.read_file and args.read_bytes else None
+        self.on_death = lambda: None  # main() arms the watchdog
+
+    def die(self) -> None:
+        """The engine died: /health 503, generation 500, exit 5 s later (watchdog)."""
+        if self.fault != "engine_dead":
+            self.fault = "engine_dead"
+            self.on_death()
 
     def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):  # noqa: ANN201
-        """Yields (index, text); fills `timings` (seconds) when done; raises Aborted when
-        shutdown aborts the request or the engine is dead."""
+        """Yields (index, text); fills `timings` (seconds) when done. Raises Aborted
+        when shutdown aborts the request, EngineDead when the engine is dead."""
         arrival = time.monotonic()
         m = self.metrics
         with m.lock:
             m.waiting += 1
-        self.slots.acquire()
+        try:
+            while not self.slots.acquire(timeout=0.05):
+                self._check()
+        except Aborted:
+            with m.lock:
+                m.waiting -= 1
+            raise
         scheduled = time.monotonic()
         with m.lock:
             m.waiting -= 1
             m.running += 1
+        produced = 0
         try:
-            if self.reader is not None:
-                self.reader.read(self.args.read_bytes)
-            self._sleep(self.args.ttft)
-            first = time.monotonic()
-            last = first
-            for i in range(max_tokens):
-                if i:
-                    self._sleep(self.args.itl)
-                self._burn(self.args.cpu_per_token)
-                if i:
-                    now = time.monotonic()
-                    self._record("vllm:inter_token_latency_seconds", now - last)
-                    last = now
-                else:
-                    self._record("vllm:time_to_first_token_seconds", first - arrival)
-                self._record("vllm:iteration_tokens_total", n_prompt if i == 0 else 1)
-                yield i, f"tok{i} "
+            try:
+                if self.reader is not None:
+                    self.reader.read(self.args.read_bytes)
+                self._sleep(self.args.ttft)
+                first = time.monotonic()
+                last = first
+                for i in range(max_tokens):
+                    if i:
+                        self._sleep(self.args.itl)
+                    self._burn(self.args.cpu_per_token)
+                    if i:
+                        now = time.monotonic()
+                        self._record("vllm:inter_token_latency_seconds", now - last)
+                        last = now
+                    else:
+                        self._record("vllm:time_to_first_token_seconds", first - arrival)
+                    self._record("vllm:iteration_tokens_total", n_prompt if i == 0 else 1)
+                    produced = i + 1
+                    yield i, f"tok{i} "
+            except Aborted:
+                raise Aborted(True, produced) from None
             done = time.monotonic()
             timings.update({
                 "queue": scheduled - arrival, "ttft": first - arrival, "e2e": done - arrival,
@@ -330,13 +436,16 @@ class Engine:
         while time.thread_time() < end:
             pass
 
+    def _check(self) -> None:
+        if self.fault == "engine_dead":
+            raise EngineDead()
+        if self.aborting:
+            raise Aborted(False, 0)
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while True:
-            if self.aborting:
-                raise Aborted()
-            if self.fault == "engine_dead":
-                raise Aborted()
+            self._check()
             remaining = deadline - time.monotonic()
             if self.fault != "engine_hang" and remaining <= 0:
                 return
@@ -350,6 +459,12 @@ class Engine:
 
     def _finish(self, n_prompt: int, n_gen: int, t: dict[str, float]) -> None:
         if self.args.disable_log_stats:
+            if self.tracer is not None:
+                # vLLM 0.33 output_processor.py do_tracing: `assert req_state.stats is not
+                # None`; without stats the assertion ends the output handler, the engine
+                # is dead and this request never gets its final output (vllm#25352).
+                self.die()
+                raise EngineDead()
             return
         m = self.metrics
         with m.lock:
@@ -366,6 +481,24 @@ class Engine:
             m.hist["vllm:request_prompt_tokens"].observe(n_prompt)
             m.hist["vllm:request_generation_tokens"].observe(n_gen)
 
+    def count_abort(self) -> None:
+        if not self.args.disable_log_stats:
+            with self.metrics.lock:
+                self.metrics.success["abort"] += 1
+
+    def aborted_timings(self, arrival_wall: float, scheduled: bool, tokens: int) -> dict[str, float]:
+        """What vLLM's output processor makes of an abort output. A request never
+        scheduled has queued/scheduled timestamps of 0, so prefill and inference are
+        EngineCore's time.monotonic() (about the host's uptime) and decode 0
+        (reference 2.4). For one aborted while running the double reports its real
+        phases so far; what vLLM reports then was not pinned down."""
+        e2e = max(time.time() - arrival_wall, 0.0)
+        if not scheduled:
+            mono = time.monotonic()
+            return {"queue": 0.0, "ttft": e2e, "e2e": e2e, "prefill": mono, "decode": 0.0, "inference": mono}
+        return {"queue": 0.0, "ttft": min(self.args.ttft, e2e), "e2e": e2e,
+                "prefill": min(self.args.ttft, e2e), "decode": max(e2e - self.args.ttft, 0.0), "inference": e2e}
+
     def span(self, headers: dict[str, str], request_id: str, start_ns: int, n_prompt: int, n_gen: int,
              body: dict, t: dict[str, float]) -> None:
         if self.tracer is None:
@@ -381,9 +514,10 @@ class Engine:
             "gen_ai.latency.time_in_model_decode": t["decode"],
             "gen_ai.latency.time_in_model_inference": t["inference"],
         }
+        # vLLM sets these only when the value is truthy (tracing/otel.py).
         for key, attr in (("top_p", "gen_ai.request.top_p"), ("max_tokens", "gen_ai.request.max_tokens"),
                           ("temperature", "gen_ai.request.temperature"), ("n", "gen_ai.request.n")):
-            if body.get(key) is not None:
+            if body.get(key):
                 attrs[attr] = body[key]
         self.tracer.emit(headers, start_ns, start_ns + int(t["e2e"] * 1e9), attrs)
 
@@ -405,6 +539,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: object) -> None:  # quiet; vLLM logs to journald its own way
         pass
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
     def _send(self, status: int, body: bytes = b"", ctype: str = "application/json") -> None:
         self.send_response(status)
         self.send_header("content-type", ctype)
@@ -418,7 +556,22 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": status}})
 
+    def _timed(self, method: str, fn) -> None:  # noqa: ANN001
+        t0 = time.monotonic()
+        self._status = 0
+        try:
+            fn()
+        finally:
+            if self._status:
+                self.engine.http.observe(self.path.split("?", 1)[0], method, self._status, time.monotonic() - t0)
+
     def do_GET(self) -> None:  # noqa: N802
+        self._timed("GET", self._get)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._timed("POST", self._post)
+
+    def _get(self) -> None:
         e = self.engine
         if self.path in ("/health", "/ping"):
             while e.fault == "health_hang" and not e.stop_event.is_set():
@@ -428,13 +581,16 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"object": "list", "data": [{
                 "id": e.model, "object": "model", "created": int(e.metrics.created), "owned_by": "vllm",
                 "root": e.args.model, "parent": None, "max_model_len": e.args.max_model_len}]})
+        elif self.path == "/version":
+            self._json(200, {"version": e.args.report_version})
         elif self.path == "/metrics":
-            body = "" if e.args.disable_log_stats else e.metrics.render()
+            # The route stays with --disable-log-stats; only vllm:* goes (async_llm.py).
+            body = e.http.render() + ("" if e.args.disable_log_stats else e.metrics.render())
             self._send(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")
         else:
             self._json(404, {"detail": "Not Found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def _post(self) -> None:
         e = self.engine
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -452,9 +608,6 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as err:
             self._error(400, f"invalid JSON: {err}", "BadRequestError")
             return
-        if e.draining:
-            self._error(503, "The server is shutting down.", "ServiceUnavailableError")
-            return
         if e.fault == "engine_dead":
             self._error(500, "EngineCore encountered an issue.", "InternalServerError")
             return
@@ -470,6 +623,7 @@ class Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict, chat: bool) -> None:
         e = self.engine
         start_ns = time.time_ns()
+        arrival_wall = time.time()
         request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         n_prompt = _count_tokens(body, chat)
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
@@ -480,18 +634,30 @@ class Handler(BaseHTTPRequestHandler):
         obj = "chat.completion.chunk" if chat else "text_completion"
         stream = bool(body.get("stream"))
         timings: dict[str, float] = {}
+        parts: list[str] = []
+        finish, n_gen = "length", max_tokens
         if not stream:
             try:
-                text = "".join(t for _, t in e.generate(n_prompt, max_tokens, timings))
-            except Aborted:
-                self._error(500, "Request aborted.", "InternalServerError")
+                if e.draining:
+                    # EngineCore's _reject_add_in_shutdown: an abort output, no HTTP error.
+                    raise Aborted(False, 0)
+                for _, t in e.generate(n_prompt, max_tokens, timings):
+                    parts.append(t)
+            except Aborted as ab:
+                finish, n_gen = "abort", ab.tokens
+                timings = e.aborted_timings(arrival_wall, ab.scheduled, ab.tokens)
+                e.count_abort()
+            except EngineDead:
+                self._error(500, "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+                            "InternalServerError")
                 return
+            text = "".join(parts)
             choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                       "finish_reason": "length", "stop_reason": None} if chat else
-                      {"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None})
+                       "finish_reason": finish, "stop_reason": None} if chat else
+                      {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None})
             self._json(200, {"id": request_id, "object": "chat.completion" if chat else "text_completion",
-                             "created": created, "model": e.model, "choices": [choice], "usage": usage(max_tokens)})
-            e.span(headers, request_id, start_ns, n_prompt, max_tokens, body, timings)
+                             "created": created, "model": e.model, "choices": [choice], "usage": usage(n_gen)})
+            e.span(headers, request_id, start_ns, n_prompt, n_gen, body, timings)
             return
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
@@ -504,36 +670,59 @@ class Handler(BaseHTTPRequestHandler):
             payload.update(extra or {})
             self._write_event(json.dumps(payload, separators=(",", ":")))
 
+        def token(text: str, reason: str | None) -> None:
+            if chat:
+                chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": reason}])
+            else:
+                chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": reason, "stop_reason": None}])
+
         try:
             if chat:
                 chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                         "finish_reason": None}])
-            for i, text in e.generate(n_prompt, max_tokens, timings):
-                last = i == max_tokens - 1
-                reason = "length" if last else None
-                if chat:
-                    chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": reason}])
-                else:
-                    chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": reason,
-                            "stop_reason": None}])
+            try:
+                if e.draining:
+                    raise Aborted(False, 0)
+                for i, text in e.generate(n_prompt, max_tokens, timings):
+                    token(text, "length" if i == max_tokens - 1 else None)
+            except Aborted as ab:
+                # The abort output ends the stream normally: a last chunk with
+                # finish_reason "abort" and no text, then [DONE].
+                finish, n_gen = "abort", ab.tokens
+                timings = e.aborted_timings(arrival_wall, ab.scheduled, ab.tokens)
+                e.count_abort()
+                token("", "abort")
+            except EngineDead:
+                # vLLM's streaming generators turn an exception into an error event.
+                self._write_event(json.dumps({"error": {
+                    "message": "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+                    "type": "InternalServerError", "param": None, "code": 500}}, separators=(",", ":")))
+                self._write_event("[DONE]")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return
             if include_usage:
-                chunk([], {"usage": usage(max_tokens)})
+                chunk([], {"usage": usage(n_gen)})
             self._write_event("[DONE]")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except Aborted:
-            # vLLM drops the connection of a request aborted by shutdown; no span.
-            self.close_connection = True
-            return
         except (BrokenPipeError, ConnectionResetError):
+            # A client that disconnects gets no span (output_processor.py abort_requests).
             self.close_connection = True
             return
-        e.span(headers, request_id, start_ns, n_prompt, max_tokens, body, timings)
+        e.span(headers, request_id, start_ns, n_prompt, n_gen, body, timings)
 
     def _write_event(self, data: str) -> None:
         event = f"data: {data}\n\n".encode()
         self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
         self.wfile.flush()
+
+
+def _phase(text: str) -> tuple[str, float]:
+    name, sep, seconds = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=SECONDS, got {text!r}")
+    return name, float(seconds)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -543,7 +732,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--served-model-name", default=None)
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--shutdown-timeout", type=float, default=0.0)
+    # vLLM: type=int (engine/arg_utils.py); "2.5" exits 2 at argument parsing.
+    p.add_argument("--shutdown-timeout", type=int, default=0)
     p.add_argument("--otlp-traces-endpoint", default=None)
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-num-seqs", type=int, default=256)
@@ -552,62 +742,99 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--itl", type=float, default=0.01)
     p.add_argument("--cpu-per-token", type=float, default=0.0)
     p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--startup-phase", type=_phase, action="append", default=[])
+    p.add_argument("--report-version", default=VLLM_VERSION)
     p.add_argument("--read-file", default=None)
     p.add_argument("--read-bytes", type=int, default=0)
     p.add_argument("--read-block", type=int, default=65536)
     p.add_argument("--fault", choices=("none", "health_hang", "engine_hang", "engine_dead"),
                    default=os.environ.get("VLLM_STANDIN_FAULT", "none"))
     args, _unknown = p.parse_known_args(argv)  # vLLM flags the double does not model
+    if args.shutdown_timeout < 0:
+        p.error("argument --shutdown-timeout: must be >= 0")
     pos = [a for a in args.positional if a != "serve"]
     args.model = args.model or (pos[0] if pos else "standin/tiny-model")
     return args
 
 
+def load(args: argparse.Namespace, tracer: "Tracer | None") -> None:
+    """Model load: vLLM refuses connections meanwhile. With tracing on it exports a
+    span per start-up phase as the phase ends, and "Overall Loading" around them."""
+    phases = args.startup_phase or [(name, args.startup_delay / len(STARTUP_PHASES)) for name in STARTUP_PHASES]
+    t_all = time.time_ns()
+    for name, seconds in phases:
+        t0 = time.time_ns()
+        time.sleep(seconds)
+        if tracer is not None:
+            tracer.phase(name, t0, time.time_ns())
+    if tracer is not None:
+        tracer.phase("Overall Loading", t_all, time.time_ns())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    time.sleep(args.startup_delay)  # vLLM refuses connections while the model loads
-    engine = Engine(args)
+    tracer = Tracer(args.otlp_traces_endpoint) if args.otlp_traces_endpoint else None
+    load(args, tracer)
+    engine = Engine(args, tracer)
     handler = type("BoundHandler", (Handler,), {"engine": engine})
     server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     done = threading.Event()
 
-    def shutdown() -> None:
-        if args.shutdown_timeout > 0:
-            engine.draining = True
-            deadline = time.monotonic() + args.shutdown_timeout
-            with engine.cond:
-                while engine.inflight and time.monotonic() < deadline:
-                    engine.cond.wait(timeout=0.1)
-        engine.aborting = True
+    def stop_server() -> None:
         engine.stop_event.set()
-        time.sleep(0.1)  # let aborted handlers drop their connections
         server.shutdown()
         done.set()
 
+    def wait_inflight(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with engine.cond:
+            while engine.inflight and time.monotonic() < deadline:
+                engine.cond.wait(timeout=0.05)
+
+    def shutdown() -> None:
+        """vLLM's SIGTERM (launcher.py, v1/engine/core.py): with a timeout, EngineCore
+        keeps stepping until no work is left while new requests get abort outputs;
+        at the timeout the API server kills the EngineCore tree, so requests still
+        running fail as engine-dead. With 0, in-flight requests get abort outputs."""
+        if args.shutdown_timeout > 0:
+            engine.draining = True
+            wait_inflight(args.shutdown_timeout)
+            if engine.inflight:
+                engine.fault = "engine_dead"
+                wait_inflight(1.0)
+        else:
+            engine.aborting = True
+            wait_inflight(1.0)
+        stop_server()
+
     def on_term(_sig: int, _frm: object) -> None:
+        # vLLM logs "[shutdown] API server: shutdown triggered" (launcher.py); the
+        # double adds the wall-clock time for tests that order events around it.
+        print(f"INFO: [shutdown] API server: shutdown triggered at {time.time():.3f}", flush=True)
         if not engine.draining and not engine.aborting:
             threading.Thread(target=shutdown, daemon=True).start()
 
-    def on_engine_death(_sig: int, _frm: object) -> None:
-        engine.fault = "engine_dead"
+    def arm_watchdog() -> None:
+        # vLLM's watchdog_loop ends the server within 5 s of the engine's death.
         if os.environ.get("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH") != "1":
-            threading.Timer(5.0, shutdown).start()
+            threading.Timer(5.0, stop_server).start()
 
+    engine.on_death = arm_watchdog
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGUSR1, lambda *_: setattr(engine, "fault", "health_hang"))
     signal.signal(signal.SIGUSR2, lambda *_: setattr(engine, "fault", "engine_hang"))
-    signal.signal(signal.SIGHUP, on_engine_death)
-    if engine.fault == "engine_dead" and os.environ.get("VLLM_KEEP_ALIVE_ON_ENGINE_DEATH") != "1":
-        threading.Timer(5.0, shutdown).start()
+    signal.signal(signal.SIGHUP, lambda *_: engine.die())
+    if engine.fault == "engine_dead":
+        arm_watchdog()
     print(f"INFO: vLLM stand-in serving {engine.model} on http://{args.host}:{args.port} "
-          f"(pid {os.getpid()}, shutdown-timeout {args.shutdown_timeout:g}s)", flush=True)
+          f"(pid {os.getpid()}, shutdown-timeout {args.shutdown_timeout}s)", flush=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     done.wait()
     server.server_close()
-    if engine.tracer is not None:
-        engine.tracer.shutdown()
+    if tracer is not None:
+        tracer.shutdown()
     return 0
 
 

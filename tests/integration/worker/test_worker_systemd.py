@@ -40,13 +40,14 @@ workers:
     memory_max: 1GiB
     port: 8000
     command: [/usr/bin/python3, /opt/infernode/src/tests/doubles/vllm_standin.py, serve, standin/tiny]
-    args: [--itl, "0.05", --ttft, "0.05"]
+    args: [--itl, "0.05", --ttft, "0.05", --startup-phase, "Load weights=0.4"]
     environment:
       PYTHONPATH: {PYPATH}
       # Spans are not what this test checks: keep any failed export short.
       OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "1"
     shutdown_timeout: 15s
     drain_timeout: 30s
+    deregister_delay: 3s
     health:
       interval: 1s
       timeout: 0.8s
@@ -162,6 +163,84 @@ def test_vllm_metrics_reexposed_with_worker_and_gpus_labels(box):
     assert all(("worker", "w0") in k[1] and ("gpus", "0") in k[1] for k in buckets)
 
 
+def _ready(c) -> tuple[int, dict]:
+    res = c.run("curl", "-s", "-w", "\\n%{http_code}", "http://127.0.0.1:9480/workers/w0/ready", check=False)
+    body, _, code = res.stdout.rpartition("\n")
+    return int(code or 0), (json.loads(body) if body.strip() else {})
+
+
+def test_ready_names_vllm_version_model_and_startup_phases(box):
+    _wait_up(box)
+    code, body = _ready(box)
+    assert code == 200 and body == {"worker": "w0", "ready": True, "reason": "serving"}
+    box.run("curl", "-sf", "http://127.0.0.1:8000/v1/completions", "-H", "content-type: application/json",
+            "-d", '{"model": "standin/tiny", "prompt": "hello world", "max_tokens": 3}')
+
+    def seen():
+        m = _agent_metrics(box)
+        phase = m.get(("infernode_worker_startup_phase_seconds", (("phase", "load_weights"), ("worker", "w0"))))
+        e2e = m.get(("infernode_request_e2e_seconds_count", (("model_name", "standin/tiny"), ("worker", "w0"))))
+        return m if phase is not None and e2e else None
+
+    # Spans reach the agent within the drop-in's 500 ms batch delay.
+    m = box.wait_for(seen, 20, what="start-up phase and request metrics of w0")
+    assert m[("infernode_worker_startup_phase_seconds", (("phase", "load_weights"), ("worker", "w0")))] >= 0.35
+    assert m[("infernode_worker_info", (("model_name", "standin/tiny"), ("vllm_version", "0.33.0"),
+                                        ("worker", "w0")))] == 1
+    assert m[("infernode_worker_ready", (("worker", "w0"),))] == 1
+    assert m[("infernode_request_spans_total", (("worker", "w0"),))] >= 1
+    # vLLM's own HTTP server metrics come through with the worker label.
+    assert m[("http_requests_total", (("gpus", "0"), ("handler", "/v1/completions"), ("method", "POST"),
+                                      ("status", "2xx"), ("worker", "w0")))] >= 1
+    table = box.run("/opt/infernode/bin/infernode", "workers").stdout
+    assert "0.33.0" in table and "load_weights" in table, table
+
+
+def _reload_with_args(box, *extra: str) -> None:
+    text = CONFIG.replace('--startup-phase, "Load weights=0.4"]',
+                          '--startup-phase, "Load weights=0.4", ' + ", ".join(f'"{a}"' for a in extra) + "]")
+    box.run("tee", "/etc/infernode/infernode.yaml", input=text)
+    box.run("systemctl", "reload", "infernode.service")
+
+
+def _restore(box) -> None:
+    box.run("tee", "/etc/infernode/infernode.yaml", input=CONFIG)
+    box.run("systemctl", "reload", "infernode.service")
+    _wait_up(box)
+
+
+def test_a_command_line_vllm_rejects_is_refused_not_restart_looped(box):
+    _wait_up(box)
+    # argparse exits 2, as vLLM's parser does for "--shutdown-timeout 2.5" or an unknown flag.
+    _reload_with_args(box, "--max-num-seqs", "many")
+    w = box.wait_for(lambda: (w := _w0(box)) and w["phase"] == "refused" and w, 30, what="w0 refused")
+    assert "exit status 2 at argument parsing" in w["problem"]
+    restarts, pid = w["restarts"], box.show(UNIT, "ExecMainPID")["ExecMainPID"]
+    time.sleep(4)  # four health intervals: no restart in a loop
+    w = _w0(box)
+    assert w["phase"] == "refused" and w["restarts"] == restarts
+    assert box.show(UNIT, "ExecMainPID")["ExecMainPID"] == pid  # not started again
+    assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
+    doctor = box.run("/opt/infernode/bin/infernode", "doctor", "--json", check=False)
+    row = next(r for r in json.loads(doctor.stdout)["checks"] if r["subsystem"] == "worker" and r["item"] == "w0")
+    assert row["status"] == "fail" and "argument parsing" in row["detail"]
+    code, body = _ready(box)
+    assert code == 503 and body["reason"].startswith("stopped: vLLM rejected its command line")
+    _restore(box)
+
+
+def test_a_vllm_older_than_the_drop_in_needs_is_refused(box):
+    _wait_up(box)
+    _reload_with_args(box, "--report-version", "0.17.1")
+    w = box.wait_for(lambda: (w := _w0(box)) and w["phase"] == "refused" and w, 30, what="w0 refused for its version")
+    assert "vLLM 0.17.1 is older than 0.18.0" in w["problem"]
+    box.wait_for(lambda: box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed"), 30,
+                 what="w0 stopped")
+    time.sleep(3)
+    assert _w0(box)["phase"] == "refused"
+    _restore(box)
+
+
 def _restart_gap(box, signal: str, who: str = "all") -> tuple[float, int]:
     """Send `signal`, return (seconds until a new main pid is up, new pid)."""
     old = int(box.show(UNIT, "MainPID")["MainPID"])
@@ -257,24 +336,51 @@ def test_reload_removing_the_last_worker_stops_it_and_adding_it_back_starts_it(b
     assert box.show("infernode.service", "MainPID")["MainPID"] == agent_pid
 
 
-def test_drain_lets_inflight_stream_finish_then_stops(box):
+def test_drain_takes_worker_out_of_rotation_before_sigterm(box):
+    """vLLM keeps /health 200 while draining and answers new requests with empty
+    finish_reason "abort" completions (vllm-0.33.md items 28-29): readiness must turn
+    503 first, and SIGTERM wait deregister_delay (3 s here) after it."""
     _wait_up(box)
     box.sh("curl -sN http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' "
            "-d '{\"model\":\"standin/tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-           "\"max_tokens\":60,\"stream\":true}' > /run/stream.out 2>&1 &")
+           "\"max_tokens\":200,\"stream\":true}' > /run/stream.out 2>&1 &")
     box.wait_for(lambda: "chat.completion.chunk" in box.run("cat", "/run/stream.out", check=False).stdout, 10,
                  interval=0.05, what="first streamed chunk")
+    # A balancer checking readiness every 250 ms, and, 5 s after it went 503, a client that ignores it.
+    box.sh(f"cd /opt/infernode/src && PYTHONPATH={PYPATH} /usr/bin/python3 -m tests.integration.worker.inside_balancer "
+           "--ready-url http://127.0.0.1:9480/workers/w0/ready --worker-url http://127.0.0.1:8000/v1/completions "
+           "--rogue-after 5 > /run/balancer.out 2>&1 &")
+    time.sleep(1.0)
     t0 = time.monotonic()
     res = box.run("/opt/infernode/bin/infernode", "drain", "w0", "--timeout", "25", timeout=90)
     took = time.monotonic() - t0
     assert "drained" in res.stdout and "stopped" in res.stdout, res.stdout + res.stderr
     out = box.run("cat", "/run/stream.out").stdout
     assert out.rstrip().endswith("data: [DONE]"), out[-300:]
-    assert out.count('"delta":{"content":"tok') == 60
+    assert out.count('"delta":{"content":"tok') == 200  # the in-flight stream finished whole
+    assert '"finish_reason":"abort"' not in out
+    seen = box.wait_for(lambda: (t := box.run("cat", "/run/balancer.out", check=False).stdout.strip())
+                        and t.startswith("{") and json.loads(t), 30, what="balancer's report")
+    # The last start's SIGTERM (earlier restarts in this module logged theirs too).
+    sigterm = float(re.findall(r"shutdown triggered at (\d+\.\d+)", box.journal(UNIT, lines=400))[-1])
+    print(f"\ndrain: {len(seen['sent'])} requests routed, readiness 503 at +0, SIGTERM at "
+          f"+{sigterm - seen['first_503']:.2f}s, drain took {took:.2f}s, rogue request: {seen['rogue']}")
+    assert seen["first_503"] is not None and sigterm - seen["first_503"] >= 3.0 - 0.3
+    assert len(seen["sent"]) >= 3
+    # Nothing the balancer routed came back aborted...
+    assert {reason for _, reason in seen["sent"]} == {"length"}
+    # ...while a client that ignored readiness got what vLLM gives it: an empty abort.
+    assert seen["rogue"] == "abort"
+    # vLLM sends a span for that aborted request (no token, prefill about the uptime):
+    # the agent counts it aborted and keeps it out of the request metrics.
+    m = box.wait_for(lambda: (m := _agent_metrics(box)) and
+                     m.get(("infernode_otlp_received_spans_total", (("kind", "aborted"),)), 0) >= 1 and m, 10,
+                     what="the aborted request's span counted")
+    prefill_sum = sum(v for k, v in m.items() if k[0] == "infernode_request_prefill_seconds_sum")
+    assert prefill_sum < 60, prefill_sum
     assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
-    print(f"\ndrain with a 3 s stream in flight took {took:.2f}s")
     w = _w0(box)
-    assert w["phase"] == "drained" and not w["up"]
+    assert w["phase"] == "drained" and not w["up"] and not w["ready"]
     time.sleep(2)  # the supervisor must not restart a drained worker
     assert box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed")
 

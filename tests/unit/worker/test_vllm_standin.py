@@ -126,7 +126,15 @@ def test_metrics_have_vllm_names_labels_and_buckets():
     assert fams["vllm:iteration_tokens_total"].type == "histogram"
 
 
-def test_sigterm_drains_inflight_and_rejects_new_requests():
+def _final_choice(raw: bytes) -> dict:
+    chunks = [json.loads(e) for e in _events(raw)[:-1]]
+    return [c for c in chunks if c["choices"]][-1]["choices"][0]
+
+
+def test_sigterm_drains_inflight_and_aborts_new_requests():
+    # vLLM 0.33 (vllm-0.33.md items 28-29): while draining, HTTP keeps accepting and
+    # /health stays 200; a new request comes back 200 with finish_reason "abort" and
+    # no text (EngineCore's _reject_add_in_shutdown), not a 503.
     with standin("--shutdown-timeout", "10", "--itl", "0.05") as (base, proc):
         result = {}
         t = threading.Thread(target=lambda: result.update(r=_post(base + "/v1/completions",
@@ -136,32 +144,88 @@ def test_sigterm_drains_inflight_and_rejects_new_requests():
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.1)
-        status, _ = _post(base + "/v1/completions", {"prompt": "y", "max_tokens": 1})
-        assert status == 503
+        status, body = _post(base + "/v1/completions", {"prompt": "y", "max_tokens": 5})
+        assert status == 200
+        choice = json.loads(body)["choices"][0]
+        assert choice["finish_reason"] == "abort" and choice["text"] == ""
+        status, raw = _post(base + "/v1/chat/completions", {"messages": [{"role": "user", "content": "z"}],
+                                                            "max_tokens": 5, "stream": True})
+        assert status == 200 and _final_choice(raw)["finish_reason"] == "abort"
+        assert _final_choice(raw)["delta"]["content"] == ""
         assert urllib.request.urlopen(base + "/health", timeout=2).status == 200  # vLLM keeps 200 while draining
         t.join(10)
         assert proc.wait(timeout=10) == 0
     _, raw = result["r"]
     assert len(_events(raw)) == 31  # all 30 tokens, then [DONE]
+    assert _final_choice(raw)["finish_reason"] == "length"
 
 
-def test_default_shutdown_aborts_inflight():
+def test_drain_past_its_timeout_fails_the_rest_as_engine_dead():
+    # At --shutdown-timeout the API server kills the EngineCore tree: what still runs
+    # fails as engine-dead (an error event in a stream), not as a clean finish.
+    with standin("--shutdown-timeout", "1", "--itl", "0.05") as (base, proc):
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=_post(base + "/v1/completions",
+                                                                   {"prompt": "x", "max_tokens": 200,
+                                                                    "stream": True}, timeout=20)))
+        t.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        t.join(15)
+        assert proc.wait(timeout=10) == 0
+    events = _events(result["r"][1])
+    assert json.loads(events[-2])["error"]["code"] == 500
+    assert 0 < len(events) - 2 < 200
+
+
+def test_default_shutdown_aborts_inflight_with_an_abort_chunk():
+    # Timeout 0: abort outputs, so the stream ends normally with finish_reason
+    # "abort" and [DONE] (item 30), not a dropped connection.
     with standin("--itl", "0.05") as (base, proc):
         result = {}
-
-        def call():
-            try:
-                result["r"] = _post(base + "/v1/completions", {"prompt": "x", "max_tokens": 100, "stream": True})
-            except Exception as e:  # the connection is dropped mid-stream
-                result["e"] = e
-
-        t = threading.Thread(target=call)
+        t = threading.Thread(target=lambda: result.update(r=_post(base + "/v1/completions",
+                                                                   {"prompt": "x", "max_tokens": 100,
+                                                                    "stream": True})))
         t.start()
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         t.join(10)
         assert proc.wait(timeout=5) == 0
-    assert "e" in result or not result["r"][1].decode().endswith("data: [DONE]\n\n")
+    status, raw = result["r"]
+    assert status == 200
+    last = _final_choice(raw)
+    assert last["finish_reason"] == "abort" and last["text"] == ""
+    assert len(_events(raw)) < 100
+
+
+def test_shutdown_timeout_is_an_int_as_in_vllm():
+    proc = subprocess.run([sys.executable, str(STANDIN), "--port", str(_free_port()), "--shutdown-timeout", "2.5"],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2 and "invalid int value: '2.5'" in proc.stderr
+
+
+def test_version_and_http_server_metrics():
+    with standin("--report-version", "0.17.1") as (base, _):
+        assert json.loads(urllib.request.urlopen(base + "/version", timeout=2).read()) == {"version": "0.17.1"}
+        assert _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        assert _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        text = urllib.request.urlopen(base + "/metrics", timeout=2).read().decode()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    total = {tuple(sorted(s.labels.items())): s.value for s in fams["http_requests"].samples
+             if s.name == "http_requests_total"}
+    assert total[(("handler", "/v1/completions"), ("method", "POST"), ("status", "2xx"))] == 2
+    assert not any(dict(k)["handler"] in ("/health", "/metrics") for k in total)
+    buckets = [s for s in fams["http_request_duration_seconds"].samples
+               if s.name.endswith("_bucket") and s.labels["handler"] == "/v1/completions"]
+    assert [s.labels["le"] for s in buckets] == ["0.1", "0.5", "1.0", "+Inf"]
+
+
+def test_disable_log_stats_keeps_the_http_metrics():
+    with standin("--disable-log-stats") as (base, _):
+        assert _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        text = urllib.request.urlopen(base + "/metrics", timeout=2).read().decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "http_requests" in names and not any(n.startswith("vllm:") for n in names)
 
 
 def test_fault_controls():
@@ -184,7 +248,9 @@ def test_fault_controls():
         assert _post(base + "/v1/completions", {"prompt": "x"})[0] == 500
 
 
-def test_llm_request_spans_over_otlp_grpc():
+@pytest.fixture
+def otlp():
+    """A real OTLP/gRPC TraceService on loopback collecting what the stand-in sends."""
     grpc = pytest.importorskip("grpc")
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -192,44 +258,125 @@ def test_llm_request_spans_over_otlp_grpc():
 
     class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request, context):  # noqa: N802 - gRPC method name
-            received.append(request)
+            received.append((time.monotonic(), request))
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+
+    def spans(name: str | None = None) -> list:
+        out = [(t, rs.resource, sp) for t, r in list(received) for rs in r.resource_spans
+               for ss in rs.scope_spans for sp in ss.spans]
+        return [x for x in out if name is None or x[2].name == name]
+
     try:
-        with standin("--otlp-traces-endpoint", f"http://127.0.0.1:{port}") as (base, proc):
-            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-            req = urllib.request.Request(base + "/v1/completions", data=json.dumps(
-                {"prompt": "a b", "max_tokens": 3, "temperature": 0.5, "top_p": 0.9}).encode(),
-                headers={"content-type": "application/json",
-                         "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
-            urllib.request.urlopen(req).read()
-            proc.send_signal(signal.SIGTERM)  # exit flushes the batch processor
-            proc.wait(timeout=15)
+        yield f"http://127.0.0.1:{port}", spans
     finally:
         server.stop(0)
-    spans = [(rs.resource, s) for r in received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-    assert len(spans) == 1
-    resource, span = spans[0]
-    assert span.name == "llm_request" and span.kind == 2  # SPAN_KIND_SERVER
+
+
+def _attrs(span) -> dict:
+    return {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes}
+
+
+FAST_BSP = {"OTEL_BSP_SCHEDULE_DELAY": "100"}
+
+
+def test_llm_request_spans_over_otlp_grpc(otlp):
+    endpoint, spans = otlp
+    with standin("--otlp-traces-endpoint", endpoint) as (base, proc):
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        req = urllib.request.Request(base + "/v1/completions", data=json.dumps(
+            {"prompt": "a b", "max_tokens": 3, "temperature": 0.5, "top_p": 0.9, "n": 0}).encode(),
+            headers={"content-type": "application/json",
+                     "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+        urllib.request.urlopen(req).read()
+        proc.send_signal(signal.SIGTERM)  # exit flushes the batch processor
+        proc.wait(timeout=15)
+    (_, resource, span), = spans("llm_request")
+    assert span.kind == 2  # SPAN_KIND_SERVER
     assert span.trace_id.hex() == trace_id and span.parent_span_id.hex() == "00f067aa0ba902b7"
-    attrs = {a.key: a.value for a in span.attributes}
+    attrs = _attrs(span)
     for key in ("gen_ai.latency.time_to_first_token", "gen_ai.latency.e2e", "gen_ai.latency.time_in_queue",
                 "gen_ai.latency.time_in_model_prefill", "gen_ai.latency.time_in_model_decode",
                 "gen_ai.latency.time_in_model_inference"):
-        assert attrs[key].double_value >= 0, key
-    assert attrs["gen_ai.usage.prompt_tokens"].int_value == 2
-    assert attrs["gen_ai.usage.completion_tokens"].int_value == 3
-    assert attrs["gen_ai.request.id"].string_value.startswith("cmpl-")
-    assert attrs["gen_ai.request.temperature"].double_value == 0.5
-    assert attrs["gen_ai.request.max_tokens"].int_value == 3
-    res = {a.key: a.value for a in resource.attributes}
-    assert res["vllm.process_id"].int_value > 0
-    e2e = attrs["gen_ai.latency.e2e"].double_value
+        assert attrs[key] >= 0, key
+    assert attrs["gen_ai.usage.prompt_tokens"] == 2 and attrs["gen_ai.usage.completion_tokens"] == 3
+    assert attrs["gen_ai.request.id"].startswith("cmpl-")
+    assert attrs["gen_ai.request.temperature"] == 0.5 and attrs["gen_ai.request.max_tokens"] == 3
+    assert "gen_ai.request.n" not in attrs  # vLLM sets these only when truthy
+    assert "gen_ai.response.model" not in attrs and "gen_ai.request.model" not in attrs  # vLLM sets neither
+    res = _attrs(resource)
+    assert res["vllm.process_id"] == str(proc.pid)  # a string, as vLLM's str(os.getpid())
+    e2e = attrs["gen_ai.latency.e2e"]
     assert abs((span.end_time_unix_nano - span.start_time_unix_nano) / 1e9 - e2e) < 0.01
+
+
+def test_startup_phases_are_spans_as_they_end(otlp):
+    endpoint, spans = otlp
+    t0 = time.monotonic()
+    with standin("--otlp-traces-endpoint", endpoint, "--startup-phase", "Load weights=0.6",
+                 "--startup-phase", "Capture model=0.2", env=FAST_BSP) as (base, proc):
+        names = [sp.name for _, _, sp in spans()]
+        durations = {sp.name: (sp.end_time_unix_nano - sp.start_time_unix_nano) / 1e9 for _, _, sp in spans()}
+    assert time.monotonic() - t0 >= 0.8
+    assert names[:1] == ["Load weights"] and "Capture model" in names, names
+    assert durations["Load weights"] == pytest.approx(0.6, abs=0.1)
+
+
+def test_batch_processor_keeps_the_sdk_default_delay(otlp):
+    # vLLM uses BatchSpanProcessor's defaults (5 s); only OTEL_BSP_* changes them.
+    endpoint, spans = otlp
+    with standin("--otlp-traces-endpoint", endpoint, "--startup-phase", "Load weights=0") as (base, proc):
+        sent = time.monotonic()
+        _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})
+        time.sleep(2.0)
+        assert spans("llm_request") == []
+    with standin("--otlp-traces-endpoint", endpoint, "--startup-phase", "Load weights=0", env=FAST_BSP) as (base, _):
+        sent = time.monotonic()
+        _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 1})
+        deadline = sent + 3
+        while len(spans("llm_request")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        arrived = [t for t, _, _ in spans("llm_request") if t > sent]
+    assert arrived and arrived[0] - sent < 1.0
+
+
+def test_drain_sends_spans_for_aborted_requests_with_vllms_bogus_timings(otlp):
+    # vllm-0.33.md 2.4: a request refused while draining gets an abort output and an
+    # llm_request span; never scheduled, its prefill and inference read EngineCore's
+    # monotonic clock (about the uptime) and it generated no token.
+    endpoint, spans = otlp
+    with standin("--otlp-traces-endpoint", endpoint, "--shutdown-timeout", "5", "--itl", "0.05",
+                 env=FAST_BSP) as (base, proc):
+        t = threading.Thread(target=_post, args=(base + "/v1/completions", {"prompt": "x", "max_tokens": 20}))
+        t.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        assert json.loads(_post(base + "/v1/completions", {"prompt": "y"})[1])["choices"][0]["finish_reason"] == "abort"
+        t.join(10)
+        proc.wait(timeout=10)
+    by_tokens = {_attrs(sp)["gen_ai.usage.completion_tokens"]: _attrs(sp) for _, _, sp in spans("llm_request")}
+    assert set(by_tokens) == {0, 20}
+    aborted = by_tokens[0]
+    uptime = time.monotonic()
+    assert aborted["gen_ai.latency.time_in_model_prefill"] == pytest.approx(uptime, rel=0.01)
+    assert aborted["gen_ai.latency.time_in_model_inference"] > aborted["gen_ai.latency.e2e"]
+    assert by_tokens[20]["gen_ai.latency.time_in_model_prefill"] < by_tokens[20]["gen_ai.latency.e2e"]
+
+
+def test_disable_log_stats_with_tracing_kills_the_engine_at_the_first_finished_request(otlp):
+    # vllm-0.33.md item 15: do_tracing asserts on the stats the flag turns off.
+    endpoint, _ = otlp
+    with standin("--otlp-traces-endpoint", endpoint, "--disable-log-stats") as (base, proc):
+        assert _post(base + "/v1/completions", {"prompt": "a", "max_tokens": 2})[0] == 500
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/health", timeout=2)
+        assert err.value.code == 503
+        assert proc.wait(timeout=10) == 0  # vLLM's watchdog ends the server within 5 s
 
 
 def _read_bytes(pid: int) -> int:
