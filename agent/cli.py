@@ -109,8 +109,19 @@ def config() -> None:
 @config.command("check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def config_check(file: Path) -> None:
-    """Validate FILE; exit 2 with each problem (file, key path, value, expected)."""
-    load_or_exit(file)
+    """Validate FILE; exit 2 with each problem (file, key path, value, expected).
+
+    Beyond the schema, what the daemon would only find at start: the tuning profile
+    and its overrides are resolved against the profiles and the tunables."""
+    from tuning.profiles import ProfileError, load_profile
+
+    cfg = load_or_exit(file)
+    t = cfg.tuning
+    try:
+        load_profile(t.profile, [Path(d) for d in t.profile_dirs], overrides=t.overrides, overrides_source=str(file))
+    except ProfileError as e:
+        click.echo(f"infernode: invalid config\n{file}: tuning.profile: {e}", err=True)
+        sys.exit(2)
     click.echo(f"{file}: ok")
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.config_types import Duration, ListenAddress, Size
+from agent.yamlfile import YamlFileError, quote, read_yaml_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/infernode/infernode.yaml")
 
@@ -101,16 +101,9 @@ def load_config(path: Path | None) -> Config:
         path = DEFAULT_CONFIG_PATH
     source = str(path)
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(source, [f"cannot read: {e.strerror or e}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+        data = read_yaml_file(Path(path))
+    except YamlFileError as e:
+        raise ConfigError(source, [str(e)]) from None
     return parse_config(data, source)
 
 
@@ -128,7 +121,7 @@ def _describe(err: dict[str, Any]) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
     value = err.get("input")
-    shown = "" if kind == "missing" else f" (got {value!r})"
+    shown = "" if kind == "missing" else f" (got {quote(value)})"
     if isinstance(value, dict) and kind not in ("missing",):
         shown = ""
     return f"{path}: {msg}{shown}"

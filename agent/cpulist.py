@@ -11,6 +11,10 @@ class CpuListError(ValueError):
     pass
 
 
+# The kernel's largest NR_CPUS (CONFIG_NR_CPUS tops out at 8192): no CPU number is higher.
+MAX_CPU = 8191
+
+
 def parse_cpulist(text: str) -> list[int]:
     """Sorted CPUs; empty text -> []. Raises CpuListError naming the bad part."""
     cpus: set[int] = set()
@@ -30,19 +34,28 @@ def parse_cpulist(text: str) -> list[int]:
                     raise CpuListError(f"{text!r}: stride in {raw.strip()!r} must be positive")
             if "-" in part:
                 lo_s, hi_s = part.split("-", 1)
-                lo, hi = int(lo_s), int(hi_s)
+                lo, hi = _cpu(lo_s, text), _cpu(hi_s, text)
                 if lo > hi:
                     raise CpuListError(f"{text!r}: range {part!r} runs backwards")
                 cpus.update(range(lo, hi + 1, stride))
             else:
-                cpus.add(int(part))
+                cpus.add(_cpu(part, text))
         except CpuListError:
             raise
         except ValueError:
             raise CpuListError(f"{text!r}: expected CPU numbers and ranges like 0-3,8") from None
     if any(c < 0 for c in cpus):
-        raise CpuListError(f"{text!r}: CPU numbers are non-negative")
+        raise CpuListError(f"{text[:60]!r}: CPU numbers are non-negative")
     return sorted(cpus)
+
+
+def _cpu(word: str, text: str) -> int:
+    word = word.strip()
+    if not (word.isascii() and word.isdigit()) or len(word) > 5 or int(word) > MAX_CPU:
+        if word.isascii() and word.isdigit():
+            raise CpuListError(f"{text[:60]!r}: CPU {word[:12]} is past the kernel's highest ({MAX_CPU})")
+        raise ValueError(word)
+    return int(word)
 
 
 def format_cpulist(cpus: Iterable[int], sep: str = ",") -> str:

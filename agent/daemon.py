@@ -208,10 +208,14 @@ class Daemon:
         return False
 
     async def _reload(self) -> bool:
+        # Off the loop: reading and validating a pathological file must not stall
+        # /metrics. Any failure, however unexpected, is a counted, rejected reload.
         try:
-            new = load_config(self.config_path)
+            new = await off_loop(load_config, self.config_path)
         except ConfigError as e:
             return self._reload_failed(str(e))
+        except Exception as e:  # noqa: BLE001 - the running config stays whatever the file holds
+            return self._reload_failed(f"reading the config: {type(e).__name__}: {str(e)[:200]}")
         old_node = self.node
         try:
             node = Node.build(new, self.paths, events=old_node.events, services=self.services)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
+# ASCII digits only ("\d" takes Devanagari and other scripts' digits too), and few
+# enough of them that the number stays finite and exact.
+_DURATION_RE = re.compile(r"^\s*([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
+# Past these no setting makes sense, and a bigger number would overflow what it feeds.
+MAX_DURATION_S = 365 * 86400.0
+MAX_SIZE_BYTES = 1 << 50
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "": 1, "b": 1,
     "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
@@ -21,30 +27,45 @@ def parse_duration(value: object) -> float:
     """Seconds from 15, 1.5, "15s", "500ms", "5m"; raises ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 15s, 500ms or 5m")
+    seconds: float | None = None
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+    elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
-    raise ValueError("expected a duration like 15s, 500ms or 5m")
+            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
+    if seconds is None:
+        raise ValueError("expected a duration like 15s, 500ms or 5m")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration cannot exceed {MAX_DURATION_S / 86400:g} days")
+    return seconds
 
 
 def parse_size(value: object) -> int:
     """Bytes from 1024, "64MiB", "1G"; raises ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError("expected a size like 64MiB or 1GiB")
+    size: int | None = None
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError("a size cannot be negative")
-        return value
-    if isinstance(value, str):
+        size = value
+    elif isinstance(value, str):
         m = _SIZE_RE.match(value)
         if m:
-            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
-    raise ValueError("expected a size like 64MiB or 1GiB")
+            size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
+    if size is None:
+        raise ValueError("expected a size like 64MiB or 1GiB")
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(f"a size cannot exceed {MAX_SIZE_BYTES} bytes (1 PiB)")
+    return size
 
 
 def parse_listen(value: object) -> tuple[str, int]:
@@ -61,7 +82,7 @@ def parse_listen(value: object) -> tuple[str, int]:
         host, _, port = value.rpartition(":")
         if host and not _valid_host(host):
             raise ValueError(f"{host!r} is not an IP address or host name")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit() and len(port) <= 5) or not 0 <= int(port) <= 65535:
         raise ValueError(f"port {port!r} is not a number from 0 to 65535")
     return host, int(port)
 

@@ -13,11 +13,12 @@ then in the shipped directory. Every problem names the file and the key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
+from agent.yamlfile import YamlFileError, quote, read_yaml_file
 
 from tuning.desired import Desired, DesiredValueError, parse_desired
 
@@ -37,7 +38,14 @@ class Profile:
     files: list[Path] = field(default_factory=list)
 
 
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
 def find_profile(name: str, dirs: Iterable[Path]) -> Path | None:
+    # A profile name is a file stem: anything else (a path, a 300-character name the
+    # file system refuses) names no profile.
+    if not _PROFILE_NAME.match(name):
+        return None
     for d in [*dirs, SHIPPED_DIR]:
         p = Path(d) / f"{name}.yaml"
         if p.is_file():
@@ -86,16 +94,17 @@ def _load_into(profile: Profile, path: Path, dirs: list[Path], known: Mapping[st
     data = _read_yaml(path)
     unknown_top = set(data) - {"description", "include", "tunables"}
     if unknown_top:
-        raise ProfileError(f"{path}: {sorted(unknown_top)[0]}: unknown key (expected description, include, tunables)")
+        first = sorted(map(str, unknown_top))[0]
+        raise ProfileError(f"{path}: {quote(first)[1:-1]}: unknown key (expected description, include, tunables)")
     includes = data.get("include") or []
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise ProfileError(f"{path}: include: expected a profile name or a list of names, got {includes!r}")
+        raise ProfileError(f"{path}: include: expected a profile name or a list of names, got {quote(includes)}")
     for inc in includes:
         inc_path = find_profile(inc, dirs)
         if inc_path is None:
-            raise ProfileError(f"{path}: include: profile {inc!r} not found")
+            raise ProfileError(f"{path}: include: profile {quote(inc)} not found")
         _load_into(profile, inc_path, dirs, known, [*stack, path])
     tunables = data.get("tunables") or {}
     if not isinstance(tunables, dict):
@@ -126,13 +135,9 @@ def _validated(key: str, value: Any, where: str, known: Mapping[str, Any]) -> De
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ProfileError(f"{path}: cannot read: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ProfileError(f"{path}: {where}invalid YAML: {getattr(e, 'problem', None) or e}") from None
+        data = read_yaml_file(path)
+    except YamlFileError as e:
+        raise ProfileError(f"{path}: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

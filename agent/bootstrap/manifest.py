@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from agent.yamlfile import YamlFileError, read_yaml_file
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _VERSION_RE = re.compile(r"^(\d+:)?[0-9][A-Za-z0-9.+~-]*$")
@@ -65,6 +65,8 @@ class Repository(_Section):
     def _signed(self) -> "Repository":
         if self.key is None and not self.trusted:
             raise ValueError("key is required (the repository's signing keyring) unless trusted: true")
+        if self.key is not None and "\x00" in str(self.key):
+            raise ValueError("key: a path cannot hold a NUL byte")
         if self.key is not None and not self.key.is_absolute():
             raise ValueError(f"key must be an absolute path (got {str(self.key)!r})")
         return self
@@ -179,15 +181,9 @@ def merge(base: Any, override: Any) -> Any:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ManifestError(str(path), [f"cannot read: {e.strerror or e}"]) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ManifestError(str(path), [f"{where}invalid YAML: {getattr(e, 'problem', None) or e}"]) from None
+        return read_yaml_file(path)
+    except YamlFileError as e:
+        raise ManifestError(str(path), [str(e)]) from None
 
 
 def parse_manifest(data: Any, source: str = "<manifest>") -> Manifest:

@@ -35,7 +35,9 @@ class OtlpSettings(BaseModel):
     grpc_listen: ListenAddress = "127.0.0.1:4317"
     http_listen: ListenAddress = "127.0.0.1:4318"
     # The largest export request accepted, compressed or not (OTLP/HTTP 413, gRPC RESOURCE_EXHAUSTED).
-    max_payload: Size = Field(default=4 * 1024 * 1024, gt=0)
+    # At most 256 MiB: gRPC takes its receive limit as an int32, and the agent sets it
+    # to a few times this.
+    max_payload: Size = Field(default=4 * 1024 * 1024, gt=0, le=256 * 1024 * 1024)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)
 
 

@@ -189,3 +189,22 @@ def test_sighup_refuses_worker_settings_vllm_cannot_run(agent, worker, said):
     assert value(after, "infernode_config_last_reload_success") == 0.0
     assert "infernode_worker_up" not in after
     assert any(r["level"] == "error" and said in r["msg"] and "workers.0" in r["msg"] for r in agent.json_logs())
+
+
+def test_sighup_with_pathological_files_counts_each_and_keeps_serving(agent):
+    # Issue-18 abuse run: these killed the reload task uncounted, and a binary file
+    # after a good reload left last_reload_success at 1.
+    good = agent.config_path.read_text()
+    bad = [b"\x00\x01\x02\xff" * 64, "server:\n  listen: caf\u00e9:1\n".encode("latin-1"),
+           ("a: " + "[" * 500 + "]" * 500 + "\n").encode(), ("events:\n  max_bytes: " + "9" * 4301 + "\n").encode()]
+    for n, raw in enumerate(bad, start=1):
+        reload_with(agent, good)
+        wait_for(lambda: value(agent.metrics(), "infernode_config_last_reload_success") == 1.0, what="good reload")
+        agent.config_path.write_bytes(raw)
+        agent.send(signal.SIGHUP)
+        text = wait_for(lambda: (t := agent.metrics()) and value(t, "infernode_config_reload_failures_total") == n
+                        and t, what=f"broken reload {n} counted")
+        assert value(text, "infernode_config_last_reload_success") == 0.0
+        assert value(text, "infernode_collector_up", collector="loadavg") == 1.0
+    assert agent.proc.poll() is None
+    assert not any("Traceback" in r.get("msg", "") or "never retrieved" in r.get("msg", "") for r in agent.json_logs())
