@@ -32,10 +32,19 @@ def _hex_ids_to_base64(obj: Any) -> None:
 
 
 def decode_export_json(body: bytes) -> ExportTraceServiceRequest:
+    """Decode; raises PayloadError("malformed") for anything that is not an export
+    request, nesting deep enough to exhaust the recursive decoders included."""
+    try:
+        return _decode(body)
+    except RecursionError:
+        raise PayloadError("malformed", "JSON nested too deeply") from None
+
+
+def _decode(body: bytes) -> ExportTraceServiceRequest:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
-        raise PayloadError("malformed", f"not JSON: {e}") from None
+        raise PayloadError("malformed", f"not JSON: {str(e)[:200]}") from None
     if not isinstance(data, dict):
         raise PayloadError("malformed", "an OTLP/JSON export request is an object")
     _hex_ids_to_base64(data)
@@ -43,5 +52,5 @@ def decode_export_json(body: bytes) -> ExportTraceServiceRequest:
     try:
         json_format.ParseDict(data, req, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError, ValueError) as e:
-        raise PayloadError("malformed", f"not an OTLP ExportTraceServiceRequest: {e}") from None
+        raise PayloadError("malformed", f"not an OTLP ExportTraceServiceRequest: {str(e)[:200]}") from None
     return req

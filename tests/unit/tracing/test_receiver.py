@@ -247,3 +247,31 @@ def test_reload_moves_the_receivers_and_applies_new_slos():
         a.flush()
         (ex,) = a.tracing.recent.by_trace(trace_id)
         assert [s["phase"] for s in ex.slow] == ["e2e"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"resourceSpans":' + b"[" * 30_000 + b"]" * 30_000 + b"}",  # under this agent's 64 KiB max_payload
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":'
+    + b'{"arrayValue":{"values":[' * 400 + b"{}" + b"]}}" * 400 + b"}]}]}]}]}",
+])
+def test_deeply_nested_json_is_400_malformed_and_counted(agent, body):
+    # Issue 18 item 4: this was a 500 with a RecursionError traceback, uncounted.
+    n = rejected(agent, "http", "malformed")
+    status, resp, _ = post(agent.http_url, body, ctype="application/json")
+    assert status == 400 and b"Traceback" not in resp
+    assert rejected(agent, "http", "malformed") == n + 1
+
+
+def test_one_bad_span_costs_only_itself_over_the_wire(agent):
+    # Issue 18 item 1: +Inf in one span of a 512-span export dropped it and every later one.
+    from .spanfactory import export as spans_export
+    from agent.tracing import spans as sp
+
+    before = agent.tracing.enricher.counts
+    llm, invalid = before.llm_request, before.invalid
+    req = spans_export(120, pid=None, overrides={3: {sp.E2E: float("inf")}, 100: {sp.TTFT: 1e300}})
+    status, _, _ = post(agent.http_url, req.SerializeToString())
+    agent.flush()
+    assert status == 200
+    c = agent.tracing.enricher.counts
+    assert (c.llm_request - llm, c.invalid - invalid) == (118, 2)
