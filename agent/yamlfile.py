@@ -79,6 +79,8 @@ def parse_yaml(text: str) -> Any:
         raise YamlFileError(f"larger than {MAX_BYTES} bytes")
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except YamlFileError:
+        raise
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
