@@ -103,14 +103,14 @@ def decode_text(raw: bytes) -> str:
             from None
 
 
-def read_yaml_file(path: Path) -> Any:
-    """Read and parse one YAML file; raises YamlFileError. Only regular files are
-    read (a FIFO or a device would block or never end)."""
+def read_yaml_file(path: Path, regular_only: bool = True) -> Any:
+    """Read and parse one YAML file; raises YamlFileError. With `regular_only`, only
+    regular files are read (a FIFO or a device would block or never end)."""
     try:
         st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
+        if regular_only and not stat.S_ISREG(st.st_mode):
             raise YamlFileError("is not a regular file")
-        if st.st_size > MAX_BYTES:
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_BYTES:
             raise YamlFileError(f"larger than {MAX_BYTES} bytes")
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)

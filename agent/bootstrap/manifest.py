@@ -181,7 +181,10 @@ def merge(base: Any, override: Any) -> Any:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return read_yaml_file(path)
+        # Not limited to regular files: the daemon reads the manifest in a thread its
+        # shutdown abandons, so a read that blocks (a FIFO, a hung network mount)
+        # cannot hold the agent, as the shutdown tests show with a FIFO.
+        return read_yaml_file(path, regular_only=False)
     except YamlFileError as e:
         raise ManifestError(str(path), [str(e)]) from None
 

@@ -318,12 +318,17 @@ def test_startup_phases_are_spans_as_they_end(otlp):
     endpoint, spans = otlp
     t0 = time.monotonic()
     with standin("--otlp-traces-endpoint", endpoint, "--startup-phase", "Load weights=0.6",
-                 "--startup-phase", "Capture model=0.2", env=FAST_BSP) as (base, proc):
-        names = [sp.name for _, _, sp in spans()]
-        durations = {sp.name: (sp.end_time_unix_nano - sp.start_time_unix_nano) / 1e9 for _, _, sp in spans()}
-    assert time.monotonic() - t0 >= 0.8
-    assert names[:1] == ["Load weights"] and "Capture model" in names, names
-    assert durations["Load weights"] == pytest.approx(0.6, abs=0.1)
+                 "--startup-phase", "Capture model=0.6", env=FAST_BSP) as (base, proc):
+        deadline = time.monotonic() + 5
+        while not spans("Overall Loading") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert time.monotonic() - t0 >= 1.2
+    got = {sp.name: (t, (sp.end_time_unix_nano - sp.start_time_unix_nano) / 1e9) for t, _, sp in spans()}
+    assert set(got) == {"Load weights", "Capture model", "Overall Loading"}, got
+    assert got["Load weights"][1] == pytest.approx(0.6, abs=0.1)
+    assert got["Overall Loading"][1] == pytest.approx(1.2, abs=0.2)
+    # Each phase is sent as it ends (the next one takes 0.6 s), not all at the end of the load.
+    assert got["Overall Loading"][0] - got["Load weights"][0] >= 0.3
 
 
 def test_batch_processor_keeps_the_sdk_default_delay(otlp):
