@@ -244,6 +244,101 @@ def test_a_vllm_older_than_the_drop_in_needs_is_refused(box):
     _restore(box)
 
 
+def _restart_gap(box, signal: str, who: str = "all") -> tuple[float, int]:
+    """Send `signal`, return (seconds until a new main pid is up, new pid)."""
+    old = int(box.show(UNIT, "MainPID")["MainPID"])
+    t0 = time.monotonic()
+    box.run("systemctl", "kill", f"--signal={signal}", f"--kill-who={who}", UNIT)
+    new = box.wait_for(lambda: (p := int(box.show(UNIT, "MainPID")["MainPID"])) not in (0, old) and p, 60,
+                       interval=0.05, what="a new main pid")
+    return time.monotonic() - t0, new
+
+
+def _restarts(box, reason: str) -> float:
+    return _agent_metrics(box).get(("infernode_worker_restarts_total", (("reason", reason), ("worker", "w0"))), 0)
+
+
+def test_kill9_restarted_with_growing_backoff(box):
+    _wait_up(box)
+    gap1, _ = _restart_gap(box, "SIGKILL")
+    _wait_up(box)
+    gap2, _ = _restart_gap(box, "SIGKILL")
+    w = _wait_up(box)
+    print(f"\nrestart after kill -9: {gap1:.2f}s, then {gap2:.2f}s (backoff 1s, x3)")
+    assert gap1 >= 1.0 and gap2 >= 3.0, (gap1, gap2)
+    assert gap2 > gap1
+    assert _restarts(box, "exited") == 2
+    assert w["restarts"] >= 2
+    events = box.run("curl", "-sf", "http://127.0.0.1:9480/workers").stdout
+    assert json.loads(events)["workers"][0]["active_state"] == "active"
+
+
+def test_hung_health_endpoint_gets_worker_restarted(box):
+    _wait_up(box)
+    before = _restarts(box, "unhealthy")
+    gap, _ = _restart_gap(box, "SIGUSR1", who="main")  # the stand-in's /health starts hanging
+    _wait_up(box)
+    print(f"\nrestart after /health hung: {gap:.2f}s")
+    assert _restarts(box, "unhealthy") == before + 1
+    # the streak continues: the third restart waits 9 s (capped)
+    assert gap >= 9.0
+
+
+def test_hung_engine_caught_by_generation_probe(box):
+    _wait_up(box)
+    before = _restarts(box, "generation_probe")
+    # SIGUSR2: the stand-in's engine stops producing tokens while /health stays 200 (vllm#39863).
+    gap, _ = _restart_gap(box, "SIGUSR2", who="main")
+    _wait_up(box)
+    print(f"\nrestart after the engine hung: {gap:.2f}s")
+    assert _restarts(box, "generation_probe") == before + 1
+    assert _restarts(box, "unhealthy") == 1  # /health alone would not have noticed
+
+
+def _agent_subsystems(c) -> list[str]:
+    return json.loads(c.run("curl", "-sf", "http://127.0.0.1:9480/readyz").stdout)["subsystems"]
+
+
+def test_agent_stop_within_budget_leaves_worker_serving_and_restart_adopts_it(box):
+    _wait_up(box)
+    worker_pid = int(box.show(UNIT, "MainPID")["MainPID"])
+    t0 = time.monotonic()
+    box.run("systemctl", "stop", "infernode.service")
+    took = time.monotonic() - t0
+    print(f"\nsystemctl stop infernode.service: {took:.2f}s")
+    assert took < 5.0
+    assert "abandoning" not in box.journal("infernode.service", lines=50)
+    # Stopping the agent is not stopping the workers.
+    assert box.show(UNIT, "ActiveState")["ActiveState"] == "active"
+    box.run("systemctl", "start", "infernode.service")
+    _wait_up(box)
+    assert int(box.show(UNIT, "MainPID")["MainPID"]) == worker_pid  # adopted, not restarted
+
+
+def test_reload_removing_the_last_worker_stops_it_and_adding_it_back_starts_it(box):
+    _wait_up(box)
+    agent_pid = box.show("infernode.service", "MainPID")["MainPID"]
+    dropin = f"/run/systemd/system/{UNIT}.d"
+    without = CONFIG[:CONFIG.index("workers:")]
+    box.run("tee", "/etc/infernode/infernode.yaml", input=without)
+    box.run("systemctl", "reload", "infernode.service")
+    box.wait_for(lambda: box.show(UNIT, "ActiveState")["ActiveState"] in ("inactive", "failed"), 30,
+                 what="w0 stopped by the reload")
+    box.wait_for(lambda: "worker" not in _agent_subsystems(box), 10, what="supervisor stopped")
+    assert box.run("test", "-e", f"{dropin}/{DROPIN_NAME}", check=False).returncode != 0
+    res = box.run("/opt/infernode/bin/infernode", "workers", "--json", check=False)
+    assert res.returncode == 1 and "503" in res.stderr, res.stderr
+    assert not any(k[0] == "infernode_worker_up" for k in _agent_metrics(box))
+
+    box.run("tee", "/etc/infernode/infernode.yaml", input=CONFIG)
+    box.run("systemctl", "reload", "infernode.service")
+    _wait_up(box)
+    assert "worker" in _agent_subsystems(box)
+    assert _agent_metrics(box)[("infernode_worker_up", (("worker", "w0"),))] == 1
+    # All of it without restarting the agent.
+    assert box.show("infernode.service", "MainPID")["MainPID"] == agent_pid
+
+
 def test_drain_takes_worker_out_of_rotation_before_sigterm(box):
     """vLLM keeps /health 200 while draining and answers new requests with empty
     finish_reason "abort" completions (vllm-0.33.md items 28-29): readiness must turn
