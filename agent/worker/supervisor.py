@@ -79,7 +79,7 @@ class WorkerRuntime:
         if phase is Phase.RUNNING and self.up:
             return True, "serving"
         if phase is Phase.STARTING:
-            last = next(reversed(self.startup_phases), None) if self.startup_phases else None
+            last = next(reversed(self.startup_phases), None)
             return False, "starting: loading the model" + (f" (last phase done: {last})" if last else "")
         if phase is Phase.DRAINING:
             return False, "draining: taken out of rotation"
@@ -363,20 +363,13 @@ class WorkerSupervisor(Subsystem):
         """What a worker that just came up serves: its model id (vLLM's spans name
         none) and its vLLM version. A version older than the drop-in's flags need
         is refused, never restart-looped."""
-        assert self._session is not None
         s = w.settings
-        base = f"http://{_url_host(s.host)}:{s.port}"
-        timeout = aiohttp.ClientTimeout(total=s.health.timeout)
         try:
-            async with self._session.get(base + "/v1/models", timeout=timeout) as r:
-                data = await r.json(content_type=None)
-                w.model = str(data["data"][0]["id"])[:256]
+            await self._read_model(w)
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as e:
             log.warning("worker %s: cannot read its model from /v1/models: %s", s.name, e)
         try:
-            async with self._session.get(base + "/version", timeout=timeout) as r:
-                data = await r.json(content_type=None)
-                w.vllm_version = str(data["version"])[:64]
+            w.vllm_version = str((await self._get_json(w, "/version"))["version"])[:64]
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as e:
             log.warning("worker %s: cannot read its vLLM version from /version: %s", s.name, e)
             return
@@ -384,6 +377,18 @@ class WorkerSupervisor(Subsystem):
             self._refuse(w, f"vLLM {w.vllm_version} is older than {MIN_VLLM_TEXT}, the oldest release whose "
                             "flags the agent renders (--shutdown-timeout); upgrade vLLM on this node")
             await self._stop_unit(w, "vllm_too_old")
+
+    async def _get_json(self, w: WorkerRuntime, path: str) -> Any:
+        """GET one of the worker's JSON routes within its health probe timeout."""
+        assert self._session is not None
+        s = w.settings
+        async with self._session.get(f"http://{_url_host(s.host)}:{s.port}{path}",
+                                     timeout=aiohttp.ClientTimeout(total=s.health.timeout)) as r:
+            return await r.json()
+
+    async def _read_model(self, w: WorkerRuntime) -> None:
+        """The served model id from /v1/models (data[0].id)."""
+        w.model = str((await self._get_json(w, "/v1/models"))["data"][0]["id"])[:256]
 
     def _refuse(self, w: WorkerRuntime, why: str) -> None:
         log.error("worker %s: not restarting: %s", w.settings.name, why)
@@ -411,10 +416,7 @@ class WorkerSupervisor(Subsystem):
         body: dict[str, Any] = {"prompt": "ping", "max_tokens": 1, "temperature": 0}
         try:
             if w.model is None:
-                async with self._session.get(base + "/v1/models",
-                                             timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
-                    data = await r.json()
-                    w.model = str(data["data"][0]["id"])[:256]
+                await self._read_model(w)
             body["model"] = w.model
             async with self._session.post(base + h.generation_probe, json=body,
                                           timeout=aiohttp.ClientTimeout(total=h.generation_timeout)) as r:
@@ -520,12 +522,22 @@ class WorkerSupervisor(Subsystem):
             return web.json_response({"workers": [w.status() for w in self.workers.values()],
                                       "schedulable": self.node_fault is None, "reason": self.node_fault or ""})
 
-        async def drain(request: web.Request) -> web.Response:
-            if (self := live()) is None:
-                return off()
+        def named(request: web.Request) -> tuple["WorkerSupervisor | None", str, web.Response | None]:
+            """(the live supervisor, the worker name, None), or a refusal to answer
+            with: 503 while supervision is off, 404 for a worker not configured."""
+            self = live()
             name = request.match_info["name"]
+            if self is None:
+                return None, name, off()
             if name not in self.workers:
-                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+                return self, name, web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            return self, name, None
+
+        async def drain(request: web.Request) -> web.Response:
+            self, name, refusal = named(request)
+            if refusal is not None:
+                return refusal
+            assert self is not None  # named() refuses whenever supervision is off
             try:
                 timeout = _seconds_query(request, "timeout")
                 delay = _seconds_query(request, "deregister_delay")
@@ -535,20 +547,18 @@ class WorkerSupervisor(Subsystem):
 
         async def ready(request: web.Request) -> web.Response:
             # For load balancers' health checks: 200 only while serving and healthy.
-            if (self := live()) is None:
-                return off()
-            name = request.match_info["name"]
-            if name not in self.workers:
-                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            self, name, refusal = named(request)
+            if refusal is not None:
+                return refusal
+            assert self is not None  # named() refuses whenever supervision is off
             ok, why = self.workers[name].ready()
             return web.json_response({"worker": name, "ready": ok, "reason": why}, status=200 if ok else 503)
 
         async def start(request: web.Request) -> web.Response:
-            if (self := live()) is None:
-                return off()
-            name = request.match_info["name"]
-            if name not in self.workers:
-                return web.json_response({"error": f"no worker named {name!r}"}, status=404)
+            self, name, refusal = named(request)
+            if refusal is not None:
+                return refusal
+            assert self is not None  # named() refuses whenever supervision is off
             if self.workers[name].policy.phase is Phase.GPU_FAULT:
                 return web.json_response({"error": f"{name} was stopped for a GPU fault; fix the GPU and "
                                                    "restart the agent"}, status=409)
