@@ -80,6 +80,7 @@ def run(config_path: Path | None, root: Path) -> None:
     """Run the agent daemon (foreground; systemd runs it as infernode.service)."""
     from agent.config import DEFAULT_CONFIG_PATH
     from agent.daemon import Daemon, ListenError
+    from agent.fdlimit import raise_open_files_limit
     from agent.logs import setup_logging
     from agent.paths import Paths
 
@@ -88,6 +89,7 @@ def run(config_path: Path | None, root: Path) -> None:
         config_path = DEFAULT_CONFIG_PATH
     config = load_or_exit(config_path)
     setup_logging(config.log.level, config.log.format)
+    raise_open_files_limit()
 
     async def _main() -> int:
         daemon = Daemon(config, config_path, Paths(root))

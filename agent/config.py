@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from agent.config_types import Duration, ListenAddress, Size
+from agent.config_types import ConnectionSettings, Duration, ListenAddress, Size
 from agent.yamlfile import YamlFileError, quote, read_yaml_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/infernode/infernode.yaml")
@@ -26,6 +26,7 @@ class ServerSettings(Section):
     # Budget for one collector's run inside a scrape; Prometheus' default scrape
     # timeout is 10s, so the whole scrape answers well inside it.
     collector_timeout: Duration = 3.0
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
 
 
 class LogSettings(Section):

@@ -27,10 +27,10 @@ import signal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
-from aiohttp import web
-
 from agent import sdnotify
 from agent.config import ConfigError, load_config
+from agent.config_types import ConnectionSettings
+from agent.http_listener import GuardedListener, ListenerStats
 from agent.node import Node
 from agent.paths import Paths
 from agent.runtime import off_loop
@@ -67,13 +67,14 @@ class Daemon:
         self.config_path = config_path
         self.paths = paths
         self.services: dict[str, Any] = {}
+        self.listener_stats = ListenerStats("server")
         self.node = Node.build(config, paths, services=self.services)
         # Replaced, never changed in place: a scrape thread may be iterating it.
         self.subsystems: list[Subsystem] = [
             cls(self) for cls in subsystem_classes() if cls.enabled(config)
         ]
-        self.node.runtime.extra.append(self.subsystem_samples)
-        self._runner: web.AppRunner | None = None
+        self.node.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
+        self._runner: GuardedListener | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reload_lock = asyncio.Lock()
@@ -160,9 +161,9 @@ class Daemon:
         return f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
 
     async def _serve(self) -> None:
-        self._runner, self.listening = await self._bind(self.config.server.listen)
+        self._runner, self.listening = await self._bind(self.config.server.listen, self.config.server.connections)
 
-    async def _bind(self, listen: str) -> tuple[web.AppRunner, tuple[str, int]]:
+    async def _bind(self, listen: str, connections: ConnectionSettings) -> tuple[GuardedListener, tuple[str, int]]:
         host, port = parse_listen(listen)
         # Every subsystem's routes, running or not: a reload may turn one on later,
         # and a serving app takes no new routes. live() finds the running instance.
@@ -170,17 +171,13 @@ class Daemon:
                                for cls in subsystem_classes()])
         # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s
         # (aiohttp waits it twice: for the handler, then for its cancellation).
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
-        await runner.setup()
-        site = web.TCPSite(runner, host or None, port, reuse_address=True)
+        listener = GuardedListener(self.listener_stats, connections)
         try:
-            await site.start()
+            bound = await listener.serve(app, host, port, access_log=None, handle_signals=False,
+                                         shutdown_timeout=0.25)
         except OSError as e:
-            await runner.cleanup()
             raise ListenError(listen, e) from e
-        sockets = [s for s in (site._server.sockets if site._server else [])]  # noqa: SLF001
-        bound = sockets[0].getsockname() if sockets else (host, port)
-        return runner, (host, bound[1])
+        return listener, bound
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -224,13 +221,13 @@ class Daemon:
         new_runner = None
         if new.server.listen != self.config.server.listen:
             try:
-                new_runner, listening = await self._bind(new.server.listen)
+                new_runner, listening = await self._bind(new.server.listen, new.server.connections)
             except ListenError as e:
                 return self._reload_failed(str(e))
         node.events.max_bytes = new.events.max_bytes
         node.selfmetrics = old_node.selfmetrics
         node.selfmetrics.last_reload_ok = True
-        node.runtime.extra = [node.selfmetrics.samples, self.subsystem_samples]
+        node.runtime.extra = [node.selfmetrics.samples, self.subsystem_samples, self.listener_stats.samples]
         # Collectors start promptly (their slow work is in their own threads), and
         # scrapes move to the new ones at once; the old ones' stop joins threads
         # for seconds, so it runs off the loop.
@@ -242,6 +239,8 @@ class Daemon:
             old_runner, self._runner, self.listening = self._runner, new_runner, listening
             if old_runner is not None:
                 await old_runner.cleanup()
+        elif self._runner is not None:
+            self._runner.limits = new.server.connections
         ok = await self._follow_config(new)
         log.info("config reloaded", extra={"config": str(self.config_path), "listen": self._listen_text(),
                                            "collectors": ",".join(c.name for c in node.runtime.collectors),

@@ -35,6 +35,7 @@ def collector_classes() -> list[type[Collector]]:
 
 
 def build_catalog() -> Catalog:
+    from agent.http_listener import LISTENER_SPECS
     from agent.runtime import RUNTIME_SPECS
     from agent.selfmetrics import SELF_SPECS
     from agent.subsystem import subsystem_classes
@@ -42,6 +43,7 @@ def build_catalog() -> Catalog:
     catalog = Catalog()
     catalog.add("agent", RUNTIME_SPECS)
     catalog.add("agent", SELF_SPECS)
+    catalog.add("agent", LISTENER_SPECS)
     for cls in collector_classes():
         catalog.add(cls.name, cls.specs)
     for scls in subsystem_classes():

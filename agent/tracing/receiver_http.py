@@ -7,6 +7,7 @@ body, and each counted by reason. A handler never raises past this module.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable
 
@@ -40,7 +41,7 @@ def _error(status: int, message: str, as_json: bool) -> web.Response:
     return web.Response(status=status, body=st.SerializeToString(), content_type=PROTOBUF)
 
 
-def build_receiver_app(handle: Handler, reject: Reject, max_payload: int) -> web.Application:
+def build_receiver_app(handle: Handler, reject: Reject, max_payload: int, body_timeout: float = 30.0) -> web.Application:
     # aiohttp enforces the limit on the raw body itself (413) before our handler runs.
     app = web.Application(client_max_size=max_payload)
 
@@ -54,7 +55,11 @@ def build_receiver_app(handle: Handler, reject: Reject, max_payload: int) -> web
             reject("too_large")
             return _error(413, f"payload of {request.content_length} bytes exceeds {max_payload}", as_json)
         try:
-            raw = await request.read()
+            async with asyncio.timeout(body_timeout):
+                raw = await request.read()
+        except TimeoutError:
+            reject("body_timeout")
+            return _error(408, f"body not received within {body_timeout:g} s", as_json)
         except web.HTTPRequestEntityTooLarge:
             reject("too_large")
             return _error(413, f"payload exceeds {max_payload} bytes", as_json)

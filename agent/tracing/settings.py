@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.config_types import Duration, ListenAddress, Size
+from agent.config_types import ConnectionSettings, Duration, ListenAddress, Size
 
 
 class ForwardSettings(BaseModel):
@@ -38,6 +38,12 @@ class OtlpSettings(BaseModel):
     # At most 256 MiB: gRPC takes its receive limit as an int32, and the agent sets it
     # to a few times this.
     max_payload: Size = Field(default=4 * 1024 * 1024, gt=0, le=256 * 1024 * 1024)
+    # Each receiver's connection limits. For gRPC, `max` is gRPC's own cap (it refuses
+    # the connection beyond it without telling the agent, so those are not counted),
+    # and `header_timeout` bounds the HTTP/2 set-up.
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
+    # An OTLP/HTTP export's body must arrive within this (a trickled body is 408, counted `body_timeout`).
+    body_timeout: Duration = Field(default=30.0, gt=0, le=3600)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)
 
 

@@ -14,6 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import DoctorRow
+from agent.heap import HeapTrimmer
+from agent.http_listener import GuardedListener, ListenerStats
 from agent.samples import Sample
 from agent.subsystem import Subsystem
 from agent.tracing.explain_api import add_explain_routes
@@ -42,7 +44,8 @@ OTLP_SPECS = (
                "Whether the OTLP receiver listens (1) or could not bind its address (0).",
                labels=("transport",), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_rejected_total", MetricType.COUNTER,
-               "OTLP export requests refused: malformed, too large, wrong content type or encoding.",
+               "OTLP export requests refused, by reason: malformed, too_large, content_type, unsupported_encoding, "
+               "truncated, body_timeout (HTTP), not_received (gRPC ended the call before the agent saw it).",
                labels=("transport", "reason"), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_received_spans_total", MetricType.COUNTER,
                "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
@@ -84,7 +87,9 @@ class TracingSubsystem(Subsystem):
         self.rejected: dict[tuple[str, str], int] = {}
         self.forwarder: Forwarder | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._http_runner: web.AppRunner | None = None
+        self._http_runner: GuardedListener | None = None
+        self.http_listener_stats = ListenerStats("otlp_http")
+        self.heap = HeapTrimmer()
         self._grpc: grpc.aio.Server | None = None
         self.receiver_errors: dict[str, str] = {}
         self.http_address: tuple[str, int] | None = None
@@ -98,6 +103,8 @@ class TracingSubsystem(Subsystem):
         def count(reason: str) -> None:
             key = (transport, reason)
             self.rejected[key] = self.rejected.get(key, 0) + 1
+            # A refused payload has just been let go: give its pages back (agent/heap.py).
+            self.heap.request()
         return count
 
     async def _handle(self, req: ExportTraceServiceRequest) -> None:
@@ -137,26 +144,19 @@ class TracingSubsystem(Subsystem):
 
     async def _start_http(self) -> None:
         host, port = parse_listen(self.otlp.http_listen)
-        app = build_receiver_app(self._handle, self._reject("http"), self.otlp.max_payload)
+        app = build_receiver_app(self._handle, self._reject("http"), self.otlp.max_payload, self.otlp.body_timeout)
+        listener = GuardedListener(self.http_listener_stats, self.otlp.connections)
         # The receiver inflates bodies itself, under the payload limit (aiohttp would not bound it).
         # An export still arriving at stop gets RECEIVER_GRACE_S, not aiohttp's 60 s:
         # the agent's whole shutdown has 5 s.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
-                               shutdown_timeout=RECEIVER_GRACE_S)
-        await runner.setup()
-        site = web.TCPSite(runner, host or None, port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._http_runner = runner
-        sock = site._server.sockets[0] if site._server and site._server.sockets else None  # noqa: SLF001
-        self.http_address = (host, sock.getsockname()[1] if sock else port)
+        self.http_address = await listener.serve(app, host, port, access_log=None, handle_signals=False,
+                                                 auto_decompress=False, shutdown_timeout=RECEIVER_GRACE_S)
+        self._http_runner = listener
 
     async def _start_grpc(self) -> None:
         host, port = parse_listen(self.otlp.grpc_listen)
-        server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload)
+        server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload,
+                                   self.otlp.connections, freed=self.heap.request)
         target = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
         try:
             bound = server.add_insecure_port(target)
@@ -190,6 +190,7 @@ class TracingSubsystem(Subsystem):
             await self.forwarder.stop(budget_s=FORWARD_FLUSH_BUDGET_S)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self.heap.cancel()
 
     async def reload(self, config: Any) -> None:
         old, self.otlp = self.otlp, config.otlp
@@ -197,8 +198,10 @@ class TracingSubsystem(Subsystem):
         self.enricher.settings = config.explain
         self.enricher.judge.slo = config.explain.slo
         self.resolver.workers = {w.name: w for w in config.workers}
-        if (old.http_listen, old.grpc_listen, old.max_payload) != (
-                self.otlp.http_listen, self.otlp.grpc_listen, self.otlp.max_payload):
+        def receiving(o: Any) -> tuple[Any, ...]:
+            return o.http_listen, o.grpc_listen, o.max_payload, o.connections, o.body_timeout
+
+        if receiving(old) != receiving(self.otlp):
             await self._stop_receivers()
             await self._start_receivers()
         if old.forward != self.otlp.forward:
@@ -228,6 +231,7 @@ class TracingSubsystem(Subsystem):
         yield from self.metrics.samples()
         yield Sample("infernode_otlp_receiver_up", {"transport": "http"}, 1.0 if self._http_runner else 0.0)
         yield Sample("infernode_otlp_receiver_up", {"transport": "grpc"}, 1.0 if self._grpc else 0.0)
+        yield from self.http_listener_stats.samples()
         for (transport, reason), n in sorted(self.rejected.items()):
             yield Sample("infernode_otlp_rejected_total", {"transport": transport, "reason": reason}, float(n))
         c = self.enricher.counts
