@@ -7,9 +7,12 @@ wheelhouse archive of its dependencies (the hosts have no network), templates th
 config, installs the units from systemd/ and starts them. The only double is the
 vLLM stand-in the agent supervises as worker w0.
 
-The tests run in file order on one pair of hosts: converge, converge again
-(changed=0), a rollout whose first batch fails its health gate, then a rollout
-whose gates all pass.
+The tests share one pair of hosts, and each states the state it starts from
+(`given`): the hosts are converged to it first when they are not already there.
+In file order (converge, converge again with changed=0, two rollouts whose first
+batch fails its gate, a rollout whose gates pass, a rollback) almost every
+`given` finds its state already there; alone, with -k or in another order, each
+test sets up what it needs.
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ class Fleet:
     def __init__(self, tmp: Path, hosts: list[Host], key: Path, dist: Path, wheelhouse: Path) -> None:
         self.tmp, self.hosts, self.key, self.dist, self.wheelhouse = tmp, hosts, key, dist, wheelhouse
         self.runs = 0
+        # What the last test left, as (how, version), e.g. ("site.yml", "0.1.0"), or
+        # ("stopped at fleet-h1", NEW_VERSION); None: unknown (fresh, or a test failed).
+        self.state: tuple[str, str] | None = None
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
@@ -256,9 +262,42 @@ def wait_worker_up(h: Host, timeout: float = 30) -> dict:
     return h.box.wait_for(lambda: (w := worker(h)) and w.get("up") and w, timeout, what=f"w0 up on {h.name}")
 
 
-# ---- the rollout, in file order ------------------------------------------------
+def serving(h: Host, version: str) -> bool:
+    w = worker(h)
+    return agent_version(h) == f"infernode {version}" and bool(w.get("up")) and w.get("phase") != "drained"
+
+
+def given(fleet: Fleet, version: str, *, by: str | None = None, also: tuple[tuple[str, str], ...] = ()) -> None:
+    """Start from both hosts converged to `version` (by the playbook `by`, when given)
+    with the good config and w0 serving, or from one of the states in `also`. When the
+    hosts are elsewhere, site.yml converges them and w0 is started through the agent."""
+    if fleet.state in also:
+        return
+    how = fleet.state[0] if fleet.state else None
+    if (fleet.state is not None and fleet.state[1] == version and by in (None, how)
+            and all(serving(fleet.host(n), version) for n in HOSTS)):
+        return
+    fleet.state = None
+    res = fleet.playbook("site.yml", fleet.inventory(version))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    for name in HOSTS:
+        h = fleet.host(name)
+        # A host left drained by a stopped rollout stays drained until told (ends the drain).
+        h.box.run("curl", "-sf", "-m", "10", "-X", "POST", "http://127.0.0.1:9480/workers/w0/start", check=False)
+        wait_worker_up(h)
+    fleet.state = ("site.yml", version)
+
+
+# ---- the rollout ---------------------------------------------------------------
 
 def test_site_converges_both_hosts(fleet):
+    if fleet.runs:
+        # Not fresh hosts (another test ran first): take them out of the desired state,
+        # so that the run has something to converge.
+        fleet.state = None
+        for h in fleet.hosts:
+            h.box.run("rm", "-f", "/etc/infernode/infernode.yaml")
+            h.box.run("systemctl", "stop", "infernode.service")
     res = fleet.playbook("site.yml", fleet.inventory("0.1.0"))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     rc = recap(res.stdout)
@@ -279,9 +318,11 @@ def test_site_converges_both_hosts(fleet):
         # the venv sees the OS's site packages (bcc comes from python3-bpfcc)
         cfg = h.box.run("cat", "/opt/infernode/pyvenv.cfg").stdout
         assert "include-system-site-packages = true" in cfg
+    fleet.state = ("site.yml", "0.1.0")
 
 
 def test_second_site_run_changes_nothing(fleet):
+    given(fleet, "0.1.0", by="site.yml")
     pids = {name: agent_pid(fleet.host(name)) for name in HOSTS}
     res = fleet.playbook("site.yml", fleet.inventory("0.1.0"))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
@@ -295,8 +336,10 @@ def test_second_site_run_changes_nothing(fleet):
 def _rollout_stopped_at_h1(fleet, h1_config: dict) -> str:
     """Roll NEW_VERSION out with `h1_config` on fleet-h1 (first batch), check that the
     rollout stopped there with fleet-h1 drained and fleet-h2 untouched; the output."""
+    given(fleet, "0.1.0")
     h1, h2 = fleet.host("fleet-h1"), fleet.host("fleet-h2")
     h2_pid, h2_worker_pid = agent_pid(h2), worker(h2)["main_pid"]
+    fleet.state = None
     res = fleet.playbook("rollout.yml", fleet.inventory(NEW_VERSION, {"fleet-h1": h1_config}))
     assert res.returncode != 0, res.stdout[-4000:]
     rc = recap(res.stdout)
@@ -315,6 +358,7 @@ def _rollout_stopped_at_h1(fleet, h1_config: dict) -> str:
     assert agent_version(h2) == "infernode 0.1.0"
     assert agent_pid(h2) == h2_pid
     assert worker(h2)["main_pid"] == h2_worker_pid and worker(h2)["up"]
+    fleet.state = ("stopped at fleet-h1", NEW_VERSION)
     return res.stdout
 
 
@@ -337,6 +381,9 @@ def test_rollout_stops_when_the_first_host_drifts_from_its_tuning(fleet):
 
 
 def test_rollout_with_passing_gates_upgrades_every_host(fleet):
+    # From the previous release, or from a rollout that stopped at its first host.
+    given(fleet, "0.1.0", also=(("stopped at fleet-h1", NEW_VERSION),))
+    fleet.state = None
     res = fleet.playbook("rollout.yml", fleet.inventory(NEW_VERSION))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     rc = recap(res.stdout)
@@ -351,11 +398,13 @@ def test_rollout_with_passing_gates_upgrades_every_host(fleet):
         w = wait_worker_up(h)
         assert w["phase"] != "drained" and unit_state(h, "infernode-worker@w0.service") == "active"
         assert h.box.run("/opt/infernode/bin/infernode", "tune", "verify", check=False).returncode == 0
-
+    fleet.state = ("rollout.yml", NEW_VERSION)
 
 
 def test_rollback_returns_every_host_to_the_previous_version(fleet):
+    given(fleet, NEW_VERSION)
     pids = {name: worker(fleet.host(name))["main_pid"] for name in HOSTS}
+    fleet.state = None
     res = fleet.playbook("rollback.yml", fleet.inventory(NEW_VERSION), "-e", "infernode_previous_version=0.1.0")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     rc = recap(res.stdout)
@@ -368,3 +417,4 @@ def test_rollback_returns_every_host_to_the_previous_version(fleet):
         assert readyz(h)["code"] == "200"
         # an agent restart does not interrupt inference: the worker is its own unit
         assert worker(h)["main_pid"] == pids[name] and wait_worker_up(h)
+    fleet.state = ("rollback.yml", "0.1.0")
