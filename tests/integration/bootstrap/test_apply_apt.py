@@ -1,6 +1,9 @@
 """apt for real inside a debootstrapped Debian root, against a local repository of
-stand-in NVIDIA packages. One overlay root is shared by the module and the tests run
-in order: fresh plan, refused pin, first apply, idempotent re-apply, drift, reboot.
+stand-in NVIDIA packages. Two overlay roots are shared by the module: `fresh`, which
+nothing installs into (fresh plan, refused pin), and `root`, applied once when the
+module first needs it (first apply, idempotent re-apply, drift, reboot). A test on
+`root` starts by converging it (`converged`: an apply that does nothing when the
+last test left it converged), so each test passes alone and in any order.
 """
 
 from __future__ import annotations
@@ -8,7 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -23,16 +28,43 @@ INFERNODE = [str(REPO / ".venv/bin/infernode")]
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def repo(tmp_path_factory) -> Path:
     need_root()
     if not shutil.which("dpkg-scanpackages"):
         pytest.skip("dpkg-dev not installed (scripts/setup-os.sh installs it)")
-    repo = build_repo(tmp_path_factory.mktemp("standin"))
+    return build_repo(tmp_path_factory.mktemp("standin"))
+
+
+@contextlib.contextmanager
+def _standin_root(repo: Path) -> Iterator[Path]:
     with overlay_root(base_rootfs()) as r:
         shutil.copytree(repo, r / "srv/infernode-standin-repo")
         # An HGX board's PCI tree, so fabric manager is wanted.
         shutil.copytree(FIXTURES / "pci-hgx-8gpu-4nvswitch/sys", r / "sys", dirs_exist_ok=True, symlinks=True)
         yield r
+
+
+@pytest.fixture(scope="module")
+def fresh(repo):
+    """A root nothing is installed into."""
+    with _standin_root(repo) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def first_apply(repo, manifest):
+    """A root, and what the first `bootstrap apply` on it printed."""
+    with _standin_root(repo) as r:
+        yield r, bootstrap(r, manifest, "apply")
+
+
+@pytest.fixture
+def root(first_apply, manifest) -> Path:
+    """The applied root, converged again if the last test left it drifted."""
+    r, _ = first_apply
+    p = bootstrap(r, manifest, "apply")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return r
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +95,8 @@ def by_hand(root: Path, *cmd: str) -> None:
     subprocess.run(["chroot", str(root), *cmd], check=True, capture_output=True, text=True, env=env)
 
 
-def test_plan_on_fresh_root_installs_everything(root, manifest):
-    p = bootstrap(root, manifest, "plan", "--json")
+def test_plan_on_fresh_root_installs_everything(fresh, manifest):
+    p = bootstrap(fresh, manifest, "plan", "--json")
     assert p.returncode == 1, p.stderr
     plan = json.loads(p.stdout)
     assert {c["package"]: c["action"] for c in plan["components"]} == {pkg: "install" for pkg in PINNED}
@@ -73,7 +105,8 @@ def test_plan_on_fresh_root_installs_everything(root, manifest):
     assert not plan["converged"]
 
 
-def test_pinned_version_missing_from_repo_fails_and_changes_nothing(root, manifest, tmp_path):
+def test_pinned_version_missing_from_repo_fails_and_changes_nothing(fresh, manifest, tmp_path):
+    root = fresh
     override = tmp_path / "override.yaml"
     override.write_text("cuda_toolkit:\n  version: 13.0.9-1\n")
     status_before = (root / "var/lib/dpkg/status").read_bytes()
@@ -89,8 +122,8 @@ def test_pinned_version_missing_from_repo_fails_and_changes_nothing(root, manife
     assert not (root / "etc/modprobe.d/infernode-blacklist-nouveau.conf").exists()
 
 
-def test_first_apply_installs_pinned_versions_and_holds_them(root, manifest):
-    p = bootstrap(root, manifest, "apply")
+def test_first_apply_installs_pinned_versions_and_holds_them(first_apply, root):
+    _, p = first_apply
     assert p.returncode == 0, p.stdout + p.stderr
     assert dpkg_state(root) == {pkg: (v, "hold") for pkg, v in PINNED.items()}
     for pkg, v in PINNED.items():
