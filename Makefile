@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST  := $(PY) -m pytest
 CONFIG  ?= examples/infernode.yaml
 
-.PHONY: setup run test test-unit bench gpu-check docs clean
+.PHONY: setup run test test-unit test-random bench soak gpu-check docs clean
 
 setup: os $(STAMP)
 
@@ -22,14 +22,27 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/infernode run --config $(CONFIG)
 
+# In file order; test-random checks that tests do not depend on it.
 test: setup
-	$(PYTEST) -m "not bench" tests
+	$(PYTEST) -p no:randomly -m "not bench and not soak" tests
 
 test-unit: setup
-	$(PYTEST) -m "not bench and not integration" tests
+	$(PYTEST) -p no:randomly -m "not bench and not soak and not integration" tests
+
+# A random sample of the suite in random order (pytest-randomly); the header prints
+# the seed that draws the same sample again (SEED=S make test-random).
+SAMPLE ?= 80
+SEED   ?= default
+test-random: setup
+	$(PYTEST) -p randomly --randomly-seed=$(SEED) -m "not bench and not soak" --sample-tests $(SAMPLE) tests
 
 bench: setup
-	$(PYTEST) -m bench -s tests/bench
+	$(PYTEST) -p no:randomly -m bench -s tests/bench
+
+# 30 minutes of mixed load on one agent (SOAK_MINUTES=N for another length);
+# the time series goes to SOAK_REPORT (default /tmp/infernode-soak.json).
+soak: setup
+	$(PYTEST) -p no:randomly -m soak -s --timeout=0 tests/soak
 
 gpu-check: setup
 	$(PY) -m tests.gpu_check
