@@ -119,6 +119,8 @@ class Enricher:
                         except Exception as e:  # noqa: BLE001 - one span never costs the export
                             kind = "invalid"
                             log.debug("llm_request span not usable: %s: %s", type(e).__name__, e)
+                            if span.name == sp.LLM_REQUEST:
+                                self._count_sender(self._sender(res_attrs))
                     counts.add(kind)
                     self.counts.add(kind)
         return counts
@@ -130,15 +132,15 @@ class Enricher:
             r = sp.parse_request_span(span, res_attrs)
         except sp.SpanError as e:
             log.debug("llm_request span not usable: %s", e)
+            # Still the worker's span: it counts against the worker's finished requests.
+            self._count_sender(self._sender(res_attrs))
             return "invalid"
         worker = self.resolver.scope(r).worker
-        if worker in self.worker_spans or len(self.worker_spans) < MAX_WORKER_SERIES:
-            self.worker_spans[worker] = self.worker_spans.get(worker, 0) + 1
-        problem = sp.implausible(r, self.settings.max_e2e)
-        if sp.aborted(r, problem):
+        self._count_sender(worker)
+        if sp.aborted(r, self.settings.max_e2e):
             log.debug("llm_request span %s of %s: aborted by the engine (no tokens generated)", r.trace_id, worker)
             return "aborted"
-        if problem is not None:
+        if (problem := sp.implausible(r, self.settings.max_e2e)) is not None:
             log.debug("llm_request span %s of %s not plausible: %s", r.trace_id, worker, problem)
             return "invalid"
         if r.model_name == "unknown":
@@ -147,6 +149,16 @@ class Enricher:
                 r = replace(r, model_name=model)
         self.enrich(r, span)
         return "llm_request"
+
+    def _count_sender(self, worker: str) -> None:
+        if worker in self.worker_spans or len(self.worker_spans) < MAX_WORKER_SERIES:
+            self.worker_spans[worker] = self.worker_spans.get(worker, 0) + 1
+
+    def _sender(self, res_attrs: dict[str, Any]) -> str:
+        """The worker a span's resource names, as the scope would (managed worker,
+        else service.name, else "unknown"), for a span that did not parse."""
+        service = str(res_attrs.get(sp.SERVICE_NAME) or "")
+        return self.resolver.managed_worker(sp.parse_pid(res_attrs.get(sp.PROCESS_ID)), service) or service or "unknown"
 
     def _model_of(self, worker: str) -> str | None:
         fn = self.services.get("worker.model_of")

@@ -262,7 +262,7 @@ def implausible(r: RequestSpan, max_e2e: float) -> str | None:
     return None
 
 
-def aborted(r: RequestSpan, problem: str | None) -> bool:
+def aborted(r: RequestSpan, max_e2e: float) -> bool:
     """A span vLLM's engine sent for a request it aborted, not one it served.
 
     vLLM 0.33 sends an llm_request span for requests the engine aborts (SIGTERM
@@ -270,5 +270,6 @@ def aborted(r: RequestSpan, problem: str | None) -> bool:
     with no finish reason on it. A never-scheduled one has queued/scheduled
     timestamps of 0, so its prefill and inference read EngineCore's monotonic clock
     (about the host's uptime), and no generated tokens. A served request always
-    generates at least one token."""
-    return r.completion_tokens == 0 and (problem is None or "longer than e2e" in problem)
+    generates at least one token. Its phases may be far longer than its e2e (that
+    clock), but its e2e is still a real one: a span over max_e2e is no request's."""
+    return r.completion_tokens == 0 and r.e2e <= max_e2e

@@ -54,7 +54,8 @@ OTLP_SPECS = (
                "generated; kept out of the request metrics), startup (a managed worker's start-up phase).",
                labels=("kind",), source="agent OTLP receiver"),
     MetricSpec("infernode_request_spans_total", MetricType.COUNTER,
-               "Spans named llm_request received from each worker, of any kind; divided by the worker's "
+               "Spans named llm_request received from each worker, of any kind (invalid and aborted too); "
+               "divided by the worker's "
                "vllm:request_success_total rate, the share of its requests whose spans arrived.",
                labels=("worker",), source="agent OTLP receiver"),
     MetricSpec("infernode_otlp_enrich_seconds_total", MetricType.COUNTER,

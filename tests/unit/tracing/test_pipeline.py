@@ -164,3 +164,17 @@ def test_startup_spans_of_a_managed_worker_go_to_the_supervisor():
     stray = export(0, pid=None, service="someone-else", other=1)
     stray.resource_spans[0].scope_spans[0].spans[0].name = "Load weights"
     assert e.process(stray).other == 1 and len(seen) == 1
+
+
+def test_invalid_spans_still_count_for_the_worker_that_sent_them():
+    # infernode_request_spans_total{worker} is every llm_request span of the worker,
+    # of any kind: a span that does not parse, or is implausible, still arrived.
+    e = _enricher(EventStore())
+    bad = {1: {sp.E2E: float("inf")}, 2: {sp.PREFILL: 50.0}, 3: {sp.COMPLETION_TOKENS: 1.5}}
+    c = e.process(export(5, pid=None, service="vllm-a", start_ns=T0, overrides=bad))
+    assert (c.llm_request, c.invalid) == (2, 3)
+    # A pid that is not one ("²") is no pid: the service name names the sender, of a
+    # span that does not parse too.
+    c = e.process(export(2, pid="²", service="vllm-b", start_ns=T0, overrides={0: {sp.TTFT: "soon"}}))
+    assert (c.llm_request, c.invalid) == (1, 1)
+    assert e.worker_spans == {"vllm-a": 5, "vllm-b": 2}

@@ -98,3 +98,13 @@ def test_set_attribute_replaces():
     sp.set_attribute(span.attributes, "x", "two")
     assert sp.attributes(span.attributes)["x"] == "two"
     assert sum(1 for kv in span.attributes if kv.key == "x") == 1
+
+
+def test_aborted_is_no_generated_token_with_a_real_e2e():
+    from .spanfactory import request
+
+    uptime = request(prefill=352_611.2, e2e=0.02, completion=0)  # never scheduled: EngineCore's clock
+    assert sp.aborted(uptime, max_e2e=21600.0)
+    assert not sp.aborted(request(completion=1), max_e2e=21600.0)
+    # No tokens but an e2e no request has: invalid, not aborted.
+    assert not sp.aborted(request(e2e=1e12, completion=0), max_e2e=21600.0)
