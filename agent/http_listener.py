@@ -15,7 +15,6 @@ and counts what each of them closed, per listener.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -25,8 +24,6 @@ from aiohttp import web
 from agent.catalog import MetricSpec, MetricType
 from agent.config_types import ConnectionSettings
 from agent.samples import Sample
-
-log = logging.getLogger("infernode.http")
 
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
         b"Content-Length: 38\r\n\r\nconnection limit reached; retry later\n")

@@ -50,9 +50,8 @@ class _CountUnreceived(grpc.aio.ServerInterceptor):
     whose task ends without the handler having run was refused (or abandoned) there.
     """
 
-    def __init__(self, reject: Reject, freed: Callable[[], None]) -> None:
+    def __init__(self, reject: Reject) -> None:
         self._reject = reject
-        self._freed = freed
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
@@ -71,7 +70,6 @@ class _CountUnreceived(grpc.aio.ServerInterceptor):
         def ended(_: asyncio.Task[Any]) -> None:
             if not received:
                 self._reject("not_received")
-                self._freed()
 
         task.add_done_callback(ended)
         return grpc.unary_unary_rpc_method_handler(
@@ -80,26 +78,27 @@ class _CountUnreceived(grpc.aio.ServerInterceptor):
 
 
 def build_grpc_server(handle: Handler, reject: Reject, max_payload: int,
-                      connections: ConnectionSettings | None = None,
-                      freed: Callable[[], None] = lambda: None) -> grpc.aio.Server:
-    """`freed` is called after a refused payload has been let go (see agent/heap.py)."""
+                      connections: ConnectionSettings | None = None) -> grpc.aio.Server:
+    """`reject(reason)` is called once per refused call, after its payload has been let go."""
 
     async def export(raw: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse | None:
+        # The payload is let go before anything is awaited: the handler's frame lives
+        # as long as the call does.
         size = len(raw)
-        if size > max_payload:
-            del raw
-            reject("too_large")
-            freed()
-            return _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"export request of {size} bytes exceeds {max_payload}")
-        try:
-            req = decode_export(raw)
-        except PayloadError as e:
-            del raw
-            reject(e.reason)
-            freed()
-            return _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        req, error = None, None
+        if size <= max_payload:
+            try:
+                req = decode_export(raw)
+            except PayloadError as e:
+                error = e
         del raw
+        if req is None:
+            if error is None:
+                reject("too_large")
+                return _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"export request of {size} bytes exceeds {max_payload}")
+            reject(error.reason)
+            return _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
         await handle(req)
         return ExportTraceServiceResponse()
 
@@ -113,7 +112,7 @@ def build_grpc_server(handle: Handler, reject: Reject, max_payload: int,
     hard_limit = max(4 * max_payload, 4 * 1024 * 1024)
     limits = connections or ConnectionSettings()
     setup_ms = int(limits.header_timeout * 1000)
-    server = grpc.aio.server(interceptors=[_CountUnreceived(reject, freed)], options=[
+    server = grpc.aio.server(interceptors=[_CountUnreceived(reject)], options=[
         ("grpc.max_receive_message_length", hard_limit),
         ("grpc.so_reuseport", 0),
         # gRPC closes the connection beyond this itself (measured: the socket is

@@ -156,8 +156,7 @@ class TracingSubsystem(Subsystem):
 
     async def _start_grpc(self) -> None:
         host, port = parse_listen(self.otlp.grpc_listen)
-        server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload,
-                                   self.otlp.connections, freed=self.heap.request)
+        server = build_grpc_server(self._handle, self._reject("grpc"), self.otlp.max_payload, self.otlp.connections)
         target = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
         try:
             bound = server.add_insecure_port(target)

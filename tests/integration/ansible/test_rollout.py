@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import re
 import shutil
 import socket
 import subprocess
