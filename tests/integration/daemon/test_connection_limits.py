@@ -228,8 +228,11 @@ def test_refused_grpc_exports_give_their_memory_back(tmp_path):
                 with pytest.raises(grpc.RpcError) as e:
                     call(payload, timeout=30)
                 assert e.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        peak = proc.memory_info().rss - start
         time.sleep(3)
         grown = proc.memory_info().rss - start
+        print(f"\n40 refused 10 MB exports: RSS {start / 2**20:.0f} MiB at start, +{peak / 2**20:.0f} MiB "
+              f"right after, +{grown / 2**20:.0f} MiB after 3 s idle")
         assert value(a.metrics(), "infernode_otlp_rejected_total", transport="grpc", reason="too_large") == 40
         assert grown < 64 * 1024 * 1024, f"RSS {grown / 2**20:.0f} MiB above its start after 40 refused exports"
 
