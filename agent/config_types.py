@@ -28,7 +28,7 @@ class ConnectionSettings(BaseModel):
     # Connections held open at once; one more is answered 503 and closed, and counted.
     max: int = Field(default=256, ge=1, le=65536)
     # From a request's first byte until its headers are complete (a trickling client).
-    header_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=3600)] = 10.0
+    header_timeout: Duration = Field(default=10.0, gt=0, le=3600)
     # A kept-alive connection with no request for this long is closed. Prometheus'
     # scrape interval must be shorter for it to reuse connections.
-    idle_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=86400)] = 75.0
+    idle_timeout: Duration = Field(default=75.0, gt=0, le=86400)

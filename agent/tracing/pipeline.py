@@ -155,10 +155,9 @@ class Enricher:
             self.worker_spans[worker] = self.worker_spans.get(worker, 0) + 1
 
     def _sender(self, res_attrs: dict[str, Any]) -> str:
-        """The worker a span's resource names, as the scope would (managed worker,
-        else service.name, else "unknown"), for a span that did not parse."""
-        service = str(res_attrs.get(sp.SERVICE_NAME) or "")
-        return self.resolver.managed_worker(sp.parse_pid(res_attrs.get(sp.PROCESS_ID)), service) or service or "unknown"
+        """The worker a span's resource names, for a span that did not parse."""
+        return self.resolver.worker_name(sp.parse_pid(res_attrs.get(sp.PROCESS_ID)),
+                                         str(res_attrs.get(sp.SERVICE_NAME) or ""))
 
     def _model_of(self, worker: str) -> str | None:
         fn = self.services.get("worker.model_of")

@@ -35,6 +35,10 @@ def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
     return None
 
 
+def _named(managed: str | None, service: str) -> str:
+    return managed or service or "unknown"
+
+
 class ScopeResolver:
     def __init__(self, paths: Paths, workers: Sequence[Any], services: dict[str, Any] | None = None,
                  ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -161,6 +165,11 @@ class ScopeResolver:
         """The configured worker a process belongs to (rules 1-3 above), or None."""
         return self._resolve(pid, service)[0]
 
+    def worker_name(self, pid: int | None, service: str) -> str:
+        """The worker a span's sender is named as (rules 1-4 above), uncached: for a
+        span whose scope is not built (one that does not parse)."""
+        return _named(self.managed_worker(pid, service), service)
+
     def _resolve(self, pid: int | None, service: str) -> tuple[str | None, str | None]:
         """(configured worker or None, canonical cgroup of the pid or None)."""
         cgroup = self._cgroup(pid) if pid is not None else None
@@ -179,7 +188,7 @@ class ScopeResolver:
         if r.pid is not None:
             pids = pids | {r.pid}
         return RequestScope(
-            worker=name or r.service_name or "unknown",
+            worker=_named(name, r.service_name),
             cgroup=cgroup if cgroup and cgroup != "/" else None,
             gpus=self.gpu_uuids(worker.gpus) if worker is not None else None,
             nics=self.nics(worker.gpus) if worker is not None else (),
