@@ -1,6 +1,6 @@
 """The `infernode` command line.
 
-Subcommands that live in other modules are listed in LAZY_COMMANDS and imported
+Subcommands that plugins bring are listed in agent.plugins.COMMANDS and imported
 only when used, so `infernode version` does not import NVML, bcc or aiohttp.
 """
 
@@ -16,30 +16,27 @@ import click
 
 from agent import __version__
 
-# name -> "module:attribute"; each subsystem adds its own line.
-LAZY_COMMANDS: dict[str, str] = {
-    "topology": "collectors.gpu.topology_cli:command",
-    "workers": "agent.worker.cli:workers",
-    "drain": "agent.worker.cli:drain",
-    "tune": "tuning.cli:tune",
-    "bootstrap": "agent.bootstrap.cli:bootstrap",
-    "explain": "agent.tracing.cli:explain",
-    "slow": "agent.tracing.cli:slow",
-    "ebpf": "collectors.ebpf.cli:ebpf",
-}
-
 EXIT_CONFIG = 2
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        from agent.plugins import COMMANDS
+
+        return sorted([*super().list_commands(ctx), *COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
+        own = super().get_command(ctx, name)
+        if own is not None:
+            # Before the plugin list, whose import costs pydantic and the collectors.
+            return own
+        from agent.plugins import COMMANDS
+
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
 
 
 config_option = click.option(
@@ -83,6 +80,7 @@ def run(config_path: Path | None, root: Path) -> None:
     from agent.fdlimit import raise_open_files_limit
     from agent.logs import setup_logging
     from agent.paths import Paths
+    from agent.plugins import subsystem_classes
 
     # Name the file actually loaded, so /readyz, logs and SIGHUP speak of it.
     if config_path is None and DEFAULT_CONFIG_PATH.exists():
@@ -92,7 +90,7 @@ def run(config_path: Path | None, root: Path) -> None:
     raise_open_files_limit()
 
     async def _main() -> int:
-        daemon = Daemon(config, config_path, Paths(root))
+        daemon = Daemon(config, config_path, Paths(root), subsystem_classes())
         return await daemon.run()
 
     try:
@@ -156,7 +154,7 @@ def doctor(config_path: Path | None, root: Path, as_json: bool) -> None:
     from agent.doctor import doctor_rows, format_table, healthy
     from agent.node import Node
     from agent.paths import Paths
-    from agent.subsystem import subsystem_classes
+    from agent.plugins import subsystem_classes
 
     cfg = load_or_exit(config_path)
     node = Node.build(cfg, Paths(root))
@@ -185,7 +183,7 @@ def docs(check: bool, write: bool, repo: Path) -> None:
     """Generate docs/metrics.md (and other generated docs) from the catalog."""
     from agent.catalog import lint
     from agent.docs import generated_docs
-    from collectors.registry import build_catalog
+    from agent.plugins import build_catalog
 
     catalog = build_catalog()
     problems = lint(catalog)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,9 +25,6 @@ from agent.config_types import Duration
 from agent.events import EventStore
 from agent.paths import Paths
 from agent.samples import Sample
-
-if TYPE_CHECKING:
-    from agent.config import Config
 
 
 class NoDataError(Exception):
@@ -73,7 +70,6 @@ class CollectorContext:
     paths: Paths
     events: EventStore
     settings: CollectorSettings
-    config: "Config"
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("infernode"))
     # Cross-subsystem services (GPU topology, worker registry, ...) published by
     # name by the daemon; collectors look up what they use and cope when absent.

@@ -1,41 +1,22 @@
 """The agent's configuration: YAML, validated, with errors a person can act on.
 
-Every section rejects unknown keys. A collector's section is its own
-`settings_model`, so a new collector brings its keys with it and the schema stays
-one source. Errors name the file, the key path, the bad value and what was expected.
+The model itself (`Config`) is declared by the composition root, agent/plugins.py,
+from the sections the agent and its plugins declare; this module reads a file
+into it and words what is wrong. Errors name the file, the key path, the bad value
+and what was expected.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import ValidationError
 
-from agent.config_types import ConnectionSettings, Duration, ListenAddress, Size
+from agent.plugins import Config
 from agent.yamlfile import YamlFileError, quote, read_yaml_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/infernode/infernode.yaml")
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerSettings(Section):
-    listen: ListenAddress = ":9480"
-    # Budget for one collector's run inside a scrape; Prometheus' default scrape
-    # timeout is 10s, so the whole scrape answers well inside it.
-    collector_timeout: Duration = 3.0
-    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
-
-
-class LogSettings(Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "text"] = "auto"
-
-
-class EventSettings(Section):
-    max_bytes: Size = Field(default=64 * 1024 * 1024, gt=0)
 
 
 class ConfigError(Exception):
@@ -47,49 +28,13 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{source}: {line}" for line in lines))
 
 
-def _collectors_model() -> type[BaseModel]:
-    from collectors.registry import collector_classes
-
-    fields: dict[str, Any] = {
-        cls.name: (cls.settings_model, Field(default_factory=cls.settings_model)) for cls in collector_classes()
-    }
-    return create_model("CollectorsSettings", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-def _config_model() -> type[BaseModel]:
-    from agent.bootstrap.settings import BootstrapSettings
-    from agent.tracing.settings import ExplainSettings, OtlpSettings
-    from agent.worker.settings import Workers
-    from tuning.settings import TuningSettings
-
-    collectors = _collectors_model()
-    return create_model(
-        "Config",
-        __config__=ConfigDict(extra="forbid"),
-        server=(ServerSettings, Field(default_factory=ServerSettings)),
-        log=(LogSettings, Field(default_factory=LogSettings)),
-        events=(EventSettings, Field(default_factory=EventSettings)),
-        collectors=(collectors, Field(default_factory=collectors)),
-        tuning=(TuningSettings, Field(default_factory=TuningSettings)),
-        bootstrap=(BootstrapSettings, Field(default_factory=BootstrapSettings)),
-        workers=(Workers, Field(default_factory=list)),
-        otlp=(OtlpSettings, Field(default_factory=OtlpSettings)),
-        explain=(ExplainSettings, Field(default_factory=ExplainSettings)),
-    )
-
-
-# The model is built on first use, not at import, because it asks the collector
-# registry for each collector's settings.
-Config = Any
-
-
 def parse_config(data: object, source: str = "<config>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [f"top level: expected a mapping of sections, got {type(data).__name__}"])
     try:
-        return _config_model().model_validate(data)
+        return Config.model_validate(data)
     except ValidationError as e:
         raise ConfigError(source, [_describe(err) for err in e.errors()]) from None
 

@@ -118,6 +118,6 @@ def _model_in(tp: Any) -> type[BaseModel] | None:
 
 
 def render_config_doc() -> str:
-    from agent.config import _config_model
+    from agent.plugins import Config
 
-    return HEADER + "\n".join(_rows(_config_model(), "")) + "\n"
+    return HEADER + "\n".join(_rows(Config, "")) + "\n"

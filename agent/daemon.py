@@ -25,7 +25,7 @@ import functools
 import logging
 import signal
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from agent import sdnotify
 from agent.config import ConfigError, load_config
@@ -36,7 +36,7 @@ from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.server import build_app
-from agent.subsystem import Subsystem, subsystem_classes
+from agent.subsystem import Subsystem
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.daemon")
@@ -62,7 +62,12 @@ class ListenError(OSError):
 
 
 class Daemon:
-    def __init__(self, config: Any, config_path: Path | None, paths: Paths) -> None:
+    """`subsystem_classes` in start order (agent.plugins.subsystem_classes() in the
+    product): each runs while the config enables it, and they stop in reverse."""
+
+    def __init__(self, config: Any, config_path: Path | None, paths: Paths,
+                 subsystem_classes: Sequence[type[Subsystem]]) -> None:
+        self.subsystem_classes = tuple(subsystem_classes)
         self.config = config
         self.config_path = config_path
         self.paths = paths
@@ -71,7 +76,7 @@ class Daemon:
         self.node = Node.build(config, paths, services=self.services)
         # Replaced, never changed in place: a scrape thread may be iterating it.
         self.subsystems: list[Subsystem] = [
-            cls(self) for cls in subsystem_classes() if cls.enabled(config)
+            cls(self) for cls in self.subsystem_classes if cls.enabled(config)
         ]
         self.node.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
         self._runner: GuardedListener | None = None
@@ -168,7 +173,7 @@ class Daemon:
         # Every subsystem's routes, running or not: a reload may turn one on later,
         # and a serving app takes no new routes. live() finds the running instance.
         app = build_app(self, [functools.partial(cls.add_routes, live=functools.partial(self.running, cls))
-                               for cls in subsystem_classes()])
+                               for cls in self.subsystem_classes])
         # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s
         # (aiohttp waits it twice: for the handler, then for its cancellation).
         listener = GuardedListener(self.listener_stats, connections)
@@ -248,12 +253,11 @@ class Daemon:
         return ok
 
     async def _follow_config(self, config: Any) -> bool:
-        """Subsystems as the newly applied config wants them, in subsystem_classes()
-        order (tuning before the worker: the worker reads what tuning publishes).
+        """Subsystems as the newly applied config wants them, in start order (tuning before the worker: the worker reads what tuning publishes).
         False when one it turns on failed to start: that is counted as a failed
         reload, but the config stays applied (its collectors and listen address
         already serve) and the next reload tries the start again."""
-        wanted = [cls for cls in subsystem_classes() if cls.enabled(config)]
+        wanted = [cls for cls in self.subsystem_classes if cls.enabled(config)]
         for s in reversed(self.subsystems):
             if type(s) not in wanted:
                 # Not bounded like a shutdown: the worker supervisor stops each of its
@@ -292,9 +296,8 @@ class Daemon:
                 ok = False
         return ok
 
-    @staticmethod
-    def _in_order(subsystems: list[Subsystem]) -> list[Subsystem]:
-        rank = {cls: i for i, cls in enumerate(subsystem_classes())}
+    def _in_order(self, subsystems: list[Subsystem]) -> list[Subsystem]:
+        rank = {cls: i for i, cls in enumerate(self.subsystem_classes)}
         return sorted(subsystems, key=lambda s: rank.get(type(s), len(rank)))
 
     async def _bounded(self, aw: Awaitable[Any], what: str, timeout: float) -> None:

@@ -13,6 +13,7 @@ from agent.collector import Collector, CollectorContext
 from agent.config import Config
 from agent.events import EventStore
 from agent.paths import Paths
+from agent.plugins import COLLECTORS, build_catalog
 from agent.runtime import CollectorRuntime
 from agent.selfmetrics import SelfMetrics
 
@@ -20,11 +21,9 @@ log = logging.getLogger("infernode")
 
 
 def enabled_collectors(config: Config) -> list[type[Collector]]:
-    from collectors.registry import collector_classes
-
     out = []
-    for cls in collector_classes():
-        settings = getattr(config.collectors, cls.name)
+    for cls in COLLECTORS:
+        settings = config.collectors.of(cls)
         on = cls.default_enabled if settings.enabled is None else settings.enabled
         if on:
             out.append(cls)
@@ -49,8 +48,6 @@ class Node:
         events: EventStore | None = None,
         services: dict[str, Any] | None = None,
     ) -> "Node":
-        from collectors.registry import build_catalog
-
         catalog = build_catalog()
         events = events or EventStore(config.events.max_bytes)
         services = services if services is not None else {}
@@ -58,9 +55,9 @@ class Node:
         collectors: list[Collector] = []
         timeouts: dict[str, float] = {}
         for ccls in enabled_collectors(config):
-            settings = getattr(config.collectors, ccls.name)
+            settings = config.collectors.of(ccls)
             ctx = CollectorContext(
-                paths=paths, events=events, settings=settings, config=config,
+                paths=paths, events=events, settings=settings,
                 log=logging.getLogger(f"infernode.collector.{ccls.name}"), services=services,
             )
             collectors.append(ccls(ctx))

@@ -71,18 +71,3 @@ def off_response(why: str) -> web.Response:
     """A subsystem route's answer while the config has the subsystem off."""
     return web.json_response({"error": why}, status=503)
 
-
-def subsystem_classes() -> list[type[Subsystem]]:
-    """The daemon's subsystems, imported on demand."""
-    from agent.bootstrap.subsystem import BootstrapSubsystem
-    from agent.tracing.subsystem import TracingSubsystem
-    from agent.worker.supervisor import WorkerSupervisor
-    from tuning.subsystem import TuningSubsystem
-
-    # Tuning before the worker: the worker reads the inference CPU set it publishes.
-    return [
-        BootstrapSubsystem,
-        TuningSubsystem,
-        WorkerSupervisor,
-        TracingSubsystem,
-    ]

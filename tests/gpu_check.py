@@ -115,7 +115,6 @@ def main() -> int:
     import pynvml
 
     from agent.collector import CollectorContext
-    from agent.config import default_config
     from agent.events import EventStore
     from agent.paths import Paths
     from collectors.gpu.collector import GpuCollector, GpuSettings
@@ -132,7 +131,7 @@ def main() -> int:
         print("gpu-check: NVML works but nvidia-smi is not on PATH; cannot compare", file=sys.stderr)
         return 1
     ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=GpuSettings(poll_interval=3600),
-                           config=default_config(), log=logging.getLogger("gpu-check"))
+                           log=logging.getLogger("gpu-check"))
     collector = GpuCollector(ctx, nvml=pynvml)
     collector.start()
     try:

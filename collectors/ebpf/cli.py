@@ -35,7 +35,7 @@ def status(config_path: Path | None, root: Path, load: bool, as_json: bool) -> N
     settings = cfg.collectors.ebpf
     log = logging.getLogger("infernode.collector.ebpf")
     log.disabled = True  # the table says it all; no duplicate warning lines
-    ctx = CollectorContext(paths=Paths(root), events=EventStore(), settings=settings, config=cfg, log=log)
+    ctx = CollectorContext(paths=Paths(root), events=EventStore(), settings=settings, log=log)
     collector = EbpfCollector(ctx)
     if load:
         collector.start()

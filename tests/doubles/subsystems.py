@@ -7,8 +7,8 @@ is abandoned by name) is exercised with these: `Stuck` waits in stop() for a
 thread that never ends, as a join of a wedged thread would; `StuckStarting` never
 finishes start(). `Recorder` notes every call, so a test sees what was stopped,
 started and reloaded, and in which order. `Toggled` is on when `otlp.enabled` is,
-as the tracing subsystem is. A test puts them in place of agent.daemon's
-`subsystem_classes` (monkeypatch) for an in-process Daemon.
+as the tracing subsystem is. A test hands them to an in-process Daemon in place
+of agent.plugins.subsystem_classes().
 """
 
 from __future__ import annotations

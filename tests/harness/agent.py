@@ -167,9 +167,9 @@ def only_collectors(*names: str) -> dict[str, dict[str, bool]]:
     """A `collectors:` config section enabling `names` and disabling every other
     registered collector, so a test sees a known set of series however many
     collectors the registry holds."""
-    from collectors.registry import collector_classes
+    from agent.plugins import COLLECTORS
 
-    return {cls.name: {"enabled": cls.name in names} for cls in collector_classes()}
+    return {cls.name: {"enabled": cls.name in names} for cls in COLLECTORS}
 
 
 def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

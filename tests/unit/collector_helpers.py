@@ -12,9 +12,9 @@ from agent.paths import Paths
 
 def make_collector(cls: type[Collector], root: Path, **settings) -> Collector:
     config = default_config()
-    base = getattr(config.collectors, cls.name)
+    base = config.collectors.of(cls)
     return cls(CollectorContext(paths=Paths(root), events=EventStore(1 << 20),
-                                settings=base.model_copy(update=settings), config=config))
+                                settings=base.model_copy(update=settings)))
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -152,9 +152,10 @@ def test_second_apply_changes_nothing_and_says_so(root, manifest):
 def _bootstrap_subsystem(root: Path, manifest: Path):
     from agent.config import parse_config
     from agent.daemon import Daemon
+    from agent.plugins import subsystem_classes
     from agent.paths import Paths
 
-    daemon = Daemon(parse_config({"bootstrap": {"manifest": str(manifest)}}), None, Paths(root))
+    daemon = Daemon(parse_config({"bootstrap": {"manifest": str(manifest)}}), None, Paths(root), subsystem_classes())
     return daemon, next(s for s in daemon.subsystems if s.name == "bootstrap")
 
 

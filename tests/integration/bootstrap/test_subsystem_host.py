@@ -17,10 +17,11 @@ def test_subsystem_starts_monitor_and_refreshes_in_background():
     need_root()
     from agent.config import parse_config
     from agent.daemon import Daemon
+    from agent.plugins import subsystem_classes
     from agent.paths import Paths
 
     config = parse_config({"bootstrap": {"manifest": str(REPO / "examples/manifest.yaml")}})
-    daemon = Daemon(config, None, Paths("/"))
+    daemon = Daemon(config, None, Paths("/"), subsystem_classes())
     sub = next(s for s in daemon.subsystems if s.name == "bootstrap")
 
     async def run() -> None:

@@ -9,13 +9,12 @@ import pytest
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector, CollectorContext, CollectorSettings, NoDataError
-from agent.config import default_config
 from agent.events import EventStore
 from agent.exposition import render
 from agent.paths import Paths
 from agent.runtime import CollectorRuntime
 from agent.samples import Sample
-from collectors.registry import build_catalog
+from agent.plugins import build_catalog
 from tests.harness.agent import value
 from tests.harness.prometheus import available, promtool_check_metrics
 
@@ -84,8 +83,7 @@ TIMEOUT = 0.5
 def runtime():
     catalog = build_catalog()
     catalog.add("test", (SPEC,))
-    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=CollectorSettings(),
-                           config=default_config())
+    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=CollectorSettings())
     collectors = [cls(ctx) for cls in (Good, Raises, Hangs, Garbage, Absent)]
     rt = CollectorRuntime(collectors, catalog, {c.name: TIMEOUT for c in collectors})
     rt.start()

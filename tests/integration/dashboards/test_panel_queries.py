@@ -122,13 +122,12 @@ def _host_link() -> Iterator[tuple[str, str]]:
 def _gpu_exporter() -> Iterator[str]:
     """The GPU collector over the NVML double, served at /metrics on a free port."""
     from agent.collector import CollectorContext
-    from agent.config import default_config
     from agent.events import EventStore
     from agent.exposition import render
     from agent.paths import Paths
     from agent.runtime import CollectorRuntime
     from collectors.gpu.collector import GpuCollector, GpuSettings
-    from collectors.registry import build_catalog
+    from agent.plugins import build_catalog
     from tests.doubles.fake_pynvml import SCENARIOS, FakePynvml
 
     scenario = json.loads((SCENARIOS / "xid.json").read_text())
@@ -137,7 +136,7 @@ def _gpu_exporter() -> Iterator[str]:
     scenario["devices"][1]["clock_event_reasons"] = 0x4  # sw_power_cap: a throttle reason to show
     fake = FakePynvml(scenario)
     settings = GpuSettings(poll_interval=1, slow_poll_interval=1, max_age=30, event_wait_timeout=0.05)
-    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=settings, config=default_config(),
+    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=settings,
                            log=logging.getLogger("test.dashboards.gpu"), services={})
     catalog = build_catalog()
     runtime = CollectorRuntime([GpuCollector(ctx, nvml=fake)], catalog, {"gpu": 5.0}, default_timeout=5.0)
@@ -247,7 +246,7 @@ def _test_slice(scratch: Path) -> Iterator[str]:
 
 
 def _merged() -> bool:
-    from collectors.registry import build_catalog
+    from agent.plugins import build_catalog
 
     catalog = build_catalog()
     return all(catalog.knows(n) for p in panels() for e in p.exprs for n in metric_names(e))

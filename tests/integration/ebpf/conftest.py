@@ -74,9 +74,9 @@ def ebpf(inference_cgroup):
 
 def only_ebpf() -> dict:
     """Config entries switching every other collector off, so a test node runs ours alone."""
-    from collectors.registry import collector_classes
+    from agent.plugins import COLLECTORS
 
-    return {cls.name: {"enabled": False} for cls in collector_classes() if cls.name != "ebpf"}
+    return {cls.name: {"enabled": False} for cls in COLLECTORS if cls.name != "ebpf"}
 
 
 def only_programs(*names: str) -> dict[str, bool]:

@@ -9,6 +9,7 @@ import pytest
 
 from agent.config import parse_config
 from agent.daemon import Daemon
+from agent.plugins import subsystem_classes
 from agent.paths import Paths
 from tests.conftest import need_root
 from tuning.subsystem import TuningSubsystem
@@ -23,7 +24,7 @@ def test_new_interface_triggers_a_verification(tmp_path):
     (tmp_path / "mtu.yaml").write_text('tunables:\n  nic.mtu: ">=68"\n')
     config = parse_config({"tuning": {"profile": "mtu", "profile_dirs": [str(tmp_path)], "nics": [a],
                                       "verify_interval": "1h"}})
-    daemon = Daemon(config, None, Paths("/"))
+    daemon = Daemon(config, None, Paths("/"), subsystem_classes())
     sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
     async def scenario() -> tuple[dict, dict, float, float]:

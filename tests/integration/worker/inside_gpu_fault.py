@@ -11,13 +11,14 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.daemon import Daemon
+from agent.plugins import subsystem_classes
 from agent.events import Event, now_ns
 from agent.paths import Paths
 from agent.worker.supervisor import WorkerSupervisor
 
 
 async def main() -> None:
-    daemon = Daemon(load_config(Path("/etc/infernode/infernode.yaml")), None, Paths("/"))
+    daemon = Daemon(load_config(Path("/etc/infernode/infernode.yaml")), None, Paths("/"), subsystem_classes())
     sup = next(s for s in daemon.subsystems if isinstance(s, WorkerSupervisor))
     await sup.start()
     w = sup.workers["w0"]

@@ -3,7 +3,7 @@ from click.testing import CliRunner
 from agent.catalog import Catalog, MetricSpec, MetricType, lint
 from agent.cli import main
 from agent.docs import METRICS_DOC, render_metrics_doc
-from collectors.registry import build_catalog
+from agent.plugins import build_catalog
 
 
 def test_full_catalog_has_no_lint_problems():

@@ -5,7 +5,6 @@ import pytest
 
 from agent.catalog import Catalog, MetricSpec, MetricType
 from agent.collector import Collector, CollectorContext, CollectorSettings, NoDataError
-from agent.config import default_config
 from agent.events import EventStore
 from agent.exposition import render
 from agent.paths import Paths
@@ -20,7 +19,7 @@ SPECS = (
 
 def ctx() -> CollectorContext:
     return CollectorContext(paths=Paths("/nonexistent"), events=EventStore(1 << 20),
-                            settings=CollectorSettings(), config=default_config())
+                            settings=CollectorSettings())
 
 
 class Good(Collector):

@@ -1,7 +1,7 @@
 """The daemon's subsystem lifecycle, in process: a shutdown that one subsystem
 cannot finish still ends within the budget and names it; a stop during start-up
 ends the start-up; a reload starts the subsystems the new config turns on and
-stops the ones it turns off, in subsystem_classes() order. Subsystems are the
+stops the ones it turns off, in the order the daemon is handed them. Subsystems are the
 doubles of tests/doubles/subsystems.py; the server, collectors and config are real."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import urllib.request
 import pytest
 import yaml
 
-from agent import daemon as daemon_mod
 from agent.config import load_config
 from agent.daemon import SHUTDOWN_BUDGET_S, STOP_RESERVE_S, Daemon
 from agent.paths import Paths
@@ -28,8 +27,9 @@ ABANDONED = re.compile(r"(?P<what>.+) did not stop within (?P<had>[0-9.]+) s; ab
 
 
 @pytest.fixture
-def classes(monkeypatch):
-    """Set the daemon's subsystem classes; every double's calls go to one list."""
+def classes():
+    """Choose the subsystem classes the daemon is handed; every double's calls go
+    to one list."""
     calls: list[str] = []
     released: list[threading.Event] = []
 
@@ -39,7 +39,7 @@ def classes(monkeypatch):
             if cls in (doubles.Stuck, doubles.StuckStarting):
                 cls.release = threading.Event()
                 released.append(cls.release)
-        monkeypatch.setattr(daemon_mod, "subsystem_classes", lambda: list(cls_list))
+        use.chosen = cls_list
         return calls
 
     doubles.FailsToStart.attempts = 0
@@ -56,10 +56,10 @@ def write_config(path, otlp: bool) -> None:
     }))
 
 
-def make_daemon(tmp_path, otlp: bool = False) -> Daemon:
+def make_daemon(tmp_path, classes, otlp: bool = False) -> Daemon:
     path = tmp_path / "infernode.yaml"
     write_config(path, otlp)
-    return Daemon(load_config(path), path, Paths())
+    return Daemon(load_config(path), path, Paths(), classes.chosen)
 
 
 async def until_ready(d: Daemon, timeout: float = 10.0) -> None:
@@ -84,7 +84,7 @@ async def fetch(d: Daemon, path: str) -> tuple[int, bytes]:
 
 def test_a_subsystem_that_never_stops_is_abandoned_by_name_within_the_budget(tmp_path, classes, caplog):
     calls = classes(doubles.First, doubles.Stuck)
-    d = make_daemon(tmp_path)
+    d = make_daemon(tmp_path, classes)
 
     async def scenario() -> tuple[int, float]:
         task = asyncio.create_task(d.run())
@@ -112,7 +112,7 @@ def test_a_subsystem_that_never_stops_is_abandoned_by_name_within_the_budget(tmp
 
 def test_a_stop_during_start_up_ends_it(tmp_path, classes, caplog):
     calls = classes(doubles.First, doubles.StuckStarting, doubles.Last)
-    d = make_daemon(tmp_path)
+    d = make_daemon(tmp_path, classes)
 
     async def scenario() -> tuple[int, float]:
         task = asyncio.create_task(d.run())
@@ -135,7 +135,7 @@ def test_a_stop_during_start_up_ends_it(tmp_path, classes, caplog):
 
 def test_reload_starts_and_stops_subsystems_as_the_config_turns_them_on_and_off(tmp_path, classes):
     calls = classes(doubles.First, doubles.Toggled, doubles.Last)
-    d = make_daemon(tmp_path, otlp=False)
+    d = make_daemon(tmp_path, classes, otlp=False)
 
     async def scenario() -> None:
         task = asyncio.create_task(d.run())
@@ -169,7 +169,7 @@ def test_reload_starts_and_stops_subsystems_as_the_config_turns_them_on_and_off(
 
 def test_a_subsystem_that_fails_to_start_on_reload_is_counted_and_the_config_stays(tmp_path, classes, caplog):
     classes(doubles.First, doubles.FailsToStart)
-    d = make_daemon(tmp_path, otlp=False)
+    d = make_daemon(tmp_path, classes, otlp=False)
 
     async def scenario() -> None:
         task = asyncio.create_task(d.run())

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from agent.catalog import MetricType
-from collectors.registry import build_catalog
+from agent.plugins import build_catalog
 from tests.harness.grafana import DASHBOARDS, alert_rules, load_dashboards, panels
 from tests.harness.promql import metric_names
 

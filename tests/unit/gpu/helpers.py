@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.collector import CollectorContext
-from agent.config import default_config
 from agent.events import EventStore
 from agent.paths import Paths
 from collectors.gpu.collector import GpuCollector, GpuSettings
@@ -24,5 +23,5 @@ def make_collector(scenario: str | FakePynvml, root: Path = FIXTURE_ROOT, **sett
             **settings}
     store = EventStore()
     ctx = CollectorContext(paths=Paths(root), events=store, settings=GpuSettings(**opts),
-                           config=default_config(), log=logging.getLogger("test.gpu"), services={})
+                           log=logging.getLogger("test.gpu"), services={})
     return GpuCollector(ctx, nvml=fake), fake, store

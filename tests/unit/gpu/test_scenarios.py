@@ -12,7 +12,7 @@ import pytest
 
 from agent.exposition import render
 from agent.runtime import CollectorRuntime
-from collectors.registry import build_catalog
+from agent.plugins import build_catalog
 from tests.doubles.fake_pynvml import SCENARIOS
 from tests.unit.gpu.helpers import make_collector
 
@@ -316,12 +316,11 @@ def test_real_pynvml_on_a_host_without_driver() -> None:
     if ctypes.util.find_library("nvidia-ml"):
         pytest.skip("this host has libnvidia-ml; `make gpu-check` covers it")
     from agent.collector import CollectorContext, NoDataError
-    from agent.config import default_config
     from agent.events import EventStore
     from agent.paths import Paths
     from collectors.gpu.collector import GpuCollector, GpuSettings
 
-    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=GpuSettings(), config=default_config())
+    ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=GpuSettings())
     c = GpuCollector(ctx)
     c.start()
     assert c.wait_first_poll(5)

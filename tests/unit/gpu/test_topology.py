@@ -123,7 +123,7 @@ def test_cli_rejects_missing_root() -> None:
 
 
 def test_importing_the_gpu_package_loads_no_nvml() -> None:
-    code = ("import sys; import collectors.gpu.collector, collectors.gpu.topology, collectors.registry; "
-            "collectors.registry.build_catalog(); print('pynvml' in sys.modules)")
+    code = ("import sys; import collectors.gpu.collector, collectors.gpu.topology, agent.plugins; "
+            "agent.plugins.build_catalog(); print('pynvml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

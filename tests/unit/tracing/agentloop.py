@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.config import parse_config
 from agent.daemon import Daemon
+from agent.plugins import subsystem_classes
 from agent.paths import Paths
 from agent.tracing.subsystem import TracingSubsystem
 
@@ -32,7 +33,7 @@ class AgentLoop:
         self.thread.start()
 
         async def start() -> Daemon:
-            d = Daemon(self.config, None, Paths())
+            d = Daemon(self.config, None, Paths(), subsystem_classes())
             # Only the tracing subsystem: the others (tuning, worker) would read and
             # report on this host, which is not what these tests are about.
             d.subsystems = [s for s in d.subsystems if isinstance(s, TracingSubsystem)]

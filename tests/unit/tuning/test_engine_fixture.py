@@ -149,11 +149,12 @@ def test_crash_is_restored_at_daemon_start_in_audit_mode(tmp_path, root):
 
     from agent.config import parse_config
     from agent.daemon import Daemon
+    from agent.plugins import subsystem_classes
     from tuning.subsystem import TuningSubsystem
 
     before = tree(root)
     crash_midway(root, 10)
-    daemon = Daemon(parse_config({"tuning": {"profile_dirs": []}}), None, Paths(root))
+    daemon = Daemon(parse_config({"tuning": {"profile_dirs": []}}), None, Paths(root), subsystem_classes())
     sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
     async def run():  # noqa: ANN202
@@ -224,11 +225,12 @@ def test_crash_then_enforce_start_keeps_the_true_originals(tmp_path, root):
 
     from agent.config import parse_config
     from agent.daemon import Daemon
+    from agent.plugins import subsystem_classes
     from tuning.subsystem import TuningSubsystem
 
     before = tree(root)
     crash_midway(root, 25)
-    daemon = Daemon(parse_config({"tuning": {"profile_dirs": [], "mode": "enforce"}}), None, Paths(root))
+    daemon = Daemon(parse_config({"tuning": {"profile_dirs": [], "mode": "enforce"}}), None, Paths(root), subsystem_classes())
     sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
     async def run():  # noqa: ANN202

@@ -6,6 +6,7 @@ import struct
 
 from agent.config import parse_config
 from agent.daemon import Daemon
+from agent.plugins import subsystem_classes
 from agent.events import NODE
 from agent.exposition import render
 from agent.paths import Paths
@@ -16,7 +17,7 @@ from .conftest import invoke
 
 def make(root, **tuning):  # noqa: ANN001, ANN201
     tuning.setdefault("profile_dirs", [])
-    daemon = Daemon(parse_config({"tuning": tuning}), None, Paths(root))
+    daemon = Daemon(parse_config({"tuning": tuning}), None, Paths(root), subsystem_classes())
     return daemon, next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
 
