@@ -11,13 +11,15 @@ import importlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent import __version__
+from agent.cli_options import EXIT_CONFIG, config_option, install_loader, root_option
 
-EXIT_CONFIG = 2
-
+if TYPE_CHECKING:
+    from agent.plugins import Config
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -39,17 +41,7 @@ class LazyGroup(click.Group):
         return command
 
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    help="Config file (default /etc/infernode/infernode.yaml; built-in defaults when absent).",
-)
-root_option = click.option(
-    "--root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("/"), show_default=True,
-    help="Host root that /proc, /sys, /etc and /run are read under (a fixture tree in tests).",
-)
-
-
-def load_or_exit(config_path: Path | None):  # noqa: ANN201
+def load_or_exit(config_path: Path | None) -> Config:
     from agent.config import ConfigError, load_config
 
     try:
@@ -60,8 +52,11 @@ def load_or_exit(config_path: Path | None):  # noqa: ANN201
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """infernode: node agent for GPU inference fleets."""
+    # Plugin commands load the config through agent.cli_options.load_or_exit.
+    install_loader(ctx, load_or_exit)
 
 
 @main.command()
@@ -162,9 +157,7 @@ def doctor(config_path: Path | None, root: Path, as_json: bool) -> None:
     try:
         extra = []
         for cls in subsystem_classes():
-            doctor_fn = getattr(cls, "doctor_offline", None)
-            if doctor_fn is not None:
-                extra.extend(doctor_fn(cfg, Paths(root)))
+            extra.extend(cls.doctor_offline(cfg, Paths(root)))
         rows = doctor_rows(node, extra)
     finally:
         node.runtime.stop()

@@ -25,6 +25,7 @@ from agent.config_types import Duration
 from agent.events import EventStore
 from agent.paths import Paths
 from agent.samples import Sample
+from agent.services import Services
 
 
 class NoDataError(Exception):
@@ -71,9 +72,9 @@ class CollectorContext:
     events: EventStore
     settings: CollectorSettings
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("infernode"))
-    # Cross-subsystem services (GPU topology, worker registry, ...) published by
-    # name by the daemon; collectors look up what they use and cope when absent.
-    services: dict[str, Any] = field(default_factory=dict)
+    # What the collector offers other parts of the agent (agent/services.py); the
+    # runtime withdraws it when the collector stops.
+    services: Services = field(default_factory=Services)
 
 
 class Collector(ABC):

@@ -29,14 +29,17 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from agent import sdnotify
 from agent.config import ConfigError, load_config
+from agent.catalog import Catalog
 from agent.config_types import ConnectionSettings
+from agent.events import EventStore
 from agent.http_listener import GuardedListener, ListenerStats
 from agent.node import Node
 from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.server import build_app
-from agent.subsystem import Subsystem
+from agent.services import Services
+from agent.subsystem import Subsystem, SubsystemContext
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.daemon")
@@ -71,12 +74,12 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.paths = paths
-        self.services: dict[str, Any] = {}
+        self.services = Services()
         self.listener_stats = ListenerStats("server")
         self.node = Node.build(config, paths, services=self.services)
         # Replaced, never changed in place: a scrape thread may be iterating it.
         self.subsystems: list[Subsystem] = [
-            cls(self) for cls in self.subsystem_classes if cls.enabled(config)
+            cls(self._context()) for cls in self.subsystem_classes if cls.enabled(config)
         ]
         self.node.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
         self._runner: GuardedListener | None = None
@@ -86,12 +89,20 @@ class Daemon:
         self.listening: tuple[str, int] | None = None
 
     @property
-    def events(self):  # noqa: ANN201 - the EventStore
+    def events(self) -> EventStore:
         return self.node.events
+
+    def _context(self) -> SubsystemContext[Any]:
+        return SubsystemContext(self.paths, self.node.events, self.services, self.config, self.config_path)
 
     def subsystem_samples(self) -> Iterable[Sample]:
         for s in tuple(self.subsystems):
             yield from s.samples()
+
+    def scrape(self) -> tuple[list[Sample], Catalog]:
+        """One collection for /metrics, from the collectors serving now."""
+        node = self.node
+        return node.runtime.scrape(), node.catalog
 
     def running(self, cls: type[Subsystem]) -> Subsystem | None:
         """The running instance of a subsystem class, None while the config has it off."""
@@ -172,8 +183,9 @@ class Daemon:
         host, port = parse_listen(listen)
         # Every subsystem's routes, running or not: a reload may turn one on later,
         # and a serving app takes no new routes. live() finds the running instance.
-        app = build_app(self, [functools.partial(cls.add_routes, live=functools.partial(self.running, cls))
-                               for cls in self.subsystem_classes])
+        app = build_app(self.scrape, self.readiness,
+                        [functools.partial(cls.add_routes, live=functools.partial(self.running, cls))
+                         for cls in self.subsystem_classes])
         # A scrape in flight at shutdown gets a short grace, not aiohttp's 60 s
         # (aiohttp waits it twice: for the handler, then for its cancellation).
         listener = GuardedListener(self.listener_stats, connections)
@@ -268,6 +280,7 @@ class Daemon:
                 except Exception:
                     log.exception("subsystem %s failed to stop", s.name)
                 self.subsystems = [x for x in self.subsystems if x is not s]
+                self.services.withdraw(s)
         ok = True
         for cls in wanted:
             running = self.running(cls)
@@ -278,7 +291,7 @@ class Daemon:
                     log.exception("subsystem %s failed to reload", running.name)
                 continue
             try:
-                s = cls(self)
+                s = cls(self._context())
                 # Listed before it starts, so a shutdown meanwhile stops it too.
                 self.subsystems = self._in_order([*self.subsystems, s])
                 await s.start()
@@ -291,6 +304,7 @@ class Daemon:
                     self.subsystems = [x for x in self.subsystems if type(x) is not cls]
                     # What it started before failing is let go (bounded, like a shutdown).
                     await self._bounded(s.stop(), f"subsystem {cls.name}", SHUTDOWN_BUDGET_S)
+                    self.services.withdraw(s)
                 self.node.selfmetrics.reload_failures += 1
                 self.node.selfmetrics.last_reload_ok = False
                 ok = False

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import textwrap
 from typing import Iterable
 
 from agent.collector import DoctorRow
 from agent.node import Node
 from agent.paths import Paths
+from agent.table import format_rows
 
 
 def cgroup_layout(paths: Paths) -> tuple[str, list[str]]:
@@ -73,17 +73,3 @@ def format_table(rows: list[DoctorRow]) -> str:
     # Long details (a list of drifted knobs) wrap inside their column so the table
     # stays readable in an 80-160 column terminal.
     return format_rows(headers, data, max_widths={3: 60, 4: 50})
-
-
-def format_rows(headers: tuple[str, ...], data: list[tuple[str, ...]],
-                max_widths: dict[int, int] | None = None) -> str:
-    caps = max_widths or {}
-    cells = [[textwrap.wrap(str(v), caps[i]) or [""] if i in caps else [str(v)] for i, v in enumerate(row)]
-             for row in data]
-    widths = [max([len(h)] + [len(line) for row in cells for line in row[i]]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    for row in cells:
-        for k in range(max(len(c) for c in row)):
-            parts = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(row, widths)]
-            lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)

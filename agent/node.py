@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
 from agent.catalog import Catalog
 from agent.collector import Collector, CollectorContext
 from agent.config import Config
@@ -16,6 +14,7 @@ from agent.paths import Paths
 from agent.plugins import COLLECTORS, build_catalog
 from agent.runtime import CollectorRuntime
 from agent.selfmetrics import SelfMetrics
+from agent.services import Services
 
 log = logging.getLogger("infernode")
 
@@ -38,7 +37,7 @@ class Node:
     events: EventStore
     selfmetrics: SelfMetrics
     runtime: CollectorRuntime
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
 
     @classmethod
     def build(
@@ -46,11 +45,11 @@ class Node:
         config: Config,
         paths: Paths,
         events: EventStore | None = None,
-        services: dict[str, Any] | None = None,
+        services: Services | None = None,
     ) -> "Node":
         catalog = build_catalog()
         events = events or EventStore(config.events.max_bytes)
-        services = services if services is not None else {}
+        services = services if services is not None else Services()
         selfm = SelfMetrics(events)
         collectors: list[Collector] = []
         timeouts: dict[str, float] = {}

@@ -37,7 +37,17 @@ from agent.worker.settings import Workers
 from tuning.settings import TuningSettings
 
 if TYPE_CHECKING:
+    from agent.bootstrap.settings import BootstrapConfig
     from agent.subsystem import Subsystem
+    from agent.tracing.settings import TracingConfig
+    from agent.worker.settings import WorkerConfig
+    from collectors.ebpf.settings import EbpfConfig
+    from tuning.settings import TuningConfig
+
+    def _every_view(c: Config) -> tuple[BootstrapConfig, TuningConfig, WorkerConfig, TracingConfig, EbpfConfig]:
+        """For the type checker only: Config is each plugin's view of the config
+        (a plugin names just the sections it reads, as a Protocol)."""
+        return (c, c, c, c, c)
 
 # In exposition order.
 COLLECTORS: tuple[type[Collector], ...] = (
@@ -101,7 +111,7 @@ class Config(Section):
     explain: ExplainSettings = Field(default_factory=ExplainSettings)
 
 
-def subsystem_classes() -> tuple[type[Subsystem], ...]:
+def subsystem_classes() -> tuple[type[Subsystem[Config]], ...]:
     """The daemon's subsystems in start order (stopped in reverse)."""
     from agent.bootstrap.subsystem import BootstrapSubsystem
     from agent.tracing.subsystem import TracingSubsystem

@@ -107,6 +107,8 @@ class CollectorRuntime:
                 c.stop()
             except Exception:
                 log.exception("collector %s failed to stop", c.name)
+            # Whatever it published is taken back, stopped cleanly or not.
+            c.ctx.services.withdraw(c)
 
     def timeout_for(self, name: str) -> float:
         return self.timeouts.get(name, self.default_timeout)

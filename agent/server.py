@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
 from agent.exposition import render, wants_openmetrics
 from agent.runtime import in_daemon_thread
+from agent.samples import Sample
+from agent.catalog import Catalog
 
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
 
-
-def build_app(daemon: "Daemon", extra_routes: list[Callable[[web.Application], None]] | None = None) -> web.Application:
+def build_app(
+    scrape: Callable[[], tuple[list[Sample], Catalog]],
+    readiness: Callable[[], tuple[bool, dict[str, Any]]],
+    extra_routes: list[Callable[[web.Application], None]] | None = None,
+) -> web.Application:
+    """`scrape` runs one collection (in a daemon thread) and says which catalog it
+    is rendered against; `readiness` answers /readyz. Both are asked per request,
+    so a reload that replaces the collectors is seen at once."""
     app = web.Application(client_max_size=1024 * 1024)
 
     async def metrics(request: web.Request) -> web.Response:
-        node = daemon.node
         openmetrics = wants_openmetrics(request.headers.get("Accept"))
 
         def scrape_and_render() -> tuple[bytes, str]:
-            return render(node.runtime.scrape(), node.catalog, openmetrics=openmetrics)
+            samples, catalog = scrape()
+            return render(samples, catalog, openmetrics=openmetrics)
 
         # Off the event loop (so /healthz and the watchdog keep answering), and in
         # a daemon thread rather than the loop's default executor, which the
@@ -36,7 +42,7 @@ def build_app(daemon: "Daemon", extra_routes: list[Callable[[web.Application], N
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        ready, detail = daemon.readiness()
+        ready, detail = readiness()
         return web.json_response({"ready": ready, **detail}, status=200 if ready else 503)
 
     app.router.add_get("/metrics", metrics)

@@ -10,27 +10,46 @@ it on or off (`enabled`), may add HTTP routes, may expose samples (declared in
 from __future__ import annotations
 
 from abc import ABC
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Generic, Iterable, Self, TypeVar
 
 from aiohttp import web
 
 from agent.catalog import MetricSpec, PassthroughSpec
 from agent.collector import DoctorRow
+from agent.events import EventStore
+from agent.paths import Paths
 from agent.samples import Sample
+from agent.services import Services
 
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
+# The part of the config a subsystem reads: a Protocol its plugin declares (e.g.
+# tuning.settings.TuningConfig). Contravariant, so that the composition root's
+# Config, which has every section, type-checks as each subsystem's view.
+C = TypeVar("C", contravariant=True)
 
 
-class Subsystem(ABC):
+@dataclass(frozen=True)
+class SubsystemContext(Generic[C]):
+    """What a subsystem is given: the same for every subsystem, made anew (with the
+    config then applied) each time the daemon starts one."""
+
+    paths: Paths
+    events: EventStore
+    services: Services
+    config: C
+    config_path: Path | None = None
+
+
+class Subsystem(ABC, Generic[C]):
     name: ClassVar[str]
     specs: ClassVar[tuple[MetricSpec | PassthroughSpec, ...]] = ()
 
-    def __init__(self, daemon: "Daemon") -> None:
-        self.daemon = daemon
+    def __init__(self, ctx: SubsystemContext[C]) -> None:
+        self.ctx = ctx
 
     @classmethod
-    def enabled(cls, config: Any) -> bool:
+    def enabled(cls, config: C) -> bool:
         """Whether `config` wants this subsystem; asked at start and on every reload."""
         return True
 
@@ -43,17 +62,17 @@ class Subsystem(ABC):
         (agent.daemon.SHUTDOWN_BUDGET_S, shared by all subsystems) and abandoned
         when that runs out, so nothing here may block the event loop."""
 
-    async def turn_off(self, config: Any) -> None:
+    async def turn_off(self, config: C) -> None:
         """A reload's new `config` disables this subsystem: end its work. The same
         as stop() unless the subsystem leaves work running on purpose when the
         daemon stops, which a config that removes it should end."""
         await self.stop()
 
-    async def reload(self, config: Any) -> None:
+    async def reload(self, config: C) -> None:
         """A new, valid config was loaded, and it still enables this subsystem."""
 
     @classmethod
-    def add_routes(cls, app: web.Application, live: Callable[[], Any]) -> None:
+    def add_routes(cls, app: web.Application, live: Callable[[], Self | None]) -> None:
         """Add HTTP routes to the agent's server. Called for every subsystem class
         when the server is built, whether the config enables the subsystem or not:
         an aiohttp app takes no routes once it serves, and a reload may turn the
@@ -65,6 +84,12 @@ class Subsystem(ABC):
 
     def doctor(self) -> Iterable[DoctorRow]:
         return ()
+
+    @classmethod
+    def doctor_offline(cls, config: C, paths: Paths) -> list[DoctorRow]:
+        """Rows for `infernode doctor`, which runs without the daemon: what can be
+        checked from the config and the host (or asked of the running agent)."""
+        return []
 
 
 def off_response(why: str) -> web.Response:

@@ -105,7 +105,7 @@ def compare(smi: dict[str, dict[str, str]], samples: Iterable) -> list[Check]:
 
 
 def format_table(checks: list[Check]) -> str:
-    from agent.doctor import format_rows
+    from agent.table import format_rows
 
     return format_rows(("GPU", "FIELD", "NVIDIA-SMI", "INFERNODE", "TOLERANCE", "RESULT"),
                        [(c.gpu, c.field, c.smi, c.ours, c.tolerance, "ok" if c.ok else "MISMATCH") for c in checks])

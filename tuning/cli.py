@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from agent.cli import EXIT_CONFIG, config_option, load_or_exit, root_option
+from agent.cli_options import EXIT_CONFIG, config_option, load_or_exit, root_option
+from tuning.settings import TuningConfig
 
 profile_option = click.option("--profile", default=None, help="Profile name (default: tuning.profile from the config).")
 
@@ -22,7 +23,7 @@ def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa:
     from tuning.engine import build_engine
     from tuning.profiles import ProfileError
 
-    cfg = load_or_exit(config_path)
+    cfg: TuningConfig = load_or_exit(config_path)
     try:
         return build_engine(Paths(root), cfg.tuning, profile, source=str(config_path or "config"))
     except ProfileError as e:
@@ -31,7 +32,7 @@ def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa:
 
 
 def format_rows(rows) -> str:  # noqa: ANN001
-    from agent.doctor import format_rows as table
+    from agent.table import format_rows as table
 
     return table(("TUNABLE", "TARGET", "CURRENT", "DESIRED", "ACTION"), [
         (r.tunable, r.target, "-" if r.current is None else (r.current or "(unset)"), r.desired,
@@ -130,7 +131,7 @@ def cpuset(config_path: Path | None, root: Path, as_json: bool) -> None:
     from agent.paths import Paths
     from tuning.topology import inference_cpuset
 
-    cfg = load_or_exit(config_path)
+    cfg: TuningConfig = load_or_exit(config_path)
     info = inference_cpuset(Paths(root), cfg.tuning)
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,3 +40,10 @@ class TuningSettings(BaseModel):
 
             parse_cpulist(v)
         return v
+
+
+class TuningConfig(Protocol):
+    """The part of the agent's config the tuning subsystem and `infernode tune` read."""
+
+    @property
+    def tuning(self) -> TuningSettings: ...

@@ -21,7 +21,9 @@ from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
 from agent.runtime import off_loop
 from agent.samples import Sample, sample
-from agent.subsystem import Subsystem
+from agent.paths import Paths
+from agent.subsystem import Subsystem, SubsystemContext
+from tuning.settings import TuningConfig
 
 log = logging.getLogger("infernode.tuning")
 
@@ -44,13 +46,14 @@ TUNING_SPECS = (
 )
 
 
-class TuningSubsystem(Subsystem):
+class TuningSubsystem(Subsystem[TuningConfig]):
     name = "tuning"
     specs = TUNING_SPECS
 
-    def __init__(self, daemon: Any) -> None:
-        super().__init__(daemon)
-        self.settings = daemon.config.tuning
+    def __init__(self, ctx: SubsystemContext[TuningConfig]) -> None:
+        super().__init__(ctx)
+        self.settings = ctx.config.tuning
+        self._cpuset: tuple[int, ...] | None = None
         self.engine: Any = None
         self.holder: Any = None
         self.error: str | None = None
@@ -81,7 +84,7 @@ class TuningSubsystem(Subsystem):
         if self.holder is not None:
             self.holder.release()
 
-    async def reload(self, config: Any) -> None:
+    async def reload(self, config: TuningConfig) -> None:
         if self.holder is not None:
             self.holder.release()
         self.settings = config.tuning
@@ -99,12 +102,17 @@ class TuningSubsystem(Subsystem):
         from tuning.topology import inference_cpus, read_topology
 
         try:
-            cpus = inference_cpus(read_topology(self.daemon.paths), self.settings)
+            cpus = inference_cpus(read_topology(self.ctx.paths), self.settings)
         except (OSError, ValueError) as e:
             log.warning("inference CPU set unavailable: %s", e)
-            self.daemon.services.pop("tuning.inference_cpus", None)
+            self._cpuset = None
             return
-        self.daemon.services["tuning.inference_cpus"] = sorted(cpus)
+        self._cpuset = tuple(sorted(cpus))
+        self.ctx.services.tuning_inference_cpus = self.inference_cpus
+
+    def inference_cpus(self) -> tuple[int, ...] | None:
+        """The inference CPU set of the applied profile; None when it cannot be read."""
+        return self._cpuset
 
     def _build(self) -> None:
         from tuning.engine import build_engine
@@ -112,10 +120,10 @@ class TuningSubsystem(Subsystem):
         from tuning.tunables.cpu import LatencyHolder
 
         # audit never changes the host, and holding the latency cap is a change.
-        self.holder = LatencyHolder(self.daemon.paths) if self.settings.mode == "enforce" else None
+        self.holder = LatencyHolder(self.ctx.paths) if self.settings.mode == "enforce" else None
         try:
-            self.engine = build_engine(self.daemon.paths, self.settings, holder=self.holder,
-                                       source=str(self.daemon.config_path or "config"))
+            self.engine = build_engine(self.ctx.paths, self.settings, holder=self.holder,
+                                       source=str(self.ctx.config_path or "config"))
             self.error = None
         except ProfileError as e:
             self.engine = None
@@ -153,7 +161,7 @@ class TuningSubsystem(Subsystem):
 
     def _watch_udev(self) -> None:
         # udev reports the host's devices; a fixture root has none to report.
-        if not self.daemon.paths.is_real_root():
+        if not self.ctx.paths.is_real_root():
             return
         try:
             import pyudev
@@ -192,7 +200,7 @@ class TuningSubsystem(Subsystem):
         for r in drift:
             key = (r.tunable, r.target)
             if key not in self.drifting:
-                self.daemon.events.add(Event(now, now, "tuning_drift", NODE, 1.0, {
+                self.ctx.events.add(Event(now, now, "tuning_drift", NODE, 1.0, {
                     "tunable": r.tunable, "target": r.target,
                     "current": "" if r.current is None else r.current, "desired": r.desired,
                 }))
@@ -213,13 +221,13 @@ class TuningSubsystem(Subsystem):
 
     def _applied_event(self, changed: int) -> None:
         now = now_ns()
-        self.daemon.events.add(Event(now, now, "tuning_applied", NODE, float(changed),
+        self.ctx.events.add(Event(now, now, "tuning_applied", NODE, float(changed),
                                      {"profile": self.engine.profile.name, "changed": changed}))
 
     # -- exposition and doctor ----------------------------------------------
 
     @classmethod
-    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+    def doctor_offline(cls, config: TuningConfig, paths: Paths) -> list[DoctorRow]:
         """`infernode doctor` without a daemon: the profile loads, and drift."""
         from tuning.engine import build_engine
         from tuning.profiles import ProfileError

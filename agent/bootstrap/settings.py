@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,3 +18,10 @@ class BootstrapSettings(BaseModel):
     # How often the daemon re-reads package state (dpkg-query/rpm run in a thread,
     # never on the scrape path); GPU hotplug triggers a refresh too.
     refresh_interval: Duration = Field(default=300.0, gt=0)
+
+
+class BootstrapConfig(Protocol):
+    """The part of the agent's config the bootstrap subsystem reads."""
+
+    @property
+    def bootstrap(self) -> BootstrapSettings: ...

@@ -20,7 +20,9 @@ from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
 from agent.runtime import off_loop
 from agent.samples import Sample, sample
-from agent.subsystem import Subsystem
+from agent.paths import Paths
+from agent.subsystem import Subsystem, SubsystemContext
+from agent.bootstrap.settings import BootstrapConfig
 
 log = logging.getLogger("infernode.bootstrap")
 
@@ -99,13 +101,13 @@ def doctor_rows(state: State, settings: Any) -> list[DoctorRow]:
     return []
 
 
-class BootstrapSubsystem(Subsystem):
+class BootstrapSubsystem(Subsystem[BootstrapConfig]):
     name = "bootstrap"
     specs = BOOTSTRAP_SPECS
 
-    def __init__(self, daemon: Any) -> None:
-        super().__init__(daemon)
-        self.settings = daemon.config.bootstrap
+    def __init__(self, ctx: SubsystemContext[BootstrapConfig]) -> None:
+        super().__init__(ctx)
+        self.settings = ctx.config.bootstrap
         self.rows: list[Any] = []
         self.pci_counts: dict[str, int] = {}
         self.error: str | None = None
@@ -125,7 +127,7 @@ class BootstrapSubsystem(Subsystem):
             asyncio.get_running_loop().remove_reader(self._monitor.fileno())
             self._monitor = None
 
-    async def reload(self, config: Any) -> None:
+    async def reload(self, config: BootstrapConfig) -> None:
         self.settings = config.bootstrap
         self._wake.set()
 
@@ -140,7 +142,7 @@ class BootstrapSubsystem(Subsystem):
 
     def refresh(self) -> None:
         """Compare the node with the manifest (blocking: runs dpkg-query or rpm)."""
-        state = compare_with_manifest(self.settings, self.daemon.paths)
+        state = compare_with_manifest(self.settings, self.ctx.paths)
         self.error = state.error
         if state.error:
             self.rows = []
@@ -151,14 +153,14 @@ class BootstrapSubsystem(Subsystem):
             # Only a change seen between two reads is an event, not the first read.
             if r.component in before and before[r.component] != r.installed:
                 ts = now_ns()
-                self.daemon.events.add(Event(ts, ts, "bootstrap_change", NODE, 1.0, {
+                self.ctx.events.add(Event(ts, ts, "bootstrap_change", NODE, 1.0, {
                     "component": r.component, "version": r.installed or "", "previous": before[r.component] or ""}))
         self.rows = state.rows
         self.pci_counts = state.pci_counts
         self.last_check = time.time()
 
     @classmethod
-    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+    def doctor_offline(cls, config: BootstrapConfig, paths: Paths) -> list[DoctorRow]:
         """Rows for `infernode doctor` run without the daemon."""
         return doctor_rows(compare_with_manifest(config.bootstrap, paths), config.bootstrap)
 
@@ -179,14 +181,14 @@ class BootstrapSubsystem(Subsystem):
     def on_uevent(self, action: str, props: Mapping[str, str]) -> Event | None:
         ev = uevent_to_event(action, props, now_ns())
         if ev is not None:
-            self.daemon.events.add(ev)
+            self.ctx.events.add(ev)
             log.info("%s %s", ev.kind, ev.attributes["pci_bus_id"])
             self._wake.set()
         return ev
 
     def _watch_pci(self) -> None:
         # udev reports the host's devices; a fixture root has none to report.
-        if not self.daemon.paths.is_real_root():
+        if not self.ctx.paths.is_real_root():
             return
         try:
             import pyudev

@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from agent.cli import config_option, load_or_exit
+from agent.cli_options import config_option, load_or_exit
+from agent.tracing.settings import TracingConfig
 from agent.units import parse_listen
 
 EXIT_UNREACHABLE = 3
@@ -109,7 +110,7 @@ def format_slow(data: dict[str, Any]) -> str:
 
 def _target(config_path: Path | None, url: str | None, token: str | None) -> tuple[str, str | None]:
     if url is None or token is None:
-        cfg = load_or_exit(config_path)
+        cfg: TracingConfig = load_or_exit(config_path)
         url = url or default_url(cfg.server.listen)
         token = token if token is not None else (os.environ.get("INFERNODE_EXPLAIN_TOKEN") or cfg.explain.token)
     return url.rstrip("/"), token

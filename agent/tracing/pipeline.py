@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from agent.events import NODE, Event, EventStore
+from agent.services import Services
 from agent.tracing import spans as sp
 from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
 from agent.tracing.metrics import RequestMetrics
@@ -58,9 +59,9 @@ class IngestCounts:
 
 class Enricher:
     def __init__(self, events: EventStore, settings: ExplainSettings, resolver: ScopeResolver,
-                 metrics: RequestMetrics, recent: RecentRequests, services: dict[str, Any] | None = None) -> None:
+                 metrics: RequestMetrics, recent: RecentRequests, services: Services | None = None) -> None:
         self.events = events
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
         self.settings = settings
         self.resolver = resolver
         self.metrics = metrics
@@ -78,8 +79,8 @@ class Enricher:
     def _open_events(self) -> list[Event]:
         """GPU throttle windows still open (the GPU collector adds them to the store
         only when they close, and a request can end inside one)."""
-        fn = self.services.get("gpu_open_events")
-        if not callable(fn):
+        fn = self.services.gpu_open_events
+        if fn is None:
             return []
         try:
             return list(fn())
@@ -91,8 +92,8 @@ class Enricher:
         """Run-queue and block I/O waits still summed in the kernel (the eBPF collector
         writes them every 100 ms) are written now, so a span that just ended sees its
         last ones."""
-        fn = self.services.get("ebpf.drain_pressure")
-        if not callable(fn):
+        fn = self.services.ebpf_drain_pressure
+        if fn is None:
             return
         try:
             fn()
@@ -160,16 +161,16 @@ class Enricher:
                                          str(res_attrs.get(sp.SERVICE_NAME) or ""))
 
     def _model_of(self, worker: str) -> str | None:
-        fn = self.services.get("worker.model_of")
-        return fn(worker) if callable(fn) else None
+        fn = self.services.worker_model_of
+        return fn(worker) if fn is not None else None
 
     def _startup(self, span: Span, res_attrs: dict[str, Any]) -> str:
         """A start-up phase of a managed worker goes to the supervisor; another's is
         passed through as any span."""
         worker = self.resolver.managed_worker(sp.parse_pid(res_attrs.get(sp.PROCESS_ID)),
                                               str(res_attrs.get(sp.SERVICE_NAME, "")))
-        fn = self.services.get("worker.startup_phase")
-        if worker is None or not callable(fn):
+        fn = self.services.worker_startup_phase
+        if worker is None or fn is None:
             return "other"
         start, end = int(span.start_time_unix_nano), int(span.end_time_unix_nano)
         if end < start:

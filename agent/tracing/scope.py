@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
+from agent.services import Services
 from agent.tracing.correlate import RequestScope
 from agent.tracing.spans import RequestSpan
 from agent.worker.dropin import service_name
@@ -40,12 +41,12 @@ def _named(managed: str | None, service: str) -> str:
 
 
 class ScopeResolver:
-    def __init__(self, paths: Paths, workers: Sequence[Any], services: dict[str, Any] | None = None,
+    def __init__(self, paths: Paths, workers: Sequence[Any], services: Services | None = None,
                  ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.paths = paths
         self._scope_cache: dict[tuple[int | None, str], tuple[float, RequestScope]] = {}
         self.workers = {w.name: w for w in workers}
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
         self.ttl_s = ttl_s
         self.clock = clock
         self._pid_cache: dict[int, tuple[float, str | None]] = {}
@@ -104,9 +105,9 @@ class ScopeResolver:
         now = self.clock()
         if self._topo_cache is not None and now - self._topo_cache[0] < 60.0:
             return self._topo_cache[1]
-        fn = self.services.get("topology")
+        fn = self.services.gpu_topology
         result = None
-        if callable(fn):
+        if fn is not None:
             try:
                 topo = fn()
                 uuids = {g.index: g.uuid for g in topo.gpus if g.uuid}

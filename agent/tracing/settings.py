@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.config_types import ConnectionSettings, Duration, ListenAddress, Size
+from agent.settings import ServerSettings
+from agent.worker.settings import WorkerSettings
 
 
 class ForwardSettings(BaseModel):
@@ -75,3 +79,16 @@ class ExplainSettings(BaseModel):
     min_cause: Duration = 0.001
     # A span whose e2e is longer than this is not a request's (counted invalid).
     max_e2e: Duration = Field(default=21600.0, gt=0, le=31 * 86400)
+
+
+class TracingConfig(Protocol):
+    """The part of the agent's config the tracing subsystem and `infernode explain` read."""
+
+    @property
+    def otlp(self) -> OtlpSettings: ...
+    @property
+    def explain(self) -> ExplainSettings: ...
+    @property
+    def workers(self) -> list[WorkerSettings]: ...
+    @property
+    def server(self) -> ServerSettings: ...

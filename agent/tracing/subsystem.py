@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import grpc
 from aiohttp import web
@@ -17,7 +17,7 @@ from agent.collector import DoctorRow
 from agent.heap import HeapTrimmer
 from agent.http_listener import GuardedListener, ListenerStats
 from agent.samples import Sample
-from agent.subsystem import Subsystem
+from agent.subsystem import Subsystem, SubsystemContext
 from agent.tracing.explain_api import add_explain_routes
 from agent.tracing.forward import Forwarder
 from agent.tracing.metrics import REQUEST_SPECS, RequestMetrics
@@ -26,10 +26,8 @@ from agent.tracing.receiver_grpc import build_grpc_server
 from agent.tracing.receiver_http import build_receiver_app
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
+from agent.tracing.settings import TracingConfig
 from agent.units import parse_listen
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
 
 log = logging.getLogger("infernode.tracing")
 
@@ -72,19 +70,19 @@ OTLP_SPECS = (
 )
 
 
-class TracingSubsystem(Subsystem):
+class TracingSubsystem(Subsystem[TracingConfig]):
     name = "tracing"
     specs = REQUEST_SPECS + OTLP_SPECS
 
-    def __init__(self, daemon: "Daemon") -> None:
-        super().__init__(daemon)
-        cfg = daemon.config
+    def __init__(self, ctx: SubsystemContext[TracingConfig]) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config
         self.otlp = cfg.otlp
         self.explain_settings = cfg.explain
         self.metrics = RequestMetrics()
         self.recent = RecentRequests(cfg.explain.keep_requests)
-        self.resolver = ScopeResolver(daemon.paths, cfg.workers, daemon.services)
-        self.enricher = Enricher(daemon.events, cfg.explain, self.resolver, self.metrics, self.recent, daemon.services)
+        self.resolver = ScopeResolver(ctx.paths, cfg.workers, ctx.services)
+        self.enricher = Enricher(ctx.events, cfg.explain, self.resolver, self.metrics, self.recent, ctx.services)
         self.rejected: dict[tuple[str, str], int] = {}
         self.forwarder: Forwarder | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -97,7 +95,7 @@ class TracingSubsystem(Subsystem):
         self.grpc_address: tuple[str, int] | None = None
 
     @classmethod
-    def enabled(cls, config: Any) -> bool:
+    def enabled(cls, config: TracingConfig) -> bool:
         return bool(config.otlp.enabled)
 
     def _reject(self, transport: str):  # noqa: ANN202
@@ -192,7 +190,7 @@ class TracingSubsystem(Subsystem):
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.heap.cancel()
 
-    async def reload(self, config: Any) -> None:
+    async def reload(self, config: TracingConfig) -> None:
         old, self.otlp = self.otlp, config.otlp
         self.explain_settings = config.explain
         self.enricher.settings = config.explain

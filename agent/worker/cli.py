@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from agent.cli import config_option, load_or_exit
+from agent.cli_options import config_option, load_or_exit
+from agent.worker.settings import WorkerConfig
 
 url_option = click.option("--url", default=None,
                           help="Agent base URL (default: from server.listen in the config).")
@@ -38,7 +39,8 @@ def fetch_json(url: str, timeout: float) -> dict:
 def _agent_url(config_path: Path | None, url: str | None) -> str:
     if url:
         return url.rstrip("/")
-    return agent_base_url(load_or_exit(config_path).server.listen)
+    cfg: WorkerConfig = load_or_exit(config_path)
+    return agent_base_url(cfg.server.listen)
 
 
 def _call(method: str, url: str, timeout: float) -> dict:
@@ -60,7 +62,7 @@ def _call(method: str, url: str, timeout: float) -> dict:
 
 
 def format_workers(data: dict) -> str:
-    from agent.doctor import format_rows
+    from agent.table import format_rows
 
     headers = ("WORKER", "GPUS", "PORT", "STATE", "PHASE", "HEALTHY", "READY", "PID", "RESTARTS", "VLLM",
                "STARTUP", "PROBLEM")

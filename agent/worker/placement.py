@@ -1,16 +1,14 @@
 """Where a worker runs: the CPUs and NUMA nodes local to its GPUs.
 
-The supervisor asks a PlacementProvider; the daemon may publish a better one (the
-GPU topology collector, the tuning engine's inference CPU set) under the services
-name "worker.placement". Without one, SysfsPlacement reads the PCI tree: NVIDIA
-devices in bus order (CUDA_DEVICE_ORDER=PCI_BUS_ID numbering), their `numa_node`
-and `local_cpulist`, optionally narrowed to the inference CPU set.
+SysfsPlacement reads the PCI tree: NVIDIA devices in bus order
+(CUDA_DEVICE_ORDER=PCI_BUS_ID numbering), their `numa_node` and `local_cpulist`,
+optionally narrowed to the inference CPU set the tuning subsystem publishes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 from agent import cpulist
 from agent.paths import Paths
@@ -20,10 +18,6 @@ from collectors.gpu.topology import sysfs_gpus
 class Placement:
     cpus: tuple[int, ...] = ()
     numa_nodes: tuple[int, ...] = ()
-
-
-class PlacementProvider(Protocol):
-    def placement(self, gpus: Sequence[int]) -> Placement: ...
 
 
 def parse_cpulist(text: str) -> tuple[int, ...]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from typing import Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config_types import Duration, Size
+from agent.settings import ServerSettings
 
 # vLLM's flags that the agent renders itself; workers[].args must not repeat them.
 RENDERED_FLAGS = ("--host", "--port", "--shutdown-timeout", "--otlp-traces-endpoint")
@@ -139,3 +141,24 @@ def _unique_names(workers: list[WorkerSettings]) -> list[WorkerSettings]:
 
 
 Workers = Annotated[list[WorkerSettings], AfterValidator(_unique_names)]
+
+
+class _OtlpReceiver(Protocol):
+    """Where the agent's OTLP receiver listens, which a managed vLLM is pointed at
+    (the tracing plugin's OtlpSettings; described, not imported)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def grpc_listen(self) -> str: ...
+
+
+class WorkerConfig(Protocol):
+    """The part of the agent's config the worker supervisor and `infernode workers` read."""
+
+    @property
+    def workers(self) -> list[WorkerSettings]: ...
+    @property
+    def server(self) -> ServerSettings: ...
+    @property
+    def otlp(self) -> _OtlpReceiver: ...

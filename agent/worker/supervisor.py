@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import aiohttp
@@ -23,7 +24,8 @@ from agent.collector import DoctorRow
 from agent.events import Event, now_ns
 from agent.runtime import off_loop
 from agent.samples import Sample
-from agent.subsystem import Subsystem, off_response
+from agent.paths import Paths
+from agent.subsystem import Subsystem, SubsystemContext, off_response
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
@@ -31,7 +33,7 @@ from agent.worker.metrics import WORKER_SPECS
 from agent.worker.placement import Placement, SysfsPlacement, parse_cpulist
 from agent.worker.policy import Action, Phase, WorkerPolicy
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
-from agent.worker.settings import WorkerSettings
+from agent.worker.settings import WorkerConfig, WorkerSettings
 from agent.worker.systemctl import Systemctl, SystemctlError
 from agent.worker.vllm_version import MIN_VLLM_TEXT, too_old
 
@@ -104,16 +106,16 @@ class WorkerRuntime:
         }
 
 
-class WorkerSupervisor(Subsystem):
+class WorkerSupervisor(Subsystem[WorkerConfig]):
     name = "worker"
     specs = WORKER_SPECS
 
     @classmethod
-    def enabled(cls, config: Any) -> bool:
+    def enabled(cls, config: WorkerConfig) -> bool:
         return bool(config.workers)
 
-    def __init__(self, daemon: Any) -> None:
-        super().__init__(daemon)
+    def __init__(self, ctx: SubsystemContext[WorkerConfig]) -> None:
+        super().__init__(ctx)
         self.systemctl = Systemctl()
         self.workers: dict[str, WorkerRuntime] = {}
         self.node_fault: str | None = None
@@ -126,9 +128,9 @@ class WorkerSupervisor(Subsystem):
         self._session = aiohttp.ClientSession()
         # For the span pipeline: vLLM's spans name no model, and its start-up spans
         # are this worker's loading progress.
-        self.daemon.services["worker.model_of"] = self.model_of
-        self.daemon.services["worker.startup_phase"] = self.startup_phase
-        await self._apply(self.daemon.config)
+        self.ctx.services.worker_model_of = self.model_of
+        self.ctx.services.worker_startup_phase = self.startup_phase
+        await self._apply(self.ctx.config)
 
     def model_of(self, name: str) -> str | None:
         w = self.workers.get(name)
@@ -145,13 +147,11 @@ class WorkerSupervisor(Subsystem):
         seconds = (end_ns - start_ns) / 1e9
         w.startup_phases[phase] = seconds
         w.policy.progress(time.monotonic())
-        self.daemon.events.add(Event(start_ns, end_ns, "worker_startup_phase", f"worker:{name}", seconds,
+        self.ctx.events.add(Event(start_ns, end_ns, "worker_startup_phase", f"worker:{name}", seconds,
                                      {"unit": w.unit, "phase": phase}))
 
     async def stop(self) -> None:
-        for key, fn in (("worker.model_of", self.model_of), ("worker.startup_phase", self.startup_phase)):
-            if self.daemon.services.get(key) == fn:
-                del self.daemon.services[key]
+        self.ctx.services.withdraw(self)
         # Workers keep serving while the agent is down; only our loops end.
         for w in self.workers.values():
             if w.task:
@@ -160,16 +160,16 @@ class WorkerSupervisor(Subsystem):
         if self._session:
             await self._session.close()
 
-    async def turn_off(self, config: Any) -> None:
+    async def turn_off(self, config: WorkerConfig) -> None:
         # A config without workers removes each of them, as removing one of several
         # does (its unit stopped, its drop-in deleted); only then do our loops end.
         await self._apply(config)
         await self.stop()
 
-    async def reload(self, config: Any) -> None:
+    async def reload(self, config: WorkerConfig) -> None:
         await self._apply(config)
 
-    async def _apply(self, config: Any) -> None:
+    async def _apply(self, config: WorkerConfig) -> None:
         wanted = {w.name: w for w in config.workers}
         await asyncio.gather(*(self._remove(w) for name, w in list(self.workers.items()) if name not in wanted))
         bring_up: list[tuple[WorkerRuntime, bool]] = []
@@ -217,12 +217,11 @@ class WorkerSupervisor(Subsystem):
         await self._stop_unit(w, "removed from config")
         self._dropin_path(w.settings.name).unlink(missing_ok=True)
 
-    def _dropin_path(self, name: str):  # noqa: ANN201 - a Path under Paths
-        return self.daemon.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
+    def _dropin_path(self, name: str) -> Path:
+        return self.ctx.paths.run("systemd", "system", dropin_dir_name(name), DROPIN_NAME)
 
-    def _otlp_listen(self, config: Any) -> str | None:
-        otlp = getattr(config, "otlp", None)
-        return otlp.grpc_listen if otlp is not None and otlp.enabled else None
+    def _otlp_listen(self, config: WorkerConfig) -> str | None:
+        return config.otlp.grpc_listen if config.otlp.enabled else None
 
     def _policy(self, s: WorkerSettings) -> WorkerPolicy:
         b = s.backoff
@@ -230,11 +229,9 @@ class WorkerSupervisor(Subsystem):
                             s.health.failures_before_restart, s.health.startup_grace)
 
     def _placement(self, s: WorkerSettings) -> Placement:
-        provider = self.daemon.services.get("worker.placement")
-        if provider is None:
-            inference = self.daemon.services.get("tuning.inference_cpus")
-            provider = SysfsPlacement(self.daemon.paths, inference)
-        found = provider.placement(s.gpus) if s.gpus else Placement()
+        inference = self.ctx.services.tuning_inference_cpus
+        found = (SysfsPlacement(self.ctx.paths, inference() if inference else None).placement(s.gpus)
+                 if s.gpus else Placement())
         cpus = parse_cpulist(s.cpus) if s.cpus else found.cpus
         nodes = tuple(s.numa_nodes) if s.numa_nodes is not None else found.numa_nodes
         return Placement(tuple(cpus), nodes)
@@ -272,7 +269,7 @@ class WorkerSupervisor(Subsystem):
 
     def _event(self, kind: str, w: WorkerRuntime, **attrs: Any) -> None:
         t = now_ns()
-        self.daemon.events.add(Event(t, t, kind, f"worker:{w.settings.name}", 1.0,
+        self.ctx.events.add(Event(t, t, kind, f"worker:{w.settings.name}", 1.0,
                                      {"unit": w.unit, **{k: str(v) for k, v in attrs.items()}}))
 
     # ---- the per-worker loop ---------------------------------------------
@@ -350,7 +347,7 @@ class WorkerSupervisor(Subsystem):
             # A (re)started vLLM has spawned its threads by the time it answers
             # /health: have the eBPF scope map pick them up now rather than at
             # its next periodic rescan.
-            refresh = self.daemon.services.get("ebpf.refresh_scope")
+            refresh = self.ctx.services.ebpf_refresh_scope
             if refresh is not None:
                 await off_loop(refresh)
         if s.scrape_metrics and active:
@@ -455,12 +452,12 @@ class WorkerSupervisor(Subsystem):
         w.vllm_samples = parsed.samples
 
     def _gpu_fault(self, s: WorkerSettings) -> str | None:
-        events = self.daemon.events.query(self._fault_since_ns, now_ns() + 1, kinds=gpufaults.KINDS)
+        events = self.ctx.events.query(self._fault_since_ns, now_ns() + 1, kinds=gpufaults.KINDS)
         if not events:
             return None
         self.node_fault = self.node_fault or gpufaults.node_fault(events)
-        addresses = SysfsPlacement(self.daemon.paths).gpu_addresses()
-        return gpufaults.worker_fault(events, s.gpus, addresses, self.daemon.services.get("gpu.index_of_uuid"))
+        addresses = SysfsPlacement(self.ctx.paths).gpu_addresses()
+        return gpufaults.worker_fault(events, s.gpus, addresses, self.ctx.services.gpu_index_of_uuid)
 
     # ---- drain -----------------------------------------------------------
 
@@ -592,7 +589,7 @@ class WorkerSupervisor(Subsystem):
         return doctor_rows([w.status() for w in list(self.workers.values())])
 
     @classmethod
-    def doctor_offline(cls, config: Any, paths: Any) -> list[DoctorRow]:
+    def doctor_offline(cls, config: WorkerConfig, paths: Paths) -> list[DoctorRow]:
         """Rows for `infernode doctor`: the workers as the running agent sees them."""
         if not config.workers:
             return []

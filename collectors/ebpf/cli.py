@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from agent.cli import config_option, load_or_exit, root_option
+from agent.cli_options import config_option, load_or_exit, root_option
+from collectors.ebpf.settings import EbpfConfig
 
 
 @click.group()
@@ -26,12 +27,12 @@ def status(config_path: Path | None, root: Path, load: bool, as_json: bool) -> N
     import logging
 
     from agent.collector import CollectorContext
-    from agent.doctor import format_rows
+    from agent.table import format_rows
     from agent.events import EventStore
     from agent.paths import Paths
     from collectors.ebpf.collector import EbpfCollector
 
-    cfg = load_or_exit(config_path)
+    cfg: EbpfConfig = load_or_exit(config_path)
     settings = cfg.collectors.ebpf
     log = logging.getLogger("infernode.collector.ebpf")
     log.disabled = True  # the table says it all; no duplicate warning lines

@@ -84,7 +84,7 @@ class EbpfCollector(Collector):
         if not any(s.state == "loading" for s in self.state.values()):
             self.loaded.set()
             return
-        self.ctx.services["ebpf.refresh_scope"] = self.refresh_scope
+        self.ctx.services.ebpf_refresh_scope = self.refresh_scope
         # clang takes seconds: the daemon must not wait for it.
         self._loader = threading.Thread(target=self._load_and_run, name="ebpf-loader", daemon=True)
         self._loader.start()
@@ -98,9 +98,6 @@ class EbpfCollector(Collector):
         if self.module is not None:
             self.module.close()
             self.module = None
-        for key, fn in (("ebpf.refresh_scope", self.refresh_scope), ("ebpf.drain_pressure", self.drain_pressure)):
-            if self.ctx.services.get(key) == fn:
-                del self.ctx.services[key]
 
     def _down(self, name: str, reason: str, fix: str) -> None:
         self.state[name] = ProgramState("down", reason, fix)
@@ -172,7 +169,7 @@ class EbpfCollector(Collector):
                 self._pressure_thread = threading.Thread(target=self._pressure_loop, name="ebpf-pressure",
                                                          daemon=True)
                 self._pressure_thread.start()
-                self.ctx.services["ebpf.drain_pressure"] = self.drain_pressure
+                self.ctx.services.ebpf_drain_pressure = self.drain_pressure
             self.ctx.log.info("ebpf programs loaded: %s", ", ".join(p.name for p in wanted))
         except Exception as e:  # a loader failure must leave the daemon running
             self.ctx.log.exception("ebpf loader failed")
@@ -272,7 +269,7 @@ class EbpfCollector(Collector):
 
     def refresh_scope(self) -> int:
         """Re-read the inference cgroups into the kernel's tid map; the worker
-        supervisor calls this (services["ebpf.refresh_scope"]) after a restart.
+        supervisor calls this (services.ebpf_refresh_scope) after a restart.
         Returns the number of inference threads."""
         with self._scope_lock:
             old = self.scopes

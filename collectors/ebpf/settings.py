@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.collector import CollectorSettings
@@ -82,3 +84,15 @@ class EbpfSettings(CollectorSettings):
         if v & (v - 1):
             raise ValueError(f"must be a power of two (the kernel's ring buffer size rule), got {v}")
         return v
+
+
+class _HasEbpf(Protocol):
+    @property
+    def ebpf(self) -> EbpfSettings: ...
+
+
+class EbpfConfig(Protocol):
+    """The part of the agent's config `infernode ebpf` reads."""
+
+    @property
+    def collectors(self) -> _HasEbpf: ...

@@ -87,6 +87,7 @@ class GpuCollector(Collector):
         self._driver = ("unknown", "unknown")
         self._last_pass_at: float | None = None
         self._resolver = UnitResolver(ctx.paths)
+        self._index_by_uuid: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -171,13 +172,13 @@ class GpuCollector(Collector):
                                    timeout_ms=max(1, int(s.event_wait_timeout * 1000)))
         if not self._events.start():
             self._events = None
+        self._index_by_uuid = {d.uuid: d.index for d in devices}
         # For the correlation: throttle windows still open (see throttle.py).
-        self.ctx.services["gpu_open_events"] = self.open_events
-        # For tuning and the worker: () -> NodeTopology, asked of this collector's NVML.
-        self.ctx.services["topology"] = self.topology
+        self.ctx.services.gpu_open_events = self.open_events
+        # For the span scope: () -> NodeTopology, asked of this collector's NVML.
+        self.ctx.services.gpu_topology = self.topology
         # For the worker supervisor: which worker a GPU event (subject gpu:<uuid>) hits.
-        index_by_uuid = {d.uuid: d.index for d in devices}
-        self.ctx.services["gpu.index_of_uuid"] = index_by_uuid.get
+        self.ctx.services.gpu_index_of_uuid = self.index_of_uuid
         self.ctx.log.info("GPU telemetry: %d GPU(s), driver %s, CUDA %s", len(devices), *driver)
 
     def _run(self) -> None:
@@ -252,6 +253,9 @@ class GpuCollector(Collector):
 
     def topology(self) -> NodeTopology:
         return node_topology(self.paths, self._nvml)
+
+    def index_of_uuid(self, uuid: str) -> int | None:
+        return self._index_by_uuid.get(uuid)
 
     def open_events(self) -> list[Event]:
         """Throttle / clock-drop windows still open, ending now (not in the EventStore)."""

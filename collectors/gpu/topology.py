@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from agent.cpulist import format_cpulist, parse_cpulist
+from agent.cpulist import parse_cpulist
 from agent.paths import Paths
+from agent.topology import GpuInfo, NicInfo, NodeTopology
 from collectors.gpu.fields import normalize_bus_id
 
 log = logging.getLogger("infernode.topology")
@@ -30,31 +30,6 @@ log = logging.getLogger("infernode.topology")
 NVIDIA_VENDOR = "0x10de"
 # PCI class codes: VGA controller 0x0300xx, 3D controller 0x0302xx.
 GPU_CLASSES = ("0x0300", "0x0302")
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    index: int
-    uuid: str  # "" when NVML is not available
-    pci_bus_id: str  # sysfs form, "0000:18:00.0"
-    numa_node: int | None  # None: no NUMA information (single node, or unknown)
-    local_cpus: list[int] = field(default_factory=list)
-    model_name: str = ""
-    source: str = "nvml"  # nvml | sysfs
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "local_cpulist": format_cpulist(self.local_cpus)}
-
-
-@dataclass(frozen=True)
-class NicInfo:
-    name: str
-    pci_bus_id: str
-    numa_node: int | None
-    local_cpus: list[int] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "local_cpulist": format_cpulist(self.local_cpus)}
 
 
 def cpus_from_mask_words(words: Sequence[int]) -> list[int]:
@@ -169,18 +144,6 @@ def nic_topology(paths: Paths) -> list[NicInfo]:
         out.append(NicInfo(d.name, bdf, parse_numa_node(numa) if numa else None,
                            parse_cpulist(cpus) if cpus else []))
     return out
-
-
-@dataclass(frozen=True)
-class NodeTopology:
-    gpus: list[GpuInfo]
-    nics: list[NicInfo]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"gpus": [g.to_json() for g in self.gpus], "nics": [n.to_json() for n in self.nics]}
-
-    def gpus_on_node(self, numa_node: int) -> list[GpuInfo]:
-        return [g for g in self.gpus if g.numa_node == numa_node]
 
 
 def node_topology(paths: Paths, nvml: Any = None) -> NodeTopology:

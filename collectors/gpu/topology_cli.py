@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli import root_option
+from agent.cli_options import root_option
 
 
 @click.command("topology")
@@ -15,9 +15,10 @@ from agent.cli import root_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(root: Path, as_json: bool) -> None:
     """Print GPU and NIC placement: NUMA node and local CPUs (NVML, sysfs fallback)."""
-    from agent.doctor import format_rows
+    from agent.table import format_rows
     from agent.paths import Paths
-    from collectors.gpu.topology import format_cpulist, node_topology
+    from agent.cpulist import format_cpulist
+    from collectors.gpu.topology import node_topology
 
     topo = node_topology(Paths(root))
     if as_json:

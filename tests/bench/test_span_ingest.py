@@ -80,7 +80,7 @@ def _fixture_root(tmp_path) -> Paths:
 
 
 def _topo():
-    from collectors.gpu.topology import GpuInfo, NodeTopology
+    from agent.topology import GpuInfo, NodeTopology
 
     return NodeTopology(gpus=[GpuInfo(i, f"GPU-{i}", f"0000:{i:02x}:00.0", i // 4) for i in range(8)], nics=[])
 

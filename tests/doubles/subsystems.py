@@ -103,3 +103,17 @@ class StuckStarting(Recorder):
     async def start(self) -> None:
         self._note("start")
         await off_loop(type(self).release.wait)
+
+
+class Publishes(Toggled):
+    """Publishes a provider (the worker supervisor's model lookup) when it starts,
+    as the worker supervisor does, and never takes it back itself: the daemon must."""
+
+    name = "publishes"
+
+    async def start(self) -> None:
+        self._note("start")
+        self.ctx.services.worker_model_of = self.model_of
+
+    def model_of(self, worker: str) -> str | None:
+        return "m"

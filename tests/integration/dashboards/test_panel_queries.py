@@ -137,7 +137,7 @@ def _gpu_exporter() -> Iterator[str]:
     fake = FakePynvml(scenario)
     settings = GpuSettings(poll_interval=1, slow_poll_interval=1, max_age=30, event_wait_timeout=0.05)
     ctx = CollectorContext(paths=Paths("/"), events=EventStore(), settings=settings,
-                           log=logging.getLogger("test.dashboards.gpu"), services={})
+                           log=logging.getLogger("test.dashboards.gpu"))
     catalog = build_catalog()
     runtime = CollectorRuntime([GpuCollector(ctx, nvml=fake)], catalog, {"gpu": 5.0}, default_timeout=5.0)
     runtime.start()

@@ -167,6 +167,28 @@ def test_reload_starts_and_stops_subsystems_as_the_config_turns_them_on_and_off(
     asyncio.run(scenario())
 
 
+def test_what_a_subsystem_published_is_withdrawn_when_a_reload_turns_it_off(tmp_path, classes):
+    classes(doubles.First, doubles.Publishes)
+    d = make_daemon(tmp_path, classes, otlp=True)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(d.run())
+        await until_ready(d)
+        assert d.services.worker_model_of is not None and d.services.worker_model_of("w") == "m"
+        write_config(d.config_path, otlp=False)
+        assert await d.reload() is True
+        assert [s.name for s in d.subsystems] == ["first"]
+        assert d.services.worker_model_of is None
+        assert d.services.published() == []
+        write_config(d.config_path, otlp=True)
+        assert await d.reload() is True
+        assert d.services.worker_model_of is not None
+        d.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_subsystem_that_fails_to_start_on_reload_is_counted_and_the_config_stays(tmp_path, classes, caplog):
     classes(doubles.First, doubles.FailsToStart)
     d = make_daemon(tmp_path, classes, otlp=False)

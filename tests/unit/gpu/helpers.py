@@ -23,5 +23,5 @@ def make_collector(scenario: str | FakePynvml, root: Path = FIXTURE_ROOT, **sett
             **settings}
     store = EventStore()
     ctx = CollectorContext(paths=Paths(root), events=store, settings=GpuSettings(**opts),
-                           log=logging.getLogger("test.gpu"), services={})
+                           log=logging.getLogger("test.gpu"))
     return GpuCollector(ctx, nvml=fake), fake, store

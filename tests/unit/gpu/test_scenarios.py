@@ -262,7 +262,7 @@ def test_thermal_throttle_window_and_clock_drop_events() -> None:
         assert value(s, "infernode_gpu_clock_event_reason_active", reason="hw_thermal_slowdown") == 1
         assert value(s, "infernode_gpu_clock_hertz", clock="sm") == 1215e6
         assert not store.query(0, 2**62, kinds=["gpu_throttle"]), "written when the window ends"
-        open_now = c.ctx.services["gpu_open_events"]()
+        open_now = c.ctx.services.gpu_open_events()
         assert {(e.kind, e.attributes.get("reason")) for e in open_now} == {
             ("gpu_throttle", "hw_thermal_slowdown"), ("gpu_clock_drop", None)}
         fake.advance()

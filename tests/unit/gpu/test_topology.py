@@ -11,14 +11,8 @@ from click.testing import CliRunner
 
 from agent.cli import main
 from agent.paths import Paths
-from collectors.gpu.topology import (
-    cpus_from_mask_words,
-    format_cpulist,
-    gpu_topology,
-    nic_topology,
-    node_topology,
-    parse_cpulist,
-)
+from agent.cpulist import format_cpulist, parse_cpulist
+from collectors.gpu.topology import cpus_from_mask_words, gpu_topology, nic_topology, node_topology
 from tests.doubles.fake_pynvml import FakePynvml
 from tests.unit.gpu.helpers import FIXTURE_ROOT, make_collector
 
@@ -96,7 +90,7 @@ def test_collector_publishes_topology_service() -> None:
     c.start()
     assert c.wait_first_poll(5)
     try:
-        topo = c.ctx.services["topology"]()
+        topo = c.ctx.services.gpu_topology()
     finally:
         c.stop()
     assert [g.numa_node for g in topo.gpus] == [0, 0, 0, 0, 1, 1, 1, 1]

@@ -2,6 +2,7 @@
 
 from agent.events import Event, EventStore
 from agent.paths import Paths
+from agent.services import Services
 from agent.tracing.metrics import RequestMetrics
 from agent.tracing.pipeline import Enricher
 from agent.tracing.recent import RecentRequests
@@ -16,15 +17,16 @@ MS = 1_000_000
 
 def _enricher(events, services=None):
     s = ExplainSettings()
-    return Enricher(events, s, ScopeResolver(Paths(), [], services or {}), RequestMetrics(),
-                    RecentRequests(100), services or {})
+    services = services or Services()
+    return Enricher(events, s, ScopeResolver(Paths(), [], services), RequestMetrics(),
+                    RecentRequests(100), services)
 
 
 def test_open_gpu_window_counts_as_a_cause():
     store = EventStore()
     opened = Event(T0 + 200 * MS, T0 + 900 * MS, "gpu_throttle", "gpu:GPU-x", 0.7,
                    {"reason": "HwThermalSlowdown", "state": "open"})
-    e = _enricher(store, {"gpu_open_events": lambda: [opened]})
+    e = _enricher(store, Services(gpu_open_events=lambda: [opened]))
     req = export(1, pid=None, start_ns=T0, ttft=0.4, e2e=1.0)
     assert e.process(req).llm_request == 1
     (ex,) = e.recent.by_trace(req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex())
@@ -56,7 +58,7 @@ def test_a_failing_open_events_service_does_not_cost_the_span():
     def broken():
         raise RuntimeError("nvml gone")
 
-    e = _enricher(EventStore(), {"gpu_open_events": broken})
+    e = _enricher(EventStore(), Services(gpu_open_events=broken))
     assert e.process(export(1, pid=None)).llm_request == 1
 
 
@@ -137,7 +139,7 @@ def test_model_name_comes_from_the_managed_worker():
     from agent.worker.settings import WorkerSettings
 
     workers = [WorkerSettings(name="a", command=["vllm"]), WorkerSettings(name="b", command=["vllm"], port=8001)]
-    services = {"worker.model_of": {"a": "meta-llama/Llama-3.1-8B", "b": None}.get}
+    services = Services(worker_model_of={"a": "meta-llama/Llama-3.1-8B", "b": None}.get)
     e = Enricher(EventStore(), ExplainSettings(), ScopeResolver(Paths(), workers, services), RequestMetrics(),
                  RecentRequests(100), services)
     e.process(export(1, pid=None, service="vllm-a"))
@@ -153,7 +155,7 @@ def test_startup_spans_of_a_managed_worker_go_to_the_supervisor():
 
     seen = []
     workers = [WorkerSettings(name="a", command=["vllm"]), WorkerSettings(name="b", command=["vllm"], port=8001)]
-    services = {"worker.startup_phase": lambda *a: seen.append(a)}
+    services = Services(worker_startup_phase=lambda *a: seen.append(a))
     e = Enricher(EventStore(), ExplainSettings(), ScopeResolver(Paths(), workers, services), RequestMetrics(),
                  RecentRequests(100), services)
     req = export(0, pid=None, service="vllm-b", other=1)

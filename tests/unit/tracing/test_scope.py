@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from agent.paths import Paths
+from agent.services import Services
 from agent.cgroups import parse_ids
 from agent.tracing.scope import ScopeResolver, worker_of_unit
 from agent.worker.settings import WorkerSettings
@@ -28,7 +29,7 @@ def test_parse_pids():
     assert frozenset(parse_ids("1\n22\n\n333\n")) == frozenset({1, 22, 333})
 
 
-from collectors.gpu.topology import GpuInfo, NicInfo, NodeTopology
+from agent.topology import GpuInfo, NicInfo, NodeTopology
 
 
 def _topo() -> NodeTopology:
@@ -52,7 +53,7 @@ def _tree(tmp_path: Path) -> Paths:
 
 def test_scope_from_pid_on_hybrid_host(tmp_path):
     workers = [WorkerSettings(name="llama", gpus=[1], port=8001, command=CMD), WorkerSettings(name="other", command=CMD)]
-    res = ScopeResolver(_tree(tmp_path), workers, {"topology": _topo})
+    res = ScopeResolver(_tree(tmp_path), workers, Services(gpu_topology=_topo))
     s = res.scope(request(pid=4242, service="vllm"))
     assert s.worker == "llama" and s.cgroup == CG
     assert s.pids == frozenset({4242, 4250}) and s.gpus == ("GPU-bbb",) and s.port == 8001
@@ -90,7 +91,7 @@ def test_cgroup_lookup_is_cached(tmp_path):
 
 def test_a_reload_of_the_workers_drops_cached_scopes(tmp_path):
     res = ScopeResolver(_tree(tmp_path), [WorkerSettings(name="llama", gpus=[1], port=8001, command=CMD)],
-                        {"topology": _topo}, clock=lambda: 0.0)
+                        Services(gpu_topology=_topo), clock=lambda: 0.0)
     assert res.scope(request(pid=4242)).port == 8001
     res.workers = {"llama": WorkerSettings(name="llama", gpus=[0], port=8002, command=CMD)}
     s = res.scope(request(pid=4242))
