@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST  := $(PY) -m pytest
 CONFIG  ?= examples/infernode.yaml
 
-.PHONY: setup run test test-unit test-random bench soak gpu-check docs clean
+.PHONY: setup run lint test test-unit test-random bench soak gpu-check docs clean
 
 setup: os $(STAMP)
 
@@ -22,8 +22,17 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/infernode run --config $(CONFIG)
 
+# The lint gate, configured in pyproject.toml: ruff (style, imports, annotations),
+# mypy (types), vulture (unused code; .ci/vulture_whitelist.py says why each
+# reported name stays).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture agent collectors tuning .ci/vulture_whitelist.py --min-confidence 60 \
+	    --ignore-decorators "@field_validator,@model_validator,@*.command,@*.group" --ignore-names model_config
+
 # In file order; test-random checks that tests do not depend on it.
-test: setup
+test: setup lint
 	$(PYTEST) -p no:randomly -m "not bench and not soak" tests
 
 test-unit: setup

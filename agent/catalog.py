@@ -10,9 +10,9 @@ itself at import).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
 
 
 class MetricType(str, Enum):

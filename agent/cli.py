@@ -196,7 +196,7 @@ def docs(check: bool, write: bool, repo: Path) -> None:
         click.echo("stale generated docs (run `infernode docs --write`): " + ", ".join(map(str, stale)), err=True)
         sys.exit(1)
     if not check and not write:
-        for rel, text in generated_docs(catalog).items():
+        for text in generated_docs(catalog).values():
             click.echo(text)
     elif write:
         click.echo("wrote " + (", ".join(map(str, stale)) or "nothing (up to date)"))

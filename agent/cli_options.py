@@ -9,8 +9,9 @@ command (agent/cli.py) puts its loader in click's context object, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 

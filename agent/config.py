@@ -9,12 +9,12 @@ and what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from agent.plugins import Config
-from agent.yamlfile import YamlFileError, quote, read_yaml_file
+from agent.validation import describe
+from agent.yamlfile import YamlFileError, read_yaml_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/infernode/infernode.yaml")
 
@@ -36,7 +36,7 @@ def parse_config(data: object, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(source, [_describe(err) for err in e.errors()]) from None
+        raise ConfigError(source, [describe(err) for err in e.errors()]) from None
 
 
 def load_config(path: Path | None) -> Config:
@@ -55,19 +55,3 @@ def load_config(path: Path | None) -> Config:
 
 def default_config() -> Config:
     return parse_config({}, "<defaults>")
-
-
-def _describe(err: dict[str, Any]) -> str:
-    path = ".".join(str(p) for p in err["loc"]) or "top level"
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key"
-    msg = str(err.get("msg", ""))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    value = err.get("input")
-    shown = "" if kind == "missing" else f" (got {quote(value)})"
-    if isinstance(value, dict) and kind not in ("missing",):
-        shown = ""
-    return f"{path}: {msg}{shown}"

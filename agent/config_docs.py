@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 CONFIG_DOC = Path("docs/config.md")
@@ -32,7 +33,7 @@ reload, no restart needed (README, "Signals").
 """
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: object) -> str:
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(tp)
@@ -60,7 +61,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _field_type(field: Any) -> str:
+def _field_type(field: FieldInfo) -> str:
     # pydantic moves Annotated validators into field.metadata; they name our units.
     for m in field.metadata:
         fn = getattr(getattr(m, "func", None), "__name__", "")
@@ -71,12 +72,12 @@ def _field_type(field: Any) -> str:
     return _type_name(field.annotation)
 
 
-def _default(field: Any) -> str:
+def _default(field: FieldInfo) -> str:
     if field.default is not PydanticUndefined:
         value = field.default
     elif field.default_factory is not None:
         try:
-            value = field.default_factory()
+            value = field.default_factory()  # type: ignore[call-arg]  # ours take no arguments
         except TypeError:
             return "—"
     else:
@@ -108,7 +109,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
-def _model_in(tp: Any) -> type[BaseModel] | None:
+def _model_in(tp: object) -> type[BaseModel] | None:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return tp
     for arg in typing.get_args(tp):

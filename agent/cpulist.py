@@ -4,7 +4,7 @@ engine and the worker drop-ins share."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class CpuListError(ValueError):

@@ -24,17 +24,19 @@ import contextlib
 import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from agent import sdnotify
-from agent.config import ConfigError, load_config
 from agent.catalog import Catalog
+from agent.config import ConfigError, load_config
 from agent.config_types import ConnectionSettings
 from agent.events import EventStore
 from agent.http_listener import GuardedListener, ListenerStats
 from agent.node import Node
 from agent.paths import Paths
+from agent.plugins import Config
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.server import build_app
@@ -68,8 +70,8 @@ class Daemon:
     """`subsystem_classes` in start order (agent.plugins.subsystem_classes() in the
     product): each runs while the config enables it, and they stop in reverse."""
 
-    def __init__(self, config: Any, config_path: Path | None, paths: Paths,
-                 subsystem_classes: Sequence[type[Subsystem]]) -> None:
+    def __init__(self, config: Config, config_path: Path | None, paths: Paths,
+                 subsystem_classes: Sequence[type[Subsystem[Config]]]) -> None:
         self.subsystem_classes = tuple(subsystem_classes)
         self.config = config
         self.config_path = config_path
@@ -78,13 +80,13 @@ class Daemon:
         self.listener_stats = ListenerStats("server")
         self.node = Node.build(config, paths, services=self.services)
         # Replaced, never changed in place: a scrape thread may be iterating it.
-        self.subsystems: list[Subsystem] = [
+        self.subsystems: list[Subsystem[Config]] = [
             cls(self._context()) for cls in self.subsystem_classes if cls.enabled(config)
         ]
         self.node.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
         self._runner: GuardedListener | None = None
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._reload_lock = asyncio.Lock()
         self.listening: tuple[str, int] | None = None
 
@@ -92,7 +94,7 @@ class Daemon:
     def events(self) -> EventStore:
         return self.node.events
 
-    def _context(self) -> SubsystemContext[Any]:
+    def _context(self) -> SubsystemContext[Config]:
         return SubsystemContext(self.paths, self.node.events, self.services, self.config, self.config_path)
 
     def subsystem_samples(self) -> Iterable[Sample]:
@@ -104,7 +106,7 @@ class Daemon:
         node = self.node
         return node.runtime.scrape(), node.catalog
 
-    def running(self, cls: type[Subsystem]) -> Subsystem | None:
+    def running(self, cls: type[Subsystem[Config]]) -> Subsystem[Config] | None:
         """The running instance of a subsystem class, None while the config has it off."""
         return next((s for s in self.subsystems if type(s) is cls), None)
 
@@ -190,8 +192,7 @@ class Daemon:
         # (aiohttp waits it twice: for the handler, then for its cancellation).
         listener = GuardedListener(self.listener_stats, connections)
         try:
-            bound = await listener.serve(app, host, port, access_log=None, handle_signals=False,
-                                         shutdown_timeout=0.25)
+            bound = await listener.serve(app, host, port, shutdown_timeout=0.25)
         except OSError as e:
             raise ListenError(listen, e) from e
         return listener, bound
@@ -233,7 +234,7 @@ class Daemon:
         old_node = self.node
         try:
             node = Node.build(new, self.paths, events=old_node.events, services=self.services)
-        except Exception as e:  # a collector's constructor: isolate like the runtime does
+        except Exception as e:  # noqa: BLE001 - a collector's constructor: isolate it as the runtime does
             return self._reload_failed(f"building collectors: {type(e).__name__}: {e}")
         new_runner = None
         if new.server.listen != self.config.server.listen:
@@ -264,8 +265,9 @@ class Daemon:
                                            "subsystems": ",".join(s.name for s in self.subsystems)})
         return ok
 
-    async def _follow_config(self, config: Any) -> bool:
-        """Subsystems as the newly applied config wants them, in start order (tuning before the worker: the worker reads what tuning publishes).
+    async def _follow_config(self, config: Config) -> bool:
+        """Subsystems as the newly applied config wants them, in start order
+        (tuning before the worker: the worker reads what tuning publishes).
         False when one it turns on failed to start: that is counted as a failed
         reload, but the config stays applied (its collectors and listen address
         already serve) and the next reload tries the start again."""
@@ -310,7 +312,7 @@ class Daemon:
                 ok = False
         return ok
 
-    def _in_order(self, subsystems: list[Subsystem]) -> list[Subsystem]:
+    def _in_order(self, subsystems: list[Subsystem[Config]]) -> list[Subsystem[Config]]:
         rank = {cls: i for i, cls in enumerate(self.subsystem_classes)}
         return sorted(subsystems, key=lambda s: rank.get(type(s), len(rank)))
 
@@ -320,7 +322,7 @@ class Daemon:
         timeout = max(0.0, timeout)
         try:
             await asyncio.wait_for(aw, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%s did not stop within %.1f s; abandoning it", what, timeout)
         except asyncio.CancelledError:
             task = asyncio.current_task()

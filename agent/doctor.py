@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.collector import DoctorRow
 from agent.node import Node
@@ -57,7 +57,7 @@ def doctor_rows(node: Node, extra: Iterable[DoctorRow] = ()) -> list[DoctorRow]:
         rows.append(DoctorRow("collector", c.name, status, detail, st.fix))
         try:
             rows.extend(c.doctor())
-        except Exception as e:  # doctor must report, not crash
+        except Exception as e:  # noqa: BLE001 - doctor must report, not crash
             rows.append(DoctorRow("collector", c.name, "fail", f"doctor check failed: {e}"))
     rows.extend(extra)
     return rows

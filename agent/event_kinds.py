@@ -62,8 +62,10 @@ KINDS = {
         EventKind("worker_refused", "worker:<name>", "count",
                   "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason."),
         # Tuning and bootstrap
-        EventKind("tuning_drift", "node", "count", "A tunable left its desired value; attributes tunable, target, current, desired."),
+        EventKind("tuning_drift", "node", "count",
+                  "A tunable left its desired value; attributes tunable, target, current, desired."),
         EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed."),
-        EventKind("bootstrap_change", "node", "count", "A pinned component was installed or changed; attributes component, version."),
+        EventKind("bootstrap_change", "node", "count",
+                  "A pinned component was installed or changed; attributes component, version."),
     )
 }

@@ -19,8 +19,8 @@ import bisect
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 AttrValue = str | int | float | bool
 

@@ -8,7 +8,8 @@ a scraper asks for with its Accept header.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from agent.catalog import Catalog, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample
@@ -63,25 +64,35 @@ def build_families(samples: Iterable[Sample], catalog: Catalog) -> list[Metric]:
             continue
         label_names = list(spec.labels)
         if spec.type is MetricType.COUNTER:
-            fam: Metric = CounterMetricFamily(spec.family, spec.help, labels=label_names)
+            counter = CounterMetricFamily(spec.family, spec.help, labels=label_names)
             for s in grouped[name]:
-                fam.add_metric([s.labels[k] for k in label_names], s.value, exemplar=_prom_exemplar(s.exemplar))
+                counter.add_metric([s.labels[k] for k in label_names], _scalar(s),
+                                   exemplar=_prom_exemplar(s.exemplar))
+            families.append(counter)
         elif spec.type is MetricType.GAUGE:
-            fam = GaugeMetricFamily(spec.family, spec.help, labels=label_names)
+            gauge = GaugeMetricFamily(spec.family, spec.help, labels=label_names)
             for s in grouped[name]:
-                fam.add_metric([s.labels[k] for k in label_names], s.value)
+                gauge.add_metric([s.labels[k] for k in label_names], _scalar(s))
+            families.append(gauge)
         else:
-            fam = HistogramMetricFamily(spec.family, spec.help, labels=label_names)
+            hist = HistogramMetricFamily(spec.family, spec.help, labels=label_names)
             for s in grouped[name]:
                 hv = s.value
                 assert isinstance(hv, HistogramValue)
-                buckets = [
-                    (_fmt_bound(b), c, _prom_exemplar(hv.exemplars.get(b))) if hv.exemplars else (_fmt_bound(b), c)
-                    for b, c in hv.buckets
-                ]
-                fam.add_metric([s.labels[k] for k in label_names], buckets, hv.sum)
-        families.append(fam)
+                buckets: list[tuple[str, float] | tuple[str, float, PromExemplar]] = []
+                for b, c in hv.buckets:
+                    ex = _prom_exemplar(hv.exemplars.get(b)) if hv.exemplars else None
+                    buckets.append((_fmt_bound(b), c) if ex is None else (_fmt_bound(b), c, ex))
+                hist.add_metric([s.labels[k] for k in label_names], buckets, hv.sum)
+            families.append(hist)
     return families
+
+
+def _scalar(s: Sample) -> float:
+    # The runtime's validation lets through only numbers for counters and gauges.
+    if isinstance(s.value, HistogramValue):
+        raise TypeError(f"{s.name} is declared a counter or gauge but carries a histogram")
+    return float(s.value)
 
 
 def _passthrough_family(name: str, help_text: str, samples: list[Sample]) -> Metric:
@@ -244,5 +255,6 @@ def _value(v: float) -> str:
 
 
 def _exemplar(ex: Exemplar) -> str:
-    text = f" # {{{','.join(f'{k}={chr(34)}{_escape_label(ex.labels[k])}{chr(34)}' for k in sorted(ex.labels))}}} {_value(ex.value)}"
+    labels = ",".join(f'{k}="{_escape_label(ex.labels[k])}"' for k in sorted(ex.labels))
+    text = f" # {{{labels}}} {_value(ex.value)}"
     return text if ex.timestamp is None else f"{text} {ex.timestamp}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-from typing import Callable
+from collections.abc import Callable
 
 # A trim runs this long after the last request of a burst, and at least every
 # MAX_DELAY_S during a sustained one.

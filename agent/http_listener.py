@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -55,7 +55,7 @@ class ListenerStats:
 class _Guard(asyncio.Protocol):
     """Sits between the transport and aiohttp's protocol for one connection."""
 
-    def __init__(self, listener: "GuardedListener", inner: asyncio.Protocol) -> None:
+    def __init__(self, listener: GuardedListener, inner: asyncio.Protocol) -> None:
         self._listener = listener
         self._inner = inner
         self._transport: asyncio.Transport | None = None
@@ -150,10 +150,13 @@ class GuardedListener:
 
         app.middlewares.insert(0, track)
 
-    async def serve(self, app: web.Application, host: str, port: int, **runner_kwargs: Any) -> tuple[str, int]:
+    async def serve(self, app: web.Application, host: str, port: int, *, shutdown_timeout: float,
+                    auto_decompress: bool = True) -> tuple[str, int]:
         """Bind host:port (host "" for every address) and serve; the bound address. OSError: nothing is left open."""
         self._attach(app)
-        runner = web.AppRunner(app, keepalive_timeout=self.limits.idle_timeout, **runner_kwargs)
+        # No access log and no signal handling: the daemon owns both.
+        runner = web.AppRunner(app, keepalive_timeout=self.limits.idle_timeout, access_log=None, handle_signals=False,
+                               shutdown_timeout=shutdown_timeout, auto_decompress=auto_decompress)
         await runner.setup()
         protocol = runner.server
         assert protocol is not None

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 _STD = set(vars(logging.makeLogRecord({})))
 
@@ -58,7 +58,7 @@ class RepeatFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, str | int | float | bool | None] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+
 from agent.catalog import Catalog
 from agent.collector import Collector, CollectorContext
 from agent.config import Config
@@ -46,7 +47,7 @@ class Node:
         paths: Paths,
         events: EventStore | None = None,
         services: Services | None = None,
-    ) -> "Node":
+    ) -> Node:
         catalog = build_catalog()
         events = events or EventStore(config.events.max_bytes)
         services = services if services is not None else Services()

@@ -43,9 +43,6 @@ class Paths:
     def run(self, *parts: str | int) -> Path:
         return self.host("/run").joinpath(*map(str, parts))
 
-    def var(self, *parts: str | int) -> Path:
-        return self.host("/var").joinpath(*map(str, parts))
-
     def cgroup(self, *parts: str | int) -> Path:
         return self.host("/sys/fs/cgroup").joinpath(*map(str, parts))
 

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from agent.bootstrap.settings import BootstrapSettings
 from agent.catalog import Catalog
 from agent.collector import Collector, CollectorSettings
 from agent.settings import EventSettings, LogSettings, Section, ServerSettings
+from agent.tracing.settings import ExplainSettings, OtlpSettings
+from agent.worker.settings import Workers
 from collectors.cgroup import CgroupCollector, CgroupSettings
 from collectors.ebpf.collector import EbpfCollector
 from collectors.ebpf.settings import EbpfSettings
@@ -31,9 +34,6 @@ from collectors.host.loadavg import LoadavgCollector
 from collectors.host.meminfo import MeminfoCollector
 from collectors.host.netdev import NetdevCollector
 from collectors.host.pressure import PressureCollector
-from agent.bootstrap.settings import BootstrapSettings
-from agent.tracing.settings import ExplainSettings, OtlpSettings
-from agent.worker.settings import Workers
 from tuning.settings import TuningSettings
 
 if TYPE_CHECKING:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
 import queue
+import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from agent.catalog import Catalog, MetricSpec, MetricType
 from agent.collector import Collector, NoDataError
@@ -63,7 +64,6 @@ class CollectorStatus:
     reason: str = ""
     fix: str = ""
     duration_s: float = 0.0
-    last_ok_unix: float | None = None
     dropped_total: int = 0
 
 
@@ -86,7 +86,7 @@ class CollectorRuntime:
         self.status = {c.name: CollectorStatus(c.name) for c in self.collectors}
         # name -> (run, its start on the monotonic clock); a run is shared by
         # concurrent scrapes and outlives a scrape that gave up on it.
-        self._inflight: dict[str, tuple[Future[list[Sample]], float]] = {}
+        self._inflight: dict[str, _Run] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -188,8 +188,6 @@ class CollectorRuntime:
         self._set(name, up, state, reason, fix)
         st = self.status[name]
         st.duration_s = time.monotonic() - t0
-        if up:
-            st.last_ok_unix = time.time()
 
     def _set(self, name: str, up: bool, state: str, reason: str, fix: str = "") -> None:
         st = self.status[name]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -43,7 +44,7 @@ SELF_SPECS = (
 
 
 class SelfMetrics:
-    def __init__(self, events: "EventStore") -> None:
+    def __init__(self, events: EventStore) -> None:
         self.events = events
         self.reload_failures = 0
         self.last_reload_ok = True

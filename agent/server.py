@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from agent.catalog import Catalog
 from agent.exposition import render, wants_openmetrics
 from agent.runtime import in_daemon_thread
 from agent.samples import Sample
-from agent.catalog import Catalog
 
 
 def build_app(

@@ -10,9 +10,10 @@ it on or off (`enabled`), may add HTTP routes, may expose samples (declared in
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Generic, Iterable, Self, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 from aiohttp import web
 

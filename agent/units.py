@@ -95,4 +95,5 @@ def _valid_host(host: str) -> bool:
         pass
     if re.match(r"^\d+(\.\d+)*$", host):
         return False  # looks numeric but is no valid IPv4 address
-    return bool(re.match(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$", host))
+    label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    return bool(re.match(rf"^(?=.{{1,253}}$){label}(\.{label})*$", host))

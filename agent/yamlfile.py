@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -43,7 +42,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -52,10 +51,11 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        self._size(node)
+        if node is not None:
+            self._size(node)
         return node
 
-    def _size(self, node: Any) -> int:
+    def _size(self, node: yaml.Node) -> int:
         key = id(node)
         size = self._sizes.get(key)
         if size is not None:
@@ -73,7 +73,7 @@ class _BoundedLoader(yaml.SafeLoader):
         return size
 
 
-def parse_yaml(text: str) -> Any:
+def parse_yaml(text: str) -> object:
     """The document in `text`; raises YamlFileError."""
     if len(text) > MAX_BYTES:
         raise YamlFileError(f"larger than {MAX_BYTES} bytes")
@@ -103,7 +103,7 @@ def decode_text(raw: bytes) -> str:
             from None
 
 
-def read_yaml_file(path: Path, regular_only: bool = True) -> Any:
+def read_yaml_file(path: Path, regular_only: bool = True) -> object:
     """Read and parse one YAML file; raises YamlFileError. With `regular_only`, only
     regular files are read (a FIFO or a device would block or never end)."""
     try:

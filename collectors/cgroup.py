@@ -15,9 +15,9 @@ unit, unit stopped mid-scrape) gives no series; a file with garbage fails the ru
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from pydantic import Field
 

@@ -20,8 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 QUERY = "index,utilization.gpu,memory.used,memory.total,power.draw,temperature.gpu,clocks.sm,clocks.mem,pstate"
 MIB = 1024 * 1024
@@ -45,7 +45,7 @@ def parse_smi_csv(text: str) -> dict[str, dict[str, str]]:
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != len(names):
             raise ValueError(f"nvidia-smi line has {len(cells)} fields, expected {len(names)}: {line!r}")
-        row = dict(zip(names, cells))
+        row = dict(zip(names, cells, strict=False))
         out[row["index"]] = row
     return out
 

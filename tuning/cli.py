@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli_options import EXIT_CONFIG, config_option, load_or_exit, root_option
 from tuning.settings import TuningConfig
 
+if TYPE_CHECKING:
+    from tuning.engine import Engine, Row
+
 profile_option = click.option("--profile", default=None, help="Profile name (default: tuning.profile from the config).")
 
 
-def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa: ANN202
+def _engine(config_path: Path | None, root: Path, profile: str | None) -> Engine:
     from agent.paths import Paths
     from tuning.engine import build_engine
     from tuning.profiles import ProfileError
@@ -31,7 +35,7 @@ def _engine(config_path: Path | None, root: Path, profile: str | None):  # noqa:
         sys.exit(EXIT_CONFIG)
 
 
-def format_rows(rows) -> str:  # noqa: ANN001
+def format_rows(rows: list[Row]) -> str:
     from agent.table import format_rows as table
 
     return table(("TUNABLE", "TARGET", "CURRENT", "DESIRED", "ACTION"), [

@@ -21,14 +21,14 @@ class Desired:
     kind: str  # exact | anyof | atleast | atmost | fields
     options: tuple[str, ...] = ()
     bound: int = 0
-    fields: tuple["Desired", ...] = ()
+    fields: tuple[Desired, ...] = ()
 
     def matches(self, current: str | None) -> bool:
         if current is None:
             return False
         if self.kind == "fields":
             parts = current.split()
-            return len(parts) == len(self.fields) and all(f.matches(p) for f, p in zip(self.fields, parts))
+            return len(parts) == len(self.fields) and all(f.matches(p) for f, p in zip(self.fields, parts, strict=False))
         if self.kind == "exact":
             return current == self.options[0]
         if self.kind == "anyof":
@@ -46,7 +46,7 @@ class Desired:
             if len(parts) != len(self.fields):
                 parts = [""] * len(self.fields)
             return " ".join(
-                p if f.matches(p) else f.value_to_write(p) for f, p in zip(self.fields, parts)
+                p if f.matches(p) else f.value_to_write(p) for f, p in zip(self.fields, parts, strict=False)
             )
         if self.kind in ("exact", "anyof"):
             return self.options[0]

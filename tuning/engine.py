@@ -22,7 +22,7 @@ from tuning.profiles import Profile, load_profile
 from tuning.registry import tunables_by_name
 from tuning.settings import TuningSettings
 from tuning.state import APPLIED, APPLYING, Original, TuningState, clear_state, load_state, save_state
-from tuning.tunable import TuneContext, Tunable, TunableError, Unsupported
+from tuning.tunable import LatencyCap, Tunable, TunableError, TuneContext, Unsupported
 
 OK, SET, HOLD, UNSUPPORTED, ERROR = "ok", "set", "hold", "unsupported", "error"
 
@@ -58,7 +58,7 @@ class _Lock:
         self.path = paths.run("infernode", "tuning", "lock")
         self.fd: int | None = None
 
-    def __enter__(self) -> "_Lock":
+    def __enter__(self) -> _Lock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -154,7 +154,7 @@ class Engine:
             tx.commit()
             return todo, recovered
 
-    def begin(self, todo: list[Row]) -> "Transaction":
+    def begin(self, todo: list[Row]) -> Transaction:
         """A transaction outside `apply`'s lock, for callers that drive the steps
         themselves (the crash-recovery tests do, to die between steps)."""
         return Transaction(self, todo)
@@ -275,7 +275,7 @@ def build_engine(
     paths: Paths,
     settings: TuningSettings,
     profile: str | None = None,
-    holder: Any = None,
+    holder: LatencyCap | None = None,
     source: str = "config",
 ) -> Engine:
     """Load the profile (raises ProfileError) and bind it to the host under `paths`."""

@@ -14,13 +14,16 @@ then in the shipped directory. Every problem names the file and the key.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from agent.yamlfile import YamlFileError, quote, read_yaml_file
-
 from tuning.desired import Desired, DesiredValueError, parse_desired
+
+if TYPE_CHECKING:
+    from tuning.tunable import Tunable
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -60,7 +63,7 @@ def shipped_profiles() -> list[str]:
 def load_profile(
     name: str,
     dirs: Iterable[Path] = (),
-    known: Mapping[str, Any] | None = None,
+    known: Mapping[str, type[Tunable]] | None = None,
     overrides: Mapping[str, Any] | None = None,
     overrides_source: str = "config",
 ) -> Profile:
@@ -120,7 +123,7 @@ def _load_into(profile: Profile, path: Path, dirs: list[Path], known: Mapping[st
         profile.description = str(data.get("description", ""))
 
 
-def _validated(key: str, value: Any, where: str, known: Mapping[str, Any]) -> Desired:
+def _validated(key: str, value: object, where: str, known: Mapping[str, type[Tunable]]) -> Desired:
     if key not in known:
         raise ProfileError(f"{where}: unknown tunable (known: {', '.join(known)})")
     try:

@@ -1,8 +1,7 @@
 """Host tuning: tunables, profiles, and the plan/apply/verify/rollback engine."""
 from __future__ import annotations
 
-from typing import Literal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
+from agent.paths import Paths
+
+if TYPE_CHECKING:
+    from tuning.engine import Row
 from agent.runtime import off_loop
 from agent.samples import Sample, sample
-from agent.paths import Paths
 from agent.subsystem import Subsystem, SubsystemContext
+from agent.untyped import Udev
 from tuning.settings import TuningConfig
 
 log = logging.getLogger("infernode.tuning")
@@ -150,7 +155,7 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.verify_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             if self.engine is not None:
@@ -180,7 +185,7 @@ class TuningSubsystem(Subsystem[TuningConfig]):
                 log.info("no %s events for tuning (%s)", source, e)
                 continue
 
-            def readable(monitor: Any = monitor) -> None:
+            def readable(monitor: Udev = monitor) -> None:
                 while monitor.poll(timeout=0) is not None:
                     pass
                 self._wake.set()
@@ -263,10 +268,12 @@ class TuningSubsystem(Subsystem[TuningConfig]):
             yield DoctorRow("tuning", "drift", "ok", f"profile {self.settings.profile} in desired state")
 
 
-def summarize(keys: Any) -> str:
+def summarize(keys: Iterable[Row | tuple[str, str]]) -> str:
     """"vm.swappiness system, cpu.governor (32 targets)": one entry per tunable."""
+    from tuning.engine import Row
+
     by_name: dict[str, list[str]] = {}
     for k in keys:
-        tunable, target = (k.tunable, k.target) if hasattr(k, "tunable") else k
+        tunable, target = (k.tunable, k.target) if isinstance(k, Row) else k
         by_name.setdefault(tunable, []).append(target)
     return ", ".join(f"{n} {t[0]}" if len(t) == 1 else f"{n} ({len(t)} targets)" for n, t in by_name.items())

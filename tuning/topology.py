@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.paths import Paths
 from tuning.cpulist import format_cpulist, parse_cpulist
 from tuning.settings import TuningSettings
-
-NIC_CLASS = "0x0200"
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,6 @@ class Topology:
     def gpu_local_cpus(self) -> frozenset[int]:
         return frozenset().union(*(g.local_cpus for g in self.gpus)) if self.gpus else frozenset()
 
-    def node_of_cpu(self, cpu: int) -> int | None:
-        for node, cpus in self.nodes.items():
-            if cpu in cpus:
-                return node
-        return None
 
 
 def read_topology(paths: Paths) -> Topology:
@@ -98,7 +92,7 @@ def pci_numa_node(paths: Paths, bdf: str) -> int | None:
     return int(text)
 
 
-def _read(path) -> str | None:  # noqa: ANN001
+def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
     except OSError:

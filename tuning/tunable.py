@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import ClassVar, Protocol
 
 from agent.paths import Paths
 from tuning.desired import Desired
@@ -39,13 +40,21 @@ def run_command(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
 
 
+class LatencyCap(Protocol):
+    """Holds a C-state exit latency cap for as long as the daemon runs
+    (tuning.tunables.cpu.LatencyHolder)."""
+
+    def hold(self, microseconds: int) -> None: ...
+    def release(self) -> None: ...
+
+
 @dataclass
 class TuneContext:
     paths: Paths
     settings: TuningSettings
     run: Runner = run_command
     # Set by the daemon: holds /dev/cpu_dma_latency open while it runs.
-    holder: Any = None
+    holder: LatencyCap | None = None
     _topology: Topology | None = field(default=None, repr=False)
 
     @cached_property
@@ -83,7 +92,7 @@ class Tunable(ABC):
         """Set the value; raises TunableError or OSError when refused."""
 
     # Pure check of a profile value: None when it makes sense, else what was expected.
-    checker: ClassVar[Callable[[Desired], str | None] | None] = None
+    checker: ClassVar[staticmethod[[Desired], str | None] | None] = None
 
     @classmethod
     def validate(cls, desired: Desired) -> str | None:

@@ -14,8 +14,8 @@ Exit statuses (also documented in `infernode bootstrap apply --help`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.bootstrap.detect import Detection
 from agent.bootstrap.manifest import Manifest, pins
@@ -31,7 +31,8 @@ EXIT_REBOOT = 3
 EXIT_UNAVAILABLE = 4
 
 NOUVEAU_CONF = "/etc/modprobe.d/infernode-blacklist-nouveau.conf"
-NOUVEAU_TEXT = "# Managed by infernode bootstrap: the nvidia driver needs nouveau unbound.\nblacklist nouveau\noptions nouveau modeset=0\n"
+NOUVEAU_TEXT = ("# Managed by infernode bootstrap: the nvidia driver needs nouveau unbound.\n"
+                "blacklist nouveau\noptions nouveau modeset=0\n")
 # dracut does not read modprobe.d for what to leave out of the image.
 DRACUT_CONF = "/etc/dracut.conf.d/infernode-blacklist-nouveau.conf"
 DRACUT_TEXT = '# Managed by infernode bootstrap.\nomit_drivers+=" nouveau "\n'

@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.bootstrap.settings import BootstrapSettings
+
+if TYPE_CHECKING:
+    from agent.bootstrap.detect import Detection
+    from agent.bootstrap.manifest import Manifest
+    from agent.bootstrap.packages import Backend, Runner
+    from agent.paths import Paths
 
 DEFAULT_MANIFEST = BootstrapSettings().manifest
 
@@ -23,7 +30,7 @@ root_option = click.option(
     help="Root to inspect and change (package commands run in a chroot when not /).")
 
 
-def _load(manifest: Path, overrides: tuple[Path, ...]):  # noqa: ANN202
+def _load(manifest: Path, overrides: tuple[Path, ...]) -> Manifest:
     from agent.bootstrap.apply import EXIT_MANIFEST
     from agent.bootstrap.manifest import ManifestError, load_manifest
 
@@ -34,7 +41,7 @@ def _load(manifest: Path, overrides: tuple[Path, ...]):  # noqa: ANN202
         sys.exit(EXIT_MANIFEST)
 
 
-def _context(root: Path):  # noqa: ANN202
+def _context(root: Path) -> tuple[Paths, Detection, Runner, Backend]:
     from agent.bootstrap.detect import detect
     from agent.bootstrap.packages import PackageError, Runner, backend_for
     from agent.paths import Paths
@@ -89,7 +96,8 @@ def apply(manifest: Path, overrides: tuple[Path, ...], root: Path, allow_reboot:
     3 applied, reboot required (not done without --allow-reboot);
     4 a pinned version is not in the repository (nothing changed).
     """
-    from agent.bootstrap.apply import ApplyError, apply as do_apply
+    from agent.bootstrap.apply import ApplyError
+    from agent.bootstrap.apply import apply as do_apply
     from agent.bootstrap.packages import PackageError
 
     m = _load(manifest, overrides)
@@ -131,7 +139,8 @@ def apply(manifest: Path, overrides: tuple[Path, ...], root: Path, allow_reboot:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify(manifest: Path, overrides: tuple[Path, ...], root: Path, as_json: bool) -> None:
     """Check the running node against the manifest (read-only). Exit 1 on any failure."""
-    from agent.bootstrap.verify import format_checks, verify as do_verify
+    from agent.bootstrap.verify import format_checks
+    from agent.bootstrap.verify import verify as do_verify
 
     m = _load(manifest, overrides)
     _, det, runner, _ = _context(root)

@@ -10,10 +10,12 @@ the decisions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from agent.paths import Paths
+from agent.untyped import Udev
 
 NVIDIA_VENDOR = 0x10DE
 # PCI base class 0x03 (display): 0x0300 VGA, 0x0302 3D controller (data-centre GPUs).
@@ -75,19 +77,10 @@ def classify_uevent(props: Mapping[str, str]) -> PciDevice | None:
     return classify(bdf, vendor, device, code)
 
 
-def parse_uevent(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
-
-
 PCI_ATTRS = ("vendor", "device", "class", "numa_node")
 
 
-def pci_from_udev(context: Any = None) -> list[PciDevice]:
+def pci_from_udev(context: Udev = None) -> list[PciDevice]:
     import pyudev
 
     ctx = context or pyudev.Context()
@@ -106,7 +99,7 @@ def pci_from_sysfs(paths: Paths) -> list[PciDevice]:
         return []
     out = []
     for entry in sorted(base.iterdir()):
-        attrs = {}
+        attrs: dict[str, str | None] = {}
         for a in PCI_ATTRS:
             try:
                 attrs[a] = (entry / a).read_text()
@@ -127,7 +120,6 @@ class OsInfo:
     id: str
     version_id: str
     family: Literal["debian", "rhel", "unknown"]
-    pretty: str = ""
 
 
 def parse_os_release(text: str) -> OsInfo:
@@ -142,7 +134,7 @@ def parse_os_release(text: str) -> OsInfo:
         family = "debian"
     elif any(i in ("rhel", "fedora", "centos", "rocky", "almalinux") for i in ids):
         family = "rhel"
-    return OsInfo(kv.get("ID", "unknown"), kv.get("VERSION_ID", ""), family, kv.get("PRETTY_NAME", ""))
+    return OsInfo(kv.get("ID", "unknown"), kv.get("VERSION_ID", ""), family)
 
 
 _NVRM_RE = re.compile(r"NVRM version:.*?Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
@@ -207,7 +199,7 @@ def detect(paths: Paths, pci: Iterable[PciDevice] | None = None) -> Detection:
     return Detection(
         os=parse_os_release(os_text),
         kernel=kernel,
-        kernel_headers=bool(kernel) and headers_installed(paths, kernel),
+        kernel_headers=kernel is not None and headers_installed(paths, kernel),
         pci=list(pci) if pci is not None else detect_pci(paths),
         nvidia_module=nv[0] if nv else None,
         nvidia_module_open=nv[1] if nv else None,

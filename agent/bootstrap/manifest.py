@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from agent.yamlfile import YamlFileError, read_yaml_file
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agent.validation import describe
+from agent.yamlfile import YamlFileError, read_yaml_file
 
 _VERSION_RE = re.compile(r"^(\d+:)?[0-9][A-Za-z0-9.+~-]*$")
 
@@ -62,7 +64,7 @@ class Repository(_Section):
         return v
 
     @model_validator(mode="after")
-    def _signed(self) -> "Repository":
+    def _signed(self) -> Repository:
         if self.key is None and not self.trusted:
             raise ValueError("key is required (the repository's signing keyring) unless trusted: true")
         if self.key is not None and "\x00" in str(self.key):
@@ -89,7 +91,7 @@ class Driver(_Section):
         return _check_version(v)
 
     @model_validator(mode="after")
-    def _branch_matches(self) -> "Driver":
+    def _branch_matches(self) -> Driver:
         upstream = self.version.split(":", 1)[-1]
         if not upstream.startswith(f"{self.branch}."):
             raise ValueError(f"version {self.version!r} is not on branch {self.branch}")
@@ -169,7 +171,7 @@ def pins(m: Manifest, nvswitches: int) -> list[Pin]:
     return out
 
 
-def merge(base: Any, override: Any) -> Any:
+def merge(base: object, override: object) -> object:
     """Deep merge: mappings merge key by key, anything else in the override replaces."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
@@ -179,7 +181,7 @@ def merge(base: Any, override: Any) -> Any:
     return override
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path) -> object:
     try:
         # Not limited to regular files: the daemon reads the manifest in a thread its
         # shutdown abandons, so a read that blocks (a FIFO, a hung network mount)
@@ -189,13 +191,13 @@ def _read_yaml(path: Path) -> Any:
         raise ManifestError(str(path), [str(e)]) from None
 
 
-def parse_manifest(data: Any, source: str = "<manifest>") -> Manifest:
+def parse_manifest(data: object, source: str = "<manifest>") -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(source, [f"top level: expected a mapping, got {type(data).__name__}"])
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:
-        raise ManifestError(source, [_describe(err) for err in e.errors()]) from None
+        raise ManifestError(source, [describe(err) for err in e.errors()]) from None
 
 
 def load_manifest(path: Path, overrides: tuple[Path, ...] = ()) -> Manifest:
@@ -210,15 +212,3 @@ def load_manifest(path: Path, overrides: tuple[Path, ...] = ()) -> Manifest:
         data = merge(data, extra)
         source += f" + {o}"
     return parse_manifest(data, source)
-
-
-def _describe(err: dict[str, Any]) -> str:
-    path = ".".join(str(p) for p in err["loc"]) or "top level"
-    if err.get("type") == "extra_forbidden":
-        return f"{path}: unknown key"
-    msg = str(err.get("msg", ""))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    value = err.get("input")
-    shown = "" if err.get("type") == "missing" or isinstance(value, dict) else f" (got {value!r})"
-    return f"{path}: {msg}{shown}"

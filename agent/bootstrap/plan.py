@@ -5,8 +5,9 @@ result needs a reboot. Pure: it takes detection and package state as data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from agent.bootstrap.detect import Detection
 from agent.bootstrap.manifest import Manifest, Pin, pins
@@ -113,7 +114,7 @@ def format_plan(plan: Plan) -> str:
     body = [(r.component, r.package, (r.installed or "-") + (" (held)" if r.held else ""), r.pinned, r.action,
              "yes" if r.reboot else "no") for r in plan.rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in [head, *body]]
     for r in plan.reboot_reasons:
         lines.append(f"reboot required: {r}")
     for n in plan.notes:

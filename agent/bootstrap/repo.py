@@ -37,7 +37,7 @@ def apt_source_line(repo: Repository, keyring: str | None) -> str:
 def dnf_repo_text(repo: Repository, key_path: str | None) -> str:
     lines = [f"[{DNF_REPO_ID}]", "name=NVIDIA packages (managed by infernode bootstrap)",
              f"baseurl={repo.dnf_baseurl or repo.url}", "enabled=1"]
-    lines += [f"gpgcheck=1", f"gpgkey=file://{key_path}"] if key_path else ["gpgcheck=0"]
+    lines += ["gpgcheck=1", f"gpgkey=file://{key_path}"] if key_path else ["gpgcheck=0"]
     return "\n".join(lines) + "\n"
 
 

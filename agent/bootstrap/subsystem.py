@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from agent.bootstrap.settings import BootstrapConfig, BootstrapSettings
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
+from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample, sample
-from agent.paths import Paths
 from agent.subsystem import Subsystem, SubsystemContext
-from agent.bootstrap.settings import BootstrapConfig
 
 log = logging.getLogger("infernode.bootstrap")
 
@@ -71,7 +72,7 @@ class State:
     error: str | None = None
 
 
-def compare_with_manifest(settings: Any, paths: Any) -> State:
+def compare_with_manifest(settings: BootstrapSettings, paths: Paths) -> State:
     from agent.bootstrap.detect import detect
     from agent.bootstrap.manifest import ManifestError, load_manifest, pins
     from agent.bootstrap.packages import PackageError, Runner, backend_for
@@ -88,7 +89,7 @@ def compare_with_manifest(settings: Any, paths: Any) -> State:
     return State(plan.rows, {"gpu": len(det.gpus), "nvswitch": len(det.nvswitches)})
 
 
-def doctor_rows(state: State, settings: Any) -> list[DoctorRow]:
+def doctor_rows(state: State, settings: BootstrapSettings) -> list[DoctorRow]:
     if state.error:
         return [DoctorRow("bootstrap", "manifest", "warn", state.error,
                           f"write {settings.manifest} (see examples/manifest.yaml)")]
@@ -137,7 +138,7 @@ class BootstrapSubsystem(Subsystem[BootstrapConfig]):
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.refresh_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def refresh(self) -> None:

@@ -4,14 +4,15 @@ or fails with its reason. Output parsers are pure and tested on captured outputs
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from agent.bootstrap.detect import Detection
 from agent.bootstrap.manifest import Manifest, pins
 from agent.bootstrap.packages import Runner
+from agent.untyped import Nvml
 
 SMI_QUERY = ["nvidia-smi", "--query-gpu=index,pci.bus_id,driver_version,persistence_mode", "--format=csv,noheader"]
 NVCC_PATHS = ("/usr/local/cuda/bin/nvcc", "nvcc")
@@ -61,11 +62,11 @@ def normalise_bus_id(bus_id: str) -> str:
     return f"{int(dom, 16):04x}:{rest}" if rest else bus_id.lower()
 
 
-def nvml_count(nvml: ModuleType | Any) -> tuple[int | None, str]:
+def nvml_count(nvml: Nvml) -> tuple[int | None, str]:
     """GPU count through NVML (init, count, shutdown), or None and why not."""
     try:
         nvml.nvmlInit()
-    except Exception as e:  # each NVML error code is its own class
+    except Exception as e:  # noqa: BLE001 - each NVML error code is its own class
         return None, f"NVML init failed: {e}"
     try:
         return nvml.nvmlDeviceGetCount(), "NVML initialised"
@@ -90,7 +91,7 @@ def wanted_services(manifest: Manifest, det: Detection) -> list[str]:
     return units
 
 
-def observe(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> Observations:
+def observe(manifest: Manifest, det: Detection, runner: Runner, nvml: Nvml | None = None) -> Observations:
     smi = _run(runner, SMI_QUERY)
     nvcc = None
     for path in NVCC_PATHS:
@@ -103,7 +104,7 @@ def observe(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType
     else:
         if nvml is None:
             try:
-                import pynvml as nvml  # noqa: PLC0415 - NVML only when verifying
+                nvml = importlib.import_module("pynvml")  # NVML only when verifying
             except ImportError as e:
                 nvml = None
                 count = (None, f"nvidia-ml-py not importable: {e}")
@@ -170,7 +171,7 @@ def evaluate(manifest: Manifest, det: Detection, obs: Observations) -> list[Chec
     return checks
 
 
-def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: ModuleType | Any | None = None) -> list[Check]:
+def verify(manifest: Manifest, det: Detection, runner: Runner, nvml: Nvml | None = None) -> list[Check]:
     return evaluate(manifest, det, observe(manifest, det, runner, nvml))
 
 

@@ -16,14 +16,13 @@ once delay the request once, not twelve times.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Callable, Iterable, Mapping, Sequence
 
 from agent.events import NODE, Event
 from agent.tracing.spans import RequestSpan
 
-PHASES = ("frontend", "queue", "prefill", "decode", "finish")
 MAX_CAUSES = 10
 TTFT_PHASES = frozenset(("frontend", "queue", "prefill"))
 
@@ -472,9 +471,9 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         where = f" on CPU {cpu}" if cpu is not None else ""
         detail: dict[str, object] = {"cpu": cpu}
         if holders:
-            (pid, comm), _ = max(holders.items(), key=lambda kv: kv[1])
-            where += f", CPU held by pid {pid} ({comm})"
-            detail["holder_pid"], detail["holder_comm"] = pid, comm
+            (holder, comm), _ = max(holders.items(), key=lambda kv: kv[1])
+            where += f", CPU held by pid {holder} ({comm})"
+            detail["holder_pid"], detail["holder_comm"] = holder, comm
         tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
         if tids:
             detail["tids"] = tids[:16]
@@ -535,5 +534,5 @@ def _instant_cause(r: RequestSpan, kind: str, key: str, evs: list[Event], phs: S
         what = label + (f" ({a['reason']})" if "reason" in a else "")
     count = f" ×{len(evs)}" if len(evs) > 1 and kind != "tcp_retransmit" else ""
     text = f"{what}{count} at +{offset_ms:.0f} ms ({where})"
-    detail = {k: v for k, v in a.items()}
+    detail: dict[str, object] = dict(a)
     return Cause(kind, label, key, 0.0, 0.0, text, len(evs), {where: 0.0}, detail)

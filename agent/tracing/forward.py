@@ -87,7 +87,7 @@ class Forwarder:
         if self._queue and self._session is not None:
             try:
                 await asyncio.wait_for(self.flush(retries=0), timeout=budget_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self._queued_spans:
             self._drop("shutdown", self._queued_spans)
@@ -101,7 +101,7 @@ class Forwarder:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self.flush()
@@ -134,7 +134,7 @@ class Forwarder:
                         log.warning("upstream refused %d spans: HTTP %d", n, resp.status)
                         self._drop("rejected", n)
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 log.debug("forward attempt %d failed: %s", attempt + 1, e)
             if attempt < retries:
                 await asyncio.sleep(delay)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.catalog import MetricSpec, MetricType
 from agent.samples import Exemplar, HistogramValue, Sample

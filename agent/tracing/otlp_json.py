@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -16,7 +15,7 @@ from agent.tracing.spans import PayloadError
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
-def _hex_ids_to_base64(obj: Any) -> None:
+def _hex_ids_to_base64(obj: object) -> None:
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k in _ID_KEYS and isinstance(v, str):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from agent.events import NODE, Event, EventStore
+from agent.events import NODE, AttrValue, Event, EventStore
 from agent.services import Services
 from agent.tracing import spans as sp
 from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
@@ -27,6 +27,10 @@ from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
 from agent.tracing.settings import ExplainSettings
 from agent.tracing.slow import SlowJudge, latencies
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 log = logging.getLogger("infernode.tracing")
 
@@ -188,7 +192,7 @@ class Enricher:
         relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
         relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
         slow = self.judge.judge(scope.worker, latencies(r))
-        return explain(r, scope, relevant, slow or (), self.settings.min_cause)
+        return explain(r, scope, relevant, slow or None, self.settings.min_cause)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()
@@ -228,7 +232,7 @@ def annotate_span(span: Span, ex: Explanation) -> None:
         span.dropped_events_count += len(events) - MAX_SPAN_EVENTS
 
 
-def _write_attributes(kvs: Any, attrs: dict[str, str | int | float | bool]) -> None:
+def _write_attributes(kvs: RepeatedCompositeFieldContainer[KeyValue], attrs: dict[str, str | int | float | bool]) -> None:
     """Replace keys the sender already set (a re-sent span), append the rest in place
     (building KeyValue messages and copying them in costs twice as much)."""
     existing = {kv.key for kv in kvs} & attrs.keys()
@@ -246,9 +250,11 @@ def _add_span_event(span: Span, ev: Event, phs: list[Phase]) -> None:
     se.time_unix_nano = max(ev.start_ns, 0)
     se.name = "infernode." + ev.kind
     kvs = se.attributes
-    for k, v in (("infernode.subject", ev.subject), ("infernode.duration_s", ev.duration_s),
-                 ("infernode.magnitude", float(ev.magnitude)), ("infernode.phase", phase_of(ev.start_ns, phs)),
-                 *(("infernode." + k, v) for k, v in ev.attributes.items())):
+    items: list[tuple[str, AttrValue]] = [
+        ("infernode.subject", ev.subject), ("infernode.duration_s", ev.duration_s),
+        ("infernode.magnitude", float(ev.magnitude)), ("infernode.phase", phase_of(ev.start_ns, phs)),
+        *(("infernode." + k, v) for k, v in ev.attributes.items())]
+    for k, v in items:
         kv = kvs.add()
         kv.key = k
         sp.put_value(kv.value, v)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from agent.config_types import ConnectionSettings
 from agent.tracing.spans import PayloadError, decode_export
+from agent.untyped import GrpcHandler
 
 log = logging.getLogger("infernode.tracing.grpc")
 
@@ -53,8 +55,8 @@ class _CountUnreceived(grpc.aio.ServerInterceptor):
     def __init__(self, reject: Reject) -> None:
         self._reject = reject
 
-    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[GrpcHandler]],
+                                details: grpc.HandlerCallDetails) -> GrpcHandler:
         handler = await continuation(details)
         task = asyncio.current_task()
         if handler is None or handler.unary_unary is None or task is None:
@@ -62,7 +64,7 @@ class _CountUnreceived(grpc.aio.ServerInterceptor):
         received = False
         behaviour = handler.unary_unary
 
-        async def export(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def export(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
             nonlocal received
             received = True
             return await behaviour(raw, context)
@@ -95,10 +97,11 @@ def build_grpc_server(handle: Handler, reject: Reject, max_payload: int,
         if req is None:
             if error is None:
                 reject("too_large")
-                return _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"export request of {size} bytes exceeds {max_payload}")
+                _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"export request of {size} bytes exceeds {max_payload}")
+                return None
             reject(error.reason)
-            return _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return None
         await handle(req)
         return ExportTraceServiceResponse()
 

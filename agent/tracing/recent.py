@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from agent.events import Event
 from agent.tracing.correlate import Explanation, RequestScope, explain
@@ -30,7 +30,7 @@ class Seen:
     min_cause_s: float
 
     @classmethod
-    def of(cls, ex: Explanation) -> "Seen":
+    def of(cls, ex: Explanation) -> Seen:
         scope = ex.scope or RequestScope(worker=ex.worker)
         return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s)
 
@@ -44,7 +44,6 @@ class RecentRequests:
         self._items: OrderedDict[tuple[str, str], Seen] = OrderedDict()
         self._by_trace: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
-        self.forgotten_total = 0
 
     def add(self, ex: Explanation) -> None:
         seen = Seen.of(ex)
@@ -63,7 +62,6 @@ class RecentRequests:
                     keys.remove(old)
                 if not keys:
                     self._by_trace.pop(old[0], None)
-                self.forgotten_total += 1
 
     def by_trace(self, trace_id: str) -> list[Explanation]:
         with self._lock:

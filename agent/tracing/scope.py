@@ -17,7 +17,8 @@ cost more than the rest of the enrichment.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
@@ -115,8 +116,8 @@ class ScopeResolver:
                 for n in topo.nics:
                     if n.numa_node is not None:
                         nics.setdefault(n.numa_node, []).append(n.name)
-                numa = {g.index: g.numa_node for g in topo.gpus}
-                result = (uuids, {i: nics.get(numa[i], []) for i in numa if numa[i] is not None})
+                numa = {g.index: g.numa_node for g in topo.gpus if g.numa_node is not None}
+                result = (uuids, {i: nics.get(node, []) for i, node in numa.items()})
             except Exception:  # noqa: BLE001 - no topology means "any GPU", not a failed span
                 result = None
         self._topo_cache = (now, result)

@@ -10,7 +10,7 @@ requests judges the same.
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping
+from collections.abc import Mapping
 
 from agent.tracing.settings import SloSettings
 from agent.tracing.spans import RequestSpan

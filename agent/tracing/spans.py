@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from agent.untyped import OtlpAttribute
 
 LLM_REQUEST = "llm_request"
 
@@ -75,7 +79,7 @@ def decode_export(body: bytes) -> ExportTraceServiceRequest:
     return req
 
 
-def any_value(v: AnyValue) -> Any:
+def any_value(v: AnyValue) -> OtlpAttribute:
     which = v.WhichOneof("value")
     if which is None:
         return None
@@ -86,11 +90,11 @@ def any_value(v: AnyValue) -> Any:
     return getattr(v, which)
 
 
-def attributes(kvs: Any) -> dict[str, Any]:
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, OtlpAttribute]:
     return {kv.key: any_value(kv.value) for kv in kvs}
 
 
-def set_attribute(kvs: Any, key: str, value: str | int | float | bool) -> None:
+def set_attribute(kvs: RepeatedCompositeFieldContainer[KeyValue], key: str, value: str | int | float | bool) -> None:
     """Set (replace or append) one attribute on a repeated KeyValue field."""
     for kv in kvs:
         if kv.key == key:
@@ -176,7 +180,7 @@ def _number(attrs: Mapping[str, Any], key: str) -> float:
     return f
 
 
-def _short(v: Any, limit: int = 40) -> str:
+def _short(v: object, limit: int = 40) -> str:
     text = repr(v)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -185,7 +189,7 @@ def _short(v: Any, limit: int = 40) -> str:
 PID_MAX = 1 << 22
 
 
-def parse_pid(raw: Any) -> int | None:
+def parse_pid(raw: object) -> int | None:
     """A pid from the resource attribute, or None: ASCII digits only ("²" is a digit
     to str.isdigit() but not to int()), in the kernel's range."""
     if isinstance(raw, bool):

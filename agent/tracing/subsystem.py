@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
 
 import grpc
 from aiohttp import web
@@ -26,7 +26,7 @@ from agent.tracing.receiver_grpc import build_grpc_server
 from agent.tracing.receiver_http import build_receiver_app
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
-from agent.tracing.settings import TracingConfig
+from agent.tracing.settings import OtlpSettings, TracingConfig
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.tracing")
@@ -98,7 +98,7 @@ class TracingSubsystem(Subsystem[TracingConfig]):
     def enabled(cls, config: TracingConfig) -> bool:
         return bool(config.otlp.enabled)
 
-    def _reject(self, transport: str):  # noqa: ANN202
+    def _reject(self, transport: str) -> Callable[[str], None]:
         def count(reason: str) -> None:
             key = (transport, reason)
             self.rejected[key] = self.rejected.get(key, 0) + 1
@@ -148,8 +148,8 @@ class TracingSubsystem(Subsystem[TracingConfig]):
         # The receiver inflates bodies itself, under the payload limit (aiohttp would not bound it).
         # An export still arriving at stop gets RECEIVER_GRACE_S, not aiohttp's 60 s:
         # the agent's whole shutdown has 5 s.
-        self.http_address = await listener.serve(app, host, port, access_log=None, handle_signals=False,
-                                                 auto_decompress=False, shutdown_timeout=RECEIVER_GRACE_S)
+        self.http_address = await listener.serve(app, host, port, auto_decompress=False,
+                                                 shutdown_timeout=RECEIVER_GRACE_S)
         self._http_runner = listener
 
     async def _start_grpc(self) -> None:
@@ -196,7 +196,7 @@ class TracingSubsystem(Subsystem[TracingConfig]):
         self.enricher.settings = config.explain
         self.enricher.judge.slo = config.explain.slo
         self.resolver.workers = {w.name: w for w in config.workers}
-        def receiving(o: Any) -> tuple[Any, ...]:
+        def receiving(o: OtlpSettings) -> tuple[object, ...]:
             return o.http_listen, o.grpc_listen, o.max_payload, o.connections, o.body_timeout
 
         if receiving(old) != receiving(self.otlp):
@@ -212,7 +212,7 @@ class TracingSubsystem(Subsystem[TracingConfig]):
             self.enricher.annotate = self.forwarder is not None
 
     @classmethod
-    def add_routes(cls, app: web.Application, live: Callable[[], "TracingSubsystem | None"]) -> None:
+    def add_routes(cls, app: web.Application, live: Callable[[], TracingSubsystem | None]) -> None:
         # While tracing is off there is no explain token to check and nothing to
         # explain: the routes answer 503 (explain_api) to anyone.
         def recent() -> RecentRequests | None:

@@ -10,13 +10,12 @@ placement never survives a reboot or a hardware change.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.units import parse_listen
 from agent.worker.placement import Placement, format_cpulist
 from agent.worker.settings import WorkerSettings
 
-UNIT_TEMPLATE = "infernode-worker@.service"
 DROPIN_NAME = "50-infernode.conf"
 # systemd's stop timeout must outlast vLLM's own drain, or SIGKILL cuts the drain short.
 STOP_MARGIN_S = 15

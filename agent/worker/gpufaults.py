@@ -8,7 +8,7 @@ are handled by its health checks like any other crash.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from agent.events import Event
 
@@ -32,8 +32,9 @@ def fault_reason(ev: Event) -> str | None:
 def gpu_index(ev: Event, addresses: Sequence[str], index_of_uuid: Callable[[str], int | None] | None) -> int | None:
     """The GPU's index (CUDA_VISIBLE_DEVICES numbering), or None when the event does not tell."""
     attrs: Mapping[str, object] = ev.attributes
-    if isinstance(attrs.get("index"), int):
-        return int(attrs["index"])  # type: ignore[arg-type]
+    index = attrs.get("index")
+    if isinstance(index, int):
+        return index
     bdf = str(attrs.get("pci_bus_id", "")).lower()
     if bdf:
         # NVML writes 00000000:18:00.0, sysfs 0000:18:00.0

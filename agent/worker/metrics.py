@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.catalog import MetricSpec, MetricType, PassthroughSpec
+from agent.worker.scrape import ADDED_LABELS
 
 WORKER_SPECS = (
     MetricSpec("infernode_worker_up", MetricType.GAUGE,
@@ -32,13 +33,13 @@ WORKER_SPECS = (
                "Whether the node should receive inference traffic (1) or not (0); reason says why not.",
                labels=("reason",), source="agent worker supervisor (GPU lost, XID 79/95)"),
     PassthroughSpec("vllm:", "Re-exposed unchanged from the vLLM worker's /metrics.",
-                    added_labels=("worker", "gpus"), source="each worker's /metrics (vLLM)"),
+                    added_labels=ADDED_LABELS, source="each worker's /metrics (vLLM)"),
     # vLLM's HTTP server metrics (prometheus-fastapi-instrumentator): the 5xx rate,
     # engine-dead 500s included, and request durations by handler.
     PassthroughSpec("http_requests_total", "Re-exposed from the vLLM worker's /metrics: HTTP requests by "
-                    "handler, method and status class.", added_labels=("worker", "gpus"),
+                    "handler, method and status class.", added_labels=ADDED_LABELS,
                     source="each worker's /metrics (vLLM's HTTP server)"),
     PassthroughSpec("http_request_duration_seconds", "Re-exposed from the vLLM worker's /metrics: HTTP "
-                    "request durations by handler and method.", added_labels=("worker", "gpus"),
+                    "request durations by handler and method.", added_labels=ADDED_LABELS,
                     source="each worker's /metrics (vLLM's HTTP server)"),
 )

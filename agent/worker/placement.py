@@ -7,12 +7,14 @@ optionally narrowed to the inference CPU set the tuning subsystem publishes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
 
 from agent import cpulist
 from agent.paths import Paths
 from collectors.gpu.topology import sysfs_gpus
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -68,7 +70,7 @@ class SysfsPlacement:
         return narrow(Placement(tuple(sorted(cpus)), tuple(sorted(nodes))), self.inference_cpus)
 
 
-def _read(path) -> str:  # noqa: ANN001 - a Path from Paths
+def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError:

@@ -10,9 +10,11 @@ gauge series is a Sample named after its family. `_created` series are dropped
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample as PromSample
 
 from agent.samples import HistogramValue, Sample
 
@@ -54,7 +56,7 @@ def parse_vllm_metrics(text: str, worker: str, gpus: str) -> ParsedExposition:
     out = ParsedExposition()
     try:
         families = list(text_string_to_metric_families(text))
-    except Exception as e:  # the parser raises ValueError, IndexError, KeyError... on bad input
+    except Exception as e:  # noqa: BLE001 - the parser raises ValueError, IndexError, KeyError... on bad input
         raise MalformedExposition(f"unparseable exposition: {type(e).__name__}: {e}") from None
     # The 0.0.4 text format has no _created of its own: prometheus_client writes a
     # counter's or histogram's creation time as a separate gauge family "<name>_created".
@@ -76,7 +78,7 @@ def parse_vllm_metrics(text: str, worker: str, gpus: str) -> ParsedExposition:
     return out
 
 
-def _histograms(name: str, samples, added: dict[str, str]) -> list[Sample]:  # noqa: ANN001
+def _histograms(name: str, samples: Iterable[PromSample], added: dict[str, str]) -> list[Sample]:
     series: dict[tuple, dict] = {}
     for s in samples:
         labels = {k: v for k, v in s.labels.items() if k != "le"}

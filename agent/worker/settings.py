@@ -1,8 +1,7 @@
 """Supervision of the local vLLM workers under systemd."""
 from __future__ import annotations
 
-from typing import Annotated
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,7 +37,7 @@ class HealthSettings(BaseModel):
     startup_grace: Duration = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
-    def _timeout_below_interval(self) -> "HealthSettings":
+    def _timeout_below_interval(self) -> HealthSettings:
         if self.timeout > self.interval:
             raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
         return self
@@ -54,7 +53,7 @@ class BackoffSettings(BaseModel):
     reset_after: Duration = 600.0
 
     @model_validator(mode="after")
-    def _max_at_least_initial(self) -> "BackoffSettings":
+    def _max_at_least_initial(self) -> BackoffSettings:
         if self.max < self.initial:
             raise ValueError(f"max ({self.max:g}s) must be at least initial ({self.initial:g}s)")
         return self
@@ -104,7 +103,7 @@ class WorkerSettings(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "WorkerSettings":
+    def _check(self) -> WorkerSettings:
         if not self.command:
             raise ValueError("command: the vLLM server command is required, e.g. [vllm, serve, MODEL]")
         if self.memory_high is not None and self.memory_max is not None and self.memory_high > self.memory_max:

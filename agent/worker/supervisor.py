@@ -13,19 +13,21 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from agent.collector import DoctorRow
-from agent.events import Event, now_ns
+from agent.events import AttrValue, Event, now_ns
+from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
-from agent.paths import Paths
 from agent.subsystem import Subsystem, SubsystemContext, off_response
+from agent.untyped import JsonDocument
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
@@ -267,7 +269,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         w.restarts[reason] = w.restarts.get(reason, 0) + 1
         self._event("worker_restart", w, reason=reason)
 
-    def _event(self, kind: str, w: WorkerRuntime, **attrs: Any) -> None:
+    def _event(self, kind: str, w: WorkerRuntime, **attrs: AttrValue) -> None:
         t = now_ns()
         self.ctx.events.add(Event(t, t, kind, f"worker:{w.settings.name}", 1.0,
                                      {"unit": w.unit, **{k: str(v) for k, v in attrs.items()}}))
@@ -285,7 +287,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                 log.exception("worker %s: supervision tick failed", w.settings.name)
             try:
                 await asyncio.wait_for(w.wake.wait(), w.settings.health.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             w.wake.clear()
 
@@ -363,11 +365,11 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         s = w.settings
         try:
             await self._read_model(w)
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as e:
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as e:
             log.warning("worker %s: cannot read its model from /v1/models: %s", s.name, e)
         try:
             w.vllm_version = str((await self._get_json(w, "/version"))["version"])[:64]
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as e:
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as e:
             log.warning("worker %s: cannot read its vLLM version from /version: %s", s.name, e)
             return
         if too_old(w.vllm_version):
@@ -375,7 +377,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                             "flags the agent renders (--shutdown-timeout); upgrade vLLM on this node")
             await self._stop_unit(w, "vllm_too_old")
 
-    async def _get_json(self, w: WorkerRuntime, path: str) -> Any:
+    async def _get_json(self, w: WorkerRuntime, path: str) -> JsonDocument:
         """GET one of the worker's JSON routes within its health probe timeout."""
         assert self._session is not None
         s = w.settings
@@ -403,7 +405,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             async with self._session.get(base + h.path, timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
                 if r.status != 200:
                     return False, f"{h.path} answered {r.status}", "unhealthy"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False, f"{h.path} did not answer within {h.timeout:g}s", "unhealthy"
         except aiohttp.ClientError as e:
             return False, f"{h.path}: {e}", "unhealthy"
@@ -420,7 +422,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                 if r.status != 200:
                     return False, f"generation probe answered {r.status}", "generation_probe"
                 await r.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False, f"generation probe did not finish within {h.generation_timeout:g}s", "generation_probe"
         except (aiohttp.ClientError, ValueError, KeyError, IndexError) as e:
             return False, f"generation probe: {type(e).__name__}: {e}", "generation_probe"
@@ -435,7 +437,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                 if r.status != 200:
                     raise aiohttp.ClientError(f"answered {r.status}")
                 text = await r.text()
-        except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             w.scrape_up = False
             w.vllm_samples = []  # never serve stale values as if they were current
             log.debug("worker %s: scrape failed: %s", s.name, e)
@@ -509,7 +511,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
     # ---- HTTP, metrics ---------------------------------------------------
 
     @classmethod
-    def add_routes(cls, app: web.Application, live: Callable[[], "WorkerSupervisor | None"]) -> None:
+    def add_routes(cls, app: web.Application, live: Callable[[], WorkerSupervisor | None]) -> None:
         def off() -> web.Response:
             return off_response("no workers in the config: worker supervision is off")
 
@@ -519,7 +521,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             return web.json_response({"workers": [w.status() for w in self.workers.values()],
                                       "schedulable": self.node_fault is None, "reason": self.node_fault or ""})
 
-        def named(request: web.Request) -> tuple["WorkerSupervisor | None", str, web.Response | None]:
+        def named(request: web.Request) -> tuple[WorkerSupervisor | None, str, web.Response | None]:
             """(the live supervisor, the worker name, None), or a refusal to answer
             with: 503 while supervision is off, 404 for a worker not configured."""
             self = live()

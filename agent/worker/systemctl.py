@@ -31,7 +31,7 @@ class Systemctl:
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout or self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise SystemctlError(f"systemctl {' '.join(args)}: no answer within {timeout or self.timeout:g}s") from None

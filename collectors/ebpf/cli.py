@@ -27,9 +27,9 @@ def status(config_path: Path | None, root: Path, load: bool, as_json: bool) -> N
     import logging
 
     from agent.collector import CollectorContext
-    from agent.table import format_rows
     from agent.events import EventStore
     from agent.paths import Paths
+    from agent.table import format_rows
     from collectors.ebpf.collector import EbpfCollector
 
     cfg: EbpfConfig = load_or_exit(config_path)
@@ -60,7 +60,7 @@ def status(config_path: Path | None, root: Path, load: bool, as_json: bool) -> N
     if as_json:
         click.echo(json.dumps({
             "collector_enabled": enabled,
-            "programs": [dict(zip(("program", "state", "reason", "fix"), r)) for r in rows],
+            "programs": [dict(zip(("program", "state", "reason", "fix"), r, strict=False)) for r in rows],
         }, indent=2))
     else:
         if not enabled:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from agent.cgroups import cgroup_of_pid
 from agent.collector import Collector, CollectorContext, DoctorRow
+from agent.events import Event
+from agent.paths import Paths
 from agent.samples import Sample
 from collectors.cgroup import parse_uevent_devname
 from collectors.ebpf import decode, exports, pressure
@@ -20,6 +23,10 @@ from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
 from collectors.ebpf.specs import SPECS
+
+if TYPE_CHECKING:
+    from collectors.ebpf.loader import BpfModule
+
 
 @dataclass
 class ProgramState:
@@ -32,7 +39,7 @@ class ProgramState:
         return self.state == "up"
 
 
-def device_name(paths: Any, major: int, minor: int) -> str:
+def device_name(paths: Paths, major: int, minor: int) -> str:
     """The block device's name from its uevent, else "major:minor"."""
     try:
         text = paths.sys("dev", "block", f"{major}:{minor}", "uevent").read_text()
@@ -70,7 +77,9 @@ class EbpfCollector(Collector):
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
         # source -> (read at, realtime ns; cumulative kernel totals then)
-        self._pressure: dict[str, tuple[int, dict[tuple[int, int], tuple[int, ...]]]] = {}
+        # The last read of each source: (time ns, the kernel's sums then).
+        self._pressure_rq: tuple[int, pressure.Totals] | None = None
+        self._pressure_io: tuple[int, pressure.IoTotals] | None = None
         self._pressure_thread: threading.Thread | None = None
         self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
 
@@ -126,7 +135,7 @@ class EbpfCollector(Collector):
             "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
         }
 
-    def _compile(self, programs: list[Program]) -> Any:
+    def _compile(self, programs: list[Program]) -> BpfModule:
         from collectors.ebpf.loader import BpfModule
 
         module = BpfModule(programs, self._defines())
@@ -224,37 +233,36 @@ class EbpfCollector(Collector):
             if due_only:
                 # A drain from the span ingest may have just happened: keep windows
                 # about the configured width instead of adding slivers.
+                last = {"runqueue": self._pressure_rq, "blockio": self._pressure_io}
                 sources = {k: iv for k, iv in sources.items()
-                           if k not in self._pressure or now - self._pressure[k][0] >= iv * 0.9e9}
+                           if (prev := last[k]) is None or now - prev[0] >= iv * 0.9e9}
             with module._lock:
                 if module.bpf is None:
                     return 0
-                reads = {name: self._read_runqueue(module) if name == "runqueue" else self._read_io(module)
-                         for name in sources}
+                rq = self._read_runqueue(module) if "runqueue" in sources else None
+                io = self._read_io(module) if "blockio" in sources else None
             now = time.time_ns()
-            added = 0
-            for name, current in reads.items():
-                previous = self._pressure.get(name)
-                self._pressure[name] = (now, current)
-                if previous is None:
-                    continue
-                if name == "runqueue":
-                    events = pressure.pressure_events(previous[1], current, previous[0], now, self.scopes.names)
-                else:
-                    events = pressure.io_pressure_events(previous[1], current, previous[0], now, self.scopes.names,
-                                                         self._device)
-                for ev in events:
-                    self.ctx.events.add(ev)
-                added += len(events)
-            return added
+            events: list[Event] = []
+            if rq is not None:
+                prev_rq, self._pressure_rq = self._pressure_rq, (now, rq)
+                if prev_rq is not None:
+                    events += pressure.pressure_events(prev_rq[1], rq, prev_rq[0], now, self.scopes.names)
+            if io is not None:
+                prev_io, self._pressure_io = self._pressure_io, (now, io)
+                if prev_io is not None:
+                    events += pressure.io_pressure_events(prev_io[1], io, prev_io[0], now, self.scopes.names,
+                                                          self._device)
+            for ev in events:
+                self.ctx.events.add(ev)
+            return len(events)
 
     @staticmethod
-    def _read_runqueue(module: Any) -> dict[tuple[int, int], tuple[int, ...]]:
+    def _read_runqueue(module: BpfModule) -> pressure.Totals:
         return pressure.totals_from_percpu([(k.value, [(v.ns, v.waits) for v in per_cpu])
                                             for k, per_cpu in module.table("runq_pressure").items()])
 
     @staticmethod
-    def _read_io(module: Any, in_flight: bool = True) -> dict[tuple[int, int], tuple[int, ...]]:
+    def _read_io(module: BpfModule, in_flight: bool = True) -> pressure.IoTotals:
         """The block I/O sums; with `in_flight`, plus the waits so far of requests
         not yet completed (what a window needs; a counter wants completed ones only)."""
         completed = [(k.scope_id, k.dev, [(v.ns, v.requests, v.reads, v.bytes) for v in per_cpu])
@@ -324,7 +332,7 @@ class EbpfCollector(Collector):
                 self._cache = (now, list(self._read_maps(module)))
             return out + self._cache[1]
 
-    def _read_maps(self, module: Any) -> Iterable[Sample]:
+    def _read_maps(self, module: BpfModule) -> Iterable[Sample]:
         from collectors.ebpf.loader import array_values, hash_items, percpu_array_values, percpu_sums
 
         up = {n for n, s in self.state.items() if s.up}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
-from agent.events import NODE, Event
+from agent.events import NODE, AttrValue, Event
 from collectors.ebpf.programs import BY_ID
 
 # u32 program, tid, cpu, scope_id; u64 end_ns, duration_ns, a, b; u32 other_pid, flags; char comm[16]
@@ -77,13 +77,13 @@ def to_event(
         # carries the microseconds of it spent queued before the device had it.
         major, minor = dev_name_key(raw.a)
         op = BIO_OPS[raw.flags] if raw.flags < len(BIO_OPS) else "other"
-        attrs = {"op": op, "bytes": raw.b, "issuer_pid": raw.tid, "cpu": raw.cpu,
-                 "queued_seconds": raw.other_pid / 1e6}
+        io_attrs: dict[str, AttrValue] = {"op": op, "bytes": raw.b, "issuer_pid": raw.tid, "cpu": raw.cpu,
+                                          "queued_seconds": raw.other_pid / 1e6}
         if raw.scope_id in scopes:
-            attrs["cgroup"] = scopes[raw.scope_id]
-        return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, attrs)
+            io_attrs["cgroup"] = scopes[raw.scope_id]
+        return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, io_attrs)
     if raw.program == "tcp_retransmit":
-        attrs: dict[str, str | int] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
+        attrs: dict[str, AttrValue] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
         if raw.flags == AF_INET:
             attrs["saddr"] = _ipv4(raw.a)
             attrs["daddr"] = _ipv4(raw.a >> 32)

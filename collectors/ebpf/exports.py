@@ -3,7 +3,7 @@ in bpf/*.c and their export are tested without a kernel."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from agent.samples import Sample
 from collectors.ebpf.decode import BIO_OPS, RECLAIM_KINDS, dev_name_key
@@ -46,7 +46,7 @@ def blockio_samples(entries: Iterable[tuple[int, int, int, int]],
                      log2_histogram(slots, total_ns))
 
 
-def inference_io_samples(totals: dict[tuple[int, int], tuple[int, ...]],
+def inference_io_samples(totals: Mapping[tuple[int, int], tuple[int, ...]],
                          device_name: Callable[[int, int], str]) -> Iterable[Sample]:
     """totals: (scope id, dev) -> (wait ns, requests, reads, bytes), summed here over scopes."""
     per_dev: dict[int, tuple[int, int]] = {}
@@ -61,7 +61,7 @@ def inference_io_samples(totals: dict[tuple[int, int], tuple[int, ...]],
 
 def tcp_samples(counts: Sequence[int], range_names: Sequence[str]) -> Iterable[Sample]:
     """counts[0]: outside every range; counts[i]: range_names[i - 1]."""
-    for name, count in zip(["other", *range_names], counts):
+    for name, count in zip(["other", *range_names], counts, strict=False):
         yield Sample("infernode_tcp_retransmits_total", {"local_ports": name}, float(count))
 
 

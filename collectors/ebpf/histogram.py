@@ -8,7 +8,7 @@ not 2^(i-1) (the off-by-one of cloudflare/ebpf_exporter #488).
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from agent.samples import HistogramValue
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from agent.untyped import Bpf
 from collectors.ebpf.programs import Program, build_source
 
 log = logging.getLogger("infernode.collector.ebpf")
@@ -25,7 +27,7 @@ class LoadError(Exception):
 class BpfModule:
     """One bcc BPF() object holding every enabled program."""
 
-    def __init__(self, programs: list[Program], defines: dict[str, int]) -> None:
+    def __init__(self, programs: list[Program], defines: dict[str, int | str]) -> None:
         self.programs = programs
         self.defines = defines
         self.bpf: Any = None
@@ -42,11 +44,11 @@ class BpfModule:
         except Exception as e:  # bcc raises plain Exception for compile and attach errors
             raise LoadError(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__) from e
 
-    def table(self, name: str) -> Any:
+    def table(self, name: str) -> Bpf:
         return self.bpf.get_table(name.encode())
 
     def start_reader(self, on_record: Callable[[bytes], None], poll_ms: int = 200) -> None:
-        def callback(_ctx: Any, data: Any, size: int) -> int:
+        def callback(_ctx: Bpf, data: Bpf, size: int) -> int:
             try:
                 on_record(ctypes.string_at(data, size))
             except Exception:  # one bad record must not stop the reader
@@ -73,20 +75,20 @@ class BpfModule:
                 self.bpf = None
 
 
-def array_values(table: Any) -> list[int]:
+def array_values(table: Bpf) -> list[int]:
     """All values of a BPF_ARRAY, index order."""
     return [v.value for v in table.values()]
 
 
-def percpu_array_values(table: Any) -> list[list[int]]:
+def percpu_array_values(table: Bpf) -> list[list[int]]:
     """[index][cpu] values of a BPF_PERCPU_ARRAY."""
     return [[int(x) for x in v] for v in table.values()]
 
 
-def percpu_sums(table: Any) -> list[int]:
+def percpu_sums(table: Bpf) -> list[int]:
     """Per-index totals over CPUs of a BPF_PERCPU_ARRAY."""
     return [sum(int(x) for x in v) for v in table.values()]
 
 
-def hash_items(table: Any) -> list[tuple[Any, int]]:
+def hash_items(table: Bpf) -> list[tuple[Bpf, int]]:
     return [(k, v.value) for k, v in table.items()]

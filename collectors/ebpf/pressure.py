@@ -13,7 +13,7 @@ zero. Pure: plain dicts in, Events out.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from agent.events import NODE, Event
 from collectors.ebpf.decode import dev_name_key
@@ -102,9 +102,9 @@ def io_pressure_events(
         return out
     for (sid, dev), cur in sorted(current.items()):
         prev = previous.get((sid, dev), (0, 0, 0, 0, 0))
-        if any(c < p for c, p in zip(cur[:4], prev[:4])):  # the completed counters restarted
+        if any(c < p for c, p in zip(cur[:4], prev[:4], strict=False)):  # the completed counters restarted
             prev = (0, 0, 0, 0, 0)
-        d_req, d_reads, d_bytes = (c - p for c, p in zip(cur[1:4], prev[1:4]))
+        d_req, d_reads, d_bytes = (c - p for c, p in zip(cur[1:4], prev[1:4], strict=False))
         # In-flight waits can only drop by completing (then they are in the completed
         # sum, whole) or by ageing out; a drop never makes a negative window.
         d_ns = (cur[0] + cur[4]) - (prev[0] + prev[4])

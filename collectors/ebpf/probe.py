@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.paths import Paths
 from collectors.ebpf.programs import Program
@@ -73,7 +74,7 @@ def check_headers(paths: Paths) -> Verdict:
                    f"apt-get install linux-headers-{release} (custom kernels: see docs/ebpf.md)")
 
 
-def tracefs_events(paths: Paths):  # noqa: ANN201 - Path
+def tracefs_events(paths: Paths) -> Path | None:
     for d in (paths.sys("kernel", "tracing", "events"), paths.sys("kernel", "debug", "tracing", "events")):
         if d.is_dir():
             return d

@@ -9,9 +9,9 @@ slice) becomes one scope, named by its canonical cgroup path (agent/cgroups.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from agent.cgroups import cgroup_of_pid, parse_ids
 from agent.paths import Paths

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
 
 from pydantic import Field
 
@@ -26,6 +26,7 @@ from agent.collector import Collector, CollectorContext, CollectorSettings, Doct
 from agent.config_types import Duration
 from agent.events import Event, now_ns
 from agent.samples import Sample
+from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
@@ -70,7 +71,7 @@ class GpuCollector(Collector):
     specs = SPECS
     settings_model = GpuSettings
 
-    def __init__(self, ctx: CollectorContext, nvml: Any = None) -> None:
+    def __init__(self, ctx: CollectorContext, nvml: Nvml = None) -> None:
         super().__init__(ctx)
         self.settings: GpuSettings = ctx.settings  # type: ignore[assignment]
         self._nvml = nvml
@@ -125,7 +126,7 @@ class GpuCollector(Collector):
         finally:
             self._poll_lock.release()
 
-    def _import_nvml(self) -> Any:
+    def _import_nvml(self) -> Nvml:
         if self._nvml is None:
             try:
                 import pynvml  # noqa: PLC0415 - only when the collector starts

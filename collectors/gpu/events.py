@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from agent.events import Event, EventStore, now_ns
+from agent.events import AttrValue, Event, EventStore, now_ns
+from agent.untyped import NvmlObject
 from collectors.gpu.nvml_reader import (
     EVENT_DOUBLE_BIT_ECC,
     EVENT_SINGLE_BIT_ECC,
@@ -25,14 +27,15 @@ log = logging.getLogger("infernode.collector.gpu")
 OnXid = Callable[[Device, XidInfo], None]
 
 
-def event_from_data(reader_uuid: str, dev: Device | None, event_type: int, event_data: int, t_ns: int) -> tuple[Event | None, XidInfo | None]:
+def event_from_data(reader_uuid: str, dev: Device | None, event_type: int, event_data: int,
+                    t_ns: int) -> tuple[Event | None, XidInfo | None]:
     """The EventStore event for one NVML event (pure; the thread does the I/O)."""
     subject = f"gpu:{reader_uuid}"
     gpu = {"gpu": dev.index} if dev is not None else {}
     if event_type & EVENT_XID:
         info = classify(int(event_data))
-        attrs = {"xid": info.xid, "action": info.action, "description": info.description,
-                 "known": info.known, **gpu}
+        attrs: dict[str, AttrValue] = {"xid": info.xid, "action": info.action, "description": info.description,
+                                       "known": info.known, **gpu}
         return Event(t_ns, t_ns, "gpu_xid", subject, 1.0, attrs), info
     if event_type & (EVENT_DOUBLE_BIT_ECC | EVENT_SINGLE_BIT_ECC):
         etype = "double_bit" if event_type & EVENT_DOUBLE_BIT_ECC else "single_bit"
@@ -92,7 +95,7 @@ class EventThread:
                 continue
             self.handle(data)
 
-    def handle(self, data: Any) -> None:
+    def handle(self, data: NvmlObject) -> None:
         try:
             uuid = self.reader.uuid_of(data.device)
         except self.reader.nvml.NVMLError as e:

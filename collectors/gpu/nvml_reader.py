@@ -10,9 +10,11 @@ serving that device. Values leave here in base units.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
+from agent.untyped import Nvml, NvmlObject
 from collectors.gpu import fields as F
 
 log = logging.getLogger("infernode.collector.gpu")
@@ -117,7 +119,7 @@ def _text(v: str | bytes) -> str:
 
 
 class NvmlReader:
-    def __init__(self, nvml: Any) -> None:
+    def __init__(self, nvml: Nvml) -> None:
         self.nvml = nvml
 
     # -- lifecycle -------------------------------------------------------
@@ -182,7 +184,7 @@ class NvmlReader:
 
     # -- one call, with the per-device error policy -------------------------
 
-    def _call(self, dev: Device, key: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    def _call(self, dev: Device, key: str, fn: Callable[..., NvmlObject], *args: object, **kw: object) -> NvmlObject:
         if key in dev.unsupported:
             return None
         n = self.nvml
@@ -356,7 +358,7 @@ class NvmlReader:
         finally:
             self._gpm_free(prev)
 
-    def _gpm_free(self, sample: Any) -> None:
+    def _gpm_free(self, sample: NvmlObject) -> None:
         try:
             self.nvml.nvmlGpmSampleFree(sample)
         except self.nvml.NVMLError as e:
@@ -453,7 +455,7 @@ class NvmlReader:
             return None, []
         return evset, registered
 
-    def event_wait(self, evset: Any, timeout_ms: int) -> Any | None:
+    def event_wait(self, evset: NvmlObject, timeout_ms: int) -> NvmlObject | None:
         """The next event's data, or None when the timeout passed first."""
         n = self.nvml
         try:
@@ -463,10 +465,10 @@ class NvmlReader:
                 return None
             raise
 
-    def uuid_of(self, handle: Any) -> str:
+    def uuid_of(self, handle: NvmlObject) -> str:
         return _text(self.nvml.nvmlDeviceGetUUID(handle))
 
-    def event_set_free(self, evset: Any) -> None:
+    def event_set_free(self, evset: NvmlObject) -> None:
         try:
             self.nvml.nvmlEventSetFree(evset)
         except self.nvml.NVMLError as e:

@@ -16,13 +16,15 @@ interfaces under /sys/class/net backed by a PCI device.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from agent.cpulist import parse_cpulist
 from agent.paths import Paths
 from agent.topology import GpuInfo, NicInfo, NodeTopology
+from agent.untyped import Nvml
 from collectors.gpu.fields import normalize_bus_id
 
 log = logging.getLogger("infernode.topology")
@@ -83,7 +85,7 @@ def sysfs_gpus(paths: Paths) -> list[GpuInfo]:
     return out
 
 
-def nvml_gpus(paths: Paths, nvml: Any) -> list[GpuInfo]:
+def nvml_gpus(paths: Paths, nvml: Nvml) -> list[GpuInfo]:
     """GPUs as NVML sees them, sysfs filling in what NVML does not answer.
     Raises NvmlUnavailable when NVML cannot be initialised."""
     from collectors.gpu.nvml_reader import NvmlReader
@@ -107,7 +109,7 @@ def nvml_gpus(paths: Paths, nvml: Any) -> list[GpuInfo]:
         reader.shutdown()
 
 
-def gpu_topology(paths: Paths, nvml: Any = None) -> list[GpuInfo]:
+def gpu_topology(paths: Paths, nvml: Nvml = None) -> list[GpuInfo]:
     """Each GPU's NUMA node and local CPUs. With `nvml` (the pynvml module) NVML
     is asked; with None, pynvml is imported when `paths` is the real root (NVML
     only ever describes the running host), else sysfs alone is read."""
@@ -115,7 +117,7 @@ def gpu_topology(paths: Paths, nvml: Any = None) -> list[GpuInfo]:
 
     if nvml is None and paths.is_real_root():
         try:
-            import pynvml as nvml  # noqa: PLC0415 - imported only when topology is asked for
+            nvml = importlib.import_module("pynvml")  # only when topology is asked for
         except ImportError:
             nvml = None
     if nvml is not None:
@@ -146,5 +148,5 @@ def nic_topology(paths: Paths) -> list[NicInfo]:
     return out
 
 
-def node_topology(paths: Paths, nvml: Any = None) -> NodeTopology:
+def node_topology(paths: Paths, nvml: Nvml = None) -> NodeTopology:
     return NodeTopology(gpu_topology(paths, nvml), nic_topology(paths))

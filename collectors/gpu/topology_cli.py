@@ -15,9 +15,9 @@ from agent.cli_options import root_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(root: Path, as_json: bool) -> None:
     """Print GPU and NIC placement: NUMA node and local CPUs (NVML, sysfs fallback)."""
-    from agent.table import format_rows
-    from agent.paths import Paths
     from agent.cpulist import format_cpulist
+    from agent.paths import Paths
+    from agent.table import format_rows
     from collectors.gpu.topology import node_topology
 
     topo = node_topology(Paths(root))

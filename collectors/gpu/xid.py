@@ -14,7 +14,6 @@ RESTART_APP = "restart_app"
 RESET_GPU = "reset_gpu"
 REBOOT_NODE = "reboot_node"
 INFORMATIONAL = "informational"
-ACTIONS = (RESTART_APP, RESET_GPU, REBOOT_NODE, INFORMATIONAL)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector
@@ -52,7 +52,7 @@ def parse_proc_stat_cpus(text: str) -> dict[str, dict[str, float]]:
             ticks = [int(v) for v in fields[1 : 1 + len(MODES)]]
         except ValueError:
             raise ValueError(f"/proc/stat line {lineno}: non-numeric cpu time in {line[:60]!r}") from None
-        out[cpu] = {mode: t / USER_HZ for mode, t in zip(MODES, ticks)}
+        out[cpu] = {mode: t / USER_HZ for mode, t in zip(MODES, ticks, strict=False)}
     if not out:
         raise ValueError("/proc/stat: no cpuN lines")
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector
@@ -108,5 +108,5 @@ class DiskstatsCollector(Collector):
             if not keep_device(device, values, whole):
                 continue
             labels = {"device": device}
-            for (metric, kind, _), v in zip(COLUMNS, values):
+            for (metric, kind, _), v in zip(COLUMNS, values, strict=False):
                 yield Sample(metric, labels, _CONVERT[kind](v))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.test_ebpf_overhead import (  # noqa: F401 - fixtures
-    bench_cgroups, bpf_stats, ebpf_node, enter, prog_ids, prog_stats, report)
+from tests.bench.test_ebpf_overhead import bench_cgroups, bpf_stats, ebpf_node, enter, prog_ids, prog_stats, report  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.bench
 

@@ -14,7 +14,15 @@ import time
 import pytest
 
 from tests.bench.test_ebpf_overhead import (  # noqa: F401 - fixtures
-    bench_cgroups, bpf_stats, ebpf_node, enter, hackbench_runs, prog_ids, prog_stats, report)
+    bench_cgroups,
+    bpf_stats,
+    ebpf_node,
+    enter,
+    hackbench_runs,
+    prog_ids,
+    prog_stats,
+    report,
+)
 
 pytestmark = pytest.mark.bench
 

@@ -107,7 +107,7 @@ def test_span_ingest_with_enrichment(tmp_path, window_s, annotate):
         enricher.annotate = annotate
 
         bodies = []
-        for i in range(N_SPANS // BATCH):
+        for _ in range(N_SPANS // BATCH):
             start = t0 + rng.randrange((window_s - 5) * 10**9)
             bodies.append(export(BATCH, pid=PID, start_ns=start, ttft=0.3, e2e=1.2).SerializeToString())
 

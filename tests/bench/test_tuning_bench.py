@@ -16,7 +16,7 @@ pytestmark = pytest.mark.bench
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tuning-2s8g"
 
 
-def _rounds(engine, n: int = 50) -> tuple[float, int]:  # noqa: ANN001
+def _rounds(engine, n: int = 50) -> tuple[float, int]:
     rows = engine.plan()
     start = time.perf_counter()
     for _ in range(n):

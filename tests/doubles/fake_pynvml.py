@@ -93,7 +93,7 @@ class FakePynvml:
         self._next_set = _EVENTSET_BASE
 
     @classmethod
-    def load(cls, name: str) -> "FakePynvml":
+    def load(cls, name: str) -> FakePynvml:
         return cls(json.loads((SCENARIOS / f"{name}.json").read_text()))
 
     def __getattr__(self, name: str) -> Any:

@@ -14,7 +14,8 @@ of agent.plugins.subsystem_classes().
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, ClassVar, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 from aiohttp import web
 

@@ -109,7 +109,7 @@ def build_1_2_5_buckets(max_value: int) -> tuple[int, ...]:
 
 
 class Histogram:
-    def __init__(self, bounds) -> None:  # noqa: ANN001
+    def __init__(self, bounds) -> None:
         self.bounds = tuple(float(b) for b in bounds)
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
@@ -209,7 +209,7 @@ class Metrics:
                 h = self.hist[name]
                 out.append(f"# HELP {name} {self.help[name]}\n# TYPE {name} histogram\n")
                 cum = 0
-                for b, c in zip((*h.bounds, math.inf), h.counts):
+                for b, c in zip((*h.bounds, math.inf), h.counts, strict=False):
                     cum += c
                     out.append(f'{name}_bucket{{{base},le="{_fmt(b)}"}} {_fmt(cum)}\n')
                 out.append(f"{name}_count{{{base}}} {_fmt(cum)}\n{name}_sum{{{base}}} {_fmt(h.sum)}\n")
@@ -343,7 +343,7 @@ class HttpMetrics:
             for (handler, method), h in sorted(self.duration.items()):
                 base = f'handler="{handler}",method="{method}"'
                 cum = 0
-                for b, c in zip((*h.bounds, math.inf), h.counts):
+                for b, c in zip((*h.bounds, math.inf), h.counts, strict=False):
                     cum += c
                     out.append(f'http_request_duration_seconds_bucket{{{base},le="{_fmt(b)}"}} {_fmt(cum)}\n')
                 out.append(f"http_request_duration_seconds_count{{{base}}} {_fmt(cum)}\n"
@@ -352,7 +352,7 @@ class HttpMetrics:
 
 
 class Engine:
-    def __init__(self, args: argparse.Namespace, tracer: "Tracer | None") -> None:
+    def __init__(self, args: argparse.Namespace, tracer: Tracer | None) -> None:
         self.args = args
         self.model = args.served_model_name or args.model
         self.metrics = Metrics(self.model, args.max_model_len)
@@ -374,7 +374,7 @@ class Engine:
             self.fault = "engine_dead"
             self.on_death()
 
-    def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):  # noqa: ANN201
+    def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):
         """Yields (index, text); fills `timings` (seconds) when done. Raises Aborted
         when shutdown aborts the request, EngineDead when the engine is dead."""
         arrival = time.monotonic()
@@ -556,7 +556,7 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": status}})
 
-    def _timed(self, method: str, fn) -> None:  # noqa: ANN001
+    def _timed(self, method: str, fn) -> None:
         t0 = time.monotonic()
         self._status = 0
         try:
@@ -757,7 +757,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load(args: argparse.Namespace, tracer: "Tracer | None") -> None:
+def load(args: argparse.Namespace, tracer: Tracer | None) -> None:
     """Model load: vLLM refuses connections meanwhile. With tracing on it exports a
     span per start-up phase as the phase ends, and "Overall Loading" around them."""
     phases = args.startup_phase or [(name, args.startup_delay / len(STARTUP_PHASES)) for name in STARTUP_PHASES]

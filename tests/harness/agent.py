@@ -26,8 +26,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -71,7 +72,7 @@ class Agent:
         root: Path | None = None,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 30.0,
-    ) -> "Agent":
+    ) -> Agent:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         cfg = copy.deepcopy(dict(config or {}))
@@ -87,7 +88,7 @@ class Agent:
 
     @classmethod
     def spawn(cls, config_path: Path, port: int, workdir: Path, root: Path | None = None,
-              env: Mapping[str, str] | None = None) -> "Agent":
+              env: Mapping[str, str] | None = None) -> Agent:
         """Start without waiting (for tests of start-up failures)."""
         log_path = Path(workdir) / f"agent-{port}.log"
         args = [*infernode_command(), "run", "--config", str(config_path)]
@@ -154,7 +155,7 @@ class Agent:
         """Every log line parsed as JSON (raises on a line that is not)."""
         return [json.loads(line) for line in self.log_lines()]
 
-    def __enter__(self) -> "Agent":
+    def __enter__(self) -> Agent:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,8 +6,8 @@ import contextlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -29,10 +29,10 @@ class VethPair:
     def run_b(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", self.ns_b, *cmd, check=check)
 
-    def popen_b(self, *cmd: str, **kw) -> subprocess.Popen:  # noqa: ANN003
+    def popen_b(self, *cmd: str, **kw) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.ns_b, *cmd], **kw)
 
-    def popen_a(self, *cmd: str, **kw) -> subprocess.Popen:  # noqa: ANN003
+    def popen_a(self, *cmd: str, **kw) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.ns_a, *cmd], **kw)
 
 

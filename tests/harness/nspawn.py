@@ -23,9 +23,9 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from tests.harness.rootfs import base_rootfs, overlay_root
 
@@ -54,14 +54,14 @@ class Container:
             raise subprocess.CalledProcessError(res.returncode, cmd, res.stdout, res.stderr)
         return res
 
-    def sh(self, script: str, **kw) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
+    def sh(self, script: str, **kw) -> subprocess.CompletedProcess[str]:
         return self.run("sh", "-c", script, **kw)
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
         out = self.run("systemctl", "show", *(f"--property={p}" for p in props), unit).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def wait_for(self, predicate, timeout: float, interval: float = 0.2, what: str = "condition"):  # noqa: ANN001, ANN201
+    def wait_for(self, predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
         """Poll predicate() until it returns something truthy; its value is returned."""
         deadline = time.monotonic() + timeout
         last: object = None
@@ -111,7 +111,7 @@ def booted(
     binds: Mapping[str, str] | None = None,
     network_namespace: str | None = None,
     boot_timeout: float = 90,
-    setup=None,  # noqa: ANN001 - callable(root: Path) run on the overlay before boot
+    setup=None,
 ) -> Iterator[Container]:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     with overlay_root(base_rootfs()) as root:

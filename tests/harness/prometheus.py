@@ -30,8 +30,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -77,7 +78,7 @@ class Prometheus:
         extra_flags: Iterable[str] = (),
         scrape_configs: Iterable[Mapping[str, Any]] = (),
         ready_timeout: float = 60.0,
-    ) -> "Prometheus":
+    ) -> Prometheus:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         config = {
@@ -197,7 +198,7 @@ class Prometheus:
         for tsdb in self.workdir.glob("tsdb-*"):
             shutil.rmtree(tsdb, ignore_errors=True)
 
-    def __enter__(self) -> "Prometheus":
+    def __enter__(self) -> Prometheus:
         return self
 
     def __exit__(self, *exc: object) -> None:

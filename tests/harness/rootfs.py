@@ -15,8 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 CACHE = Path(os.environ.get("INFERNODE_TEST_CACHE", "/var/cache/infernode-tests"))
 SUITE = "bookworm"

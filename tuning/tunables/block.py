@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tuning.tunable import TuneContext, Tunable, TunableError, choice_validator, int_validator, read_file, selected, write_file
+from pathlib import Path
+
+from tuning.tunable import Tunable, TunableError, TuneContext, choice_validator, int_validator, read_file, selected, write_file
 
 
 def nvme_disks(ctx: TuneContext) -> list[str]:
@@ -56,7 +58,7 @@ class BlockScheduler(Tunable):
     def targets(self) -> list[str]:
         return nvme_disks(self.ctx)
 
-    def _path(self, target: str):  # noqa: ANN202
+    def _path(self, target: str) -> Path:
         return self.ctx.paths.sys("block", target, "queue", "scheduler")
 
     def read(self, target: str) -> str:
@@ -91,7 +93,7 @@ class BlockReadAhead(Tunable):
             return [disk] if disk else []
         return nvme_disks(self.ctx)
 
-    def _path(self, target: str):  # noqa: ANN202
+    def _path(self, target: str) -> Path:
         return self.ctx.paths.sys("block", target, "queue", "read_ahead_kb")
 
     def read(self, target: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 from agent.paths import Paths
 from tuning.tunable import Tunable, TunableError, Unsupported, choice_validator, int_validator, read_file, write_file
@@ -20,7 +21,7 @@ class _PerCpu(Tunable):
     def targets(self) -> list[str]:
         return [f"cpu{c}" for c in sorted(self.ctx.topology.all_cpus)]
 
-    def _path(self, target: str, attr: str):  # noqa: ANN202
+    def _path(self, target: str, attr: str) -> Path:
         return self.ctx.paths.sys("devices", "system", "cpu", target, "cpufreq", attr)
 
     def read(self, target: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tuning.tunable import Tunable, TunableError, choice_validator, int_validator, read_file, selected, write_file
 
@@ -14,7 +15,7 @@ class _Thp(Tunable):
     def targets(self) -> list[str]:
         return ["system"]
 
-    def _path(self):  # noqa: ANN202
+    def _path(self) -> Path:
         return self.ctx.paths.sys("kernel", "mm", "transparent_hugepage", self.attribute)
 
     def read(self, target: str) -> str:
@@ -70,7 +71,7 @@ class _HugepagesPerNode(Tunable):
     def targets(self) -> list[str]:
         return [f"node{n}" for n in sorted(self.ctx.topology.nodes)]
 
-    def _path(self, target: str):  # noqa: ANN202
+    def _path(self, target: str) -> Path:
         return self.ctx.paths.sys(
             "devices", "system", "node", target, "hugepages", f"hugepages-{self.size_kb}kB", "nr_hugepages"
         )

@@ -7,13 +7,20 @@ GPUs' NUMA nodes (every PCI NIC on a host without GPUs).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tuning.cpulist import CpuListError, format_cpulist, parse_cpulist
 from tuning.desired import Desired, parse_desired
-from tuning.tunable import (
-    TuneContext, Tunable, TunableError, Unsupported, int_validator, read_file, write_file,
-)
 from tuning.topology import pci_numa_node
+from tuning.tunable import (
+    Tunable,
+    TunableError,
+    TuneContext,
+    Unsupported,
+    int_validator,
+    read_file,
+    write_file,
+)
 
 
 def selected_nics(ctx: TuneContext) -> list[str]:
@@ -220,7 +227,7 @@ class NicIrqAffinity(Tunable):
                 out += [f"{iface}/irq{n}" for n in sorted(int(p.name) for p in irqs.iterdir() if p.name.isdigit())]
         return out
 
-    def _path(self, target: str):  # noqa: ANN202
+    def _path(self, target: str) -> Path:
         return self.ctx.paths.proc("irq", target.rsplit("/irq", 1)[1], "smp_affinity_list")
 
     def read(self, target: str) -> str:
@@ -290,7 +297,7 @@ class IrqbalanceBannedCpus(Tunable):
 
     checker = _check_value
 
-    def _config(self):  # noqa: ANN202
+    def _config(self) -> Path:
         return self.ctx.paths.etc("default", "irqbalance")
 
     def _running(self) -> bool:

@@ -5,7 +5,8 @@ Network sysctls are per network namespace: the engine tunes the namespace it run
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 from tuning.desired import Desired
 from tuning.tunable import Tunable, Unsupported, int_validator, read_file, write_file
@@ -17,7 +18,7 @@ class Sysctl(Tunable):
     def targets(self) -> list[str]:
         return ["system"]
 
-    def _path(self):  # noqa: ANN202
+    def _path(self) -> Path:
         return self.ctx.paths.proc("sys", *self.key.split("."))
 
     def read(self, target: str) -> str:

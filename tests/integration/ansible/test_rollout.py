@@ -207,7 +207,7 @@ def fleet(tmp_path_factory):
         # Wheels build while the hosts boot.
         builds = [pool.submit(build_wheel, REPO, dist), pool.submit(build_wheel, REPO, dist, NEW_VERSION)]
         hosts = []
-        for name, subnet in zip(HOSTS, _free_subnets(len(HOSTS))):
+        for name, subnet in zip(HOSTS, _free_subnets(len(HOSTS)), strict=False):
             ns = stack.enter_context(_netns(name, subnet))
             hosts.append(Host(name, f"{subnet}.2", ns))
         cms = {h.name: booted(prefix=h.name, network_namespace=f"/run/netns/{h.netns}",

@@ -8,12 +8,12 @@ last test left it converged), so each test passes alone and in any order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
-import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -152,8 +152,8 @@ def test_second_apply_changes_nothing_and_says_so(root, manifest):
 def _bootstrap_subsystem(root: Path, manifest: Path):
     from agent.config import parse_config
     from agent.daemon import Daemon
-    from agent.plugins import subsystem_classes
     from agent.paths import Paths
+    from agent.plugins import subsystem_classes
 
     daemon = Daemon(parse_config({"bootstrap": {"manifest": str(manifest)}}), None, Paths(root), subsystem_classes())
     return daemon, next(s for s in daemon.subsystems if s.name == "bootstrap")

@@ -17,8 +17,8 @@ def test_subsystem_starts_monitor_and_refreshes_in_background():
     need_root()
     from agent.config import parse_config
     from agent.daemon import Daemon
-    from agent.plugins import subsystem_classes
     from agent.paths import Paths
+    from agent.plugins import subsystem_classes
 
     config = parse_config({"bootstrap": {"manifest": str(REPO / "examples/manifest.yaml")}})
     daemon = Daemon(config, None, Paths("/"), subsystem_classes())

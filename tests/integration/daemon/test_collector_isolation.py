@@ -12,9 +12,9 @@ from agent.collector import Collector, CollectorContext, CollectorSettings, NoDa
 from agent.events import EventStore
 from agent.exposition import render
 from agent.paths import Paths
+from agent.plugins import build_catalog
 from agent.runtime import CollectorRuntime
 from agent.samples import Sample
-from agent.plugins import build_catalog
 from tests.harness.agent import value
 from tests.harness.prometheus import available, promtool_check_metrics
 

@@ -15,14 +15,14 @@ pytestmark = [
 ]
 
 EXPOSITION = (
-    "# HELP harness_latency_seconds A histogram with an exemplar.\n"
-    "# TYPE harness_latency_seconds histogram\n"
-    'harness_latency_seconds_bucket{le="0.5"} 1 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.42\n'
-    'harness_latency_seconds_bucket{le="+Inf"} 2\n'
-    "harness_latency_seconds_count 2\n"
-    "harness_latency_seconds_sum 1.42\n"
-    "# EOF\n"
-).encode()
+    b"# HELP harness_latency_seconds A histogram with an exemplar.\n"
+    b"# TYPE harness_latency_seconds histogram\n"
+    b'harness_latency_seconds_bucket{le="0.5"} 1 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.42\n'
+    b'harness_latency_seconds_bucket{le="+Inf"} 2\n'
+    b"harness_latency_seconds_count 2\n"
+    b"harness_latency_seconds_sum 1.42\n"
+    b"# EOF\n"
+)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.harness import waiting
 from tests.harness.agent import Agent, only_collectors, parse_exposition, value
 from tests.harness.prometheus import free_port
-from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 

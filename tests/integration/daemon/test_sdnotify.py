@@ -29,7 +29,7 @@ def drain(sock, until, timeout=10.0):
     while time.monotonic() < deadline and not until(got):
         try:
             got.append(sock.recv(4096).decode())
-        except socket.timeout:
+        except TimeoutError:
             pass
     return got
 

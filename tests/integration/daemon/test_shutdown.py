@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import waiting
 from tests.harness.agent import Agent, only_collectors
 from tests.harness.prometheus import free_port
-from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import yaml
 
+from tests.harness import waiting
 from tests.harness.agent import Agent, only_collectors, value
 from tests.harness.prometheus import free_port
-from tests.harness import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +159,7 @@ def test_stop_during_a_scrape_stuck_on_a_hung_collector(tmp_path, hung_root):
         def scrape():
             try:
                 outcome.append(agent.get("/metrics", timeout=60)[0])
-            except Exception as e:  # the agent closes the connection on its way out
+            except Exception as e:  # noqa: BLE001 - the agent closes the connection on its way out
                 outcome.append(type(e).__name__)
 
         t = threading.Thread(target=scrape)

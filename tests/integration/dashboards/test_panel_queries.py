@@ -31,10 +31,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -125,9 +125,9 @@ def _gpu_exporter() -> Iterator[str]:
     from agent.events import EventStore
     from agent.exposition import render
     from agent.paths import Paths
+    from agent.plugins import build_catalog
     from agent.runtime import CollectorRuntime
     from collectors.gpu.collector import GpuCollector, GpuSettings
-    from agent.plugins import build_catalog
     from tests.doubles.fake_pynvml import SCENARIOS, FakePynvml
 
     scenario = json.loads((SCENARIOS / "xid.json").read_text())

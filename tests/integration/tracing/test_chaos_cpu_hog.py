@@ -42,7 +42,17 @@ import pytest
 from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
 from tests.integration.tracing.chaos import (
-    STANDIN, agent_config, standin_env, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
+    STANDIN,
+    agent_config,
+    cause_s,
+    cpu_cgroups,
+    explanation,
+    in_cgroup,
+    post_stream,
+    standin_env,
+    wait_http,
+    wait_program,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +125,7 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
               "quiet_e2e": [r["latency_seconds"]["e2e"] for r in quiet],
               "quiet_runqueue": [_runqueue_s(r) for r in quiet],
               "loud_e2e": [r["latency_seconds"]["e2e"] for r in loud], "extra": extra, "explained": explained,
-              "ratio": [e / x for e, x in zip(explained, extra)], "client_quiet": quiet_e2e, "client_loud": loud_e2e}
+              "ratio": [e / x for e, x in zip(explained, extra, strict=False)], "client_quiet": quiet_e2e, "client_loud": loud_e2e}
     print(json.dumps(report, indent=1))
 
     # Before the hog: only the host's background waits, far below any hog-time request.
@@ -124,7 +134,7 @@ def test_cpu_hog_on_the_workers_cpu_is_named_for_the_requests_it_slowed(tmp_path
         assert _runqueue_s(r) < 0.5 * min(loud_rq), (r["verdict"], report)
     assert base_rq < 0.2 * statistics.median(loud_rq), report
     assert sum(extra) > 0.2 * N * base, report  # the hog really slowed the worker
-    for r, x, e in zip(loud, extra, explained):
+    for r, x, e in zip(loud, extra, explained, strict=False):
         assert r["causes"] and r["causes"][0]["kind"] == "runqueue_wait", (r["verdict"], report)
         assert f"on CPU {CPU}" in r["verdict"], r["verdict"]
         assert 0.7 * x <= e <= 1.3 * x, report

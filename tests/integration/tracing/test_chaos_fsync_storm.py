@@ -37,7 +37,17 @@ from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
 from tests.harness.slowdisk import fsync_storm, slow_disk, stop
 from tests.integration.tracing.chaos import (
-    STANDIN, agent_config, standin_env, cause_s, cpu_cgroups, explanation, in_cgroup, post_stream, wait_http, wait_program)
+    STANDIN,
+    agent_config,
+    cause_s,
+    cpu_cgroups,
+    explanation,
+    in_cgroup,
+    post_stream,
+    standin_env,
+    wait_http,
+    wait_program,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +138,7 @@ def test_fsync_storm_is_named_for_the_requests_that_read_during_it(tmp_path):
         "device": dev, "baseline_e2e": base, "baseline_io": base_io,
         "quiet_io": [_io_on(r, dev) for r in quiet], "after_io": [_io_on(r, dev) for r in after],
         "loud_e2e": [r["latency_seconds"]["e2e"] for r in loud], "extra": extra, "explained": explained,
-        "ratio": [e / x if x else None for e, x in zip(explained, extra)],
+        "ratio": [e / x if x else None for e, x in zip(explained, extra, strict=False)],
         "loud_verdicts": [r["verdict"] for r in loud],
         "loud_causes": [[(c["kind"], c["explained_seconds"], c["phases"]) for c in r["causes"]] for r in loud],
         "compute_io": [_io_on(r, dev) for r in computes],
@@ -138,7 +148,7 @@ def test_fsync_storm_is_named_for_the_requests_that_read_during_it(tmp_path):
     print(json.dumps(report, indent=1))
 
     assert statistics.median(extra) > 5 * max(base_io, 0.01), report  # the storm really slowed the reads
-    for r, x, e in zip(loud, extra, explained):
+    for r, x, e in zip(loud, extra, explained, strict=False):
         top = r["causes"][0]
         assert top["kind"] == "io_stall" and top["detail"]["device"] == dev, (r["verdict"], report)
         assert "read" in top["detail"]["ops"], top

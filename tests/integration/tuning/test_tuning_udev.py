@@ -9,8 +9,8 @@ import pytest
 
 from agent.config import parse_config
 from agent.daemon import Daemon
-from agent.plugins import subsystem_classes
 from agent.paths import Paths
+from agent.plugins import subsystem_classes
 from tests.conftest import need_root
 from tuning.subsystem import TuningSubsystem
 

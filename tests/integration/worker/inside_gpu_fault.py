@@ -11,9 +11,9 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.daemon import Daemon
-from agent.plugins import subsystem_classes
 from agent.events import Event, now_ns
 from agent.paths import Paths
+from agent.plugins import subsystem_classes
 from agent.worker.supervisor import WorkerSupervisor
 
 

@@ -13,10 +13,10 @@ and in any order.
 from __future__ import annotations
 
 import json
-from functools import partial
 import re
 import shutil
 import time
+from functools import partial
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families

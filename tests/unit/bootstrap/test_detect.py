@@ -3,7 +3,11 @@ from pathlib import Path
 import pytest
 
 from agent.bootstrap.detect import (
-    classify_uevent, detect, parse_modules, parse_nvidia_proc_version, parse_os_release, parse_uevent,
+    classify_uevent,
+    detect,
+    parse_modules,
+    parse_nvidia_proc_version,
+    parse_os_release,
     pci_from_sysfs,
 )
 from agent.paths import Paths
@@ -20,6 +24,16 @@ def test_pci_detection_on_fixture_trees(fixture, gpus, switches):
     devs = pci_from_sysfs(Paths(FIX / fixture))
     assert sum(d.kind == "gpu" for d in devs) == gpus
     assert sum(d.kind == "nvswitch" for d in devs) == switches
+
+
+def parse_uevent(text: str) -> dict[str, str]:
+    """A sysfs uevent file as the properties udev hands the monitor (KEY=value lines)."""
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
 
 
 def test_hgx_details():

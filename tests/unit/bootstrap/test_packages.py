@@ -1,8 +1,17 @@
-from agent.bootstrap.packages import (
-    Apt, Dnf, Installed, Runner, driver_module_stream, parse_dnf_list, parse_dpkg_query, parse_madison,
-    parse_rpm_query, parse_versionlock_list,
-)
 from pathlib import Path
+
+from agent.bootstrap.packages import (
+    Apt,
+    Dnf,
+    Installed,
+    Runner,
+    driver_module_stream,
+    parse_dnf_list,
+    parse_dpkg_query,
+    parse_madison,
+    parse_rpm_query,
+    parse_versionlock_list,
+)
 
 
 def test_dpkg_query_status_and_holds():

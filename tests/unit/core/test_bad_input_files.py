@@ -84,10 +84,12 @@ def test_manifest_and_profiles_share_the_bounded_reader(tmp_path, reader):
     p = tmp_path / "f.yaml"
     p.write_bytes(BILLION_LAUGHS.encode())
     if reader == "manifest":
-        from agent.bootstrap.manifest import ManifestError, _read_yaml as read
+        from agent.bootstrap.manifest import ManifestError
+        from agent.bootstrap.manifest import _read_yaml as read
         err = ManifestError
     else:
-        from tuning.profiles import ProfileError, _read_yaml as read
+        from tuning.profiles import ProfileError
+        from tuning.profiles import _read_yaml as read
         err = ProfileError
     with pytest.raises(err) as e:
         read(p)

@@ -1,10 +1,10 @@
 import pytest
 
+from agent.cgroups import parse_ids
 from agent.config import ConfigError, parse_config
 from agent.paths import Paths
 from collectors.ebpf.probe import check_tracepoints, has_bpf_caps, parse_cap_eff
 from collectors.ebpf.programs import BY_NAME, PROGRAMS, build_source
-from agent.cgroups import parse_ids
 from collectors.ebpf.scope import read_scopes
 
 

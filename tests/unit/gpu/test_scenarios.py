@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.exposition import render
-from agent.runtime import CollectorRuntime
 from agent.plugins import build_catalog
+from agent.runtime import CollectorRuntime
 from tests.doubles.fake_pynvml import SCENARIOS
 from tests.unit.gpu.helpers import make_collector
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.paths import Paths
 from agent.cpulist import format_cpulist, parse_cpulist
+from agent.paths import Paths
 from collectors.gpu.topology import cpus_from_mask_words, gpu_topology, nic_topology, node_topology
 from tests.doubles.fake_pynvml import FakePynvml
 from tests.unit.gpu.helpers import FIXTURE_ROOT, make_collector

@@ -10,8 +10,8 @@ from typing import Any
 
 from agent.config import parse_config
 from agent.daemon import Daemon
-from agent.plugins import subsystem_classes
 from agent.paths import Paths
+from agent.plugins import subsystem_classes
 from agent.tracing.subsystem import TracingSubsystem
 
 
@@ -26,10 +26,10 @@ class AgentLoop:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.daemon: Daemon | None = None
 
-    def call(self, coro, timeout: float = 20.0):  # noqa: ANN001, ANN201
+    def call(self, coro, timeout: float = 20.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def __enter__(self) -> "AgentLoop":
+    def __enter__(self) -> AgentLoop:
         self.thread.start()
 
         async def start() -> Daemon:

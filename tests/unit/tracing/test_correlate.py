@@ -31,7 +31,7 @@ def test_phases_clamped_when_attributes_disagree():
     r = request(ttft=0.1, queue=0.5, prefill=0.5, decode=5.0, e2e=1.0)
     ps = phases(r)
     assert ps[0].start_ns == r.start_ns and ps[-1].end_ns == r.start_ns + 1_000_000_000
-    for a, b in zip(ps, ps[1:]):
+    for a, b in zip(ps, ps[1:], strict=False):
         assert a.end_ns == b.start_ns and a.start_ns <= a.end_ns
 
 

@@ -3,12 +3,12 @@
 from agent.events import Event, EventStore
 from agent.paths import Paths
 from agent.services import Services
+from agent.tracing import spans as sp
 from agent.tracing.metrics import RequestMetrics
 from agent.tracing.pipeline import Enricher
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
 from agent.tracing.settings import ExplainSettings
-from agent.tracing import spans as sp
 
 from .spanfactory import T0, export
 

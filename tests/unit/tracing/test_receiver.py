@@ -264,8 +264,9 @@ def test_deeply_nested_json_is_400_malformed_and_counted(agent, body):
 
 def test_one_bad_span_costs_only_itself_over_the_wire(agent):
     # Issue 18 item 1: +Inf in one span of a 512-span export dropped it and every later one.
-    from .spanfactory import export as spans_export
     from agent.tracing import spans as sp
+
+    from .spanfactory import export as spans_export
 
     before = agent.tracing.enricher.counts
     llm, invalid = before.llm_request, before.invalid

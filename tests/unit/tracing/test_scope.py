@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.cgroups import parse_ids
 from agent.paths import Paths
 from agent.services import Services
-from agent.cgroups import parse_ids
+from agent.topology import GpuInfo, NicInfo, NodeTopology
 from agent.tracing.scope import ScopeResolver, worker_of_unit
 from agent.worker.settings import WorkerSettings
 
@@ -28,8 +29,6 @@ def test_worker_of_unit(unit, expected):
 def test_parse_pids():
     assert frozenset(parse_ids("1\n22\n\n333\n")) == frozenset({1, 22, 333})
 
-
-from agent.topology import GpuInfo, NicInfo, NodeTopology
 
 
 def _topo() -> NodeTopology:

@@ -34,5 +34,5 @@ def tree(root: Path) -> dict[str, bytes | str]:
     return out
 
 
-def invoke(*args: str):  # noqa: ANN201
+def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)

@@ -26,7 +26,7 @@ def cfg(tmp_path: Path, **tuning) -> str:
     return str(path)
 
 
-def tune(root: Path, config: str, *args: str):  # noqa: ANN201
+def tune(root: Path, config: str, *args: str):
     return invoke("tune", args[0], "--root", str(root), "--config", config, *args[1:])
 
 
@@ -157,7 +157,7 @@ def test_crash_is_restored_at_daemon_start_in_audit_mode(tmp_path, root):
     daemon = Daemon(parse_config({"tuning": {"profile_dirs": []}}), None, Paths(root), subsystem_classes())
     sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
-    async def run():  # noqa: ANN202
+    async def run():
         await sub.start()
         await sub.stop()
 
@@ -233,7 +233,7 @@ def test_crash_then_enforce_start_keeps_the_true_originals(tmp_path, root):
     daemon = Daemon(parse_config({"tuning": {"profile_dirs": [], "mode": "enforce"}}), None, Paths(root), subsystem_classes())
     sub = next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
-    async def run():  # noqa: ANN202
+    async def run():
         await sub.start()
         await sub.stop()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.paths import Paths
 from tuning.profiles import ProfileError, load_profile, shipped_profiles
 from tuning.state import state_path
-from agent.paths import Paths
 
 from .conftest import invoke, tree
 

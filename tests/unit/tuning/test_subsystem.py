@@ -6,27 +6,27 @@ import struct
 
 from agent.config import parse_config
 from agent.daemon import Daemon
-from agent.plugins import subsystem_classes
 from agent.events import NODE
 from agent.exposition import render
 from agent.paths import Paths
+from agent.plugins import subsystem_classes
 from tuning.subsystem import TuningSubsystem
 
 from .conftest import invoke
 
 
-def make(root, **tuning):  # noqa: ANN001, ANN201
+def make(root, **tuning):
     tuning.setdefault("profile_dirs", [])
     daemon = Daemon(parse_config({"tuning": tuning}), None, Paths(root), subsystem_classes())
     return daemon, next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
 
-def gauges(sub):  # noqa: ANN001, ANN201
+def gauges(sub):
     return {(s.labels["tunable"], s.labels["target"]): s.value
             for s in sub.samples() if s.name == "infernode_tuning_in_desired_state"}
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -36,7 +36,7 @@ def test_audit_reports_drift_in_metric_and_events_and_changes_nothing(root, tmp_
     assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
     daemon, sub = make(root)
 
-    async def scenario():  # noqa: ANN202
+    async def scenario():
         await sub.start()
         try:
             assert set(gauges(sub).values()) == {1}
@@ -69,7 +69,7 @@ def test_enforce_applies_at_start_reapplies_drift_and_holds_latency(root):
     daemon, sub = make(root, mode="enforce")
     dev = root / "dev/cpu_dma_latency"
 
-    async def scenario():  # noqa: ANN202
+    async def scenario():
         await sub.start()
         try:
             assert struct.unpack("=i", dev.read_bytes())[0] == 2
@@ -97,7 +97,7 @@ def test_bad_profile_in_daemon_is_a_doctor_failure_not_a_crash(root, tmp_path):
     (tmp_path / "broken.yaml").write_text("tunables:\n  vm.swappiness: lots\n")
     daemon, sub = make(root, profile="broken", profile_dirs=[str(tmp_path)], mode="enforce")
 
-    async def scenario():  # noqa: ANN202
+    async def scenario():
         await sub.start()
         await sub.stop()
 

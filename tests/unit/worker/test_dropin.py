@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.paths import Paths
 from agent.worker.dropin import BSP_ENV, otlp_endpoint, quote_exec_arg, render_dropin, vllm_args
 from agent.worker.placement import Placement, SysfsPlacement
-from agent.paths import Paths
 from agent.worker.settings import WorkerSettings
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "worker" / "golden"

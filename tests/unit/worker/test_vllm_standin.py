@@ -46,7 +46,7 @@ def standin(*args: str, env: dict | None = None):
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(proc.communicate()[0].decode())
+                raise RuntimeError(proc.communicate()[0].decode()) from None
             time.sleep(0.05)
     try:
         yield base, proc
