@@ -1,6 +1,6 @@
 """The kernel's CPU list format ("0-3,8,10-11", ranges may carry a ":stride"),
-parsed and printed. Pure; the one implementation the GPU topology, the tuning
-engine and the worker drop-ins share."""
+parsed and printed. Pure; the one implementation everything shares (the host
+topology, the tuning engine, the worker drop-ins, the config's validators)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ class CpuListError(ValueError):
 MAX_CPU = 8191
 
 
-def parse_cpulist(text: str) -> list[int]:
-    """Sorted CPUs; empty text -> []. Raises CpuListError naming the bad part."""
+def parse_cpulist(text: str) -> frozenset[int]:
+    """The CPUs; empty text -> the empty set. Raises CpuListError naming the bad part."""
     cpus: set[int] = set()
     text = text.strip()
     if not text:
-        return []
+        return frozenset()
     for raw in text.split(","):
         part = raw.strip()
         if not part:
@@ -46,7 +46,7 @@ def parse_cpulist(text: str) -> list[int]:
             raise CpuListError(f"{text!r}: expected CPU numbers and ranges like 0-3,8") from None
     if any(c < 0 for c in cpus):
         raise CpuListError(f"{text[:60]!r}: CPU numbers are non-negative")
-    return sorted(cpus)
+    return frozenset(cpus)
 
 
 def _cpu(word: str, text: str) -> int:

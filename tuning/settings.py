@@ -35,7 +35,7 @@ class TuningSettings(BaseModel):
     @classmethod
     def _cpulist(cls, v: str | None) -> str | None:
         if v is not None:
-            from tuning.cpulist import parse_cpulist
+            from agent.cpulist import parse_cpulist
 
             parse_cpulist(v)
         return v

@@ -104,10 +104,11 @@ class TuningSubsystem(Subsystem[TuningConfig]):
 
     def _publish_cpuset(self) -> None:
         """The inference CPU set, for the worker supervisor's CPUAffinity=."""
-        from tuning.topology import inference_cpus, read_topology
+        from agent.topology import read_host_topology
+        from tuning.topology import inference_cpus
 
         try:
-            cpus = inference_cpus(read_topology(self.ctx.paths), self.settings)
+            cpus = inference_cpus(read_host_topology(self.ctx.paths), self.settings)
         except (OSError, ValueError) as e:
             log.warning("inference CPU set unavailable: %s", e)
             self._cpuset = None

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from agent.paths import Paths
+from agent.topology import HostTopology, read_host_topology
 from tuning.desired import Desired
 from tuning.settings import TuningSettings
-from tuning.topology import Topology, housekeeping_cpus, inference_cpus, read_topology
+from tuning.topology import housekeeping_cpus, inference_cpus
 
 
 class Unsupported(Exception):
@@ -55,11 +56,11 @@ class TuneContext:
     run: Runner = run_command
     # Set by the daemon: holds /dev/cpu_dma_latency open while it runs.
     holder: LatencyCap | None = None
-    _topology: Topology | None = field(default=None, repr=False)
+    _topology: HostTopology | None = field(default=None, repr=False)
 
     @cached_property
-    def topology(self) -> Topology:
-        return self._topology or read_topology(self.paths)
+    def topology(self) -> HostTopology:
+        return self._topology or read_host_topology(self.paths)
 
     @cached_property
     def housekeeping(self) -> frozenset[int]:

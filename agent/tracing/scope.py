@@ -101,7 +101,7 @@ class ScopeResolver:
         return pids
 
     def _topology(self) -> tuple[dict[int, str], dict[int, list[str]]] | None:
-        """({gpu index: uuid}, {numa node: [nic names]}) from the GPU collector's
+        """({gpu index: uuid}, {gpu index: [NICs on its NUMA node]}) from the GPU collector's
         topology service, asked at most once a minute (it may go to NVML)."""
         now = self.clock()
         if self._topo_cache is not None and now - self._topo_cache[0] < 60.0:

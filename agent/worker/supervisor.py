@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from agent.collector import DoctorRow
+from agent.cpulist import parse_cpulist
 from agent.events import AttrValue, Event, now_ns
 from agent.paths import Paths
 from agent.runtime import off_loop
@@ -32,7 +33,7 @@ from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
 from agent.worker.metrics import WORKER_SPECS
-from agent.worker.placement import Placement, SysfsPlacement, parse_cpulist
+from agent.worker.placement import Placement, SysfsPlacement
 from agent.worker.policy import Action, Phase, WorkerPolicy
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
 from agent.worker.settings import WorkerConfig, WorkerSettings
@@ -234,7 +235,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         inference = self.ctx.services.tuning_inference_cpus
         found = (SysfsPlacement(self.ctx.paths, inference() if inference else None).placement(s.gpus)
                  if s.gpus else Placement())
-        cpus = parse_cpulist(s.cpus) if s.cpus else found.cpus
+        cpus = tuple(sorted(parse_cpulist(s.cpus))) if s.cpus else found.cpus
         nodes = tuple(s.numa_nodes) if s.numa_nodes is not None else found.numa_nodes
         return Placement(tuple(cpus), nodes)
 

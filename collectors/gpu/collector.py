@@ -26,13 +26,14 @@ from agent.collector import Collector, CollectorContext, CollectorSettings, Doct
 from agent.config_types import Duration
 from agent.events import Event, now_ns
 from agent.samples import Sample
+from agent.topology import NodeTopology, sysfs_gpus
 from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
 from collectors.gpu.specs import SPECS
 from collectors.gpu.throttle import ThrottleTracker
-from collectors.gpu.topology import NodeTopology, node_topology, sysfs_gpus
+from collectors.gpu.topology import node_topology
 from collectors.gpu.xid import XidInfo
 
 

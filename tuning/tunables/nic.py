@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tuning.cpulist import CpuListError, format_cpulist, parse_cpulist
+from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
 from tuning.desired import Desired, parse_desired
-from tuning.topology import pci_numa_node
 from tuning.tunable import (
     Tunable,
     TunableError,
@@ -30,29 +29,23 @@ def selected_nics(ctx: TuneContext) -> list[str]:
     if not base.is_dir():
         return []
     gpu_nodes = ctx.topology.gpu_nodes
+    pci = {n.name: n for n in ctx.topology.nics}
     out = []
     for iface in sorted(p.name for p in base.iterdir()):
-        device = base / iface / "device"
-        if not device.exists():
+        if not (base / iface / "device").exists():
             continue  # virtual: lo, bridges, veth
-        bdf = device.resolve().name
-        node = pci_numa_node(ctx.paths, bdf)
+        # A device that is not a PCI function has no NUMA node: it is kept.
+        node = pci[iface].numa_node if iface in pci else None
         if not gpu_nodes or node is None or node in gpu_nodes:
             out.append(iface)
     return out
 
 
 def nic_local_cpus(ctx: TuneContext, iface: str) -> frozenset[int]:
-    device = ctx.paths.sys("class", "net", iface, "device")
-    local = device / "local_cpulist"
-    if local.exists():
-        return parse_cpulist(local.read_text())
-    node_file = device / "numa_node"
-    if node_file.exists():
-        node = int(node_file.read_text().strip())
-        if node >= 0 and node in ctx.topology.nodes:
-            return ctx.topology.nodes[node]
-    return ctx.topology.all_cpus
+    """The interface's local CPUs (the host topology's rule: its own list, else its
+    node's); every CPU when it has neither."""
+    nic = next((n for n in ctx.topology.nics if n.name == iface), None)
+    return frozenset(nic.local_cpus) if nic is not None and nic.local_cpus else ctx.topology.all_cpus
 
 
 class NicMtu(Tunable):

@@ -16,8 +16,8 @@ from collectors.gpu.topology import cpus_from_mask_words, gpu_topology, nic_topo
 from tests.doubles.fake_pynvml import FakePynvml
 from tests.unit.gpu.helpers import FIXTURE_ROOT, make_collector
 
-NODE0 = parse_cpulist("0-55,112-167")
-NODE1 = parse_cpulist("56-111,168-223")
+NODE0 = tuple(sorted(parse_cpulist("0-55,112-167")))
+NODE1 = tuple(sorted(parse_cpulist("56-111,168-223")))
 
 
 @pytest.mark.parametrize("text,cpus", [
@@ -28,7 +28,7 @@ NODE1 = parse_cpulist("56-111,168-223")
     ("3,1,2", [1, 2, 3]),
 ])
 def test_parse_cpulist(text: str, cpus: list[int]) -> None:
-    assert parse_cpulist(text) == cpus
+    assert parse_cpulist(text) == frozenset(cpus)
 
 
 def test_parse_cpulist_rejects_garbage() -> None:

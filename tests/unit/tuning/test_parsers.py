@@ -2,7 +2,7 @@
 
 import pytest
 
-from tuning.cpulist import CpuListError, format_cpulist, parse_cpulist
+from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
 from tuning.desired import DesiredValueError, parse_desired
 from tuning.tunable import selected
 from tuning.tunables.block import parse_mountinfo_device
