@@ -9,7 +9,6 @@ _.cudnn, _.nccl, _.dcgm, _.container_toolkit  # agent/bootstrap/manifest.py comp
 _.loadavg, _.meminfo, _.diskstats, _.netdev  # agent/plugins.py CollectorsSettings, read by CollectorsSettings.of()
 _.runqueue, _.offcpu, _.blockio, _.tcp_retransmit, _.reclaim, _.irq  # collectors/ebpf/settings.py programs, read by name
 _.application_error  # collectors/gpu/xid.py: the table's third column, not exported yet (see the closing note)
-_.meaning  # agent/event_kinds.py: the kind's description, for the generated docs
 
 # Written for a library to read: protobuf fields, ctypes structure fields, a
 # callback kept alive for bcc, a logger's switch, ConfigParser's hook.
@@ -32,7 +31,6 @@ _.trims  # agent/heap.py: how many malloc_trim calls ran
 _.suppressed_total, _.suppressed_repeats  # agent/logs.py: the repeat filter's counts
 _.published  # agent/services.py: which providers are published
 _.gpus_on_node  # agent/topology.py
-_.is_cause  # agent/tracing/correlate.py
 _.key_values, _.iter_spans  # agent/tracing/spans.py: building and walking OTLP requests
 _.slot_of  # collectors/ebpf/histogram.py: the kernel's log2 slot, mirrored in Python
 _.BY_NAME  # collectors/ebpf/programs.py

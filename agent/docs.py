@@ -51,10 +51,12 @@ def _cell(text: str) -> str:
 def generated_docs(catalog: Catalog) -> dict[Path, str]:
     """Every generated document, by path relative to the repository root."""
     from agent.config_docs import CONFIG_DOC, render_config_doc
+    from agent.event_docs import EVENTS_DOC, render_events_doc
     from tuning.docs import TUNING_DOC, render_tuning_doc
 
     return {
         METRICS_DOC: render_metrics_doc(catalog),
         TUNING_DOC: render_tuning_doc(),
         CONFIG_DOC: render_config_doc(),
+        EVENTS_DOC: render_events_doc(),
     }

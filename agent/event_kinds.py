@@ -1,13 +1,46 @@
-"""The event kinds sources write into the EventStore, and what they mean.
+"""The event kinds sources write into the EventStore: the one catalog of what each
+means and how `infernode explain` uses it, checked like the metric catalog.
 
-One table, so the writers (GPU, eBPF, worker, tuning, bootstrap) and the reader
-(correlation) agree. `magnitude` is in the unit given; subjects follow
-agent/events.py ("cgroup:<path>" is the canonical cgroup path of agent.cgroups).
+`EventStore.add` refuses a kind not declared here, a test checks that every kind
+has a writer and a rule below, and docs/events.md is generated from it. Adding a
+kind is one row here plus its writer.
+
+A kind's role says what correlation does with an event of it that overlaps a
+request (agent/tracing/correlate.py):
+
+- DURATION: explains time, the union of its events' intervals clipped to the
+  request; `group_by` names the attribute ("subject" for the subject) that
+  separates one cause from another of the kind.
+- AGGREGATE: a kernel sum over a window; explains time for the duration kind
+  `cause`, its waits spread over the window; the outliers of that kind inside
+  stay as evidence and are not counted again.
+- INSTANT: a moment with no duration to apportion, named beside the timed
+  causes (`severe` ones first); grouped by subject.
+- CONTEXT: a state or change of the node, true of every request until it changes,
+  so it explains none; listed as context in the words of `context` (attributes
+  in braces, "?" for one the event lacks).
+- RECORD: what happened, kept for its own readers (the worker supervisor, the
+  event log), never a cause or context of a request; listed among a request's
+  events when it overlaps one.
+
+`magnitude` is in the unit given; subjects follow agent/events.py ("cgroup:<path>"
+is the canonical cgroup path of agent.cgroups).
 """
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
+
+
+class Role(Enum):
+    DURATION = "duration"
+    AGGREGATE = "aggregate"
+    INSTANT = "instant"
+    CONTEXT = "context"
+    RECORD = "record"
 
 
 @dataclass(frozen=True)
@@ -16,56 +49,118 @@ class EventKind:
     subject: str  # subject form
     magnitude: str  # unit of magnitude
     meaning: str
+    role: Role
+    label: str = ""  # how a cause of this kind is named (DURATION, INSTANT)
+    group_by: str = "subject"  # DURATION: the attribute that keys one cause
+    cause: str = ""  # AGGREGATE: the DURATION kind whose time it sums
+    severe: bool = False  # INSTANT: listed before the others
+    context: str = ""  # CONTEXT: its wording
+
+    def context_text(self, attributes: Mapping[str, object]) -> str:
+        return string.Formatter().vformat(self.context, (), _Missing(attributes)).strip()
 
 
-KINDS = {
+class _Missing(dict[str, object]):
+    def __init__(self, attributes: Mapping[str, object]) -> None:
+        super().__init__(attributes)
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+KINDS: dict[str, EventKind] = {
     k.name: k
     for k in (
         # eBPF (collectors/ebpf): thread-level events carry attributes tid, cpu.
         EventKind("runqueue_wait", "cgroup:<path> of the waiting thread", "seconds",
-                  "A thread waited on a run queue; attributes tid, cpu, holder_pid, holder_comm."),
+                  "A thread waited on a run queue; attributes tid, cpu, holder_pid, holder_comm.",
+                  Role.DURATION, "run-queue wait", group_by="cpu"),
         EventKind("runqueue_pressure", "cgroup:<path> of the waiting threads", "seconds",
                   "All run-queue waits of a scope's threads that ended on one CPU within [start, end] "
-                  "(every wait, outliers included), summed; attributes cpu, waits, aggregate=True."),
-        EventKind("offcpu", "cgroup:<path>", "seconds",
-                  "A thread was off CPU; attributes tid, voluntary (bool)."),
+                  "(every wait, outliers included), summed; attributes cpu, waits, aggregate=True.",
+                  Role.AGGREGATE, cause="runqueue_wait"),
         EventKind("io_stall", "dev:<block device>", "seconds",
                   "A block request waited long from submission to completion; attributes op "
                   "(read|write|other), bytes, issuer_pid (the submitting thread), queued_seconds (before "
-                  "the device had it), cgroup (when an inference thread submitted it)."),
+                  "the device had it), cgroup (when an inference thread submitted it).",
+                  Role.DURATION, "I/O stall"),
         EventKind("io_pressure", "cgroup:<path> of the submitting threads", "seconds",
                   "All block requests a scope's threads submitted to one device that completed within "
-                  "[start, end], their waits summed; attributes device, requests, reads, bytes, aggregate=True."),
+                  "[start, end], their waits summed; attributes device, requests, reads, bytes, aggregate=True.",
+                  Role.AGGREGATE, cause="io_stall"),
         EventKind("tcp_retransmit", "node", "segments",
-                  "TCP retransmission; attributes saddr, daddr, sport, dport."),
+                  "TCP retransmission; attributes saddr, daddr, sport, dport.",
+                  Role.INSTANT, "TCP retransmits"),
         EventKind("oom_kill", "node", "count",
-                  "The OOM killer chose a victim; attributes pid, comm, cgroup."),
+                  "The OOM killer chose a victim; attributes pid, comm, cgroup.",
+                  Role.INSTANT, "OOM kill", severe=True),
         EventKind("reclaim_stall", "cgroup:<path> or node", "seconds",
-                  "Direct reclaim stalled an allocating thread; attributes tid."),
+                  "Direct reclaim stalled an allocating thread; attributes tid.",
+                  Role.DURATION, "direct reclaim stall"),
         # GPU (collectors/gpu)
         EventKind("gpu_throttle", "gpu:<uuid>", "seconds",
-                  "A clock-event (throttle) reason was active; attributes reason."),
+                  "A clock-event (throttle) reason was active; attributes reason.",
+                  Role.DURATION, "GPU throttled", group_by="reason"),
         EventKind("gpu_clock_drop", "gpu:<uuid>", "hertz",
-                  "The SM clock fell below its recent level; magnitude is the drop."),
+                  "The SM clock fell below its recent level; magnitude is the drop.",
+                  Role.DURATION, "GPU clock drop"),
         EventKind("gpu_xid", "gpu:<uuid>", "count",
-                  "An XID error; attributes xid, action (restart_app|reset_gpu|reboot_node|informational)."),
-        EventKind("gpu_ecc", "gpu:<uuid>", "count", "An ECC error event; attributes type."),
-        EventKind("gpu_lost", "gpu:<uuid>", "count", "NVML reports the GPU lost."),
-        EventKind("gpu_added", "node", "count", "A GPU appeared on PCI; attributes pci_bus_id."),
-        EventKind("gpu_removed", "node", "count", "A GPU disappeared from PCI; attributes pci_bus_id."),
+                  "An XID error; attributes xid, action (restart_app|reset_gpu|reboot_node|informational).",
+                  Role.INSTANT, "GPU XID error", severe=True),
+        EventKind("gpu_ecc", "gpu:<uuid>", "count", "An ECC error event; attributes type.",
+                  Role.INSTANT, "GPU ECC error"),
+        EventKind("gpu_lost", "gpu:<uuid>", "count", "NVML reports the GPU lost.",
+                  Role.INSTANT, "GPU lost", severe=True),
+        EventKind("gpu_added", "node", "count", "A GPU appeared on PCI; attributes pci_bus_id.",
+                  Role.CONTEXT, context="gpu added {pci_bus_id}"),
+        EventKind("gpu_removed", "node", "count", "A GPU disappeared from PCI; attributes pci_bus_id.",
+                  Role.CONTEXT, context="gpu removed {pci_bus_id}"),
         # Worker supervisor (agent/worker)
-        EventKind("worker_start", "worker:<name>", "count", "The worker unit was started."),
-        EventKind("worker_stop", "worker:<name>", "count", "The worker unit was stopped; attributes reason."),
-        EventKind("worker_restart", "worker:<name>", "count", "The worker was restarted; attributes reason."),
+        EventKind("worker_start", "worker:<name>", "count", "The worker unit was started.",
+                  Role.INSTANT, "worker started"),
+        EventKind("worker_stop", "worker:<name>", "count", "The worker unit was stopped; attributes reason.",
+                  Role.INSTANT, "worker stopped"),
+        EventKind("worker_restart", "worker:<name>", "count", "The worker was restarted; attributes reason.",
+                  Role.INSTANT, "worker restarted", severe=True),
         EventKind("worker_startup_phase", "worker:<name>", "seconds",
-                  "A phase of the worker's start-up ended (from vLLM's start-up spans); attributes phase."),
+                  "A phase of the worker's start-up ended (from vLLM's start-up spans); attributes phase.",
+                  Role.RECORD),  # the worker serves no request while it starts
         EventKind("worker_refused", "worker:<name>", "count",
-                  "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason."),
+                  "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason.",
+                  Role.RECORD),  # a refused worker serves no request
         # Tuning and bootstrap
         EventKind("tuning_drift", "node", "count",
-                  "A tunable left its desired value; attributes tunable, target, current, desired."),
-        EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed."),
+                  "A tunable left its desired value; attributes tunable, target, current, desired.",
+                  Role.CONTEXT, context="tuning drift: {tunable} is {current}, wanted {desired}"),
+        EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed.",
+                  Role.CONTEXT, context="tuning profile {profile} applied"),
         EventKind("bootstrap_change", "node", "count",
-                  "A pinned component was installed or changed; attributes component, version."),
+                  "A pinned component was installed or changed; attributes component, version.",
+                  Role.CONTEXT, context="{component} changed to {version}"),
     )
 }
+
+
+class UndeclaredEventKind(ValueError):
+    """An event of a kind this catalog does not declare."""
+
+
+def lint(kinds: Mapping[str, EventKind] = KINDS) -> list[str]:
+    """Problems with the catalog itself: each role's fields set, and only those."""
+    out = []
+    for k in kinds.values():
+        if k.role in (Role.DURATION, Role.INSTANT) and not k.label:
+            out.append(f"{k.name}: a {k.role.value} kind needs a label")
+        if k.role is Role.AGGREGATE and kinds.get(k.cause, None) is None:
+            out.append(f"{k.name}: aggregate of an undeclared kind {k.cause!r}")
+        elif k.role is Role.AGGREGATE and kinds[k.cause].role is not Role.DURATION:
+            out.append(f"{k.name}: aggregate of {k.cause!r}, which is not a duration kind")
+        if k.role is Role.CONTEXT and not k.context:
+            out.append(f"{k.name}: a context kind needs its wording")
+        if k.role is not Role.CONTEXT and k.context:
+            out.append(f"{k.name}: only context kinds have context wording")
+        if k.severe and k.role is not Role.INSTANT:
+            out.append(f"{k.name}: only instants are severe")
+        if k.group_by != "subject" and k.role is not Role.DURATION:
+            out.append(f"{k.name}: only duration kinds group by an attribute")
+    return out

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from agent.event_kinds import KINDS, UndeclaredEventKind
+
 AttrValue = str | int | float | bool
 
 NODE = "node"
@@ -148,6 +150,10 @@ class EventStore:
         self.added_total: dict[str, int] = {}
 
     def add(self, ev: Event) -> None:
+        """Store `ev`; raises UndeclaredEventKind for a kind agent/event_kinds.py does
+        not declare (a writer's typo fails where it is made, not in a correlation)."""
+        if ev.kind not in KINDS:
+            raise UndeclaredEventKind(f"event kind {ev.kind!r} is not declared in agent/event_kinds.py")
         if ev.end_ns < ev.start_ns:
             ev = Event(ev.start_ns, ev.start_ns, ev.kind, ev.subject, ev.magnitude, ev.attributes)
         size = approx_size(ev)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from agent.event_kinds import KINDS, Role
 from agent.events import NODE, Event
 from agent.tracing.spans import RequestSpan
 
@@ -114,51 +115,20 @@ def concerns(ev: Event, scope: RequestScope) -> bool:
     return subj == NODE
 
 
-# Kinds that explain time by their duration, with a human label; the key picks the
-# attribute that separates one cause from another of the same kind.
-# Kernel sums over a window (collectors/ebpf/pressure.py), and the cause they explain.
-_AGGREGATE_KINDS = {"runqueue_pressure": "runqueue_wait", "io_pressure": "io_stall"}
-_DURATION_KINDS: dict[str, tuple[str, str]] = {
-    "runqueue_wait": ("run-queue wait", "cpu"),
-    "offcpu": ("off-CPU (preempted)", "cpu"),
-    "io_stall": ("I/O stall", "subject"),
-    "reclaim_stall": ("direct reclaim stall", "subject"),
-    "gpu_throttle": ("GPU throttled", "reason"),
-    "gpu_clock_drop": ("GPU clock drop", "subject"),
-}
-_SEVERE = frozenset(("gpu_xid", "gpu_lost", "worker_restart", "oom_kill"))
-# Moments worth naming even though they have no duration to apportion.
-_INSTANT_KINDS: dict[str, str] = {
-    "gpu_xid": "GPU XID error",
-    "gpu_ecc": "GPU ECC error",
-    "gpu_lost": "GPU lost",
-    "worker_restart": "worker restarted",
-    "worker_stop": "worker stopped",
-    "worker_start": "worker started",
-    "oom_kill": "OOM kill",
-    "tcp_retransmit": "TCP retransmits",
-}
-# States and changes of the node, not delays: reported beside the causes as context
-# (a drifted sysctl is true of every request until fixed, so it explains none of them).
-_CONTEXT_KINDS = frozenset(("tuning_drift", "tuning_applied", "bootstrap_change", "gpu_added", "gpu_removed"))
-
-
 def _classify(ev: Event) -> tuple[str, str] | None:
     """(cause kind, attribute that keys its group) of an event that can be a cause,
-    else None. Aggregate windows and the outliers they include are one cause kind.
-    Voluntary off-CPU time is a thread waiting for work (vLLM threads sleep on the
-    GPU and on queues all the time): evidence, never a cause by itself."""
-    kind = _AGGREGATE_KINDS.get(ev.kind, ev.kind)
-    spec = _DURATION_KINDS.get(kind)
-    if spec is None:
-        return (kind, "subject") if kind in _INSTANT_KINDS else None
-    if kind == "offcpu" and ev.attributes.get("voluntary") is not False:
+    else None (agent/event_kinds.py says which can). Aggregate windows and the
+    outliers they include are one cause kind."""
+    k = KINDS.get(ev.kind)
+    if k is None:
         return None
-    return kind, spec[1]
-
-
-def is_cause(ev: Event) -> bool:
-    return _classify(ev) is not None
+    if k.role is Role.AGGREGATE:
+        k = KINDS[k.cause]
+    if k.role is Role.INSTANT:
+        return k.name, "subject"
+    if k.role is not Role.DURATION:
+        return None
+    return k.name, k.group_by
 
 
 @dataclass
@@ -346,7 +316,7 @@ def _time_of(evs: list[Event], phs: Sequence[Phase], req_start: int, req_end: in
     With aggregate windows in the group, time comes from them alone: they already
     sum every wait, outliers included, so the outliers stay as evidence (which
     thread waited, who held the CPU, which request) and are not counted again."""
-    windows = [ev for ev in evs if ev.kind in _AGGREGATE_KINDS]
+    windows = [ev for ev in evs if KINDS[ev.kind].role is Role.AGGREGATE]
     if windows:
         per_phase = {}
         for p in phs:
@@ -392,7 +362,7 @@ def explain(
     all_intervals: list[tuple[int, int]] = []
     aggregate_s = 0.0
     for (kind, key), evs in groups.items():
-        if kind in _DURATION_KINDS:
+        if KINDS[kind].role is Role.DURATION:
             explained_s, per_phase, merged = _time_of(evs, phs, req_start, req_end)
             if explained_s < min_cause_s:
                 continue
@@ -405,7 +375,7 @@ def explain(
     # Time explained first; then moments (no duration), the severe ones first. Only
     # the top causes are worded: a contended node can produce dozens per request.
     timed.sort(key=lambda t: (-t[0], t[1], t[2]))
-    instants.sort(key=lambda t: (t[0] not in _SEVERE, t[0]))
+    instants.sort(key=lambda t: (not KINDS[t[0]].severe, t[0]))
     listed = min(len(timed) + len(instants), MAX_CAUSES)
 
     def word() -> list[Cause]:
@@ -417,20 +387,10 @@ def explain(
     # Aggregate time has no intervals to merge with the rest: added, bounded by e2e.
     explained = min(union_ns(all_intervals) / 1e9 + aggregate_s, max(r.e2e, 0.0))
     top = timed[0][1] if timed else instants[0][0] if instants else None
-    context = sorted({_context_text(ev) for ev in relevant if ev.kind in _CONTEXT_KINDS})
+    context = sorted({KINDS[ev.kind].context_text(ev.attributes) for ev in relevant
+                      if ev.kind in KINDS and KINDS[ev.kind].role is Role.CONTEXT})
     return Explanation(r, scope.worker, phs, word, relevant, slow or [], explained,
                        len(timed) + len(instants) - listed, top, context, scope, min_cause_s)
-
-
-def _context_text(ev: Event) -> str:
-    a = ev.attributes
-    if ev.kind == "tuning_drift":
-        return f"tuning drift: {a.get('tunable', '?')} is {a.get('current', '?')}, wanted {a.get('desired', '?')}"
-    if ev.kind == "tuning_applied":
-        return f"tuning profile {a.get('profile', '?')} applied"
-    if ev.kind == "bootstrap_change":
-        return f"{a.get('component', '?')} changed to {a.get('version', '?')}"
-    return f"{ev.kind.replace('_', ' ')} {a.get('pci_bus_id', '')}".strip()
 
 
 def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
@@ -448,7 +408,7 @@ def _duration_cause(
     r: RequestSpan, kind: str, key: str, evs: list[Event], explained: float, per_phase: dict[str, float],
     req_start: int, req_end: int,
 ) -> Cause:
-    label = _DURATION_KINDS[kind][0]
+    label = KINDS[kind].label
     basis_name, basis_s = _basis(r, per_phase)
     detail, where = _detail(kind, evs, req_start, req_end)
     text = f"{label} {_ms(explained)} of {_ms(basis_s)} {basis_name}{where}"
@@ -459,7 +419,7 @@ def _duration_cause(
 def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:
     first = evs[0]
     a = first.attributes
-    if kind in ("runqueue_wait", "offcpu"):
+    if kind == "runqueue_wait":
         cpu = a.get("cpu")
         holders: dict[tuple[object, object], int] = {}
         for ev in evs:
@@ -519,7 +479,7 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
 
 
 def _instant_cause(r: RequestSpan, kind: str, key: str, evs: list[Event], phs: Sequence[Phase]) -> Cause:
-    label = _INSTANT_KINDS[kind]
+    label = KINDS[kind].label
     first = evs[0]
     offset_ms = (first.start_ns - r.start_ns) / 1e6
     where = phase_of(first.start_ns, phs)

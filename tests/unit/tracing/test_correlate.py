@@ -1,7 +1,7 @@
 import pytest
 
 from agent.events import Event
-from agent.tracing.correlate import RequestScope, concerns, explain, is_cause, phases, union_ns
+from agent.tracing.correlate import RequestScope, concerns, explain, phases, union_ns
 
 from .spanfactory import T0, request
 
@@ -103,15 +103,6 @@ def test_tiny_waits_are_evidence_not_causes():
     ex = explain(request(), SCOPE, [rq(10, 10.2)], min_cause_s=0.001)
     assert ex.causes == []
     assert len(ex.events) == 1
-
-
-def test_voluntary_offcpu_is_not_a_cause_but_involuntary_is():
-    vol = Event(T0, T0 + 100 * MS, "offcpu", f"cgroup:{CG}", 0.1, {"tid": 1, "voluntary": True})
-    invol = Event(T0, T0 + 50 * MS, "offcpu", f"cgroup:{CG}", 0.05, {"tid": 1, "voluntary": False, "cpu": 2})
-    assert not is_cause(vol) and is_cause(invol)
-    ex = explain(request(), SCOPE, [vol, invol])
-    assert [c.kind for c in ex.causes] == ["offcpu"]
-    assert ex.causes[0].explained_s == pytest.approx(0.05)
 
 
 def test_instant_events_are_named_after_timed_causes():

@@ -38,7 +38,7 @@ def test_bisection_matches_full_scan_with_late_events():
 def test_bisection_after_eviction():
     store = EventStore(max_bytes=200 * 400)
     store.CHUNK_EVENTS = 10
-    events = [Event(T0 + i * 1000, T0 + i * 1000 + 500, "offcpu", "cgroup:/a") for i in range(2000)]
+    events = [Event(T0 + i * 1000, T0 + i * 1000 + 500, "runqueue_wait", "cgroup:/a") for i in range(2000)]
     for ev in events:
         store.add(ev)
     assert store.evicted_total > 0

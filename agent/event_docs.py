@@ -1,0 +1,46 @@
+"""docs/events.md, generated from the event-kind catalog (agent/event_kinds.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.event_kinds import KINDS, EventKind, Role
+
+EVENTS_DOC = Path("docs/events.md")
+
+HEADER = """# infernode event kinds
+
+Generated from agent/event_kinds.py by `infernode docs --write`; do not edit by hand.
+`make test` fails when this file is stale.
+
+Every event in the agent's event store is of one of these kinds (the store refuses
+any other). Its role says what `infernode explain` does with it when it overlaps a
+request: a **duration** explains time (grouped by the attribute named), an
+**aggregate** is a kernel sum over a window that explains time for its duration
+kind, an **instant** is named beside the timed causes (severe ones first), a
+**context** event is listed as context, and a **record** is kept for its own
+readers and never explains a request. docs/tracing.md describes the ranking.
+"""
+
+
+def _use(k: EventKind) -> str:
+    if k.role is Role.DURATION:
+        return f"duration: “{k.label}”, grouped by {k.group_by}"
+    if k.role is Role.AGGREGATE:
+        return f"aggregate: time of `{k.cause}`"
+    if k.role is Role.INSTANT:
+        return f"instant{' (severe)' if k.severe else ''}: “{k.label}”"
+    if k.role is Role.CONTEXT:
+        return f"context: “{k.context}”"
+    return "record"
+
+
+def render_events_doc() -> str:
+    out = [HEADER, "| kind | subject | magnitude | meaning | in `explain` |", "|---|---|---|---|---|"]
+    for k in KINDS.values():
+        out.append(f"| `{k.name}` | `{k.subject}` | {k.magnitude} | {_cell(k.meaning)} | {_cell(_use(k))} |")
+    return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
