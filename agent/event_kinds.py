@@ -6,7 +6,7 @@ has a writer and a rule below, and docs/events.md is generated from it. Adding a
 kind is one row here plus its writer.
 
 A kind's role says what correlation does with an event of it that overlaps a
-request (agent/tracing/correlate.py):
+request (agent/tracing/ranking.py):
 
 - DURATION: explains time, the union of its events' intervals clipped to the
   request; `group_by` names the attribute ("subject" for the subject) that

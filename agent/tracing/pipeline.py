@@ -21,12 +21,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from agent.events import NODE, AttrValue, Event, EventStore
 from agent.services import Services
 from agent.tracing import spans as sp
-from agent.tracing.correlate import Explanation, Phase, concerns, explain, phase_of
+from agent.tracing.correlate import explain
 from agent.tracing.metrics import RequestMetrics
+from agent.tracing.ranking import Phase, concerns, phase_of
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
 from agent.tracing.settings import ExplainSettings
 from agent.tracing.slow import SlowJudge, latencies
+from agent.tracing.wording import Explanation
 
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.events import Event
-from agent.tracing.correlate import Explanation, RequestScope, explain
+from agent.tracing.correlate import explain
+from agent.tracing.ranking import RequestScope
 from agent.tracing.spans import RequestSpan
+from agent.tracing.wording import Explanation
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
 from agent.services import Services
-from agent.tracing.correlate import RequestScope
+from agent.tracing.ranking import RequestScope
 from agent.tracing.spans import RequestSpan
 from agent.worker.dropin import service_name
 

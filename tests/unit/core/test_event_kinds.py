@@ -11,7 +11,8 @@ import pytest
 
 from agent.event_kinds import KINDS, Role, UndeclaredEventKind, lint
 from agent.events import NODE, Event, EventStore
-from agent.tracing.correlate import RequestScope, explain
+from agent.tracing.correlate import explain
+from agent.tracing.ranking import RequestScope
 from agent.tracing.spans import RequestSpan
 
 REPO = Path(__file__).resolve().parents[3]

@@ -1,7 +1,8 @@
 import pytest
 
 from agent.events import Event
-from agent.tracing.correlate import RequestScope, concerns, explain, phases, union_ns
+from agent.tracing.correlate import explain
+from agent.tracing.ranking import RequestScope, concerns, phases, union_ns
 
 from .spanfactory import T0, request
 
@@ -166,7 +167,7 @@ def test_explanation_json_is_complete():
 
 
 def test_only_the_top_causes_are_listed_but_all_count_towards_explained():
-    from agent.tracing.correlate import MAX_CAUSES
+    from agent.tracing.ranking import MAX_CAUSES
     r = request(e2e=1.0)
     evs = [rq(i * 40, i * 40 + 10 + i, cpu=i) for i in range(MAX_CAUSES + 3)]
     ex = explain(r, SCOPE, evs)

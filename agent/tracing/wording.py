@@ -1,0 +1,239 @@
+"""Why was this request slow, in words: each ranked cause stated against the
+latency it hurt, with its evidence, and the explanation as JSON for `infernode
+explain`, the span attributes and the API. The ranking itself is
+agent/tracing/ranking.py; nothing here changes what is ranked or how much time a
+cause explains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from agent.event_kinds import KINDS, Role
+from agent.events import Event
+from agent.tracing.ranking import MAX_CAUSES, TTFT_PHASES, Phase, Ranked, Ranking, RequestScope, clip, group_key, phase_of
+from agent.tracing.spans import RequestSpan
+
+
+@dataclass
+class Cause:
+    kind: str
+    label: str
+    key: str
+    explained_s: float
+    share: float
+    text: str
+    events: int
+    phases: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "key": self.key,
+            "explained_seconds": round(self.explained_s, 6),
+            "share": round(self.share, 4),
+            "text": self.text,
+            "events": self.events,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Explanation:
+    """`causes` are worded on first use (explain, forwarding), not at ingest: most
+    requests are never asked about, and wording is most of the cost."""
+
+    request: RequestSpan
+    worker: str
+    phases: list[Phase]
+    word_causes: Callable[[], list[Cause]]
+    events: list[Event]
+    slow: list[dict[str, object]] = field(default_factory=list)
+    explained_s: float = 0.0
+    more_causes: int = 0  # ranked below the ones listed
+    top_kind: str | None = None
+    context: list[str] = field(default_factory=list)
+    scope: RequestScope | None = None
+    min_cause_s: float = 0.001
+    _causes: list[Cause] | None = None
+
+    @property
+    def causes(self) -> list[Cause]:
+        if self._causes is None:
+            self._causes = self.word_causes()
+        return self._causes
+
+    @property
+    def is_slow(self) -> bool:
+        return bool(self.slow)
+
+    @property
+    def verdict(self) -> str:
+        return self.causes[0].text if self.causes else "no known cause"
+
+    def to_json(self, with_events: bool = True) -> dict[str, object]:
+        r = self.request
+        out: dict[str, object] = {
+            "trace_id": r.trace_id,
+            "span_id": r.span_id,
+            "request_id": r.request_id,
+            "worker": self.worker,
+            "model_name": r.model_name,
+            "start_unix_nano": r.start_ns,
+            "latency_seconds": {
+                "ttft": r.ttft, "e2e": r.e2e, "queue": r.queue, "prefill": r.prefill,
+                "decode": r.decode, "tpot": r.tpot,
+            },
+            "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
+            "phases": [
+                {"name": p.name, "start_unix_nano": p.start_ns, "end_unix_nano": p.end_ns,
+                 "seconds": round(p.duration_s, 6)}
+                for p in self.phases
+            ],
+            "slow": self.slow,
+            "verdict": self.verdict,
+            "explained_seconds": round(self.explained_s, 6),
+            "explained_share": round(self.explained_s / r.e2e, 4) if r.e2e > 0 else 0.0,
+            "causes": [c.to_json() for c in self.causes],
+            "more_causes": self.more_causes,
+            "context": self.context,
+        }
+        if with_events:
+            out["events"] = [_event_json(e, self.phases) for e in self.events]
+        return out
+
+
+def _event_json(ev: Event, phs: Sequence[Phase]) -> dict[str, object]:
+    d = ev.to_json()
+    d["phase"] = phase_of(ev.start_ns, phs)
+    return d
+
+
+def word_causes(r: RequestSpan, ranking: Ranking) -> list[Cause]:
+    """The listed causes, worded: the timed ones (most time first), then the instants."""
+    causes = [_duration_cause(r, c, ranking.req_start, ranking.req_end) for c in ranking.timed[:MAX_CAUSES]]
+    causes.extend(_instant_cause(r, c, ranking.phases) for c in ranking.instants[: ranking.listed - len(causes)])
+    return causes
+
+
+def context(ranking: Ranking) -> list[str]:
+    """What was true of the node during the request (a drifted sysctl, a changed
+    component), each once, in its catalog wording."""
+    return sorted({KINDS[ev.kind].context_text(ev.attributes) for ev in ranking.relevant
+                   if ev.kind in KINDS and KINDS[ev.kind].role is Role.CONTEXT})
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    if ms >= 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
+    """Which latency a cause is best stated against: TTFT when it fell before the
+    first token, decode when after, else the whole request."""
+    touched = {p for p, s in per_phase.items() if s > 0}
+    if touched and touched <= TTFT_PHASES:
+        return "TTFT", r.ttft
+    if touched and touched <= {"decode"}:
+        return "decode", r.decode
+    return "e2e", r.e2e
+
+
+def _duration_cause(r: RequestSpan, c: Ranked, req_start: int, req_end: int) -> Cause:
+    label = KINDS[c.kind].label
+    basis_name, basis_s = _basis(r, c.per_phase)
+    detail, where = _detail(c.kind, c.events, req_start, req_end)
+    text = f"{label} {_ms(c.explained_s)} of {_ms(basis_s)} {basis_name}{where}"
+    share = min(1.0, c.explained_s / r.e2e) if r.e2e > 0 else 0.0
+    return Cause(c.kind, label, c.key, c.explained_s, share, text, len(c.events), c.per_phase, detail)
+
+
+def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:
+    first = evs[0]
+    a = first.attributes
+    if kind == "runqueue_wait":
+        cpu = a.get("cpu")
+        holders: dict[tuple[object, object], int] = {}
+        for ev in evs:
+            pid = ev.attributes.get("holder_pid")
+            iv = clip(ev, req_start, req_end)
+            if pid is not None and iv:
+                who = (pid, ev.attributes.get("holder_comm", "?"))
+                holders[who] = holders.get(who, 0) + iv[1] - iv[0]
+        where = f" on CPU {cpu}" if cpu is not None else ""
+        detail: dict[str, object] = {"cpu": cpu}
+        if holders:
+            (holder, comm), _ = max(holders.items(), key=lambda kv: kv[1])
+            where += f", CPU held by pid {holder} ({comm})"
+            detail["holder_pid"], detail["holder_comm"] = holder, comm
+        tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
+        if tids:
+            detail["tids"] = tids[:16]
+        windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
+        if windows:
+            waits = sum(int(ev.attributes.get("waits", 0)) for ev in windows)
+            detail["waits"] = waits
+            detail["outliers"] = len(evs) - len(windows)
+            where += f", {waits} waits"
+        return detail, where
+    if kind == "io_stall":
+        dev = group_key(first, "subject").split(":", 1)[1]
+        ops: set[str] = set()
+        requests = 0
+        for ev in evs:
+            if ev.kind == "io_pressure":
+                reads = int(ev.attributes.get("reads", 0))
+                n = int(ev.attributes.get("requests", 0))
+                requests += n
+                ops.update(op for op, k in (("read", reads), ("write/other", n - reads)) if k > 0)
+            else:
+                ops.add(str(ev.attributes.get("op", "?")))
+        detail = {"device": dev, "ops": sorted(ops)}
+        where = f" on {dev} ({'/'.join(sorted(ops))})"
+        if requests:
+            detail["requests"] = requests
+            where += f", {requests} requests"
+        slowest = max((ev for ev in evs if ev.kind == "io_stall"), key=lambda ev: ev.magnitude, default=None)
+        if slowest is not None:
+            detail["slowest_seconds"] = round(slowest.magnitude, 6)
+            detail["slowest_queued_seconds"] = slowest.attributes.get("queued_seconds")
+        return detail, where
+    if kind == "gpu_throttle":
+        uuid = first.subject.split(":", 1)[1]
+        return {"gpu": uuid, "reason": a.get("reason")}, f" ({a.get('reason', '?')}) on {uuid}"
+    if kind == "gpu_clock_drop":
+        uuid = first.subject.split(":", 1)[1]
+        drop = max(ev.magnitude for ev in evs)
+        return {"gpu": uuid, "drop_hertz": drop}, f" by {drop / 1e6:.0f} MHz on {uuid}"
+    if kind == "reclaim_stall":
+        return {"subject": first.subject}, ""
+    return {}, ""
+
+
+def _instant_cause(r: RequestSpan, c: Ranked, phs: Sequence[Phase]) -> Cause:
+    kind, evs = c.kind, c.events
+    label = KINDS[kind].label
+    first = evs[0]
+    offset_ms = (first.start_ns - r.start_ns) / 1e6
+    where = phase_of(first.start_ns, phs)
+    a = first.attributes
+    if kind == "gpu_xid":
+        what = f"{label} {a.get('xid', '?')} ({a.get('action', '?')}) on {first.subject.split(':', 1)[1]}"
+    elif kind == "tcp_retransmit":
+        what = f"{label}: {sum(ev.magnitude or 1 for ev in evs):.0f} segments"
+    elif kind == "oom_kill":
+        what = f"{label} of pid {a.get('pid', '?')} ({a.get('comm', '?')})"
+    else:
+        what = label + (f" ({a['reason']})" if "reason" in a else "")
+    count = f" ×{len(evs)}" if len(evs) > 1 and kind != "tcp_retransmit" else ""
+    text = f"{what}{count} at +{offset_ms:.0f} ms ({where})"
+    detail: dict[str, object] = dict(a)
+    return Cause(kind, label, c.key, 0.0, 0.0, text, len(evs), {where: 0.0}, detail)
