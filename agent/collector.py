@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.absent import Absent
 from agent.catalog import MetricSpec, PassthroughSpec
 from agent.config_types import Duration
 from agent.events import EventStore
@@ -29,13 +30,11 @@ from agent.samples import Sample
 from agent.services import Services
 
 
-class NoDataError(Exception):
+class NoDataError(Absent):
     """The source this collector reads does not exist on this host."""
 
     def __init__(self, reason: str, fix: str = "", samples: Iterable[Sample] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fix = fix
+        super().__init__(reason, fix)
         # What a collector still says while it has no data (e.g. infernode_gpu_nvml_up 0).
         self.samples = list(samples)
 

@@ -46,15 +46,5 @@ class Paths:
     def cgroup(self, *parts: str | int) -> Path:
         return self.host("/sys/fs/cgroup").joinpath(*map(str, parts))
 
-    def read_text(self, path: str | os.PathLike[str]) -> str:
-        """Read a host file given either an absolute host path or a Path from this object."""
-        return self._resolve(path).read_text()
-
-    def _resolve(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        if self.root != Path("/") and (p == self.root or self.root in p.parents):
-            return p
-        return self.host(str(p))
-
     def is_real_root(self) -> bool:
         return self.root == Path("/")

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
+from agent.hostfs import read_if_readable
 from agent.paths import Paths
 
 NVIDIA_VENDOR = "0x10de"
@@ -141,10 +142,7 @@ def local_cpus(numa_node: int | None, own: frozenset[int] | None,
 
 
 def _read(paths: Paths, *parts: str) -> str | None:
-    try:
-        return paths.sys(*parts).read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
+    return read_if_readable(paths.sys(*parts))
 
 
 def read_nodes(paths: Paths) -> dict[int, frozenset[int]]:

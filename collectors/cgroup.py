@@ -24,9 +24,9 @@ from pydantic import Field
 from agent.catalog import MetricSpec, MetricType
 from agent.cgroups import unit_of_cgroup
 from agent.collector import Collector, CollectorSettings, DoctorRow, NoDataError
+from agent.hostfs import read_optional, read_text
 from agent.paths import Paths
 from agent.samples import Sample
-from collectors.files import read_optional, read_text
 from collectors.host.pressure import parse_pressure
 
 _L = ("cgroup", "unit")

@@ -9,10 +9,10 @@ reboot, and so does the record of their originals.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from agent.hostfs import write_atomic
 from agent.paths import Paths
 
 APPLYING = "applying"
@@ -58,20 +58,7 @@ def load_state(paths: Paths) -> TuningState | None:
 def save_state(paths: Paths, state: TuningState) -> None:
     path = state_path(paths)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    body = json.dumps(asdict(state), indent=2).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, json.dumps(asdict(state), indent=2), mode=0o600)
 
 
 def clear_state(paths: Paths) -> None:

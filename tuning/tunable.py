@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from agent.absent import Absent
+from agent.hostfs import read_text
 from agent.paths import Paths
 from agent.topology import HostTopology, read_host_topology
 from tuning.desired import Desired
@@ -26,7 +28,7 @@ from tuning.settings import TuningSettings
 from tuning.topology import housekeeping_cpus, inference_cpus
 
 
-class Unsupported(Exception):
+class Unsupported(Absent):
     """This host has no such knob (no cpufreq in a VM, no rings on veth)."""
 
 
@@ -113,7 +115,7 @@ class Tunable(ABC):
 def read_file(path: Path) -> str:
     """A sysfs/procfs value without its trailing newline; Unsupported when absent."""
     try:
-        text = path.read_text()
+        text = read_text(path)
     except FileNotFoundError:
         raise Unsupported(f"{path} does not exist") from None
     except PermissionError as e:

@@ -22,6 +22,7 @@ from agent.bootstrap.manifest import Manifest, pins
 from agent.bootstrap.packages import Backend, PackageError, Runner
 from agent.bootstrap.plan import CHANGES, Plan, compute_plan
 from agent.bootstrap.repo import APT_SOURCE_REL, DNF_REPO_ID, RepoError, install_repo, restore
+from agent.hostfs import write_if_changed
 from agent.paths import Paths
 
 EXIT_OK = 0
@@ -58,14 +59,7 @@ class ApplyReport:
 
 
 def _write_if_different(paths: Paths, host_path: str, text: str) -> bool:
-    p = paths.host(host_path)
-    if p.exists() and p.read_text() == text:
-        return False
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(p)
-    return True
+    return write_if_changed(paths.host(host_path), text)
 
 
 def preflight(plan: Plan, backend: Backend) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent.hostfs import read_if_readable
 from agent.paths import Paths
 from agent.untyped import Udev
 
@@ -181,10 +182,7 @@ class Detection:
 
 
 def _read(paths: Paths, path: str) -> str | None:
-    try:
-        return paths.read_text(path)
-    except OSError:
-        return None
+    return read_if_readable(paths.host(path))
 
 
 def headers_installed(paths: Paths, kernel: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.bootstrap.manifest import Repository
+from agent.hostfs import write_if_changed
 from agent.paths import Paths
 
 APT_SOURCE = "/etc/apt/sources.list.d/infernode-nvidia.list"
@@ -42,14 +43,7 @@ def dnf_repo_text(repo: Repository, key_path: str | None) -> str:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> bool:
-    if path.exists() and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(mode)
-    tmp.replace(path)
-    return True
+    return write_if_changed(path, data, mode)
 
 
 Snapshot = dict[Path, bytes | None]

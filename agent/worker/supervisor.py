@@ -24,6 +24,7 @@ from aiohttp import web
 from agent.collector import DoctorRow
 from agent.cpulist import parse_cpulist
 from agent.events import AttrValue, Event, now_ns
+from agent.hostfs import write_atomic
 from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
@@ -182,10 +183,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             path = self._dropin_path(name)
             old = path.read_text() if path.exists() else None
             if old != text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                write_atomic(path, text)
                 written = True
             # A running worker whose drop-in changed runs with stale pinning or args:
             # restart it (once the new drop-in is loaded).

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.absent import Absent
 from agent.paths import Paths
 from collectors.ebpf.programs import Program
 
@@ -21,12 +22,28 @@ CAP_BPF = 39
 
 @dataclass(frozen=True)
 class Verdict:
-    ok: bool
-    reason: str = ""
-    fix: str = ""
+    """A program can run (`absent` None), or the Absent that says why not."""
+
+    absent: Absent | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.absent is None
+
+    @property
+    def reason(self) -> str:
+        return self.absent.reason if self.absent else ""
+
+    @property
+    def fix(self) -> str:
+        return self.absent.fix if self.absent else ""
 
 
-OK = Verdict(True)
+OK = Verdict()
+
+
+def _no(reason: str, fix: str) -> Verdict:
+    return Verdict(Absent(reason, fix))
 
 
 def parse_cap_eff(status_text: str) -> int:
@@ -49,17 +66,17 @@ def check_privileges(paths: Paths) -> Verdict:
     try:
         caps = parse_cap_eff(paths.proc("self", "status").read_text())
     except (OSError, ValueError) as e:
-        return Verdict(False, f"cannot read capabilities: {e}", "run the agent as root")
+        return _no(f"cannot read capabilities: {e}", "run the agent as root")
     if has_bpf_caps(caps):
         return OK
     who = "not root" if os.geteuid() != 0 else "root without the capabilities"
-    return Verdict(False, f"{who}: needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)",
+    return _no(f"{who}: needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)",
                    "run infernode as root, or grant AmbientCapabilities=CAP_BPF CAP_PERFMON in its unit")
 
 
 def check_bcc() -> Verdict:
     if importlib.util.find_spec("bcc") is None:
-        return Verdict(False, "the bcc Python module is not importable",
+        return _no("the bcc Python module is not importable",
                        "apt-get install python3-bpfcc bpfcc-tools and create the venv with --system-site-packages "
                        "(never the PyPI package 'bcc')")
     return OK
@@ -70,7 +87,7 @@ def check_headers(paths: Paths) -> Verdict:
     build = paths.host(f"/lib/modules/{release}/build")
     if build.exists() or paths.sys("kernel", "kheaders.tar.xz").exists():
         return OK
-    return Verdict(False, f"no kernel headers for {release} ({build} missing, no /sys/kernel/kheaders.tar.xz)",
+    return _no(f"no kernel headers for {release} ({build} missing, no /sys/kernel/kheaders.tar.xz)",
                    f"apt-get install linux-headers-{release} (custom kernels: see docs/ebpf.md)")
 
 
@@ -84,10 +101,10 @@ def tracefs_events(paths: Paths) -> Path | None:
 def check_tracepoints(paths: Paths, program: Program) -> Verdict:
     events = tracefs_events(paths)
     if events is None:
-        return Verdict(False, "tracefs is not mounted", "mount -t tracefs tracefs /sys/kernel/tracing")
+        return _no("tracefs is not mounted", "mount -t tracefs tracefs /sys/kernel/tracing")
     missing = [tp for tp in program.tracepoints if not (events / tp.replace(":", "/") / "format").exists()]
     if missing:
-        return Verdict(False, f"tracepoint {', '.join(missing)} missing in this kernel",
+        return _no(f"tracepoint {', '.join(missing)} missing in this kernel",
                        "this kernel lacks the tracepoint; disable the program or use a kernel that has it")
     return OK
 

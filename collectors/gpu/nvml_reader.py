@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.absent import Absent
 from agent.untyped import Nvml, NvmlObject
 from collectors.gpu import fields as F
 
@@ -44,13 +45,11 @@ EVENT_XID = 0x8
 EVENT_MASK = EVENT_SINGLE_BIT_ECC | EVENT_DOUBLE_BIT_ECC | EVENT_XID
 
 
-class NvmlUnavailable(Exception):
+class NvmlUnavailable(Absent):
     """NVML cannot be used on this host; reason and fix are for people."""
 
     def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fix = fix
+        super().__init__(reason, fix)
 
 
 class GpuLost(Exception):

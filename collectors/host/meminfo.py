@@ -7,8 +7,9 @@ from pathlib import Path
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector
+from agent.hostfs import read_optional
 from agent.samples import Sample
-from collectors.files import read_optional, read_source
+from collectors.files import read_source
 
 # /proc/meminfo field -> (metric stem, help). Only fields that answer a question an
 # operator of an inference node asks; the kernel prints ~55.

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from agent.catalog import MetricSpec, MetricType
 from agent.collector import Collector, NoDataError
+from agent.hostfs import read_text
 from agent.samples import Sample
-from collectors.files import read_text
 
 RESOURCES = ("cpu", "memory", "io")
 

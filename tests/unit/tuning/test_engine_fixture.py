@@ -313,7 +313,9 @@ def test_unwritable_state_dir_changes_nothing(tmp_path, root):
 
 def test_originals_that_cannot_be_saved_change_nothing(tmp_path, root):
     # The lock can be taken but the state file's temporary cannot be written.
-    (root / "run/infernode/tuning/state.json.tmp").mkdir(parents=True)
+    from agent.hostfs import temp_path
+
+    temp_path(state_path(Paths(root))).mkdir(parents=True)
     before = tree(root)
     result = tune(root, cfg(tmp_path), "apply")
     assert result.exit_code == 1
