@@ -10,9 +10,11 @@ itself at import).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+from agent.samples import HistogramValue, Sample
 
 
 class MetricType(str, Enum):
@@ -48,6 +50,15 @@ class MetricSpec:
             return self.name[: -len("_total")]
         return self.name
 
+    def emit(self, labels: Mapping[str, str], value: float | HistogramValue) -> Sample:
+        """One sample of this metric. Collectors emit through their specs, never
+        by name, so a renamed metric fails where it is used, at import."""
+        return Sample(self.name, labels, value)
+
+    def sample(self, value: float | HistogramValue, **labels: object) -> Sample:
+        """emit() with labels as keywords, values stringified."""
+        return Sample(self.name, {k: str(v) for k, v in labels.items()}, value)
+
 
 @dataclass(frozen=True)
 class PassthroughSpec:
@@ -62,6 +73,16 @@ class PassthroughSpec:
 
 class CatalogError(ValueError):
     pass
+
+
+def spec_named(specs: Iterable[MetricSpec | PassthroughSpec], name: str) -> MetricSpec:
+    """The spec declared as `name`. For tables that derive names (a column or a file
+    per metric): called at import, so a name that does not match its declaration
+    fails there, not at the first scrape."""
+    for s in specs:
+        if isinstance(s, MetricSpec) and s.name == name:
+            return s
+    raise CatalogError(f"{name} is not declared")
 
 
 @dataclass

@@ -28,14 +28,20 @@ from agent.samples import Sample
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
         b"Content-Length: 38\r\n\r\nconnection limit reached; retry later\n")
 
+HTTP_CONNECTIONS = MetricSpec(
+    "infernode_http_connections", MetricType.GAUGE,
+    "Connections open on an agent listener (server: the agent's HTTP port; otlp_http: the OTLP/HTTP receiver).",
+    labels=("listener",), source="agent HTTP listener"
+)
+HTTP_CONNECTIONS_CLOSED_TOTAL = MetricSpec(
+    "infernode_http_connections_closed_total", MetricType.COUNTER,
+    "Connections the agent closed itself, by reason: over_capacity (answered 503 on arrival), "
+    "header_timeout (request headers not complete in time).",
+    labels=("listener", "reason"), source="agent HTTP listener"
+)
 LISTENER_SPECS = (
-    MetricSpec("infernode_http_connections", MetricType.GAUGE,
-               "Connections open on an agent listener (server: the agent's HTTP port; otlp_http: the OTLP/HTTP receiver).",
-               labels=("listener",), source="agent HTTP listener"),
-    MetricSpec("infernode_http_connections_closed_total", MetricType.COUNTER,
-               "Connections the agent closed itself, by reason: over_capacity (answered 503 on arrival), "
-               "header_timeout (request headers not complete in time).",
-               labels=("listener", "reason"), source="agent HTTP listener"),
+    HTTP_CONNECTIONS,
+    HTTP_CONNECTIONS_CLOSED_TOTAL,
 )
 
 
@@ -46,8 +52,8 @@ class ListenerStats:
     closed: dict[str, int] = field(default_factory=lambda: {"over_capacity": 0, "header_timeout": 0})
 
     def samples(self) -> list[Sample]:
-        out = [Sample("infernode_http_connections", {"listener": self.name}, float(self.open))]
-        out += [Sample("infernode_http_connections_closed_total", {"listener": self.name, "reason": r}, float(n))
+        out = [HTTP_CONNECTIONS.emit({"listener": self.name}, float(self.open))]
+        out += [HTTP_CONNECTIONS_CLOSED_TOTAL.emit({"listener": self.name, "reason": r}, float(n))
                 for r, n in sorted(self.closed.items())]
         return out
 

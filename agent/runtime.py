@@ -30,29 +30,32 @@ log = logging.getLogger("infernode.runtime")
 
 T = TypeVar("T")
 
+COLLECTOR_UP = MetricSpec(
+    "infernode_collector_up",
+    MetricType.GAUGE,
+    "Whether the collector's last run succeeded (1) or failed, timed out or found no data (0).",
+    labels=("collector",),
+    source="agent runtime",
+)
+COLLECTOR_DURATION_SECONDS = MetricSpec(
+    "infernode_collector_duration_seconds",
+    MetricType.GAUGE,
+    "Wall time of the collector's last run.",
+    unit="seconds",
+    labels=("collector",),
+    source="agent runtime",
+)
+COLLECTOR_DROPPED_SAMPLES_TOTAL = MetricSpec(
+    "infernode_collector_dropped_samples_total",
+    MetricType.COUNTER,
+    "Samples a collector produced that did not match the metric catalog and were dropped.",
+    labels=("collector",),
+    source="agent runtime",
+)
 RUNTIME_SPECS = (
-    MetricSpec(
-        "infernode_collector_up",
-        MetricType.GAUGE,
-        "Whether the collector's last run succeeded (1) or failed, timed out or found no data (0).",
-        labels=("collector",),
-        source="agent runtime",
-    ),
-    MetricSpec(
-        "infernode_collector_duration_seconds",
-        MetricType.GAUGE,
-        "Wall time of the collector's last run.",
-        unit="seconds",
-        labels=("collector",),
-        source="agent runtime",
-    ),
-    MetricSpec(
-        "infernode_collector_dropped_samples_total",
-        MetricType.COUNTER,
-        "Samples a collector produced that did not match the metric catalog and were dropped.",
-        labels=("collector",),
-        source="agent runtime",
-    ),
+    COLLECTOR_UP,
+    COLLECTOR_DURATION_SECONDS,
+    COLLECTOR_DROPPED_SAMPLES_TOTAL,
 )
 
 
@@ -227,9 +230,9 @@ class CollectorRuntime:
         out = []
         for st in self.status.values():
             labels = {"collector": st.name}
-            out.append(Sample("infernode_collector_up", labels, 1.0 if st.up else 0.0))
-            out.append(Sample("infernode_collector_duration_seconds", labels, st.duration_s))
-            out.append(Sample("infernode_collector_dropped_samples_total", labels, float(st.dropped_total)))
+            out.append(COLLECTOR_UP.emit(labels, 1.0 if st.up else 0.0))
+            out.append(COLLECTOR_DURATION_SECONDS.emit(labels, st.duration_s))
+            out.append(COLLECTOR_DROPPED_SAMPLES_TOTAL.emit(labels, float(st.dropped_total)))
         return out
 
 

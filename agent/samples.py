@@ -32,8 +32,3 @@ class Sample:
     labels: Mapping[str, str]
     value: float | HistogramValue
     exemplar: Exemplar | None = None
-
-
-def sample(name: str, value: float | HistogramValue, **labels: object) -> Sample:
-    """Convenience constructor: labels as keywords, values stringified."""
-    return Sample(name, {k: str(v) for k, v in labels.items()}, value)

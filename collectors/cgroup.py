@@ -33,44 +33,77 @@ _L = ("cgroup", "unit")
 _V2 = "cgroup v2 "
 _V1 = "cgroup v1 "
 
+CGROUP_CPU_USAGE_SECONDS_TOTAL = MetricSpec(
+    "infernode_cgroup_cpu_usage_seconds_total", MetricType.COUNTER,
+    "CPU time used by the cgroup's tasks, user plus system.", unit="seconds", labels=_L,
+    source=_V2 + "cpu.stat usage_usec; " + _V1 + "cpuacct.usage (ns)"
+)
+CGROUP_CPU_PERIODS_TOTAL = MetricSpec(
+    "infernode_cgroup_cpu_periods_total", MetricType.COUNTER,
+    "CFS bandwidth enforcement periods that elapsed while the cgroup had runnable tasks.", labels=_L,
+    source=_V2 + "cpu.stat nr_periods; " + _V1 + "cpu.stat nr_periods"
+)
+CGROUP_CPU_THROTTLED_PERIODS_TOTAL = MetricSpec(
+    "infernode_cgroup_cpu_throttled_periods_total", MetricType.COUNTER,
+    "Periods in which the cgroup exhausted its CPU quota and was throttled.", labels=_L,
+    source=_V2 + "cpu.stat nr_throttled; " + _V1 + "cpu.stat nr_throttled"
+)
+CGROUP_CPU_THROTTLED_SECONDS_TOTAL = MetricSpec(
+    "infernode_cgroup_cpu_throttled_seconds_total", MetricType.COUNTER,
+    "Time the cgroup's tasks were throttled by its CPU quota.", unit="seconds", labels=_L,
+    source=_V2 + "cpu.stat throttled_usec; " + _V1 + "cpu.stat throttled_time (ns)"
+)
+CGROUP_MEMORY_CURRENT_BYTES = MetricSpec(
+    "infernode_cgroup_memory_current_bytes", MetricType.GAUGE,
+    "Memory charged to the cgroup (anon, page cache, kernel).", unit="bytes", labels=_L,
+    source=_V2 + "memory.current; " + _V1 + "memory.usage_in_bytes"
+)
+CGROUP_MEMORY_HIGH_BYTES = MetricSpec(
+    "infernode_cgroup_memory_high_bytes", MetricType.GAUGE,
+    "Memory throttle limit (memory.high); absent when unlimited or on v1, which has none.",
+    unit="bytes", labels=_L, source=_V2 + "memory.high"
+)
+CGROUP_MEMORY_MAX_BYTES = MetricSpec(
+    "infernode_cgroup_memory_max_bytes", MetricType.GAUGE,
+    "Hard memory limit; absent when unlimited.", unit="bytes", labels=_L,
+    source=_V2 + "memory.max; " + _V1 + "memory.limit_in_bytes"
+)
+CGROUP_MEMORY_EVENTS_TOTAL = MetricSpec(
+    "infernode_cgroup_memory_events_total", MetricType.COUNTER,
+    "Memory events of the cgroup and its descendants: low, high, max, oom, oom_kill, oom_group_kill.",
+    labels=(*_L, "event"),
+    source=_V2 + "memory.events; " + _V1 + "memory.oom_control oom_kill, memory.failcnt as max"
+)
+CGROUP_IO_BYTES_TOTAL = MetricSpec(
+    "infernode_cgroup_io_bytes_total", MetricType.COUNTER,
+    "Bytes the cgroup read, wrote or discarded on a block device.", unit="bytes",
+    labels=(*_L, "device", "direction"),
+    source=_V2 + "io.stat rbytes/wbytes/dbytes; " + _V1 + "blkio.throttle.io_service_bytes_recursive"
+)
+CGROUP_IO_OPS_TOTAL = MetricSpec(
+    "infernode_cgroup_io_ops_total", MetricType.COUNTER,
+    "Read, write or discard operations the cgroup issued to a block device.",
+    labels=(*_L, "device", "direction"),
+    source=_V2 + "io.stat rios/wios/dios; " + _V1 + "blkio.throttle.io_serviced_recursive"
+)
+CGROUP_PRESSURE_STALL_SECONDS_TOTAL = MetricSpec(
+    "infernode_cgroup_pressure_stall_seconds_total", MetricType.COUNTER,
+    "Time in which some or all (full) of the cgroup's non-idle tasks were stalled on the resource.",
+    unit="seconds", labels=(*_L, "resource", "scope"),
+    source="cgroup v2 {cpu,memory,io}.pressure total= (also read from the unified tree on hybrid hosts)"
+)
 SPECS = (
-    MetricSpec("infernode_cgroup_cpu_usage_seconds_total", MetricType.COUNTER,
-               "CPU time used by the cgroup's tasks, user plus system.", unit="seconds", labels=_L,
-               source=_V2 + "cpu.stat usage_usec; " + _V1 + "cpuacct.usage (ns)"),
-    MetricSpec("infernode_cgroup_cpu_periods_total", MetricType.COUNTER,
-               "CFS bandwidth enforcement periods that elapsed while the cgroup had runnable tasks.", labels=_L,
-               source=_V2 + "cpu.stat nr_periods; " + _V1 + "cpu.stat nr_periods"),
-    MetricSpec("infernode_cgroup_cpu_throttled_periods_total", MetricType.COUNTER,
-               "Periods in which the cgroup exhausted its CPU quota and was throttled.", labels=_L,
-               source=_V2 + "cpu.stat nr_throttled; " + _V1 + "cpu.stat nr_throttled"),
-    MetricSpec("infernode_cgroup_cpu_throttled_seconds_total", MetricType.COUNTER,
-               "Time the cgroup's tasks were throttled by its CPU quota.", unit="seconds", labels=_L,
-               source=_V2 + "cpu.stat throttled_usec; " + _V1 + "cpu.stat throttled_time (ns)"),
-    MetricSpec("infernode_cgroup_memory_current_bytes", MetricType.GAUGE,
-               "Memory charged to the cgroup (anon, page cache, kernel).", unit="bytes", labels=_L,
-               source=_V2 + "memory.current; " + _V1 + "memory.usage_in_bytes"),
-    MetricSpec("infernode_cgroup_memory_high_bytes", MetricType.GAUGE,
-               "Memory throttle limit (memory.high); absent when unlimited or on v1, which has none.",
-               unit="bytes", labels=_L, source=_V2 + "memory.high"),
-    MetricSpec("infernode_cgroup_memory_max_bytes", MetricType.GAUGE,
-               "Hard memory limit; absent when unlimited.", unit="bytes", labels=_L,
-               source=_V2 + "memory.max; " + _V1 + "memory.limit_in_bytes"),
-    MetricSpec("infernode_cgroup_memory_events_total", MetricType.COUNTER,
-               "Memory events of the cgroup and its descendants: low, high, max, oom, oom_kill, oom_group_kill.",
-               labels=(*_L, "event"),
-               source=_V2 + "memory.events; " + _V1 + "memory.oom_control oom_kill, memory.failcnt as max"),
-    MetricSpec("infernode_cgroup_io_bytes_total", MetricType.COUNTER,
-               "Bytes the cgroup read, wrote or discarded on a block device.", unit="bytes",
-               labels=(*_L, "device", "direction"),
-               source=_V2 + "io.stat rbytes/wbytes/dbytes; " + _V1 + "blkio.throttle.io_service_bytes_recursive"),
-    MetricSpec("infernode_cgroup_io_ops_total", MetricType.COUNTER,
-               "Read, write or discard operations the cgroup issued to a block device.",
-               labels=(*_L, "device", "direction"),
-               source=_V2 + "io.stat rios/wios/dios; " + _V1 + "blkio.throttle.io_serviced_recursive"),
-    MetricSpec("infernode_cgroup_pressure_stall_seconds_total", MetricType.COUNTER,
-               "Time in which some or all (full) of the cgroup's non-idle tasks were stalled on the resource.",
-               unit="seconds", labels=(*_L, "resource", "scope"),
-               source="cgroup v2 {cpu,memory,io}.pressure total= (also read from the unified tree on hybrid hosts)"),
+    CGROUP_CPU_USAGE_SECONDS_TOTAL,
+    CGROUP_CPU_PERIODS_TOTAL,
+    CGROUP_CPU_THROTTLED_PERIODS_TOTAL,
+    CGROUP_CPU_THROTTLED_SECONDS_TOTAL,
+    CGROUP_MEMORY_CURRENT_BYTES,
+    CGROUP_MEMORY_HIGH_BYTES,
+    CGROUP_MEMORY_MAX_BYTES,
+    CGROUP_MEMORY_EVENTS_TOTAL,
+    CGROUP_IO_BYTES_TOTAL,
+    CGROUP_IO_OPS_TOTAL,
+    CGROUP_PRESSURE_STALL_SECONDS_TOTAL,
 )
 
 
@@ -83,6 +116,7 @@ class CgroupSettings(CollectorSettings):
 # unlimited; no machine has 2^62 bytes, so anything above is "no limit".
 _V1_UNLIMITED = 1 << 62
 
+_IO_SPECS = {"bytes": CGROUP_IO_BYTES_TOTAL, "ops": CGROUP_IO_OPS_TOTAL}
 _IO_V2 = {"rbytes": ("bytes", "read"), "wbytes": ("bytes", "write"), "dbytes": ("bytes", "discard"),
           "rios": ("ops", "read"), "wios": ("ops", "write"), "dios": ("ops", "discard")}
 _BLKIO_OPS = {"Read": "read", "Write": "write", "Discard": "discard"}
@@ -283,26 +317,24 @@ class CgroupCollector(Collector):
                                  stat.get("nr_throttled"), stat.get("throttled_usec"))
         text = read_optional(d / "memory.current")
         if text is not None:
-            yield Sample("infernode_cgroup_memory_current_bytes", labels,
+            yield CGROUP_MEMORY_CURRENT_BYTES.emit(labels,
                          float(parse_int(text, str(d / "memory.current"))))
-        for fname, metric in (("memory.high", "infernode_cgroup_memory_high_bytes"),
-                              ("memory.max", "infernode_cgroup_memory_max_bytes")):
+        for fname, spec in (("memory.high", CGROUP_MEMORY_HIGH_BYTES), ("memory.max", CGROUP_MEMORY_MAX_BYTES)):
             text = read_optional(d / fname)
             limit = None if text is None else parse_v2_limit(text, str(d / fname))
             if limit is not None:
-                yield Sample(metric, labels, float(limit))
+                yield spec.emit(labels, float(limit))
         text = read_optional(d / "memory.events")
         if text is not None:
             for event, n in parse_flat_keyed(text, str(d / "memory.events")).items():
-                yield Sample("infernode_cgroup_memory_events_total", {**labels, "event": event}, float(n))
+                yield CGROUP_MEMORY_EVENTS_TOTAL.emit({**labels, "event": event}, float(n))
         text = read_optional(d / "io.stat")
         if text is not None:
             for dev, stats in parse_io_stat(text, str(d / "io.stat")).items():
                 device = self._devname(dev, devnames)
                 for key, (what, direction) in _IO_V2.items():
                     if key in stats:
-                        yield Sample(f"infernode_cgroup_io_{what}_total",
-                                     {**labels, "device": device, "direction": direction}, float(stats[key]))
+                        yield _IO_SPECS[what].emit({**labels, "device": device, "direction": direction}, float(stats[key]))
         yield from self._pressure(d, labels)
 
     # v1 / hybrid ------------------------------------------------------------------
@@ -325,22 +357,22 @@ class CgroupCollector(Collector):
             d = mem / cg
             text = read_optional(d / "memory.usage_in_bytes")
             if text is not None:
-                yield Sample("infernode_cgroup_memory_current_bytes", labels,
+                yield CGROUP_MEMORY_CURRENT_BYTES.emit(labels,
                              float(parse_int(text, str(d / "memory.usage_in_bytes"))))
             text = read_optional(d / "memory.limit_in_bytes")
             limit = None if text is None else parse_v1_limit(text, str(d / "memory.limit_in_bytes"))
             if limit is not None:
-                yield Sample("infernode_cgroup_memory_max_bytes", labels, float(limit))
+                yield CGROUP_MEMORY_MAX_BYTES.emit(labels, float(limit))
             # failcnt counts charges that hit the limit: v2's "max" event.
             text = read_optional(d / "memory.failcnt")
             if text is not None:
-                yield Sample("infernode_cgroup_memory_events_total", {**labels, "event": "max"},
+                yield CGROUP_MEMORY_EVENTS_TOTAL.emit({**labels, "event": "max"},
                              float(parse_int(text, str(d / "memory.failcnt"))))
             text = read_optional(d / "memory.oom_control")
             if text is not None:
                 oom = parse_flat_keyed(text, str(d / "memory.oom_control"))
                 if "oom_kill" in oom:  # since 4.13
-                    yield Sample("infernode_cgroup_memory_events_total", {**labels, "event": "oom_kill"},
+                    yield CGROUP_MEMORY_EVENTS_TOTAL.emit({**labels, "event": "oom_kill"},
                                  float(oom["oom_kill"]))
         # v1 blkio only counts a cgroup's I/O on devices where blk-throttle is active,
         # which recent kernels (seen on 6.18) switch on at a device's first throttle
@@ -356,8 +388,7 @@ class CgroupCollector(Collector):
                     device = self._devname(dev, devnames)
                     for op, direction in _BLKIO_OPS.items():
                         if op in ops:
-                            yield Sample(f"infernode_cgroup_io_{what}_total",
-                                         {**labels, "device": device, "direction": direction}, float(ops[op]))
+                            yield _IO_SPECS[what].emit({**labels, "device": device, "direction": direction}, float(ops[op]))
 
     # shared -----------------------------------------------------------------------
 
@@ -365,14 +396,14 @@ class CgroupCollector(Collector):
     def _cpu(labels: dict[str, str], usage: int | None, per_second: float, periods: int | None,
              throttled: int | None, throttled_t: int | None) -> Iterable[Sample]:
         if usage is not None:
-            yield Sample("infernode_cgroup_cpu_usage_seconds_total", labels, usage / per_second)
+            yield CGROUP_CPU_USAGE_SECONDS_TOTAL.emit(labels, usage / per_second)
         # Throttling fields exist only where the cpu controller is enabled.
         if periods is not None:
-            yield Sample("infernode_cgroup_cpu_periods_total", labels, float(periods))
+            yield CGROUP_CPU_PERIODS_TOTAL.emit(labels, float(periods))
         if throttled is not None:
-            yield Sample("infernode_cgroup_cpu_throttled_periods_total", labels, float(throttled))
+            yield CGROUP_CPU_THROTTLED_PERIODS_TOTAL.emit(labels, float(throttled))
         if throttled_t is not None:
-            yield Sample("infernode_cgroup_cpu_throttled_seconds_total", labels, throttled_t / per_second)
+            yield CGROUP_CPU_THROTTLED_SECONDS_TOTAL.emit(labels, throttled_t / per_second)
 
     @staticmethod
     def _pressure(d: Path, labels: dict[str, str]) -> Iterable[Sample]:
@@ -384,8 +415,7 @@ class CgroupCollector(Collector):
                 # Absent without CONFIG_PSI; EOPNOTSUPP when PSI is disabled at boot.
                 continue
             for scope, seconds in parse_pressure(text, str(path)).items():
-                yield Sample("infernode_cgroup_pressure_stall_seconds_total",
-                             {**labels, "resource": resource, "scope": scope}, seconds)
+                yield CGROUP_PRESSURE_STALL_SECONDS_TOTAL.emit({**labels, "resource": resource, "scope": scope}, seconds)
 
     def _devname(self, dev: str, cache: dict[str, str]) -> str:
         """Block device name for "maj:min" from /sys/dev/block, else "maj:min"."""

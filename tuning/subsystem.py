@@ -25,29 +25,32 @@ from agent.paths import Paths
 if TYPE_CHECKING:
     from tuning.engine import Row
 from agent.runtime import off_loop
-from agent.samples import Sample, sample
+from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 from agent.untyped import Udev
 from tuning.settings import TuningConfig
 
 log = logging.getLogger("infernode.tuning")
 
+TUNING_IN_DESIRED_STATE = MetricSpec(
+    "infernode_tuning_in_desired_state", MetricType.GAUGE,
+    "Whether a tunable's target is at the profile's desired value (1) or has drifted (0).",
+    labels=("tunable", "target"), source="tuning engine verify: sysfs, procfs, ethtool",
+)
+TUNING_REAPPLIED_TOTAL = MetricSpec(
+    "infernode_tuning_reapplied_total", MetricType.COUNTER,
+    "Knobs the agent set back to their desired value after drift (enforce mode).",
+    source="tuning engine apply",
+)
+TUNING_LAST_VERIFY_TIMESTAMP_SECONDS = MetricSpec(
+    "infernode_tuning_last_verify_timestamp_seconds", MetricType.GAUGE,
+    "Unix time of the last completed verification of the tuning profile.",
+    unit="seconds", source="tuning engine verify",
+)
 TUNING_SPECS = (
-    MetricSpec(
-        "infernode_tuning_in_desired_state", MetricType.GAUGE,
-        "Whether a tunable's target is at the profile's desired value (1) or has drifted (0).",
-        labels=("tunable", "target"), source="tuning engine verify: sysfs, procfs, ethtool",
-    ),
-    MetricSpec(
-        "infernode_tuning_reapplied_total", MetricType.COUNTER,
-        "Knobs the agent set back to their desired value after drift (enforce mode).",
-        source="tuning engine apply",
-    ),
-    MetricSpec(
-        "infernode_tuning_last_verify_timestamp_seconds", MetricType.GAUGE,
-        "Unix time of the last completed verification of the tuning profile.",
-        unit="seconds", source="tuning engine verify",
-    ),
+    TUNING_IN_DESIRED_STATE,
+    TUNING_REAPPLIED_TOTAL,
+    TUNING_LAST_VERIFY_TIMESTAMP_SECONDS,
 )
 
 
@@ -251,10 +254,10 @@ class TuningSubsystem(Subsystem[TuningConfig]):
 
     def samples(self) -> Iterable[Sample]:
         for (tunable, target), value in sorted(self.in_state.items()):
-            yield sample("infernode_tuning_in_desired_state", value, tunable=tunable, target=target)
-        yield sample("infernode_tuning_reapplied_total", self.reapplied)
+            yield TUNING_IN_DESIRED_STATE.sample(value, tunable=tunable, target=target)
+        yield TUNING_REAPPLIED_TOTAL.sample(self.reapplied)
         if self.last_verify is not None:
-            yield sample("infernode_tuning_last_verify_timestamp_seconds", self.last_verify)
+            yield TUNING_LAST_VERIFY_TIMESTAMP_SECONDS.sample(self.last_verify)
 
     def doctor(self) -> Iterable[DoctorRow]:
         if self.error:

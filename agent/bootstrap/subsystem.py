@@ -22,33 +22,37 @@ from agent.collector import DoctorRow
 from agent.events import NODE, Event, now_ns
 from agent.paths import Paths
 from agent.runtime import off_loop
-from agent.samples import Sample, sample
+from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 
 log = logging.getLogger("infernode.bootstrap")
 
+BOOTSTRAP_COMPONENT_INFO = MetricSpec(
+    "infernode_bootstrap_component_info", MetricType.GAUGE,
+    "Installed and pinned package version of each NVIDIA stack component (constant 1).",
+    unit="info", labels=("component", "installed", "pinned"),
+    source="dpkg-query or rpm, and the bootstrap manifest",
+)
+BOOTSTRAP_IN_DESIRED_STATE = MetricSpec(
+    "infernode_bootstrap_in_desired_state", MetricType.GAUGE,
+    "Whether a component is installed at its pinned version and held (1) or not (0).",
+    labels=("component",), source="dpkg-query or rpm compared with the bootstrap manifest",
+)
+BOOTSTRAP_PCI_DEVICES = MetricSpec(
+    "infernode_bootstrap_pci_devices", MetricType.GAUGE,
+    "NVIDIA devices on PCI by kind (gpu or nvswitch).",
+    labels=("kind",), source="pyudev PCI enumeration, vendor 0x10de",
+)
+BOOTSTRAP_LAST_CHECK_TIMESTAMP_SECONDS = MetricSpec(
+    "infernode_bootstrap_last_check_timestamp_seconds", MetricType.GAUGE,
+    "Unix time of the last completed comparison of the node with the manifest.",
+    unit="seconds", source="bootstrap subsystem",
+)
 BOOTSTRAP_SPECS = (
-    MetricSpec(
-        "infernode_bootstrap_component_info", MetricType.GAUGE,
-        "Installed and pinned package version of each NVIDIA stack component (constant 1).",
-        unit="info", labels=("component", "installed", "pinned"),
-        source="dpkg-query or rpm, and the bootstrap manifest",
-    ),
-    MetricSpec(
-        "infernode_bootstrap_in_desired_state", MetricType.GAUGE,
-        "Whether a component is installed at its pinned version and held (1) or not (0).",
-        labels=("component",), source="dpkg-query or rpm compared with the bootstrap manifest",
-    ),
-    MetricSpec(
-        "infernode_bootstrap_pci_devices", MetricType.GAUGE,
-        "NVIDIA devices on PCI by kind (gpu or nvswitch).",
-        labels=("kind",), source="pyudev PCI enumeration, vendor 0x10de",
-    ),
-    MetricSpec(
-        "infernode_bootstrap_last_check_timestamp_seconds", MetricType.GAUGE,
-        "Unix time of the last completed comparison of the node with the manifest.",
-        unit="seconds", source="bootstrap subsystem",
-    ),
+    BOOTSTRAP_COMPONENT_INFO,
+    BOOTSTRAP_IN_DESIRED_STATE,
+    BOOTSTRAP_PCI_DEVICES,
+    BOOTSTRAP_LAST_CHECK_TIMESTAMP_SECONDS,
 )
 
 
@@ -167,14 +171,14 @@ class BootstrapSubsystem(Subsystem[BootstrapConfig]):
 
     def samples(self) -> Iterable[Sample]:
         for r in self.rows:
-            yield sample("infernode_bootstrap_component_info", 1.0, component=r.component,
+            yield BOOTSTRAP_COMPONENT_INFO.sample(1.0, component=r.component,
                          installed=r.installed or "", pinned=r.pinned)
-            yield sample("infernode_bootstrap_in_desired_state", 1.0 if r.action == "nothing" else 0.0,
+            yield BOOTSTRAP_IN_DESIRED_STATE.sample(1.0 if r.action == "nothing" else 0.0,
                          component=r.component)
         for kind, n in self.pci_counts.items():
-            yield sample("infernode_bootstrap_pci_devices", float(n), kind=kind)
+            yield BOOTSTRAP_PCI_DEVICES.sample(float(n), kind=kind)
         if self.last_check is not None:
-            yield sample("infernode_bootstrap_last_check_timestamp_seconds", self.last_check)
+            yield BOOTSTRAP_LAST_CHECK_TIMESTAMP_SECONDS.sample(self.last_check)
 
     def doctor(self) -> Iterable[DoctorRow]:
         return doctor_rows(State(self.rows, self.pci_counts, self.error), self.settings)

@@ -35,21 +35,21 @@ HISTOGRAMS = {
     "infernode_request_e2e_seconds": ("e2e", REQUEST_BUCKETS, "End-to-end latency of each request, arrival to finish."),
 }
 
-REQUEST_SPECS = tuple(
-    MetricSpec(name, MetricType.HISTOGRAM, help_, unit="seconds", labels=_LABELS, source=_SRC, buckets=buckets)
+HISTOGRAM_SPECS = {
+    name: MetricSpec(name, MetricType.HISTOGRAM, help_, unit="seconds", labels=_LABELS, source=_SRC, buckets=buckets)
     for name, (_, buckets, help_) in HISTOGRAMS.items()
-) + (
-    MetricSpec("infernode_request_prompt_tokens_total", MetricType.COUNTER, "Prompt tokens of finished requests.",
-               labels=_LABELS, source=_SRC),
-    MetricSpec("infernode_request_completion_tokens_total", MetricType.COUNTER, "Completion tokens of finished requests.",
-               labels=_LABELS, source=_SRC),
-    MetricSpec("infernode_request_slow_total", MetricType.COUNTER,
-               "Requests over their phase's SLO or the worker's rolling p99, by phase.",
-               labels=("worker", "model_name", "phase"), source=_SRC),
-    MetricSpec("infernode_request_causes_total", MetricType.COUNTER,
-               "Slow requests by the kind of their top-ranked cause (none when no known cause).",
-               labels=("worker", "kind"), source="agent correlation of spans with the event store"),
-)
+}
+PROMPT_TOKENS_TOTAL = MetricSpec("infernode_request_prompt_tokens_total", MetricType.COUNTER,
+                                 "Prompt tokens of finished requests.", labels=_LABELS, source=_SRC)
+COMPLETION_TOKENS_TOTAL = MetricSpec("infernode_request_completion_tokens_total", MetricType.COUNTER,
+                                     "Completion tokens of finished requests.", labels=_LABELS, source=_SRC)
+SLOW_TOTAL = MetricSpec("infernode_request_slow_total", MetricType.COUNTER,
+                        "Requests over their phase's SLO or the worker's rolling p99, by phase.",
+                        labels=("worker", "model_name", "phase"), source=_SRC)
+CAUSES_TOTAL = MetricSpec("infernode_request_causes_total", MetricType.COUNTER,
+                          "Slow requests by the kind of their top-ranked cause (none when no known cause).",
+                          labels=("worker", "kind"), source="agent correlation of spans with the event store")
+REQUEST_SPECS = (*HISTOGRAM_SPECS.values(), PROMPT_TOKENS_TOTAL, COMPLETION_TOKENS_TOTAL, SLOW_TOTAL, CAUSES_TOTAL)
 
 
 class _Hist:
@@ -85,11 +85,11 @@ class _Hist:
 class RequestMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hists: dict[tuple[str, str, str], _Hist] = {}
-        self._counters: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._hists: dict[tuple[MetricSpec, str, str], _Hist] = {}
+        self._counters: dict[tuple[MetricSpec, tuple[str, ...]], float] = {}
 
-    def _inc(self, name: str, labels: tuple[str, ...], v: float = 1.0) -> None:
-        key = (name, labels)
+    def _inc(self, spec: MetricSpec, labels: tuple[str, ...], v: float = 1.0) -> None:
+        key = (spec, labels)
         self._counters[key] = self._counters.get(key, 0.0) + v
 
     def observe(self, r: RequestSpan, worker: str, slow_phases: Iterable[str] = (), top_cause: str | None = None,
@@ -102,30 +102,24 @@ class RequestMetrics:
                 v = values[field]
                 if v is None:
                     continue
-                key = (name, worker, r.model_name)
+                key = (HISTOGRAM_SPECS[name], worker, r.model_name)
                 h = self._hists.get(key)
                 if h is None:
                     h = self._hists[key] = _Hist(bounds)
                 h.observe(v, r.trace_id, ts)
             labels = (worker, r.model_name)
-            self._inc("infernode_request_prompt_tokens_total", labels, r.prompt_tokens)
-            self._inc("infernode_request_completion_tokens_total", labels, r.completion_tokens)
+            self._inc(PROMPT_TOKENS_TOTAL, labels, r.prompt_tokens)
+            self._inc(COMPLETION_TOKENS_TOTAL, labels, r.completion_tokens)
             for phase in slow_phases:
-                self._inc("infernode_request_slow_total", (worker, r.model_name, phase))
+                self._inc(SLOW_TOTAL, (worker, r.model_name, phase))
             if slow:
-                self._inc("infernode_request_causes_total", (worker, top_cause or "none"))
+                self._inc(CAUSES_TOTAL, (worker, top_cause or "none"))
 
     def samples(self) -> Iterable[Sample]:
         with self._lock:
             hists = [(k, h.value()) for k, h in self._hists.items()]
             counters = list(self._counters.items())
-        for (name, worker, model), hv in hists:
-            yield Sample(name, {"worker": worker, "model_name": model}, hv)
-        for (name, labels), v in counters:
-            if name == "infernode_request_slow_total":
-                lbl = {"worker": labels[0], "model_name": labels[1], "phase": labels[2]}
-            elif name == "infernode_request_causes_total":
-                lbl = {"worker": labels[0], "kind": labels[1]}
-            else:
-                lbl = {"worker": labels[0], "model_name": labels[1]}
-            yield Sample(name, lbl, v)
+        for (spec, worker, model), hv in hists:
+            yield spec.emit({"worker": worker, "model_name": model}, hv)
+        for (spec, labels), v in counters:
+            yield spec.emit(dict(zip(spec.labels, labels, strict=True)), v)

@@ -37,36 +37,60 @@ log = logging.getLogger("infernode.tracing")
 RECEIVER_GRACE_S = 0.5
 FORWARD_FLUSH_BUDGET_S = 1.5
 
+OTLP_RECEIVER_UP = MetricSpec(
+    "infernode_otlp_receiver_up", MetricType.GAUGE,
+    "Whether the OTLP receiver listens (1) or could not bind its address (0).",
+    labels=("transport",), source="agent OTLP receiver"
+)
+OTLP_REJECTED_TOTAL = MetricSpec(
+    "infernode_otlp_rejected_total", MetricType.COUNTER,
+    "OTLP export requests refused, by reason: malformed, too_large, content_type, unsupported_encoding, "
+    "truncated, body_timeout (HTTP), not_received (gRPC ended the call before the agent saw it).",
+    labels=("transport", "reason"), source="agent OTLP receiver"
+)
+OTLP_RECEIVED_SPANS_TOTAL = MetricSpec(
+    "infernode_otlp_received_spans_total", MetricType.COUNTER,
+    "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
+    "(an llm_request span missing, mistyped or implausible latency attributes, passed through), "
+    "aborted (an llm_request span vLLM's engine sent for a request it aborted: no token "
+    "generated; kept out of the request metrics), startup (a managed worker's start-up phase).",
+    labels=("kind",), source="agent OTLP receiver"
+)
+REQUEST_SPANS_TOTAL = MetricSpec(
+    "infernode_request_spans_total", MetricType.COUNTER,
+    "Spans named llm_request received from each worker, of any kind (invalid and aborted too); "
+    "divided by the worker's "
+    "vllm:request_success_total rate, the share of its requests whose spans arrived.",
+    labels=("worker",), source="agent OTLP receiver"
+)
+OTLP_ENRICH_SECONDS_TOTAL = MetricSpec(
+    "infernode_otlp_enrich_seconds_total", MetricType.COUNTER,
+    "CPU-bound time spent correlating llm_request spans with the event store.",
+    unit="seconds", source="agent correlation"
+)
+OTLP_FORWARDED_SPANS_TOTAL = MetricSpec(
+    "infernode_otlp_forwarded_spans_total", MetricType.COUNTER,
+    "Spans delivered to the upstream OTLP endpoint (otlp.forward.endpoint).",
+    source="agent OTLP forwarder"
+)
+OTLP_FORWARD_DROPPED_SPANS_TOTAL = MetricSpec(
+    "infernode_otlp_forward_dropped_spans_total", MetricType.COUNTER,
+    "Spans not delivered upstream, by reason: queue_full, rejected, retries_exhausted, shutdown.",
+    labels=("reason",), source="agent OTLP forwarder"
+)
+OTLP_FORWARD_QUEUE_SPANS = MetricSpec(
+    "infernode_otlp_forward_queue_spans", MetricType.GAUGE,
+    "Spans waiting to be forwarded upstream.", source="agent OTLP forwarder"
+)
 OTLP_SPECS = (
-    MetricSpec("infernode_otlp_receiver_up", MetricType.GAUGE,
-               "Whether the OTLP receiver listens (1) or could not bind its address (0).",
-               labels=("transport",), source="agent OTLP receiver"),
-    MetricSpec("infernode_otlp_rejected_total", MetricType.COUNTER,
-               "OTLP export requests refused, by reason: malformed, too_large, content_type, unsupported_encoding, "
-               "truncated, body_timeout (HTTP), not_received (gRPC ended the call before the agent saw it).",
-               labels=("transport", "reason"), source="agent OTLP receiver"),
-    MetricSpec("infernode_otlp_received_spans_total", MetricType.COUNTER,
-               "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
-               "(an llm_request span missing, mistyped or implausible latency attributes, passed through), "
-               "aborted (an llm_request span vLLM's engine sent for a request it aborted: no token "
-               "generated; kept out of the request metrics), startup (a managed worker's start-up phase).",
-               labels=("kind",), source="agent OTLP receiver"),
-    MetricSpec("infernode_request_spans_total", MetricType.COUNTER,
-               "Spans named llm_request received from each worker, of any kind (invalid and aborted too); "
-               "divided by the worker's "
-               "vllm:request_success_total rate, the share of its requests whose spans arrived.",
-               labels=("worker",), source="agent OTLP receiver"),
-    MetricSpec("infernode_otlp_enrich_seconds_total", MetricType.COUNTER,
-               "CPU-bound time spent correlating llm_request spans with the event store.",
-               unit="seconds", source="agent correlation"),
-    MetricSpec("infernode_otlp_forwarded_spans_total", MetricType.COUNTER,
-               "Spans delivered to the upstream OTLP endpoint (otlp.forward.endpoint).",
-               source="agent OTLP forwarder"),
-    MetricSpec("infernode_otlp_forward_dropped_spans_total", MetricType.COUNTER,
-               "Spans not delivered upstream, by reason: queue_full, rejected, retries_exhausted, shutdown.",
-               labels=("reason",), source="agent OTLP forwarder"),
-    MetricSpec("infernode_otlp_forward_queue_spans", MetricType.GAUGE,
-               "Spans waiting to be forwarded upstream.", source="agent OTLP forwarder"),
+    OTLP_RECEIVER_UP,
+    OTLP_REJECTED_TOTAL,
+    OTLP_RECEIVED_SPANS_TOTAL,
+    REQUEST_SPANS_TOTAL,
+    OTLP_ENRICH_SECONDS_TOTAL,
+    OTLP_FORWARDED_SPANS_TOTAL,
+    OTLP_FORWARD_DROPPED_SPANS_TOTAL,
+    OTLP_FORWARD_QUEUE_SPANS,
 )
 
 
@@ -227,23 +251,23 @@ class TracingSubsystem(Subsystem[TracingConfig]):
 
     def samples(self) -> Iterable[Sample]:
         yield from self.metrics.samples()
-        yield Sample("infernode_otlp_receiver_up", {"transport": "http"}, 1.0 if self._http_runner else 0.0)
-        yield Sample("infernode_otlp_receiver_up", {"transport": "grpc"}, 1.0 if self._grpc else 0.0)
+        yield OTLP_RECEIVER_UP.emit({"transport": "http"}, 1.0 if self._http_runner else 0.0)
+        yield OTLP_RECEIVER_UP.emit({"transport": "grpc"}, 1.0 if self._grpc else 0.0)
         yield from self.http_listener_stats.samples()
         for (transport, reason), n in sorted(self.rejected.items()):
-            yield Sample("infernode_otlp_rejected_total", {"transport": transport, "reason": reason}, float(n))
+            yield OTLP_REJECTED_TOTAL.emit({"transport": transport, "reason": reason}, float(n))
         c = self.enricher.counts
         for kind, n in (("llm_request", c.llm_request), ("other", c.other), ("invalid", c.invalid),
                         ("aborted", c.aborted), ("startup", c.startup)):
-            yield Sample("infernode_otlp_received_spans_total", {"kind": kind}, float(n))
+            yield OTLP_RECEIVED_SPANS_TOTAL.emit({"kind": kind}, float(n))
         for worker, n in sorted(dict(self.enricher.worker_spans).items()):
-            yield Sample("infernode_request_spans_total", {"worker": worker}, float(n))
-        yield Sample("infernode_otlp_enrich_seconds_total", {}, self.enricher.enrich_seconds_total)
+            yield REQUEST_SPANS_TOTAL.emit({"worker": worker}, float(n))
+        yield OTLP_ENRICH_SECONDS_TOTAL.emit({}, self.enricher.enrich_seconds_total)
         if self.forwarder is not None:
-            yield Sample("infernode_otlp_forwarded_spans_total", {}, float(self.forwarder.forwarded_spans_total))
-            yield Sample("infernode_otlp_forward_queue_spans", {}, float(self.forwarder.queued_spans))
+            yield OTLP_FORWARDED_SPANS_TOTAL.emit({}, float(self.forwarder.forwarded_spans_total))
+            yield OTLP_FORWARD_QUEUE_SPANS.emit({}, float(self.forwarder.queued_spans))
             for reason, n in sorted(self.forwarder.dropped.items()):
-                yield Sample("infernode_otlp_forward_dropped_spans_total", {"reason": reason}, float(n))
+                yield OTLP_FORWARD_DROPPED_SPANS_TOTAL.emit({"reason": reason}, float(n))
 
     def doctor(self) -> Iterable[DoctorRow]:
         fix = "free the port or set otlp.http_listen / otlp.grpc_listen to another address"

@@ -33,7 +33,17 @@ from agent.untyped import JsonDocument
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
-from agent.worker.metrics import WORKER_SPECS
+from agent.worker.metrics import (
+    NODE_SCHEDULABLE,
+    WORKER_INFO,
+    WORKER_READY,
+    WORKER_RESTARTS_TOTAL,
+    WORKER_SCRAPE_MALFORMED_TOTAL,
+    WORKER_SCRAPE_UP,
+    WORKER_SPECS,
+    WORKER_STARTUP_PHASE_SECONDS,
+    WORKER_UP,
+)
 from agent.worker.placement import Placement, SysfsPlacement
 from agent.worker.policy import Action, Phase, WorkerPolicy
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
@@ -571,19 +581,19 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
     def samples(self) -> Iterable[Sample]:
         for w in self.workers.values():
             labels = {"worker": w.settings.name}
-            yield Sample("infernode_worker_up", labels, 1.0 if w.up else 0.0)
-            yield Sample("infernode_worker_ready", labels, 1.0 if w.ready()[0] else 0.0)
+            yield WORKER_UP.emit(labels, 1.0 if w.up else 0.0)
+            yield WORKER_READY.emit(labels, 1.0 if w.ready()[0] else 0.0)
             if w.vllm_version or w.model:
-                yield Sample("infernode_worker_info", {**labels, "vllm_version": w.vllm_version or "unknown",
+                yield WORKER_INFO.emit({**labels, "vllm_version": w.vllm_version or "unknown",
                                                        "model_name": w.model or "unknown"}, 1.0)
             for phase, seconds in list(w.startup_phases.items()):
-                yield Sample("infernode_worker_startup_phase_seconds", {**labels, "phase": phase}, seconds)
-            yield Sample("infernode_worker_scrape_up", labels, 1.0 if w.scrape_up else 0.0)
-            yield Sample("infernode_worker_scrape_malformed_total", labels, float(w.scrape_malformed))
+                yield WORKER_STARTUP_PHASE_SECONDS.emit({**labels, "phase": phase}, seconds)
+            yield WORKER_SCRAPE_UP.emit(labels, 1.0 if w.scrape_up else 0.0)
+            yield WORKER_SCRAPE_MALFORMED_TOTAL.emit(labels, float(w.scrape_malformed))
             for reason, n in sorted(w.restarts.items()):
-                yield Sample("infernode_worker_restarts_total", {**labels, "reason": reason}, float(n))
+                yield WORKER_RESTARTS_TOTAL.emit({**labels, "reason": reason}, float(n))
             yield from w.vllm_samples
-        yield Sample("infernode_node_schedulable", {"reason": self.node_fault or ""},
+        yield NODE_SCHEDULABLE.emit({"reason": self.node_fault or ""},
                      0.0 if self.node_fault else 1.0)
 
     def doctor(self) -> Iterable[DoctorRow]:

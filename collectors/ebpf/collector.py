@@ -22,7 +22,7 @@ from collectors.ebpf.probe import probe
 from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
-from collectors.ebpf.specs import SPECS
+from collectors.ebpf.specs import EBPF_EVENTS_LOST_TOTAL, EBPF_PROGRAM_UP, EBPF_SCOPE_THREADS, OOM_KILLS_TOTAL, SPECS
 
 if TYPE_CHECKING:
     from collectors.ebpf.loader import BpfModule
@@ -321,7 +321,7 @@ class EbpfCollector(Collector):
     # --- collection ------------------------------------------------------------
 
     def collect(self) -> Iterable[Sample]:
-        out = [Sample("infernode_ebpf_program_up", {"program": n}, 1.0 if s.up else 0.0)
+        out = [EBPF_PROGRAM_UP.emit({"program": n}, 1.0 if s.up else 0.0)
                for n, s in self.state.items()]
         module = self.module
         if module is None or module.bpf is None:
@@ -342,8 +342,8 @@ class EbpfCollector(Collector):
             lost = array_values(module.table("lost"))
             for p in PROGRAMS:
                 if p.name in up:
-                    yield Sample("infernode_ebpf_events_lost_total", {"program": p.name}, float(lost[p.prog_id]))
-            yield Sample("infernode_ebpf_scope_threads", {}, float(len(self.scopes.tids)))
+                    yield EBPF_EVENTS_LOST_TOTAL.emit({"program": p.name}, float(lost[p.prog_id]))
+            yield EBPF_SCOPE_THREADS.emit({}, float(len(self.scopes.tids)))
             if "runqueue" in up:
                 yield from exports.runqueue_samples(percpu_sums(module.table("runq_hist")),
                                                     percpu_sums(module.table("runq_sum")))
@@ -360,7 +360,7 @@ class EbpfCollector(Collector):
                 yield from exports.tcp_samples(array_values(module.table("tcp_retrans")),
                                                [name for name, _, _ in self.settings.port_ranges()])
             if "oom" in up:
-                yield Sample("infernode_oom_kills_total", {}, float(array_values(module.table("oom_kills"))[0]))
+                yield OOM_KILLS_TOTAL.emit({}, float(array_values(module.table("oom_kills"))[0]))
             if "reclaim" in up:
                 yield from exports.reclaim_samples(array_values(module.table("reclaim_count")),
                                                    array_values(module.table("reclaim_ns")))

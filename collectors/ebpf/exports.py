@@ -8,6 +8,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from agent.samples import Sample
 from collectors.ebpf.decode import BIO_OPS, RECLAIM_KINDS, dev_name_key
 from collectors.ebpf.histogram import SLOTS, log2_histogram
+from collectors.ebpf.specs import (
+    BLOCK_IO_INFERENCE_REQUESTS_TOTAL,
+    BLOCK_IO_INFERENCE_WAIT_SECONDS_TOTAL,
+    BLOCK_IO_LATENCY_SECONDS,
+    IRQ_TIME_SECONDS_TOTAL,
+    OFFCPU_SECONDS,
+    RECLAIM_STALL_SECONDS_TOTAL,
+    RECLAIM_STALLS_TOTAL,
+    RUNQUEUE_LATENCY_SECONDS,
+    TCP_RETRANSMITS_TOTAL,
+)
 
 SCOPES = ("other", "inference")  # index = SCOPE_OTHER / SCOPE_INFERENCE in common.h
 OFFCPU_KINDS = ("involuntary", "voluntary")
@@ -18,7 +29,7 @@ def runqueue_samples(hist: Sequence[int], sums: Sequence[int]) -> Iterable[Sampl
     """hist: [scope][slot] flattened; sums: [scope] ns."""
     for scope, name in enumerate(SCOPES):
         slots = dict(enumerate(hist[scope * SLOTS:(scope + 1) * SLOTS]))
-        yield Sample("infernode_runqueue_latency_seconds", {"scope": name}, log2_histogram(slots, sums[scope]))
+        yield RUNQUEUE_LATENCY_SECONDS.emit({"scope": name}, log2_histogram(slots, sums[scope]))
 
 
 def offcpu_samples(hist: Sequence[int], sums: Sequence[int], all_threads: bool) -> Iterable[Sample]:
@@ -28,7 +39,7 @@ def offcpu_samples(hist: Sequence[int], sums: Sequence[int], all_threads: bool) 
         for vol, kind in enumerate(OFFCPU_KINDS):
             key = scope * 2 + vol
             slots = dict(enumerate(hist[key * SLOTS:(key + 1) * SLOTS]))
-            yield Sample("infernode_offcpu_seconds", {"scope": SCOPES[scope], "kind": kind},
+            yield OFFCPU_SECONDS.emit({"scope": SCOPES[scope], "kind": kind},
                          log2_histogram(slots, sums[key]))
 
 
@@ -42,7 +53,7 @@ def blockio_samples(entries: Iterable[tuple[int, int, int, int]],
         total_ns = slots.pop(SLOTS, 0)
         major, minor = dev_name_key(dev)
         opname = BIO_OPS[op] if op < len(BIO_OPS) else "other"
-        yield Sample("infernode_block_io_latency_seconds", {"device": device_name(major, minor), "op": opname},
+        yield BLOCK_IO_LATENCY_SECONDS.emit({"device": device_name(major, minor), "op": opname},
                      log2_histogram(slots, total_ns))
 
 
@@ -55,14 +66,14 @@ def inference_io_samples(totals: Mapping[tuple[int, int], tuple[int, ...]],
         per_dev[dev] = (prev_ns + ns, prev_req + requests)
     for dev, (ns, requests) in sorted(per_dev.items()):
         labels = {"device": device_name(*dev_name_key(dev))}
-        yield Sample("infernode_block_io_inference_wait_seconds_total", labels, ns / 1e9)
-        yield Sample("infernode_block_io_inference_requests_total", labels, float(requests))
+        yield BLOCK_IO_INFERENCE_WAIT_SECONDS_TOTAL.emit(labels, ns / 1e9)
+        yield BLOCK_IO_INFERENCE_REQUESTS_TOTAL.emit(labels, float(requests))
 
 
 def tcp_samples(counts: Sequence[int], range_names: Sequence[str]) -> Iterable[Sample]:
     """counts[0]: outside every range; counts[i]: range_names[i - 1]."""
     for name, count in zip(["other", *range_names], counts, strict=False):
-        yield Sample("infernode_tcp_retransmits_total", {"local_ports": name}, float(count))
+        yield TCP_RETRANSMITS_TOTAL.emit({"local_ports": name}, float(count))
 
 
 def reclaim_samples(counts: Sequence[int], nss: Sequence[int]) -> Iterable[Sample]:
@@ -70,12 +81,12 @@ def reclaim_samples(counts: Sequence[int], nss: Sequence[int]) -> Iterable[Sampl
     for scope, sname in enumerate(SCOPES):
         for k, kind in enumerate(RECLAIM_KINDS):
             labels = {"scope": sname, "kind": kind}
-            yield Sample("infernode_reclaim_stalls_total", labels, float(counts[scope * 2 + k]))
-            yield Sample("infernode_reclaim_stall_seconds_total", labels, nss[scope * 2 + k] / 1e9)
+            yield RECLAIM_STALLS_TOTAL.emit(labels, float(counts[scope * 2 + k]))
+            yield RECLAIM_STALL_SECONDS_TOTAL.emit(labels, nss[scope * 2 + k] / 1e9)
 
 
 def irq_samples(per_kind: Sequence[Sequence[int]]) -> Iterable[Sample]:
     """per_kind: [kind][cpu] ns."""
     for k, kind in enumerate(IRQ_KINDS):
         for cpu, ns in enumerate(per_kind[k]):
-            yield Sample("infernode_irq_time_seconds_total", {"cpu": str(cpu), "kind": kind}, ns / 1e9)
+            yield IRQ_TIME_SECONDS_TOTAL.emit({"cpu": str(cpu), "kind": kind}, ns / 1e9)

@@ -31,7 +31,17 @@ from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
-from collectors.gpu.specs import SPECS
+from collectors.gpu.specs import (
+    GPU_CACHE_AGE_SECONDS,
+    GPU_COUNT,
+    GPU_DRIVER_INFO,
+    GPU_NVML_UP,
+    GPU_PROCESS_MEMORY_BYTES,
+    GPU_READ_ERRORS_TOTAL,
+    GPU_UP,
+    GPU_XID_ERRORS_TOTAL,
+    SPECS,
+)
 from collectors.gpu.throttle import ThrottleTracker
 from collectors.gpu.topology import node_topology
 from collectors.gpu.xid import XidInfo
@@ -64,7 +74,7 @@ class _Cache:
 
 
 def _samples(dev: Device, readings: list[Reading]) -> list[Sample]:
-    return [Sample(name, dev.labels_with(extra), value) for name, extra, value in readings]
+    return [spec.emit(dev.labels_with(extra), value) for spec, extra, value in readings]
 
 
 class GpuCollector(Collector):
@@ -227,7 +237,7 @@ class GpuCollector(Collector):
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
-                fast.append(Sample("infernode_gpu_process_memory_bytes", dev.labels_with((("unit", unit),)),
+                fast.append(GPU_PROCESS_MEMORY_BYTES.emit(dev.labels_with((("unit", unit),)),
                                    float(used)))
         now = time.monotonic()
         with self._lock:
@@ -277,24 +287,24 @@ class GpuCollector(Collector):
             snap = [(c, list(c.fast), c.fast_at, list(c.slow), c.slow_at, c.lost, dict(c.xids)) for c in caches]
         if unavailable is not None:
             raise NoDataError(unavailable.reason, unavailable.fix,
-                              samples=[Sample("infernode_gpu_nvml_up", {}, 0.0)])
+                              samples=[GPU_NVML_UP.emit({}, 0.0)])
         now = time.monotonic()
         out = [
-            Sample("infernode_gpu_nvml_up", {}, 1.0),
-            Sample("infernode_gpu_driver_info", {"driver_version": driver[0], "cuda_driver_version": driver[1]}, 1.0),
-            Sample("infernode_gpu_count", {}, float(len(caches))),
+            GPU_NVML_UP.emit({}, 1.0),
+            GPU_DRIVER_INFO.emit({"driver_version": driver[0], "cuda_driver_version": driver[1]}, 1.0),
+            GPU_COUNT.emit({}, float(len(caches))),
         ]
         if last_pass is not None:
-            out.append(Sample("infernode_gpu_cache_age_seconds", {}, now - last_pass))
+            out.append(GPU_CACHE_AGE_SECONDS.emit({}, now - last_pass))
         max_age = self.settings.max_age
         slow_max_age = max(max_age, 3 * self.settings.slow_poll_interval)
         for c, fast, fast_at, slow, slow_at, lost, xids in snap:
             labels = c.dev.labels
             fresh = not lost and fast_at is not None and now - fast_at <= max_age
-            out.append(Sample("infernode_gpu_up", labels, 1.0 if fresh else 0.0))
-            out.append(Sample("infernode_gpu_read_errors_total", labels, float(c.dev.read_errors)))
+            out.append(GPU_UP.emit(labels, 1.0 if fresh else 0.0))
+            out.append(GPU_READ_ERRORS_TOTAL.emit(labels, float(c.dev.read_errors)))
             for (xid, action), n in sorted(xids.items()):
-                out.append(Sample("infernode_gpu_xid_errors_total", {**labels, "xid": str(xid), "action": action},
+                out.append(GPU_XID_ERRORS_TOTAL.emit({**labels, "xid": str(xid), "action": action},
                                   float(n)))
             if not fresh:
                 continue

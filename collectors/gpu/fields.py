@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import math
 
+from collectors.gpu.specs import (
+    GPU_DRAM_ACTIVE_RATIO,
+    GPU_GRAPHICS_ACTIVE_RATIO,
+    GPU_SM_ACTIVE_RATIO,
+    GPU_SM_OCCUPANCY_RATIO,
+    GPU_TENSOR_ACTIVE_RATIO,
+)
+
 # nvmlDeviceGetFieldValues ids read every fast pass (ids from nvml.h).
 FI_MEMORY_TEMP = 82  # HBM temperature, C
 FI_TOTAL_ENERGY = 83  # mJ since the driver loaded
@@ -120,11 +128,11 @@ NVLINK_ERROR_COUNTERS = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data
 
 # GPM metric ids (nvmlGpmMetricId_t) -> metric name; values are percent.
 GPM_METRICS = {
-    1: "infernode_gpu_graphics_active_ratio",
-    2: "infernode_gpu_sm_active_ratio",
-    3: "infernode_gpu_sm_occupancy_ratio",
-    5: "infernode_gpu_tensor_active_ratio",
-    10: "infernode_gpu_dram_active_ratio",
+    1: GPU_GRAPHICS_ACTIVE_RATIO,
+    2: GPU_SM_ACTIVE_RATIO,
+    3: GPU_SM_OCCUPANCY_RATIO,
+    5: GPU_TENSOR_ACTIVE_RATIO,
+    10: GPU_DRAM_ACTIVE_RATIO,
 }
 
 

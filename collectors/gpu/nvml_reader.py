@@ -15,13 +15,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.absent import Absent
+from agent.catalog import MetricSpec
 from agent.untyped import Nvml, NvmlObject
 from collectors.gpu import fields as F
+from collectors.gpu.specs import (
+    GPU_CLOCK_EVENT_REASON_ACTIVE,
+    GPU_CLOCK_HERTZ,
+    GPU_CLOCK_MAX_HERTZ,
+    GPU_ECC_ERRORS_TOTAL,
+    GPU_ENERGY_JOULES_TOTAL,
+    GPU_MEMORY_FREE_BYTES,
+    GPU_MEMORY_RESERVED_BYTES,
+    GPU_MEMORY_TOTAL_BYTES,
+    GPU_MEMORY_USED_BYTES,
+    GPU_NVLINK_DATA_BYTES_TOTAL,
+    GPU_NVLINK_ERRORS_TOTAL,
+    GPU_NVLINK_UP,
+    GPU_PCIE_DATA_BYTES_TOTAL,
+    GPU_PCIE_LINK_GENERATION,
+    GPU_PCIE_LINK_WIDTH,
+    GPU_PCIE_REPLAYS_TOTAL,
+    GPU_PERFORMANCE_STATE,
+    GPU_PERSISTENCE_MODE,
+    GPU_POWER_LIMIT_WATTS,
+    GPU_POWER_WATTS,
+    GPU_REMAPPED_ROWS,
+    GPU_ROW_REMAP_FAILURE,
+    GPU_ROW_REMAP_PENDING,
+    GPU_TEMPERATURE_CELSIUS,
+    GPU_UTILIZATION_RATIO,
+    GPU_VIOLATION_SECONDS_TOTAL,
+)
 
 log = logging.getLogger("infernode.collector.gpu")
 
 Labels = tuple[tuple[str, str], ...]
-Reading = tuple[str, Labels, float]
+Reading = tuple[MetricSpec, Labels, float]
 
 # NVML return codes (nvmlReturn_t), stable ABI.
 SUCCESS = 0
@@ -232,38 +261,38 @@ class NvmlReader:
         out: list[Reading] = []
         util = c(dev, "util", n.nvmlDeviceGetUtilizationRates, h)
         if util is not None:
-            out.append(("infernode_gpu_utilization_ratio", (("engine", "gpu"),), util.gpu / 100.0))
-            out.append(("infernode_gpu_utilization_ratio", (("engine", "memory_copy"),), util.memory / 100.0))
+            out.append((GPU_UTILIZATION_RATIO, (("engine", "gpu"),), util.gpu / 100.0))
+            out.append((GPU_UTILIZATION_RATIO, (("engine", "memory_copy"),), util.memory / 100.0))
         for engine, fn in (("encoder", n.nvmlDeviceGetEncoderUtilization),
                            ("decoder", n.nvmlDeviceGetDecoderUtilization)):
             r = c(dev, engine, fn, h)
             if r is not None:
-                out.append(("infernode_gpu_utilization_ratio", (("engine", engine),), r[0] / 100.0))
+                out.append((GPU_UTILIZATION_RATIO, (("engine", engine),), r[0] / 100.0))
         mem = c(dev, "memory_v2", n.nvmlDeviceGetMemoryInfo, h, version=n.nvmlMemory_v2)
         if mem is None and "memory_v2" in dev.unsupported:
             mem = c(dev, "memory_v1", n.nvmlDeviceGetMemoryInfo, h)
         if mem is not None:
-            out.append(("infernode_gpu_memory_total_bytes", (), float(mem.total)))
-            out.append(("infernode_gpu_memory_used_bytes", (), float(mem.used)))
-            out.append(("infernode_gpu_memory_free_bytes", (), float(mem.free)))
+            out.append((GPU_MEMORY_TOTAL_BYTES, (), float(mem.total)))
+            out.append((GPU_MEMORY_USED_BYTES, (), float(mem.used)))
+            out.append((GPU_MEMORY_FREE_BYTES, (), float(mem.free)))
             if hasattr(mem, "reserved"):
-                out.append(("infernode_gpu_memory_reserved_bytes", (), float(mem.reserved)))
+                out.append((GPU_MEMORY_RESERVED_BYTES, (), float(mem.reserved)))
         power = c(dev, "power", n.nvmlDeviceGetPowerUsage, h)
         if power is not None:
-            out.append(("infernode_gpu_power_watts", (), power / 1000.0))
+            out.append((GPU_POWER_WATTS, (), power / 1000.0))
         limit = c(dev, "power_limit", n.nvmlDeviceGetEnforcedPowerLimit, h)
         if limit is not None:
-            out.append(("infernode_gpu_power_limit_watts", (), limit / 1000.0))
+            out.append((GPU_POWER_LIMIT_WATTS, (), limit / 1000.0))
         temp = c(dev, "temperature_v", n.nvmlDeviceGetTemperatureV, h, n.NVML_TEMPERATURE_GPU)
         if temp is None and "temperature_v" in dev.unsupported:
             temp = c(dev, "temperature", n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)
         if temp is not None:
-            out.append(("infernode_gpu_temperature_celsius", (("sensor", "gpu"),), float(temp)))
+            out.append((GPU_TEMPERATURE_CELSIUS, (("sensor", "gpu"),), float(temp)))
         sm_hz = None
         for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
             mhz = c(dev, f"clock_{clock}", n.nvmlDeviceGetClockInfo, h, ctype)
             if mhz is not None:
-                out.append(("infernode_gpu_clock_hertz", (("clock", clock),), mhz * MHZ))
+                out.append((GPU_CLOCK_HERTZ, (("clock", clock),), mhz * MHZ))
                 if clock == "sm":
                     sm_hz = mhz * MHZ
         mask = c(dev, "clock_events", n.nvmlDeviceGetCurrentClocksEventReasons, h)
@@ -272,19 +301,19 @@ class NvmlReader:
             mask = c(dev, "clock_throttle", n.nvmlDeviceGetCurrentClocksThrottleReasons, h)
         if mask is not None:
             for bit, reason in F.CLOCK_EVENT_REASONS.items():
-                out.append(("infernode_gpu_clock_event_reason_active", (("reason", reason),),
+                out.append((GPU_CLOCK_EVENT_REASON_ACTIVE, (("reason", reason),),
                             1.0 if mask & bit else 0.0))
         pstate = c(dev, "pstate", n.nvmlDeviceGetPerformanceState, h)
         if pstate is not None and pstate != PSTATE_UNKNOWN:
-            out.append(("infernode_gpu_performance_state", (), float(pstate)))
+            out.append((GPU_PERFORMANCE_STATE, (), float(pstate)))
         vals = self._fields(dev, "fields_fast", dev.fast_fields)
         if F.FI_MEMORY_TEMP in vals:
-            out.append(("infernode_gpu_temperature_celsius", (("sensor", "memory"),), vals[F.FI_MEMORY_TEMP]))
+            out.append((GPU_TEMPERATURE_CELSIUS, (("sensor", "memory"),), vals[F.FI_MEMORY_TEMP]))
         if F.FI_TOTAL_ENERGY in vals:
-            out.append(("infernode_gpu_energy_joules_total", (), vals[F.FI_TOTAL_ENERGY] / 1000.0))
+            out.append((GPU_ENERGY_JOULES_TOTAL, (), vals[F.FI_TOTAL_ENERGY] / 1000.0))
         for fid, direction in F.PCIE_BYTES_FIELDS.items():
             if fid in vals:
-                out.append(("infernode_gpu_pcie_data_bytes_total", (("direction", direction),), vals[fid]))
+                out.append((GPU_PCIE_DATA_BYTES_TOTAL, (("direction", direction),), vals[fid]))
         if dev.gpm_supported:
             out.extend(self._gpm(dev))
         procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
@@ -316,7 +345,7 @@ class NvmlReader:
         # A partial sum would read as a counter reset: report only complete sums.
         if unsupported or len(totals) != len(F.NVLINK_THROUGHPUT_FIELDS):
             return []
-        return [("infernode_gpu_nvlink_data_bytes_total", (("direction", d),), totals[fid] * 1024.0)
+        return [(GPU_NVLINK_DATA_BYTES_TOTAL, (("direction", d),), totals[fid] * 1024.0)
                 for fid, d in F.NVLINK_THROUGHPUT_FIELDS.items()]
 
     def _gpm(self, dev: Device) -> list[Reading]:
@@ -374,18 +403,18 @@ class NvmlReader:
         for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
             mhz = c(dev, f"max_clock_{clock}", n.nvmlDeviceGetMaxClockInfo, h, ctype)
             if mhz is not None:
-                out.append(("infernode_gpu_clock_max_hertz", (("clock", clock),), mhz * MHZ))
+                out.append((GPU_CLOCK_MAX_HERTZ, (("clock", clock),), mhz * MHZ))
         pm = c(dev, "persistence", n.nvmlDeviceGetPersistenceMode, h)
         if pm is not None:
-            out.append(("infernode_gpu_persistence_mode", (), 1.0 if pm else 0.0))
+            out.append((GPU_PERSISTENCE_MODE, (), 1.0 if pm else 0.0))
         replay = c(dev, "pcie_replay", n.nvmlDeviceGetPcieReplayCounter, h)
         if replay is not None:
-            out.append(("infernode_gpu_pcie_replays_total", (), float(replay)))
+            out.append((GPU_PCIE_REPLAYS_TOTAL, (), float(replay)))
         for metric, state, fn in (
-            ("infernode_gpu_pcie_link_generation", "current", n.nvmlDeviceGetCurrPcieLinkGeneration),
-            ("infernode_gpu_pcie_link_generation", "max", n.nvmlDeviceGetMaxPcieLinkGeneration),
-            ("infernode_gpu_pcie_link_width", "current", n.nvmlDeviceGetCurrPcieLinkWidth),
-            ("infernode_gpu_pcie_link_width", "max", n.nvmlDeviceGetMaxPcieLinkWidth),
+            (GPU_PCIE_LINK_GENERATION, "current", n.nvmlDeviceGetCurrPcieLinkGeneration),
+            (GPU_PCIE_LINK_GENERATION, "max", n.nvmlDeviceGetMaxPcieLinkGeneration),
+            (GPU_PCIE_LINK_WIDTH, "current", n.nvmlDeviceGetCurrPcieLinkWidth),
+            (GPU_PCIE_LINK_WIDTH, "max", n.nvmlDeviceGetMaxPcieLinkWidth),
         ):
             v = F.clean_value(c(dev, f"{metric}:{state}", fn, h))
             if v is not None:
@@ -395,18 +424,18 @@ class NvmlReader:
             if viol is not None:
                 ns = F.clean_value(viol.violationTime)
                 if ns is not None:
-                    out.append(("infernode_gpu_violation_seconds_total", (("policy", policy),), ns / 1e9))
+                    out.append((GPU_VIOLATION_SECONDS_TOTAL, (("policy", policy),), ns / 1e9))
         vals = self._fields(dev, "fields_slow", dev.slow_fields)
         for fid, (etype, scope) in F.ECC_FIELDS.items():
             if fid in vals:
-                out.append(("infernode_gpu_ecc_errors_total", (("type", etype), ("scope", scope)), vals[fid]))
+                out.append((GPU_ECC_ERRORS_TOTAL, (("type", etype), ("scope", scope)), vals[fid]))
         rows = c(dev, "remapped_rows", n.nvmlDeviceGetRemappedRows, h)
         if rows is not None:
             corr, unc, pending, failure = rows
-            out.append(("infernode_gpu_remapped_rows", (("cause", "correctable"),), float(corr)))
-            out.append(("infernode_gpu_remapped_rows", (("cause", "uncorrectable"),), float(unc)))
-            out.append(("infernode_gpu_row_remap_pending", (), 1.0 if pending else 0.0))
-            out.append(("infernode_gpu_row_remap_failure", (), 1.0 if failure else 0.0))
+            out.append((GPU_REMAPPED_ROWS, (("cause", "correctable"),), float(corr)))
+            out.append((GPU_REMAPPED_ROWS, (("cause", "uncorrectable"),), float(unc)))
+            out.append((GPU_ROW_REMAP_PENDING, (), 1.0 if pending else 0.0))
+            out.append((GPU_ROW_REMAP_FAILURE, (), 1.0 if failure else 0.0))
         # Byte counters: rate() over them needs no 1 s resolution, and the per-link
         # bulk read is the costliest call of a pass.
         if dev.nvlinks:
@@ -414,11 +443,11 @@ class NvmlReader:
         for link in dev.nvlinks:
             state = c(dev, f"nvlink_state:{link}", n.nvmlDeviceGetNvLinkState, h, link)
             if state is not None:
-                out.append(("infernode_gpu_nvlink_up", (("link", str(link)),), 1.0 if state else 0.0))
+                out.append((GPU_NVLINK_UP, (("link", str(link)),), 1.0 if state else 0.0))
             for cid, counter in F.NVLINK_ERROR_COUNTERS.items():
                 v = c(dev, f"nvlink_err:{link}:{cid}", n.nvmlDeviceGetNvLinkErrorCounter, h, link, cid)
                 if v is not None:
-                    out.append(("infernode_gpu_nvlink_errors_total", (("link", str(link)), ("counter", counter)),
+                    out.append((GPU_NVLINK_ERRORS_TOTAL, (("link", str(link)), ("counter", counter)),
                                 float(v)))
         return out
 

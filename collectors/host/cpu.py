@@ -21,15 +21,16 @@ USER_HZ = 100
 # they are not exported.
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
+HOST_CPU_SECONDS_TOTAL = MetricSpec(
+    "infernode_host_cpu_seconds_total",
+    MetricType.COUNTER,
+    "Seconds each CPU spent in each mode since boot.",
+    unit="seconds",
+    labels=("cpu", "mode"),
+    source="/proc/stat cpuN lines (USER_HZ ticks / 100)",
+)
 SPECS = (
-    MetricSpec(
-        "infernode_host_cpu_seconds_total",
-        MetricType.COUNTER,
-        "Seconds each CPU spent in each mode since boot.",
-        unit="seconds",
-        labels=("cpu", "mode"),
-        source="/proc/stat cpuN lines (USER_HZ ticks / 100)",
-    ),
+    HOST_CPU_SECONDS_TOTAL,
 )
 
 
@@ -67,4 +68,4 @@ class CpuCollector(Collector):
         text = read_source(path, "mount procfs at /proc")
         for cpu, modes in parse_proc_stat_cpus(text).items():
             for mode, seconds in modes.items():
-                yield Sample("infernode_host_cpu_seconds_total", {"cpu": cpu, "mode": mode}, seconds)
+                yield HOST_CPU_SECONDS_TOTAL.emit({"cpu": cpu, "mode": mode}, seconds)

@@ -62,6 +62,8 @@ SPECS = tuple(
 
 # Pseudo devices that most hosts have by the dozen and almost never use.
 _IDLE_PSEUDO_PREFIXES = ("loop", "ram", "zram")
+# SPECS in column order, with what each column counts.
+_COLUMN_SPECS = tuple(zip(SPECS, (kind for _, kind, _ in COLUMNS), strict=True))
 
 
 def parse_diskstats(text: str) -> list[tuple[str, list[int]]]:
@@ -108,5 +110,5 @@ class DiskstatsCollector(Collector):
             if not keep_device(device, values, whole):
                 continue
             labels = {"device": device}
-            for (metric, kind, _), v in zip(COLUMNS, values, strict=False):
-                yield Sample(metric, labels, _CONVERT[kind](v))
+            for (spec, kind), v in zip(_COLUMN_SPECS, values, strict=False):
+                yield spec.emit(labels, _CONVERT[kind](v))

@@ -9,14 +9,15 @@ from agent.collector import Collector
 from agent.samples import Sample
 from collectors.files import read_source
 
+HOST_LOAD = MetricSpec(
+    "infernode_host_load",
+    MetricType.GAUGE,
+    "System load average (runnable plus uninterruptible tasks) over the window.",
+    labels=("window",),
+    source="/proc/loadavg",
+)
 SPECS = (
-    MetricSpec(
-        "infernode_host_load",
-        MetricType.GAUGE,
-        "System load average (runnable plus uninterruptible tasks) over the window.",
-        labels=("window",),
-        source="/proc/loadavg",
-    ),
+    HOST_LOAD,
 )
 
 
@@ -36,4 +37,4 @@ class LoadavgCollector(Collector):
         path = self.paths.proc("loadavg")
         text = read_source(path, "mount procfs at /proc")
         for window, value in parse_loadavg(text).items():
-            yield Sample("infernode_host_load", {"window": window}, value)
+            yield HOST_LOAD.emit({"window": window}, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from agent.catalog import MetricSpec, MetricType
+from agent.catalog import MetricSpec, MetricType, spec_named
 from agent.collector import Collector
 from agent.hostfs import read_optional
 from agent.samples import Sample
@@ -66,15 +66,17 @@ SPECS = tuple(
                source="/sys/devices/system/node/node*/hugepages/hugepages-*/free_hugepages"),
 )
 
+_MEMINFO_SPECS = {field: spec_named(SPECS, f"infernode_host_memory_{stem}_bytes")
+                  for field, (stem, _) in MEMINFO_FIELDS.items()}
 _HUGEPAGE_FILES = {
-    "nr_hugepages": "infernode_host_hugepages_configured",
-    "free_hugepages": "infernode_host_hugepages_free",
-    "resv_hugepages": "infernode_host_hugepages_reserved",
-    "surplus_hugepages": "infernode_host_hugepages_surplus",
+    "nr_hugepages": spec_named(SPECS, "infernode_host_hugepages_configured"),
+    "free_hugepages": spec_named(SPECS, "infernode_host_hugepages_free"),
+    "resv_hugepages": spec_named(SPECS, "infernode_host_hugepages_reserved"),
+    "surplus_hugepages": spec_named(SPECS, "infernode_host_hugepages_surplus"),
 }
 _NUMA_HUGEPAGE_FILES = {
-    "nr_hugepages": "infernode_host_numa_hugepages_configured",
-    "free_hugepages": "infernode_host_numa_hugepages_free",
+    "nr_hugepages": spec_named(SPECS, "infernode_host_numa_hugepages_configured"),
+    "free_hugepages": spec_named(SPECS, "infernode_host_numa_hugepages_free"),
 }
 
 
@@ -144,26 +146,26 @@ class MeminfoCollector(Collector):
         path = self.paths.proc("meminfo")
         text = read_source(path, "mount procfs at /proc")
         values = parse_meminfo(text)
-        for field, (stem, _) in MEMINFO_FIELDS.items():
+        for field, spec in _MEMINFO_SPECS.items():
             if field in values:
-                yield Sample(f"infernode_host_memory_{stem}_bytes", {}, values[field])
+                yield spec.emit({}, values[field])
         yield from self._hugepages()
 
     def _hugepages(self) -> Iterable[Sample]:
         for size, pool in _hugepage_pools(self.paths.sys("kernel", "mm", "hugepages")):
             labels = {"page_size": str(size)}
-            for fname, metric in _HUGEPAGE_FILES.items():
+            for fname, spec in _HUGEPAGE_FILES.items():
                 value = _read_count(pool / fname)
                 if value is not None:
-                    yield Sample(metric, labels, value)
+                    yield spec.emit(labels, value)
         # Per-node pools exist only on NUMA kernels; a VM without them is normal.
         for node, ndir in _node_dirs(self.paths.sys("devices", "system", "node")):
             for size, pool in _hugepage_pools(ndir / "hugepages"):
                 labels = {"numa_node": str(node), "page_size": str(size)}
-                for fname, metric in _NUMA_HUGEPAGE_FILES.items():
+                for fname, spec in _NUMA_HUGEPAGE_FILES.items():
                     value = _read_count(pool / fname)
                     if value is not None:
-                        yield Sample(metric, labels, value)
+                        yield spec.emit(labels, value)
 
 
 def _read_count(path: Path) -> float | None:

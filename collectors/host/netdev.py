@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent.catalog import MetricSpec, MetricType
+from agent.catalog import MetricSpec, MetricType, spec_named
 from agent.collector import Collector
 from agent.samples import Sample
 from collectors.files import read_source
@@ -14,20 +14,33 @@ _SRC = "/proc/net/dev"
 # Positions of the counters in the 8 receive and 8 transmit columns.
 _COUNTERS = {"bytes": 0, "packets": 1, "errors": 2, "drops": 3}
 
-SPECS = (
-    MetricSpec("infernode_host_network_bytes_total", MetricType.COUNTER,
-               "Bytes received or transmitted by the interface.", unit="bytes",
-               labels=("device", "direction"), source=_SRC),
-    MetricSpec("infernode_host_network_packets_total", MetricType.COUNTER,
-               "Packets received or transmitted by the interface.",
-               labels=("device", "direction"), source=_SRC),
-    MetricSpec("infernode_host_network_errors_total", MetricType.COUNTER,
-               "Receive or transmit errors the driver reported.",
-               labels=("device", "direction"), source=_SRC),
-    MetricSpec("infernode_host_network_drops_total", MetricType.COUNTER,
-               "Packets dropped on receive or transmit (no buffer, filtered, queue full).",
-               labels=("device", "direction"), source=_SRC),
+HOST_NETWORK_BYTES_TOTAL = MetricSpec(
+    "infernode_host_network_bytes_total", MetricType.COUNTER,
+    "Bytes received or transmitted by the interface.", unit="bytes",
+    labels=("device", "direction"), source=_SRC
 )
+HOST_NETWORK_PACKETS_TOTAL = MetricSpec(
+    "infernode_host_network_packets_total", MetricType.COUNTER,
+    "Packets received or transmitted by the interface.",
+    labels=("device", "direction"), source=_SRC
+)
+HOST_NETWORK_ERRORS_TOTAL = MetricSpec(
+    "infernode_host_network_errors_total", MetricType.COUNTER,
+    "Receive or transmit errors the driver reported.",
+    labels=("device", "direction"), source=_SRC
+)
+HOST_NETWORK_DROPS_TOTAL = MetricSpec(
+    "infernode_host_network_drops_total", MetricType.COUNTER,
+    "Packets dropped on receive or transmit (no buffer, filtered, queue full).",
+    labels=("device", "direction"), source=_SRC
+)
+SPECS = (
+    HOST_NETWORK_BYTES_TOTAL,
+    HOST_NETWORK_PACKETS_TOTAL,
+    HOST_NETWORK_ERRORS_TOTAL,
+    HOST_NETWORK_DROPS_TOTAL,
+)
+_COUNTER_SPECS = {what: spec_named(SPECS, f"infernode_host_network_{what}_total") for what in _COUNTERS}
 
 
 def parse_net_dev(text: str) -> dict[str, dict[str, tuple[int, int]]]:
@@ -65,6 +78,6 @@ class NetdevCollector(Collector):
         text = read_source(path, "mount procfs at /proc")
         for device, counters in parse_net_dev(text).items():
             for what, (rx, tx) in counters.items():
-                name = f"infernode_host_network_{what}_total"
-                yield Sample(name, {"device": device, "direction": "receive"}, float(rx))
-                yield Sample(name, {"device": device, "direction": "transmit"}, float(tx))
+                spec = _COUNTER_SPECS[what]
+                yield spec.emit({"device": device, "direction": "receive"}, float(rx))
+                yield spec.emit({"device": device, "direction": "transmit"}, float(tx))

@@ -11,15 +11,16 @@ from agent.samples import Sample
 
 RESOURCES = ("cpu", "memory", "io")
 
+HOST_PRESSURE_STALL_SECONDS_TOTAL = MetricSpec(
+    "infernode_host_pressure_stall_seconds_total",
+    MetricType.COUNTER,
+    "Time in which some (at least one) or all (full) non-idle tasks were stalled on the resource.",
+    unit="seconds",
+    labels=("resource", "scope"),
+    source="/proc/pressure/{cpu,memory,io} total= (microseconds)",
+)
 SPECS = (
-    MetricSpec(
-        "infernode_host_pressure_stall_seconds_total",
-        MetricType.COUNTER,
-        "Time in which some (at least one) or all (full) non-idle tasks were stalled on the resource.",
-        unit="seconds",
-        labels=("resource", "scope"),
-        source="/proc/pressure/{cpu,memory,io} total= (microseconds)",
-    ),
+    HOST_PRESSURE_STALL_SECONDS_TOTAL,
 )
 
 
@@ -71,5 +72,4 @@ class PressureCollector(Collector):
                 # (EOPNOTSUPP) until booted with psi=1.
                 raise NoDataError(f"{path}: {e.strerror or e}", "boot with psi=1 to enable PSI") from None
             for scope, seconds in parse_pressure(text, str(path)).items():
-                yield Sample("infernode_host_pressure_stall_seconds_total",
-                             {"resource": resource, "scope": scope}, seconds)
+                yield HOST_PRESSURE_STALL_SECONDS_TOTAL.emit({"resource": resource, "scope": scope}, seconds)

@@ -46,3 +46,33 @@ def test_docs_check_exit_status(repo, tmp_path):
     stale = runner.invoke(main, ["docs", "--check", "--repo", str(tmp_path)])
     assert stale.exit_code == 1
     assert "docs/metrics.md" in stale.output
+
+
+def test_collectors_emit_through_their_specs_never_by_a_name_string() -> None:
+    """A metric renamed in its declaration must fail where it is emitted, at import:
+    no product module builds a Sample from an infernode_* literal."""
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    offenders = []
+    for pkg in ("agent", "collectors", "tuning"):
+        for path in sorted((repo / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Sample" and node.args:
+                    first = node.args[0]
+                    literal = isinstance(first, ast.Constant) or isinstance(first, ast.JoinedStr)
+                    if literal:
+                        offenders.append(f"{path.relative_to(repo)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_a_derived_name_that_is_not_declared_fails_at_lookup() -> None:
+    import pytest
+
+    from agent.catalog import CatalogError, spec_named
+    from collectors.host.netdev import SPECS
+
+    assert spec_named(SPECS, "infernode_host_network_bytes_total").labels == ("device", "direction")
+    with pytest.raises(CatalogError, match="infernode_host_network_byte_total is not declared"):
+        spec_named(SPECS, "infernode_host_network_byte_total")
