@@ -127,16 +127,16 @@ def config_check(file: Path) -> None:
 def metrics(config_path: Path | None, root: Path, openmetrics: bool) -> None:
     """Run one collection and print the exposition to stdout."""
     from agent.exposition import render
-    from agent.node import Node
     from agent.paths import Paths
+    from agent.telemetry import Telemetry
 
     cfg = load_or_exit(config_path)
-    node = Node.build(cfg, Paths(root))
-    node.runtime.start()
+    telemetry = Telemetry.build(cfg, Paths(root))
+    telemetry.runtime.start()
     try:
-        body, _ = render(node.runtime.scrape(), node.catalog, openmetrics=openmetrics)
+        body, _ = render(telemetry.runtime.scrape(), telemetry.catalog, openmetrics=openmetrics)
     finally:
-        node.runtime.stop()
+        telemetry.runtime.stop()
     sys.stdout.buffer.write(body)
 
 
@@ -147,20 +147,20 @@ def metrics(config_path: Path | None, root: Path, openmetrics: bool) -> None:
 def doctor(config_path: Path | None, root: Path, as_json: bool) -> None:
     """Check every subsystem and say how to fix what is wrong. Exit 1 when unhealthy."""
     from agent.doctor import doctor_rows, format_table, healthy
-    from agent.node import Node
     from agent.paths import Paths
     from agent.plugins import subsystem_classes
+    from agent.telemetry import Telemetry
 
     cfg = load_or_exit(config_path)
-    node = Node.build(cfg, Paths(root))
-    node.runtime.start()
+    telemetry = Telemetry.build(cfg, Paths(root))
+    telemetry.runtime.start()
     try:
         extra = []
         for cls in subsystem_classes():
             extra.extend(cls.doctor_offline(cfg, Paths(root)))
-        rows = doctor_rows(node, extra)
+        rows = doctor_rows(telemetry, extra)
     finally:
-        node.runtime.stop()
+        telemetry.runtime.stop()
     if as_json:
         click.echo(json.dumps({"healthy": healthy(rows), "checks": [r.to_json() for r in rows]}, indent=2))
     else:

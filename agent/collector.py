@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from agent.absent import Absent
 from agent.catalog import MetricSpec, PassthroughSpec
 from agent.config_types import Duration
+from agent.doctor_row import DoctorRow
 from agent.events import EventStore
 from agent.paths import Paths
 from agent.samples import Sample
@@ -46,24 +47,6 @@ class CollectorSettings(BaseModel):
 
     enabled: bool | None = None  # None: the collector's default_enabled
     timeout: Duration | None = None  # None: server.collector_timeout
-
-
-@dataclass
-class DoctorRow:
-    subsystem: str
-    item: str
-    status: str  # ok | warn | fail | off
-    detail: str = ""
-    fix: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "subsystem": self.subsystem,
-            "item": self.item,
-            "status": self.status,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
 
 
 @dataclass

@@ -34,7 +34,6 @@ from agent.config import ConfigError, load_config
 from agent.config_types import ConnectionSettings
 from agent.events import EventStore
 from agent.http_listener import GuardedListener, ListenerStats
-from agent.node import Node
 from agent.paths import Paths
 from agent.plugins import Config
 from agent.runtime import off_loop
@@ -42,6 +41,7 @@ from agent.samples import Sample
 from agent.server import build_app
 from agent.services import Services
 from agent.subsystem import Subsystem, SubsystemContext
+from agent.telemetry import Telemetry
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.daemon")
@@ -78,12 +78,12 @@ class Daemon:
         self.paths = paths
         self.services = Services()
         self.listener_stats = ListenerStats("server")
-        self.node = Node.build(config, paths, services=self.services)
+        self.telemetry = Telemetry.build(config, paths, services=self.services)
         # Replaced, never changed in place: a scrape thread may be iterating it.
         self.subsystems: list[Subsystem[Config]] = [
             cls(self._context()) for cls in self.subsystem_classes if cls.enabled(config)
         ]
-        self.node.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
+        self.telemetry.runtime.extra += [self.subsystem_samples, self.listener_stats.samples]
         self._runner: GuardedListener | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -92,10 +92,10 @@ class Daemon:
 
     @property
     def events(self) -> EventStore:
-        return self.node.events
+        return self.telemetry.events
 
     def _context(self) -> SubsystemContext[Config]:
-        return SubsystemContext(self.paths, self.node.events, self.services, self.config, self.config_path)
+        return SubsystemContext(self.paths, self.telemetry.events, self.services, self.config, self.config_path)
 
     def subsystem_samples(self) -> Iterable[Sample]:
         for s in tuple(self.subsystems):
@@ -103,8 +103,8 @@ class Daemon:
 
     def scrape(self) -> tuple[list[Sample], Catalog]:
         """One collection for /metrics, from the collectors serving now."""
-        node = self.node
-        return node.runtime.scrape(), node.catalog
+        telemetry = self.telemetry
+        return telemetry.runtime.scrape(), telemetry.catalog
 
     def running(self, cls: type[Subsystem[Config]]) -> Subsystem[Config] | None:
         """The running instance of a subsystem class, None while the config has it off."""
@@ -114,7 +114,7 @@ class Daemon:
         ready = self._runner is not None
         return ready, {
             "config": str(self.config_path or "<defaults>"),
-            "collectors": [c.name for c in self.node.runtime.collectors],
+            "collectors": [c.name for c in self.telemetry.runtime.collectors],
             "subsystems": [s.name for s in self.subsystems],
         }
 
@@ -123,7 +123,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        self.node.runtime.start()
+        self.telemetry.runtime.start()
         starting = asyncio.ensure_future(self._start())
         stopping = asyncio.ensure_future(self._stop.wait())
         try:
@@ -149,7 +149,7 @@ class Daemon:
         if interval:
             self._tasks.append(asyncio.create_task(self._watchdog(interval)))
         log.info("infernode serving", extra={"listen": self._listen_text(),
-                                              "collectors": ",".join(c.name for c in self.node.runtime.collectors)})
+                                              "collectors": ",".join(c.name for c in self.telemetry.runtime.collectors)})
         await self._stop.wait()
         sdnotify.notify("STOPPING=1")
         await self._shutdown()
@@ -217,8 +217,8 @@ class Daemon:
             return ok
 
     def _reload_failed(self, why: str) -> bool:
-        self.node.selfmetrics.reload_failures += 1
-        self.node.selfmetrics.last_reload_ok = False
+        self.telemetry.selfmetrics.reload_failures += 1
+        self.telemetry.selfmetrics.last_reload_ok = False
         log.error("config reload rejected; keeping the running config: %s", why)
         return False
 
@@ -231,9 +231,9 @@ class Daemon:
             return self._reload_failed(str(e))
         except Exception as e:  # noqa: BLE001 - the running config stays whatever the file holds
             return self._reload_failed(f"reading the config: {type(e).__name__}: {str(e)[:200]}")
-        old_node = self.node
+        old = self.telemetry
         try:
-            node = Node.build(new, self.paths, events=old_node.events, services=self.services)
+            telemetry = Telemetry.build(new, self.paths, events=old.events, services=self.services)
         except Exception as e:  # noqa: BLE001 - a collector's constructor: isolate it as the runtime does
             return self._reload_failed(f"building collectors: {type(e).__name__}: {e}")
         new_runner = None
@@ -242,17 +242,17 @@ class Daemon:
                 new_runner, listening = await self._bind(new.server.listen, new.server.connections)
             except ListenError as e:
                 return self._reload_failed(str(e))
-        node.events.max_bytes = new.events.max_bytes
-        node.selfmetrics = old_node.selfmetrics
-        node.selfmetrics.last_reload_ok = True
-        node.runtime.extra = [node.selfmetrics.samples, self.subsystem_samples, self.listener_stats.samples]
+        telemetry.events.max_bytes = new.events.max_bytes
+        telemetry.selfmetrics = old.selfmetrics
+        telemetry.selfmetrics.last_reload_ok = True
+        telemetry.runtime.extra = [telemetry.selfmetrics.samples, self.subsystem_samples, self.listener_stats.samples]
         # Collectors start promptly (their slow work is in their own threads), and
         # scrapes move to the new ones at once; the old ones' stop joins threads
         # for seconds, so it runs off the loop.
-        node.runtime.start()
-        self.node = node
+        telemetry.runtime.start()
+        self.telemetry = telemetry
         self.config = new
-        await off_loop(old_node.runtime.stop)
+        await off_loop(old.runtime.stop)
         if new_runner is not None:
             old_runner, self._runner, self.listening = self._runner, new_runner, listening
             if old_runner is not None:
@@ -261,7 +261,7 @@ class Daemon:
             self._runner.limits = new.server.connections
         ok = await self._follow_config(new)
         log.info("config reloaded", extra={"config": str(self.config_path), "listen": self._listen_text(),
-                                           "collectors": ",".join(c.name for c in node.runtime.collectors),
+                                           "collectors": ",".join(c.name for c in telemetry.runtime.collectors),
                                            "subsystems": ",".join(s.name for s in self.subsystems)})
         return ok
 
@@ -307,8 +307,8 @@ class Daemon:
                     # What it started before failing is let go (bounded, like a shutdown).
                     await self._bounded(s.stop(), f"subsystem {cls.name}", SHUTDOWN_BUDGET_S)
                     self.services.withdraw(s)
-                self.node.selfmetrics.reload_failures += 1
-                self.node.selfmetrics.last_reload_ok = False
+                self.telemetry.selfmetrics.reload_failures += 1
+                self.telemetry.selfmetrics.last_reload_ok = False
                 ok = False
         return ok
 
@@ -344,7 +344,7 @@ class Daemon:
         # The collectors' stop joins their threads (and detaches eBPF programs, shuts
         # NVML down): in a daemon thread, which an exiting process does not wait for.
         def stop_collectors() -> Awaitable[Any]:
-            return off_loop(self.node.runtime.stop)
+            return off_loop(self.telemetry.runtime.stop)
 
         # Last started, first stopped: the worker before tuning, whose CPU set it reads.
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [

@@ -5,25 +5,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from agent.collector import DoctorRow
-from agent.node import Node
+from agent.doctor_row import DoctorRow
+from agent.hostfs import read_if_readable
 from agent.paths import Paths
 from agent.table import format_rows
+from agent.telemetry import Telemetry
 
 
 def cgroup_layout(paths: Paths) -> tuple[str, list[str]]:
-    """("v2" | "hybrid" | "v1" | "none", controllers) from the mounted hierarchy."""
+    """("v2" | "hybrid" | "v1" | "none", controllers mounted). The kind is the
+    cgroup collector's own reading (collectors.cgroup.detect_layout), so the doctor
+    never reports a layout the collector would not use; the controllers listed are
+    every one mounted, for the person reading the table."""
+    from collectors.cgroup import detect_layout
+
+    layout = detect_layout(paths)
     root = paths.cgroup()
-    if (root / "cgroup.controllers").exists():
-        return "v2", (root / "cgroup.controllers").read_text().split()
-    v1 = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "cgroup.procs").exists()) if root.is_dir() else []
-    unified = root / "unified" / "cgroup.controllers"
-    if unified.exists():
-        v2c = unified.read_text().split()
-        return "hybrid", [f"{c} (v1)" for c in v1 if c not in ("unified", "systemd")] + [f"{c} (v2)" for c in v2c]
-    if v1:
-        return "v1", v1
-    return "none", []
+    v2 = (read_if_readable(layout.unified / "cgroup.controllers") or "").split() if layout.unified else []
+    mounted = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "cgroup.procs").exists()) \
+        if root.is_dir() and layout.kind != "v2" else []
+    if layout.kind == "v2":
+        return "v2", v2
+    if layout.kind == "hybrid":
+        return "hybrid", [f"{c} (v1)" for c in mounted if c not in ("unified", "systemd")] + [f"{c} (v2)" for c in v2]
+    return layout.kind, mounted
 
 
 def host_rows(paths: Paths) -> Iterable[DoctorRow]:
@@ -47,11 +52,11 @@ def host_rows(paths: Paths) -> Iterable[DoctorRow]:
     )
 
 
-def doctor_rows(node: Node, extra: Iterable[DoctorRow] = ()) -> list[DoctorRow]:
-    rows = list(host_rows(node.paths))
-    node.runtime.scrape()
-    for c in node.runtime.collectors:
-        st = node.runtime.status[c.name]
+def doctor_rows(telemetry: Telemetry, extra: Iterable[DoctorRow] = ()) -> list[DoctorRow]:
+    rows = list(host_rows(telemetry.paths))
+    telemetry.runtime.scrape()
+    for c in telemetry.runtime.collectors:
+        st = telemetry.runtime.status[c.name]
         status = "ok" if st.up else ("warn" if st.state == "no data" else "fail")
         detail = "collecting" if st.up else f"{st.state}: {st.reason}"
         rows.append(DoctorRow("collector", c.name, status, detail, st.fix))

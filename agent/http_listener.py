@@ -21,28 +21,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from agent.catalog import MetricSpec, MetricType
 from agent.config_types import ConnectionSettings
 from agent.samples import Sample
+from agent.specs import HTTP_CONNECTIONS, HTTP_CONNECTIONS_CLOSED_TOTAL
 
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
         b"Content-Length: 38\r\n\r\nconnection limit reached; retry later\n")
-
-HTTP_CONNECTIONS = MetricSpec(
-    "infernode_http_connections", MetricType.GAUGE,
-    "Connections open on an agent listener (server: the agent's HTTP port; otlp_http: the OTLP/HTTP receiver).",
-    labels=("listener",), source="agent HTTP listener"
-)
-HTTP_CONNECTIONS_CLOSED_TOTAL = MetricSpec(
-    "infernode_http_connections_closed_total", MetricType.COUNTER,
-    "Connections the agent closed itself, by reason: over_capacity (answered 503 on arrival), "
-    "header_timeout (request headers not complete in time).",
-    labels=("listener", "reason"), source="agent HTTP listener"
-)
-LISTENER_SPECS = (
-    HTTP_CONNECTIONS,
-    HTTP_CONNECTIONS_CLOSED_TOTAL,
-)
 
 
 @dataclass

@@ -64,7 +64,7 @@ COLLECTORS: tuple[type[Collector], ...] = (
 
 # `infernode <name>` -> "module:attribute", imported only when that command runs.
 COMMANDS: dict[str, str] = {
-    "topology": "collectors.gpu.topology_cli:command",
+    "topology": "collectors.gpu.cli:command",
     "workers": "agent.worker.cli:workers",
     "drain": "agent.worker.cli:drain",
     "tune": "tuning.cli:tune",
@@ -115,7 +115,7 @@ def subsystem_classes() -> tuple[type[Subsystem[Config]], ...]:
     """The daemon's subsystems in start order (stopped in reverse)."""
     from agent.bootstrap.subsystem import BootstrapSubsystem
     from agent.tracing.subsystem import TracingSubsystem
-    from agent.worker.supervisor import WorkerSupervisor
+    from agent.worker.subsystem import WorkerSupervisor
     from tuning.subsystem import TuningSubsystem
 
     # Tuning before the worker: the worker reads the inference CPU set it publishes.
@@ -125,9 +125,7 @@ def subsystem_classes() -> tuple[type[Subsystem[Config]], ...]:
 def build_catalog() -> Catalog:
     """Every metric the agent can expose: its own, each collector's and each
     subsystem's, whether the config turns them on or not."""
-    from agent.http_listener import LISTENER_SPECS
-    from agent.runtime import RUNTIME_SPECS
-    from agent.selfmetrics import SELF_SPECS
+    from agent.specs import LISTENER_SPECS, RUNTIME_SPECS, SELF_SPECS
 
     catalog = Catalog()
     catalog.add("agent", RUNTIME_SPECS)

@@ -25,38 +25,11 @@ from typing import Any, TypeVar
 from agent.catalog import Catalog, MetricSpec, MetricType
 from agent.collector import Collector, NoDataError
 from agent.samples import HistogramValue, Sample
+from agent.specs import COLLECTOR_DROPPED_SAMPLES_TOTAL, COLLECTOR_DURATION_SECONDS, COLLECTOR_UP
 
 log = logging.getLogger("infernode.runtime")
 
 T = TypeVar("T")
-
-COLLECTOR_UP = MetricSpec(
-    "infernode_collector_up",
-    MetricType.GAUGE,
-    "Whether the collector's last run succeeded (1) or failed, timed out or found no data (0).",
-    labels=("collector",),
-    source="agent runtime",
-)
-COLLECTOR_DURATION_SECONDS = MetricSpec(
-    "infernode_collector_duration_seconds",
-    MetricType.GAUGE,
-    "Wall time of the collector's last run.",
-    unit="seconds",
-    labels=("collector",),
-    source="agent runtime",
-)
-COLLECTOR_DROPPED_SAMPLES_TOTAL = MetricSpec(
-    "infernode_collector_dropped_samples_total",
-    MetricType.COUNTER,
-    "Samples a collector produced that did not match the metric catalog and were dropped.",
-    labels=("collector",),
-    source="agent runtime",
-)
-RUNTIME_SPECS = (
-    COLLECTOR_UP,
-    COLLECTOR_DURATION_SECONDS,
-    COLLECTOR_DROPPED_SAMPLES_TOTAL,
-)
 
 
 @dataclass

@@ -9,68 +9,22 @@ from typing import TYPE_CHECKING
 import psutil
 
 from agent import __version__
-from agent.catalog import MetricSpec, MetricType
 from agent.samples import Sample
+from agent.specs import (
+    BUILD_INFO,
+    CONFIG_LAST_RELOAD_SUCCESS,
+    CONFIG_RELOAD_FAILURES_TOTAL,
+    EVENTS_ADDED_TOTAL,
+    EVENTS_EVICTED_TOTAL,
+    EVENTS_STORE_BYTES,
+    EVENTS_STORED,
+    PROCESS_CPU_SECONDS_TOTAL,
+    PROCESS_RESIDENT_MEMORY_BYTES,
+    START_TIME_SECONDS,
+)
 
 if TYPE_CHECKING:
     from agent.events import EventStore
-
-BUILD_INFO = MetricSpec(
-    "infernode_build_info", MetricType.GAUGE, "Agent version; constant 1.",
-    unit="info", labels=("version",), source="agent"
-)
-START_TIME_SECONDS = MetricSpec(
-    "infernode_start_time_seconds", MetricType.GAUGE, "When the agent process started, Unix time.",
-    unit="seconds", source="agent"
-)
-PROCESS_RESIDENT_MEMORY_BYTES = MetricSpec(
-    "infernode_process_resident_memory_bytes", MetricType.GAUGE, "Resident memory of the agent process.",
-    unit="bytes", source="/proc/self/statm via psutil"
-)
-PROCESS_CPU_SECONDS_TOTAL = MetricSpec(
-    "infernode_process_cpu_seconds_total", MetricType.COUNTER, "CPU time the agent process used, user plus system.",
-    unit="seconds", source="/proc/self/stat via psutil"
-)
-CONFIG_RELOAD_FAILURES_TOTAL = MetricSpec(
-    "infernode_config_reload_failures_total", MetricType.COUNTER,
-    "Config reloads (SIGHUP) that failed: the new config was invalid (the old one kept running), or "
-    "a subsystem it turns on did not start (the rest of it was applied).",
-    source="agent"
-)
-CONFIG_LAST_RELOAD_SUCCESS = MetricSpec(
-    "infernode_config_last_reload_success", MetricType.GAUGE,
-    "Whether the last config reload was applied in full (1) or failed (0).", source="agent"
-)
-EVENTS_STORED = MetricSpec(
-    "infernode_events_stored", MetricType.GAUGE, "Events currently held in the event store.",
-    source="agent event store"
-)
-EVENTS_STORE_BYTES = MetricSpec(
-    "infernode_events_store_bytes", MetricType.GAUGE,
-    "Estimated memory held by the event store (bounded by events.max_bytes).",
-    unit="bytes", source="agent event store"
-)
-EVENTS_EVICTED_TOTAL = MetricSpec(
-    "infernode_events_evicted_total", MetricType.COUNTER,
-    "Events evicted from the store, oldest first, to stay within its memory bound.",
-    source="agent event store"
-)
-EVENTS_ADDED_TOTAL = MetricSpec(
-    "infernode_events_added_total", MetricType.COUNTER, "Events added to the store, by kind.",
-    labels=("kind",), source="agent event store"
-)
-SELF_SPECS = (
-    BUILD_INFO,
-    START_TIME_SECONDS,
-    PROCESS_RESIDENT_MEMORY_BYTES,
-    PROCESS_CPU_SECONDS_TOTAL,
-    CONFIG_RELOAD_FAILURES_TOTAL,
-    CONFIG_LAST_RELOAD_SUCCESS,
-    EVENTS_STORED,
-    EVENTS_STORE_BYTES,
-    EVENTS_EVICTED_TOTAL,
-    EVENTS_ADDED_TOTAL,
-)
 
 
 class SelfMetrics:
@@ -94,7 +48,5 @@ class SelfMetrics:
         yield EVENTS_EVICTED_TOTAL.emit({}, float(self.events.evicted_total))
         for kind, n in sorted(self.events.added_total.items()):
             yield EVENTS_ADDED_TOTAL.emit({"kind": kind}, float(n))
-
-
 
 

@@ -18,7 +18,7 @@ from typing import ClassVar, Generic, Self, TypeVar
 from aiohttp import web
 
 from agent.catalog import MetricSpec, PassthroughSpec
-from agent.collector import DoctorRow
+from agent.doctor_row import DoctorRow
 from agent.events import EventStore
 from agent.paths import Paths
 from agent.samples import Sample

@@ -23,7 +23,8 @@ from pydantic import Field
 
 from agent.catalog import MetricSpec, MetricType
 from agent.cgroups import unit_of_cgroup
-from agent.collector import Collector, CollectorSettings, DoctorRow, NoDataError
+from agent.collector import Collector, CollectorSettings, NoDataError
+from agent.doctor_row import DoctorRow
 from agent.hostfs import read_optional, read_text
 from agent.paths import Paths
 from agent.samples import Sample

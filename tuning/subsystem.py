@@ -17,8 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from agent.catalog import MetricSpec, MetricType
-from agent.collector import DoctorRow
+from agent.doctor_row import DoctorRow
 from agent.events import NODE, Event, now_ns
 from agent.paths import Paths
 
@@ -29,29 +28,9 @@ from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 from agent.untyped import Udev
 from tuning.settings import TuningConfig
+from tuning.specs import TUNING_IN_DESIRED_STATE, TUNING_LAST_VERIFY_TIMESTAMP_SECONDS, TUNING_REAPPLIED_TOTAL, TUNING_SPECS
 
 log = logging.getLogger("infernode.tuning")
-
-TUNING_IN_DESIRED_STATE = MetricSpec(
-    "infernode_tuning_in_desired_state", MetricType.GAUGE,
-    "Whether a tunable's target is at the profile's desired value (1) or has drifted (0).",
-    labels=("tunable", "target"), source="tuning engine verify: sysfs, procfs, ethtool",
-)
-TUNING_REAPPLIED_TOTAL = MetricSpec(
-    "infernode_tuning_reapplied_total", MetricType.COUNTER,
-    "Knobs the agent set back to their desired value after drift (enforce mode).",
-    source="tuning engine apply",
-)
-TUNING_LAST_VERIFY_TIMESTAMP_SECONDS = MetricSpec(
-    "infernode_tuning_last_verify_timestamp_seconds", MetricType.GAUGE,
-    "Unix time of the last completed verification of the tuning profile.",
-    unit="seconds", source="tuning engine verify",
-)
-TUNING_SPECS = (
-    TUNING_IN_DESIRED_STATE,
-    TUNING_REAPPLIED_TOTAL,
-    TUNING_LAST_VERIFY_TIMESTAMP_SECONDS,
-)
 
 
 class TuningSubsystem(Subsystem[TuningConfig]):

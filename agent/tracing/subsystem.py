@@ -12,21 +12,32 @@ import grpc
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agent.catalog import MetricSpec, MetricType
-from agent.collector import DoctorRow
+from agent.doctor_row import DoctorRow
 from agent.heap import HeapTrimmer
 from agent.http_listener import GuardedListener, ListenerStats
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 from agent.tracing.explain_api import add_explain_routes
 from agent.tracing.forward import Forwarder
-from agent.tracing.metrics import REQUEST_SPECS, RequestMetrics
+from agent.tracing.metrics import RequestMetrics
 from agent.tracing.pipeline import Enricher
 from agent.tracing.receiver_grpc import build_grpc_server
 from agent.tracing.receiver_http import build_receiver_app
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
 from agent.tracing.settings import OtlpSettings, TracingConfig
+from agent.tracing.specs import (
+    OTLP_ENRICH_SECONDS_TOTAL,
+    OTLP_FORWARD_DROPPED_SPANS_TOTAL,
+    OTLP_FORWARD_QUEUE_SPANS,
+    OTLP_FORWARDED_SPANS_TOTAL,
+    OTLP_RECEIVED_SPANS_TOTAL,
+    OTLP_RECEIVER_UP,
+    OTLP_REJECTED_TOTAL,
+    OTLP_SPECS,
+    REQUEST_SPANS_TOTAL,
+    REQUEST_SPECS,
+)
 from agent.units import parse_listen
 
 log = logging.getLogger("infernode.tracing")
@@ -36,62 +47,6 @@ log = logging.getLogger("infernode.tracing")
 # the handler and then for its cancellation), then one last flush upstream.
 RECEIVER_GRACE_S = 0.5
 FORWARD_FLUSH_BUDGET_S = 1.5
-
-OTLP_RECEIVER_UP = MetricSpec(
-    "infernode_otlp_receiver_up", MetricType.GAUGE,
-    "Whether the OTLP receiver listens (1) or could not bind its address (0).",
-    labels=("transport",), source="agent OTLP receiver"
-)
-OTLP_REJECTED_TOTAL = MetricSpec(
-    "infernode_otlp_rejected_total", MetricType.COUNTER,
-    "OTLP export requests refused, by reason: malformed, too_large, content_type, unsupported_encoding, "
-    "truncated, body_timeout (HTTP), not_received (gRPC ended the call before the agent saw it).",
-    labels=("transport", "reason"), source="agent OTLP receiver"
-)
-OTLP_RECEIVED_SPANS_TOTAL = MetricSpec(
-    "infernode_otlp_received_spans_total", MetricType.COUNTER,
-    "Spans received, by kind: llm_request (enriched), other (passed through), invalid "
-    "(an llm_request span missing, mistyped or implausible latency attributes, passed through), "
-    "aborted (an llm_request span vLLM's engine sent for a request it aborted: no token "
-    "generated; kept out of the request metrics), startup (a managed worker's start-up phase).",
-    labels=("kind",), source="agent OTLP receiver"
-)
-REQUEST_SPANS_TOTAL = MetricSpec(
-    "infernode_request_spans_total", MetricType.COUNTER,
-    "Spans named llm_request received from each worker, of any kind (invalid and aborted too); "
-    "divided by the worker's "
-    "vllm:request_success_total rate, the share of its requests whose spans arrived.",
-    labels=("worker",), source="agent OTLP receiver"
-)
-OTLP_ENRICH_SECONDS_TOTAL = MetricSpec(
-    "infernode_otlp_enrich_seconds_total", MetricType.COUNTER,
-    "CPU-bound time spent correlating llm_request spans with the event store.",
-    unit="seconds", source="agent correlation"
-)
-OTLP_FORWARDED_SPANS_TOTAL = MetricSpec(
-    "infernode_otlp_forwarded_spans_total", MetricType.COUNTER,
-    "Spans delivered to the upstream OTLP endpoint (otlp.forward.endpoint).",
-    source="agent OTLP forwarder"
-)
-OTLP_FORWARD_DROPPED_SPANS_TOTAL = MetricSpec(
-    "infernode_otlp_forward_dropped_spans_total", MetricType.COUNTER,
-    "Spans not delivered upstream, by reason: queue_full, rejected, retries_exhausted, shutdown.",
-    labels=("reason",), source="agent OTLP forwarder"
-)
-OTLP_FORWARD_QUEUE_SPANS = MetricSpec(
-    "infernode_otlp_forward_queue_spans", MetricType.GAUGE,
-    "Spans waiting to be forwarded upstream.", source="agent OTLP forwarder"
-)
-OTLP_SPECS = (
-    OTLP_RECEIVER_UP,
-    OTLP_REJECTED_TOTAL,
-    OTLP_RECEIVED_SPANS_TOTAL,
-    REQUEST_SPANS_TOTAL,
-    OTLP_ENRICH_SECONDS_TOTAL,
-    OTLP_FORWARDED_SPANS_TOTAL,
-    OTLP_FORWARD_DROPPED_SPANS_TOTAL,
-    OTLP_FORWARD_QUEUE_SPANS,
-)
 
 
 class TracingSubsystem(Subsystem[TracingConfig]):

@@ -13,7 +13,7 @@ from enum import Enum
 from agent.worker.backoff import BackoffPolicy, BackoffState
 
 
-class Phase(str, Enum):
+class WorkerPhase(str, Enum):
     STARTING = "starting"      # started, not yet healthy (model loading)
     RUNNING = "running"
     BACKOFF = "backoff"        # down, waiting to be restarted
@@ -27,7 +27,7 @@ class Phase(str, Enum):
 
     @property
     def stopped_for_good(self) -> bool:
-        return self in (Phase.GPU_FAULT, Phase.DRAINING, Phase.DRAINED, Phase.REFUSED)
+        return self in (WorkerPhase.GPU_FAULT, WorkerPhase.DRAINING, WorkerPhase.DRAINED, WorkerPhase.REFUSED)
 
 
 class Action(str, Enum):
@@ -49,7 +49,7 @@ class WorkerPolicy:
     backoff: BackoffPolicy
     failures_before_restart: int
     startup_grace: float
-    phase: Phase = Phase.STARTING
+    phase: WorkerPhase = WorkerPhase.STARTING
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
@@ -60,7 +60,7 @@ class WorkerPolicy:
         self.streak = BackoffState(self.backoff)
 
     def started(self, now: float) -> None:
-        self.phase = Phase.STARTING
+        self.phase = WorkerPhase.STARTING
         self.started_at = now
         self.failures = 0
         self.restart_at = None
@@ -68,7 +68,7 @@ class WorkerPolicy:
     def progress(self, now: float) -> None:
         """The worker finished a start-up phase: it is loading, not hung, so the grace
         counts from now."""
-        if self.phase is Phase.STARTING:
+        if self.phase is WorkerPhase.STARTING:
             self.started_at = max(self.started_at, now)
 
     def observe(self, now: float, active: bool, healthy: bool | None, gpu_fault: str | None,
@@ -79,9 +79,9 @@ class WorkerPolicy:
         if self.phase.stopped_for_good:
             return Decision(Action.NONE)
         if gpu_fault:
-            self.phase = Phase.GPU_FAULT
+            self.phase = WorkerPhase.GPU_FAULT
             return Decision(Action.STOP, gpu_fault)
-        if self.phase is Phase.BACKOFF:
+        if self.phase is WorkerPhase.BACKOFF:
             if self.restart_at is not None and now >= self.restart_at:
                 self.started(now)
                 return Decision(Action.START, self.restart_reason)
@@ -92,11 +92,11 @@ class WorkerPolicy:
             return Decision(Action.NONE)
         if healthy:
             self.failures = 0
-            self.phase = Phase.RUNNING
+            self.phase = WorkerPhase.RUNNING
             self.streak.on_healthy(now)
             return Decision(Action.NONE)
         self.streak.on_unhealthy()
-        if self.phase is Phase.STARTING and now - self.started_at < self.startup_grace:
+        if self.phase is WorkerPhase.STARTING and now - self.started_at < self.startup_grace:
             return Decision(Action.NONE)  # still loading the model: vLLM refuses connections meanwhile
         self.failures += 1
         if self.failures >= self.failures_before_restart:
@@ -105,7 +105,7 @@ class WorkerPolicy:
 
     def _schedule(self, now: float, reason: str, stop: bool) -> Decision:
         delay = self.streak.next_delay()
-        self.phase = Phase.BACKOFF
+        self.phase = WorkerPhase.BACKOFF
         self.restart_at = now + delay
         self.restart_reason = reason
         self.failures = 0

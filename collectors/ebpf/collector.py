@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.cgroups import cgroup_of_pid
-from agent.collector import Collector, CollectorContext, DoctorRow
+from agent.collector import Collector, CollectorContext
+from agent.doctor_row import DoctorRow
 from agent.events import Event
 from agent.paths import Paths
 from agent.samples import Sample

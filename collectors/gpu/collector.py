@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from agent.collector import Collector, CollectorContext, CollectorSettings, DoctorRow, NoDataError
+from agent.collector import Collector, CollectorContext, CollectorSettings, NoDataError
 from agent.config_types import Duration
+from agent.doctor_row import DoctorRow
 from agent.events import Event, now_ns
 from agent.samples import Sample
 from agent.topology import NodeTopology, sysfs_gpus

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.node import Node
 from agent.paths import Paths
+from agent.telemetry import Telemetry
 from tests.integration.ebpf.conftest import only_ebpf, only_programs
 
 pytestmark = pytest.mark.bench
@@ -116,7 +116,7 @@ def ebpf_node(inside: Path, programs: tuple[str, ...], **settings: object):
         "enabled": True, "inference_cgroups": [str(inside)], "scope_refresh": "200ms",
         "programs": only_programs(*programs), **settings,
     }}})
-    node = Node.build(cfg, Paths("/"))
+    node = Telemetry.build(cfg, Paths("/"))
     node.runtime.start()
     collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
     try:

@@ -162,7 +162,7 @@ def _bootstrap_subsystem(root: Path, manifest: Path):
 def _exposition(daemon) -> str:
     from agent.exposition import render
 
-    return render(daemon.node.runtime.scrape(), daemon.node.catalog)[0].decode()
+    return render(daemon.telemetry.runtime.scrape(), daemon.telemetry.catalog)[0].decode()
 
 
 def test_daemon_exports_component_state(root, manifest):

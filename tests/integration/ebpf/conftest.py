@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.node import Node
 from agent.paths import Paths
 from agent.samples import HistogramValue
+from agent.telemetry import Telemetry
 from tests.harness import waiting
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
@@ -62,7 +62,7 @@ def ebpf(inference_cgroup):
         "reclaim_threshold": "0s",
         "tcp_local_port_ranges": {"inference": "8000-8099", "ebpftest": "40100-40199"},
     }}})
-    node = Node.build(cfg, Paths("/"))
+    node = Telemetry.build(cfg, Paths("/"))
     node.runtime.start()
     collector = next(c for c in node.runtime.collectors if c.name == "ebpf")
     assert collector.loaded.wait(180), "eBPF programs did not finish loading"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.node import Node
 from agent.paths import Paths
+from agent.telemetry import Telemetry
 from collectors.ebpf.programs import PROGRAMS
 
 from .conftest import scrape, value
@@ -56,7 +56,7 @@ def test_missing_tracepoint_turns_only_its_program_off(tmp_path, caplog):
     switches = {n: n in ("oom", "irq") for n in
                 ("runqueue", "offcpu", "blockio", "tcp_retransmit", "oom", "reclaim", "irq")}
     cfg = parse_config({"collectors": {"ebpf": {"enabled": True, "programs": switches}}})
-    node = Node.build(cfg, Paths(root))
+    node = Telemetry.build(cfg, Paths(root))
     caplog.set_level("WARNING")
     node.runtime.start()
     try:

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from agent.config import parse_config
-from agent.node import Node
 from agent.paths import Paths
+from agent.telemetry import Telemetry
 
 from .conftest import only_ebpf, scrape, value, wait_for
 
@@ -24,7 +24,7 @@ def test_overflowing_ring_buffer_counts_lost_events(inference_cgroup):
         "enabled": True, "programs": ONLY_RUNQUEUE, "inference_cgroups": [str(cg)],
         "ringbuf_pages": 1, "runqueue_threshold": "0s", "cache_max_age": 0,
     }}})
-    node = Node.build(cfg, Paths("/"))
+    node = Telemetry.build(cfg, Paths("/"))
     node.runtime.start()
     try:
         c = next(c for c in node.runtime.collectors if c.name == "ebpf")

@@ -14,7 +14,7 @@ from agent.daemon import Daemon
 from agent.events import Event, now_ns
 from agent.paths import Paths
 from agent.plugins import subsystem_classes
-from agent.worker.supervisor import WorkerSupervisor
+from agent.worker.subsystem import WorkerSupervisor
 
 
 async def main() -> None:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from agent.config import parse_config
 from agent.doctor import cgroup_layout, doctor_rows, healthy, host_rows
-from agent.node import Node
 from agent.paths import Paths
+from agent.telemetry import Telemetry
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -49,7 +49,7 @@ def test_doctor_on_the_trees():
     # The GPU node's tree has 8 NVIDIA GPUs on PCI but no NVML library can load
     # here: doctor must call that node unhealthy, and only because of the GPU.
     for tree, ok in (("vm", True), ("gpu-node-2s8g", False), ("malformed", False)):
-        node = Node.build(cfg, Paths(FIXTURES / tree))
+        node = Telemetry.build(cfg, Paths(FIXTURES / tree))
         node.runtime.start()
         try:
             rows = doctor_rows(node)

@@ -8,8 +8,9 @@ from agent.collector import Collector, CollectorContext, CollectorSettings, NoDa
 from agent.events import EventStore
 from agent.exposition import render
 from agent.paths import Paths
-from agent.runtime import RUNTIME_SPECS, CollectorRuntime
+from agent.runtime import CollectorRuntime
 from agent.samples import Sample
+from agent.specs import RUNTIME_SPECS
 
 SPECS = (
     MetricSpec("infernode_test_value", MetricType.GAUGE, "A test value.", labels=("k",), source="test"),

@@ -143,8 +143,8 @@ def test_reload_starts_and_stops_subsystems_as_the_config_turns_them_on_and_off(
         assert [s.name for s in d.subsystems] == ["first", "last"]
         status, body = await fetch(d, "/toggled")
         assert status == 503 and b"toggled is off" in body
-        assert d.node.runtime.scrape() and not any(
-            s.name == "infernode_otlp_forward_queue_spans" for s in d.node.runtime.scrape())
+        assert d.telemetry.runtime.scrape() and not any(
+            s.name == "infernode_otlp_forward_queue_spans" for s in d.telemetry.runtime.scrape())
 
         write_config(d.config_path, otlp=True)
         assert await d.reload() is True
@@ -152,15 +152,15 @@ def test_reload_starts_and_stops_subsystems_as_the_config_turns_them_on_and_off(
         assert [s.name for s in d.subsystems] == ["first", "toggled", "last"]
         assert calls[-3:] == ["first.reload", "toggled.start", "last.reload"]
         assert await fetch(d, "/toggled") == (200, b'{"on": true}')
-        assert [s.value for s in d.node.runtime.scrape() if s.name == "infernode_otlp_forward_queue_spans"] == [7.0]
+        assert [s.value for s in d.telemetry.runtime.scrape() if s.name == "infernode_otlp_forward_queue_spans"] == [7.0]
 
         write_config(d.config_path, otlp=False)
         assert await d.reload() is True
         assert [s.name for s in d.subsystems] == ["first", "last"]
         assert calls[-3:] == ["toggled.turn_off", "first.reload", "last.reload"]
         assert (await fetch(d, "/toggled"))[0] == 503
-        assert not any(s.name == "infernode_otlp_forward_queue_spans" for s in d.node.runtime.scrape())
-        assert d.node.selfmetrics.reload_failures == 0
+        assert not any(s.name == "infernode_otlp_forward_queue_spans" for s in d.telemetry.runtime.scrape())
+        assert d.telemetry.selfmetrics.reload_failures == 0
         d.stop()
         assert await task == 0
 
@@ -202,24 +202,24 @@ def test_a_subsystem_that_fails_to_start_on_reload_is_counted_and_the_config_sta
         cfg["collectors"]["loadavg"]["enabled"] = False
         path.write_text(yaml.safe_dump(cfg))
         assert await d.reload() is False
-        assert d.node.selfmetrics.reload_failures == 1
-        assert d.node.selfmetrics.last_reload_ok is False
+        assert d.telemetry.selfmetrics.reload_failures == 1
+        assert d.telemetry.selfmetrics.last_reload_ok is False
         # Not undone: the new config, with its collectors, is the running one.
         assert d.config.otlp.enabled is True
-        assert [c.name for c in d.node.runtime.collectors] == []
+        assert [c.name for c in d.telemetry.runtime.collectors] == []
         assert [s.name for s in d.subsystems] == ["first"]
         assert (await fetch(d, "/toggled"))[0] == 503
 
         # The next reload tries the start again.
         assert await d.reload() is False
         assert doubles.FailsToStart.attempts == 2
-        assert d.node.selfmetrics.reload_failures == 2
+        assert d.telemetry.selfmetrics.reload_failures == 2
 
         # A reload whose config turns it off again succeeds.
         cfg["otlp"]["enabled"] = False
         path.write_text(yaml.safe_dump(cfg))
         assert await d.reload() is True
-        assert d.node.selfmetrics.last_reload_ok is True
+        assert d.telemetry.selfmetrics.last_reload_ok is True
         d.stop()
         assert await task == 0
 

@@ -37,7 +37,7 @@ class AgentLoop:
             # Only the tracing subsystem: the others (tuning, worker) would read and
             # report on this host, which is not what these tests are about.
             d.subsystems = [s for s in d.subsystems if isinstance(s, TracingSubsystem)]
-            d.node.runtime.extra = [d.node.selfmetrics.samples] + [s.samples for s in d.subsystems]
+            d.telemetry.runtime.extra = [d.telemetry.selfmetrics.samples] + [s.samples for s in d.subsystems]
             for s in d.subsystems:
                 await s.start()
             await d._serve()  # noqa: SLF001 - the daemon's own server, without its signal handling

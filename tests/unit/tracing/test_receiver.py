@@ -48,7 +48,7 @@ def rejected(agent: AgentLoop, transport: str, reason: str) -> int:
 
 
 def exposition(agent: AgentLoop) -> str:
-    node = agent.daemon.node
+    node = agent.daemon.telemetry
     body, _ = render(node.runtime.scrape(), node.catalog, openmetrics=True)
     return body.decode()
 

@@ -2,7 +2,8 @@ import pytest
 
 from agent.catalog import Catalog
 from agent.exposition import render
-from agent.tracing.metrics import REQUEST_SPECS, TPOT_BUCKETS, TTFT_BUCKETS, RequestMetrics
+from agent.tracing.metrics import RequestMetrics
+from agent.tracing.specs import REQUEST_SPECS, TPOT_BUCKETS, TTFT_BUCKETS
 
 from .spanfactory import request
 

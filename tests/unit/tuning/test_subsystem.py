@@ -59,7 +59,7 @@ def test_audit_reports_drift_in_metric_and_events_and_changes_nothing(root, tmp_
     swap = next(e for e in events if e.attributes["tunable"] == "vm.swappiness")
     assert swap.attributes["current"] == "60" and swap.attributes["desired"] == "10"
     assert (root / "proc/sys/vm/swappiness").read_text() == "60\n"  # audit never changes the host
-    body, _ = render(list(sub.samples()), daemon.node.catalog, openmetrics=False)
+    body, _ = render(list(sub.samples()), daemon.telemetry.catalog, openmetrics=False)
     assert b'infernode_tuning_in_desired_state{target="system",tunable="vm.swappiness"} 0.0' in body
     verify = invoke("tune", "verify", "--root", str(root), "--config", str(cfg))
     assert verify.exit_code == 1 and "drift vm.swappiness system: current 60, desired 10" in verify.output

@@ -1,5 +1,5 @@
 from agent.worker.backoff import BackoffPolicy
-from agent.worker.policy import Action, Phase, WorkerPolicy
+from agent.worker.policy import Action, WorkerPhase, WorkerPolicy
 
 
 def _policy(**kw):
@@ -38,7 +38,7 @@ def test_failures_during_startup_grace_are_not_counted():
 def test_a_success_resets_the_failure_count():
     p = _policy(n=3)
     p.observe(1, active=True, healthy=True, gpu_fault=None)
-    assert p.phase is Phase.RUNNING
+    assert p.phase is WorkerPhase.RUNNING
     p.observe(2, active=True, healthy=False, gpu_fault=None)
     p.observe(3, active=True, healthy=False, gpu_fault=None)
     p.observe(4, active=True, healthy=True, gpu_fault=None)
@@ -59,12 +59,12 @@ def test_gpu_fault_stops_and_never_restarts():
     assert d.action is Action.STOP and d.reason == "xid_79"
     for t in range(2, 100, 10):
         assert p.observe(float(t), active=False, healthy=None, gpu_fault=None).action is Action.NONE
-    assert p.phase is Phase.GPU_FAULT
+    assert p.phase is WorkerPhase.GPU_FAULT
 
 
 def test_drained_worker_is_left_alone():
     p = _policy()
-    p.phase = Phase.DRAINED
+    p.phase = WorkerPhase.DRAINED
     assert p.observe(1, active=False, healthy=None, gpu_fault=None).action is Action.NONE
 
 
@@ -85,11 +85,11 @@ def test_startup_progress_restarts_the_grace():
     q = _policy(grace=30)
     q.observe(1, active=True, healthy=True, gpu_fault=None)
     q.progress(100.0)  # a late span after the worker came up changes nothing
-    assert q.phase is Phase.RUNNING and q.started_at == 0.0
+    assert q.phase is WorkerPhase.RUNNING and q.started_at == 0.0
 
 
 def test_refused_worker_is_left_alone():
     p = _policy()
-    p.phase = Phase.REFUSED
+    p.phase = WorkerPhase.REFUSED
     assert p.observe(1000.0, active=False, healthy=None, gpu_fault=None).action is Action.NONE
-    assert p.phase is Phase.REFUSED
+    assert p.phase is WorkerPhase.REFUSED

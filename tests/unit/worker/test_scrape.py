@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.catalog import Catalog
 from agent.exposition import render
-from agent.worker.metrics import WORKER_SPECS
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
+from agent.worker.specs import WORKER_SPECS
 from tests.doubles.vllm_standin import TTFT_BUCKETS, Metrics
 
 

@@ -1,5 +1,5 @@
-"""Assembles the agent's moving parts from a config: catalog, event store,
-collectors and their runtime. Shared by the daemon, `infernode metrics` and
+"""Telemetry: the agent's collecting parts assembled from a config: catalog, event
+store, collectors and their runtime. Shared by the daemon, `infernode metrics` and
 `infernode doctor`, so each sees exactly what the daemon would."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def enabled_collectors(config: Config) -> list[type[Collector]]:
 
 
 @dataclass
-class Node:
+class Telemetry:
     config: Config
     paths: Paths
     catalog: Catalog
@@ -47,7 +47,7 @@ class Node:
         paths: Paths,
         events: EventStore | None = None,
         services: Services | None = None,
-    ) -> Node:
+    ) -> Telemetry:
         catalog = build_catalog()
         events = events or EventStore(config.events.max_bytes)
         services = services if services is not None else Services()

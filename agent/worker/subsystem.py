@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from agent.collector import DoctorRow
 from agent.cpulist import parse_cpulist
+from agent.doctor_row import DoctorRow
 from agent.events import AttrValue, Event, now_ns
 from agent.hostfs import write_atomic
 from agent.paths import Paths
@@ -33,7 +33,11 @@ from agent.untyped import JsonDocument
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
-from agent.worker.metrics import (
+from agent.worker.placement import Placement, SysfsPlacement
+from agent.worker.policy import Action, WorkerPhase, WorkerPolicy
+from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
+from agent.worker.settings import WorkerConfig, WorkerSettings
+from agent.worker.specs import (
     NODE_SCHEDULABLE,
     WORKER_INFO,
     WORKER_READY,
@@ -44,10 +48,6 @@ from agent.worker.metrics import (
     WORKER_STARTUP_PHASE_SECONDS,
     WORKER_UP,
 )
-from agent.worker.placement import Placement, SysfsPlacement
-from agent.worker.policy import Action, Phase, WorkerPolicy
-from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
-from agent.worker.settings import WorkerConfig, WorkerSettings
 from agent.worker.systemctl import Systemctl, SystemctlError
 from agent.worker.vllm_version import MIN_VLLM_TEXT, too_old
 
@@ -92,18 +92,18 @@ class WorkerRuntime:
         requests it then answers with finish_reason "abort", so rotation cannot be
         left to /health: only a serving, healthy worker is ready."""
         phase = self.policy.phase
-        if phase is Phase.RUNNING and self.up:
+        if phase is WorkerPhase.RUNNING and self.up:
             return True, "serving"
-        if phase is Phase.STARTING:
+        if phase is WorkerPhase.STARTING:
             last = next(reversed(self.startup_phases), None)
             return False, "starting: loading the model" + (f" (last phase done: {last})" if last else "")
-        if phase is Phase.DRAINING:
+        if phase is WorkerPhase.DRAINING:
             return False, "draining: taken out of rotation"
-        if phase is Phase.DRAINED:
+        if phase is WorkerPhase.DRAINED:
             return False, "stopped: drained"
-        if phase is Phase.BACKOFF:
+        if phase is WorkerPhase.BACKOFF:
             return False, f"down, restart pending: {self.last_problem or 'exited'}"
-        if phase in (Phase.GPU_FAULT, Phase.REFUSED):
+        if phase in (WorkerPhase.GPU_FAULT, WorkerPhase.REFUSED):
             return False, f"stopped: {self.last_problem}"
         return False, f"unhealthy: {self.last_problem or 'health probes failing'}"
 
@@ -222,7 +222,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             w.task.cancel()
         if w.up:
             # Still listed meanwhile, so /workers/NAME/ready answers 503, not 404.
-            w.policy.phase = Phase.DRAINING
+            w.policy.phase = WorkerPhase.DRAINING
             await asyncio.sleep(w.settings.deregister_delay)
         self.workers.pop(w.settings.name, None)
         await self._stop_unit(w, "removed from config")
@@ -311,7 +311,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         w.active_state = show.get("ActiveState", "unknown")
         w.main_pid = int(show.get("MainPID", "0") or 0)
         active = w.active_state in ACTIVE_STATES and w.active_state != "deactivating"
-        if (not active and w.policy.phase is Phase.STARTING and show.get("ExecMainCode") == CLD_EXITED
+        if (not active and w.policy.phase is WorkerPhase.STARTING and show.get("ExecMainCode") == CLD_EXITED
                 and show.get("ExecMainStatus") == USAGE_EXIT_STATUS):
             # Restarting a command line vLLM rejects only rejects it again.
             self._refuse(w, f"vLLM rejected its command line (exit status 2 at argument parsing); "
@@ -353,7 +353,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         was_up, w.up = w.up, bool(active and healthy)
         if w.up and not was_up:
             await self._identify(w)
-            if w.policy.phase is Phase.REFUSED:
+            if w.policy.phase is WorkerPhase.REFUSED:
                 return
             # A (re)started vLLM has spawned its threads by the time it answers
             # /health: have the eBPF scope map pick them up now rather than at
@@ -400,7 +400,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
 
     def _refuse(self, w: WorkerRuntime, why: str) -> None:
         log.error("worker %s: not restarting: %s", w.settings.name, why)
-        w.policy.phase = Phase.REFUSED
+        w.policy.phase = WorkerPhase.REFUSED
         w.last_problem = why
         w.up = False
         self._event("worker_refused", w, reason=why)
@@ -478,7 +478,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         delay = w.settings.deregister_delay if deregister_delay is None else deregister_delay
         was_serving = w.up
         # Out of rotation first: /workers/NAME/ready answers 503 from here on.
-        w.policy.phase = Phase.DRAINING
+        w.policy.phase = WorkerPhase.DRAINING
         t_out = time.monotonic()
         if was_serving and delay > 0:
             # vLLM would answer what balancers still send with empty "abort"
@@ -502,7 +502,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         except SystemctlError as e:
             w.last_problem = str(e)
         await self.systemctl.stop(w.unit, block=True, timeout=w.settings.shutdown_timeout + 30)
-        w.policy.phase = Phase.DRAINED
+        w.policy.phase = WorkerPhase.DRAINED
         w.up = False
         self._event("worker_stop", w, reason="drain")
         w.wake.set()
@@ -567,7 +567,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             if refusal is not None:
                 return refusal
             assert self is not None  # named() refuses whenever supervision is off
-            if self.workers[name].policy.phase is Phase.GPU_FAULT:
+            if self.workers[name].policy.phase is WorkerPhase.GPU_FAULT:
                 return web.json_response({"error": f"{name} was stopped for a GPU fault; fix the GPU and "
                                                    "restart the agent"}, status=409)
             await self.undrain(name)
@@ -623,11 +623,11 @@ def doctor_rows(statuses: Iterable[dict[str, Any]]) -> list[DoctorRow]:
         version = f"vLLM {w['vllm_version']}, " if w.get("vllm_version") else ""
         if w.get("ready"):
             rows.append(DoctorRow("worker", name, "ok", f"{version}{w.get('model') or 'model unknown'}: {why}"))
-        elif w.get("phase") == Phase.REFUSED.value:
+        elif w.get("phase") == WorkerPhase.REFUSED.value:
             rows.append(DoctorRow("worker", name, "fail", w.get("problem", why),
                                   "fix the worker's command or vLLM install, then `systemctl reload infernode` "
                                   f"or POST /workers/{name}/start"))
-        elif w.get("phase") in (Phase.STARTING.value, Phase.DRAINING.value, Phase.DRAINED.value):
+        elif w.get("phase") in (WorkerPhase.STARTING.value, WorkerPhase.DRAINING.value, WorkerPhase.DRAINED.value):
             rows.append(DoctorRow("worker", name, "warn", why))
         else:
             rows.append(DoctorRow("worker", name, "fail", why, f"journalctl -u {w.get('unit', '')}"))
