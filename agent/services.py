@@ -16,7 +16,6 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.events import Event
 from agent.topology import NodeTopology
@@ -50,7 +49,7 @@ class Services:
             for f in dataclasses.fields(self):
                 if f.name.startswith("_"):
                     continue
-                value: Any = getattr(self, f.name)
+                value: object = getattr(self, f.name)
                 if callable(value) and getattr(value, "__self__", None) is owner:
                     setattr(self, f.name, None)
                     cleared.append(f.name)

@@ -15,14 +15,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.doctor_row import DoctorRow
 from agent.events import NODE, Event, now_ns
 from agent.paths import Paths
 
 if TYPE_CHECKING:
-    from tuning.engine import Row
+    from tuning.engine import Engine, Row
+    from tuning.tunables.cpu import LatencyHolder
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
@@ -41,8 +42,8 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         super().__init__(ctx)
         self.settings = ctx.config.tuning
         self._cpuset: tuple[int, ...] | None = None
-        self.engine: Any = None
-        self.holder: Any = None
+        self.engine: Engine | None = None
+        self.holder: LatencyHolder | None = None
         self.error: str | None = None
         self.in_state: dict[tuple[str, str], int] = {}
         self.drifting: set[tuple[str, str]] = set()
@@ -50,7 +51,7 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         self.last_verify: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._monitors: list[Any] = []
+        self._monitors: list[Udev] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -121,14 +122,17 @@ class TuningSubsystem(Subsystem[TuningConfig]):
     def _startup(self) -> None:
         from tuning.engine import EngineError, recover
 
+        engine = self.engine
+        if engine is None:
+            return
         try:
-            restored = recover(self.engine)
+            restored = recover(engine)
             if restored:
                 log.warning("restored %d knob(s) left by an unfinished tuning run", len(restored))
             if self.settings.mode == "enforce":
-                changed, _ = self.engine.apply()
+                changed, _ = engine.apply()
                 if changed:
-                    self._applied_event(len(changed))
+                    self._applied_event(engine, len(changed))
         except EngineError as e:
             self.error = str(e)
             log.error("tuning: %s", e)
@@ -178,11 +182,15 @@ class TuningSubsystem(Subsystem[TuningConfig]):
 
     # -- one verification round ---------------------------------------------
 
-    def verify_once(self) -> list[Any]:
+    def verify_once(self) -> list[Row]:
         """Verify (and in enforce mode re-apply); returns the drifted rows seen."""
         from tuning.engine import ERROR, OK, SET, EngineError
 
-        rows = self.engine.plan()
+        # One engine for the round, whatever a reload does meanwhile.
+        engine = self.engine
+        if engine is None:
+            return []
+        rows = engine.plan()
         drift = [r for r in rows if r.action in (SET, ERROR)]
         now = now_ns()
         for r in drift:
@@ -195,22 +203,22 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         self.drifting = {(r.tunable, r.target) for r in drift}
         if drift and self.settings.mode == "enforce":
             try:
-                changed, _ = self.engine.apply()
+                changed, _ = engine.apply()
                 self.reapplied += len(changed)
                 if changed:
-                    self._applied_event(len(changed))
+                    self._applied_event(engine, len(changed))
                     log.warning("re-applied %d drifted knob(s)", len(changed))
-                rows = self.engine.plan()
+                rows = engine.plan()
             except EngineError as e:
                 log.error("tuning re-apply failed: %s", e)
         self.in_state = {(r.tunable, r.target): int(r.action == OK) for r in rows if r.action in (OK, SET, ERROR)}
         self.last_verify = time.time()
         return drift
 
-    def _applied_event(self, changed: int) -> None:
+    def _applied_event(self, engine: Engine, changed: int) -> None:
         now = now_ns()
         self.ctx.events.add(Event(now, now, "tuning_applied", NODE, float(changed),
-                                     {"profile": self.engine.profile.name, "changed": changed}))
+                                  {"profile": engine.profile.name, "changed": changed}))
 
     # -- exposition and doctor ----------------------------------------------
 

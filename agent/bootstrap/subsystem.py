@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from agent.bootstrap.plan import Row
 from agent.bootstrap.settings import BootstrapConfig, BootstrapSettings
 from agent.bootstrap.specs import (
     BOOTSTRAP_COMPONENT_INFO,
@@ -30,6 +30,7 @@ from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
+from agent.untyped import Udev
 
 log = logging.getLogger("infernode.bootstrap")
 
@@ -49,7 +50,7 @@ def uevent_to_event(action: str, props: Mapping[str, str], ts_ns: int) -> Event 
 
 @dataclass
 class State:
-    rows: list[Any] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     pci_counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -91,13 +92,13 @@ class BootstrapSubsystem(Subsystem[BootstrapConfig]):
     def __init__(self, ctx: SubsystemContext[BootstrapConfig]) -> None:
         super().__init__(ctx)
         self.settings = ctx.config.bootstrap
-        self.rows: list[Any] = []
+        self.rows: list[Row] = []
         self.pci_counts: dict[str, int] = {}
         self.error: str | None = None
         self.last_check: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._monitor: Any = None
+        self._monitor: Udev = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())

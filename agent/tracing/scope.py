@@ -26,6 +26,7 @@ from agent.services import Services
 from agent.tracing.ranking import RequestScope
 from agent.tracing.spans import RequestSpan
 from agent.worker.dropin import service_name
+from agent.worker.settings import WorkerSettings
 
 
 def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
@@ -42,7 +43,7 @@ def _named(managed: str | None, service: str) -> str:
 
 
 class ScopeResolver:
-    def __init__(self, paths: Paths, workers: Sequence[Any], services: Services | None = None,
+    def __init__(self, paths: Paths, workers: Sequence[WorkerSettings], services: Services | None = None,
                  ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.paths = paths
         self._scope_cache: dict[tuple[int | None, str], tuple[float, RequestScope]] = {}

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.cgroups import cgroup_of_pid
 from agent.collector import Collector, CollectorContext
@@ -66,7 +66,7 @@ class EbpfCollector(Collector):
                 "disabled", "disabled in config", f"set collectors.ebpf.programs.{p.name}: true")
             for p in PROGRAMS
         }
-        self.module: Any = None
+        self.module: BpfModule | None = None
         self.scopes = ScopeTable()
         self.events_read: dict[str, int] = {p.name: 0 for p in PROGRAMS}
         self._stop = threading.Event()

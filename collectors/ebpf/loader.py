@@ -8,7 +8,6 @@ import ctypes
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from agent.untyped import Bpf
 from collectors.ebpf.programs import Program, build_source
@@ -30,7 +29,7 @@ class BpfModule:
     def __init__(self, programs: list[Program], defines: dict[str, int | str]) -> None:
         self.programs = programs
         self.defines = defines
-        self.bpf: Any = None
+        self.bpf: Bpf = None
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()  # map reads vs. close

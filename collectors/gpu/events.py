@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from agent.events import AttrValue, Event, EventStore, now_ns
 from agent.untyped import NvmlObject
@@ -54,7 +53,7 @@ class EventThread:
         self.timeout_ms = timeout_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._evset: Any = None
+        self._evset: NvmlObject = None
         self.registered: list[Device] = []
 
     def start(self) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.absent import Absent
 from agent.catalog import MetricSpec
@@ -107,7 +106,7 @@ def describe_init_error(code: int, text: str) -> NvmlUnavailable:
 @dataclass
 class Device:
     index: int
-    handle: Any
+    handle: NvmlObject
     uuid: str
     name: str
     pci_bus_id: str
@@ -116,7 +115,7 @@ class Device:
     slow_fields: list[int] = field(default_factory=lambda: list(F.SLOW_FIELDS))
     nvlinks: list[int] = field(default_factory=list)
     gpm_supported: bool = False
-    gpm_prev: Any = None
+    gpm_prev: NvmlObject = None
     read_errors: int = 0
     _label_sets: dict[Labels, dict[str, str]] = field(default_factory=dict)
 
@@ -464,7 +463,7 @@ class NvmlReader:
 
     # -- events ------------------------------------------------------------------
 
-    def event_set(self, devices: list[Device]) -> tuple[Any, list[Device]]:
+    def event_set(self, devices: list[Device]) -> tuple[NvmlObject, list[Device]]:
         """An event set with XID and ECC events registered on every device that
         supports them; (None, []) when none does."""
         n = self.nvml
