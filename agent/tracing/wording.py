@@ -172,8 +172,15 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         detail: dict[str, object] = {"cpu": cpu}
         if holders:
             (holder, comm), _ = max(holders.items(), key=lambda kv: kv[1])
-            where += f", CPU held by pid {holder} ({comm})"
-            detail["holder_pid"], detail["holder_comm"] = holder, comm
+            if holder == 0:
+                # The idle task ran before the thread did: nothing held the CPU, the
+                # thread waited for the CPU to wake (C-state exit, wake-up IPI).
+                where += ", the CPU was idle: a wake-up delay, not a busy CPU"
+                detail["wakeup_delay"] = True
+            else:
+                # The kernel's "pid" of a task is its thread id.
+                where += f", CPU held by thread {holder} ({comm})"
+                detail["holder_pid"], detail["holder_comm"] = holder, comm
         tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
         if tids:
             detail["tids"] = tids[:16]

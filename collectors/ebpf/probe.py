@@ -101,7 +101,9 @@ def tracefs_events(paths: Paths) -> Path | None:
 def check_tracepoints(paths: Paths, program: Program) -> Verdict:
     events = tracefs_events(paths)
     if events is None:
-        return _no("tracefs is not mounted", "mount -t tracefs tracefs /sys/kernel/tracing")
+        return _no("tracefs is not mounted",
+                   "mount -t tracefs tracefs /sys/kernel/tracing; in a network namespace, enter it with "
+                   "`nsenter --net=/run/netns/NAME` (`ip netns exec` remounts /sys without tracefs)")
     missing = [tp for tp in program.tracepoints if not (events / tp.replace(":", "/") / "format").exists()]
     if missing:
         return _no(f"tracepoint {', '.join(missing)} missing in this kernel",

@@ -86,4 +86,4 @@ def test_runqueue_waits_explain_the_request_they_overlapped(ebpf, inference_cgro
     # or whatever else (a kernel thread, another user's process) slipped in after it.
     holders = {e.attributes["holder_pid"] for e in waits}
     assert top.detail["holder_pid"] in holders
-    assert f"on CPU {CPU}, CPU held by pid {top.detail['holder_pid']}" in top.text
+    assert f"on CPU {CPU}, CPU held by thread {top.detail['holder_pid']}" in top.text

@@ -29,7 +29,9 @@ def test_missing_tracepoint_is_named(tmp_path):
     v = check_tracepoints(Paths(tmp_path), BY_NAME["runqueue"])
     assert not v.ok and "sched:sched_wakeup" in v.reason and "sched_switch" not in v.reason
     assert check_tracepoints(Paths(tmp_path), BY_NAME["offcpu"]).ok
-    assert "tracefs" in check_tracepoints(Paths(tmp_path / "nothing"), BY_NAME["oom"]).reason
+    no_tracefs = check_tracepoints(Paths(tmp_path / "nothing"), BY_NAME["oom"])
+    assert "tracefs" in no_tracefs.reason
+    assert "nsenter --net" in no_tracefs.fix and "ip netns exec" in no_tracefs.fix
 
 
 def test_source_holds_each_enabled_program_once():

@@ -59,6 +59,14 @@ def test_concurrent_waits_count_once_not_per_thread():
     assert ex.explained_s == pytest.approx(0.100)
 
 
+def test_a_wait_behind_the_idle_task_is_a_wake_up_delay_not_a_held_cpu():
+    r = request(ttft=0.42, queue=0.02, prefill=0.38, decode=0.6, e2e=1.03)
+    ex = explain(r, SCOPE, [rq(30, 210, cpu=3, holder=0, comm="swapper/3")])
+    c = ex.causes[0]
+    assert c.text == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, the CPU was idle: a wake-up delay, not a busy CPU"
+    assert c.detail["wakeup_delay"] is True and "holder_pid" not in c.detail
+
+
 def test_causes_ranked_by_explained_time_with_text():
     r = request(ttft=0.42, queue=0.02, prefill=0.38, decode=0.6, e2e=1.03)
     evs = [
@@ -69,7 +77,7 @@ def test_causes_ranked_by_explained_time_with_text():
     ex = explain(r, SCOPE, evs)
     kinds = [(c.kind, round(c.explained_s, 3)) for c in ex.causes]
     assert kinds == [("runqueue_wait", 0.18), ("gpu_throttle", 0.06), ("runqueue_wait", 0.01)]
-    assert ex.causes[0].text == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by pid 4242 (kworker)"
+    assert ex.causes[0].text == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by thread 4242 (kworker)"
     assert ex.causes[1].text == "GPU throttled 60.0 ms of 600 ms decode (HwThermalSlowdown) on GPU-a"
     assert ex.causes[0].phases == pytest.approx({"queue": 0.01, "prefill": 0.17})
     assert ex.verdict == ex.causes[0].text
@@ -86,7 +94,7 @@ def test_holder_is_the_one_holding_the_cpu_longest():
     r = request()
     ex = explain(r, SCOPE, [rq(10, 20, holder=1, comm="a"), rq(30, 90, holder=2, comm="b")])
     assert ex.causes[0].detail["holder_pid"] == 2
-    assert "pid 2 (b)" in ex.causes[0].text
+    assert "thread 2 (b)" in ex.causes[0].text
 
 
 def test_no_events_is_no_known_cause():

@@ -44,7 +44,7 @@ def test_outliers_inside_windows_are_evidence_not_counted_twice():
     assert c.explained_s == pytest.approx(0.035)
     assert ex.explained_s == pytest.approx(0.035)
     assert c.detail["holder_pid"] == 4444 and c.detail["outliers"] == 1
-    assert c.text.endswith("on CPU 3, CPU held by pid 4444 (hog), 40 waits")
+    assert c.text.endswith("on CPU 3, CPU held by thread 4444 (hog), 40 waits")
 
 
 def test_without_windows_outliers_still_explain_by_union():

@@ -52,7 +52,7 @@ def test_explain_names_the_cause(agent):
     status, body = get(f"{agent.agent_url}/debug/explain?trace_id={agent.slow_trace}")
     assert status == 200
     (r,) = body["requests"]
-    assert r["verdict"] == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by pid 4242 (kworker)"
+    assert r["verdict"] == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by thread 4242 (kworker)"
     assert r["causes"][0]["share"] == pytest.approx(0.18 / r["latency_seconds"]["e2e"], abs=1e-3)
     assert r["slow"] == [{"phase": "ttft", "seconds": 0.42, "threshold_seconds": 0.3, "basis": "slo"}]
     assert r["events"][0]["kind"] == "runqueue_wait" and r["events"][0]["phase"] == "prefill"
@@ -111,7 +111,7 @@ def test_cli_slow_table(agent):
     res = CliRunner().invoke(main, ["slow", "--since", "10m", "--url", agent.agent_url, "--token", TOKEN])
     assert res.exit_code == 0, res.output
     assert res.output.startswith("1 slow of 2 requests seen in the last 600 s")
-    assert agent.slow_trace in res.output and "CPU held by pid 4242" in res.output
+    assert agent.slow_trace in res.output and "CPU held by thread 4242" in res.output
 
 
 def test_cli_unknown_trace_exits_1(agent):

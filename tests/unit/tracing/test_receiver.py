@@ -96,7 +96,7 @@ def test_span_overlapping_a_runqueue_wait_is_explained(agent):
     (ex,) = agent.tracing.recent.by_trace(trace_id)
     assert ex.causes and ex.causes[0].kind == "runqueue_wait"
     assert ex.causes[0].explained_s == pytest.approx(0.15, abs=1e-6)
-    assert "CPU held by pid 99 (hog)" in ex.verdict
+    assert "CPU held by thread 99 (hog)" in ex.verdict
 
 
 def test_truncated_protobuf_is_400_and_counted(agent):
