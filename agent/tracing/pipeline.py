@@ -194,7 +194,7 @@ class Enricher:
         relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
         relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
         slow = self.judge.judge(scope.worker, latencies(r))
-        return explain(r, scope, relevant, slow or None, self.settings.min_cause)
+        return explain(r, scope, relevant, slow or None, self.settings.min_cause, self.settings.min_cause_share)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()

@@ -249,6 +249,8 @@ class Ranking:
     instants: list[Ranked]  # severe first
     listed: int  # how many causes are worded (timed first, then instants)
     explained_s: float  # the union over the timed causes, at most e2e
+    # Timed groups below the minimum share: evidence, most time first, not causes.
+    evidence: list[Ranked] = field(default_factory=list)
 
     @property
     def more(self) -> int:
@@ -267,8 +269,10 @@ class Ranking:
         return self.phases[-1].end_ns
 
 
-def rank(r: RequestSpan, events: Iterable[Event], min_cause_s: float = 0.001) -> Ranking:
-    """Rank the causes among `events` (already known to concern the request)."""
+def rank(r: RequestSpan, events: Iterable[Event], min_cause_s: float = 0.001, min_share: float = 0.0) -> Ranking:
+    """Rank the causes among `events` (already known to concern the request). A timed
+    group under `min_cause_s`, or under `min_share` of e2e, is no cause: the first
+    stays among the events only, the second is listed as evidence."""
     phs = phases(r)
     req_start, req_end = phs[0].start_ns, phs[-1].end_ns
     relevant = sorted([e for e in events if e.start_ns <= req_end and e.end_ns >= req_start], key=_START_END)
@@ -286,12 +290,16 @@ def rank(r: RequestSpan, events: Iterable[Event], min_cause_s: float = 0.001) ->
 
     timed: list[Ranked] = []
     instants: list[Ranked] = []
+    evidence: list[Ranked] = []
     all_intervals: list[tuple[int, int]] = []
     aggregate_s = 0.0
     for (kind, key), evs in groups.items():
         if KINDS[kind].role is Role.DURATION:
             explained_s, per_phase, merged = _time_of(evs, phs, req_start, req_end)
             if explained_s < min_cause_s:
+                continue
+            if r.e2e > 0 and explained_s / r.e2e < min_share:
+                evidence.append(Ranked(kind, key, evs, explained_s, per_phase))
                 continue
             all_intervals.extend(merged)
             if not merged:
@@ -302,8 +310,9 @@ def rank(r: RequestSpan, events: Iterable[Event], min_cause_s: float = 0.001) ->
     # Time explained first; then moments (no duration), the severe ones first. Only
     # the top causes are worded: a contended node can produce dozens per request.
     timed.sort(key=lambda t: (-t.explained_s, t.kind, t.key))
+    evidence.sort(key=lambda t: (-t.explained_s, t.kind, t.key))
     instants.sort(key=lambda t: (not KINDS[t.kind].severe, t.kind))
     listed = min(len(timed) + len(instants), MAX_CAUSES)
     # Aggregate time has no intervals to merge with the rest: added, bounded by e2e.
     explained = min(union_ns(all_intervals) / 1e9 + aggregate_s, max(r.e2e, 0.0))
-    return Ranking(phs, relevant, timed, instants, listed, explained)
+    return Ranking(phs, relevant, timed, instants, listed, explained, evidence[:MAX_CAUSES])

@@ -30,14 +30,15 @@ class Seen:
     events: Sequence[Event]
     slow: tuple[dict[str, object], ...]
     min_cause_s: float
+    min_share: float
 
     @classmethod
     def of(cls, ex: Explanation) -> Seen:
         scope = ex.scope or RequestScope(worker=ex.worker)
-        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s)
+        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s, ex.min_share)
 
     def explanation(self) -> Explanation:
-        return explain(self.request, self.scope, self.events, list(self.slow), self.min_cause_s)
+        return explain(self.request, self.scope, self.events, list(self.slow), self.min_cause_s, self.min_share)
 
 
 class RecentRequests:

@@ -77,6 +77,10 @@ class ExplainSettings(BaseModel):
     p99_min_requests: int = Field(default=100, ge=10)
     # Events shorter than this are attached as evidence but are not worth naming as a cause.
     min_cause: Duration = 0.001
+    # A timed cause that explains less than this share of the request's e2e is evidence,
+    # listed under the verdict, not a cause: a clean request's 1-10 ms background waits
+    # are real but did not make it slow, and "no known cause" is then the honest verdict.
+    min_cause_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # A span whose e2e is longer than this is not a request's (counted invalid).
     max_e2e: Duration = Field(default=21600.0, gt=0, le=31 * 86400)
 

@@ -59,7 +59,18 @@ class Explanation:
     context: list[str] = field(default_factory=list)
     scope: RequestScope | None = None
     min_cause_s: float = 0.001
+    min_share: float = 0.0
+    word_evidence: Callable[[], list[Cause]] = list
     _causes: list[Cause] | None = None
+    _evidence: list[Cause] | None = None
+
+    @property
+    def evidence(self) -> list[Cause]:
+        """What the request's own threads and devices went through that was too
+        small a share to have made it slow (ExplainSettings.min_cause_share)."""
+        if self._evidence is None:
+            self._evidence = self.word_evidence()
+        return self._evidence
 
     @property
     def causes(self) -> list[Cause]:
@@ -100,6 +111,7 @@ class Explanation:
             "explained_share": round(self.explained_s / r.e2e, 4) if r.e2e > 0 else 0.0,
             "causes": [c.to_json() for c in self.causes],
             "more_causes": self.more_causes,
+            "evidence": [c.to_json() for c in self.evidence],
             "context": self.context,
         }
         if with_events:
@@ -118,6 +130,11 @@ def word_causes(r: RequestSpan, ranking: Ranking) -> list[Cause]:
     causes = [_duration_cause(r, c, ranking.req_start, ranking.req_end) for c in ranking.timed[:MAX_CAUSES]]
     causes.extend(_instant_cause(r, c, ranking.phases) for c in ranking.instants[: ranking.listed - len(causes)])
     return causes
+
+
+def word_evidence(r: RequestSpan, ranking: Ranking) -> list[Cause]:
+    """Timed groups below the minimum share, worded as causes would be."""
+    return [_duration_cause(r, c, ranking.req_start, ranking.req_end) for c in ranking.evidence]
 
 
 def context(ranking: Ranking) -> list[str]:

@@ -535,11 +535,23 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "uvicorn"
     engine: Engine  # set on the subclass
+    # Per request, set by _timed; defaults for a request the server refuses before it
+    # reaches a handler (send_error on a malformed request line).
+    _t0 = 0.0
+    _method = ""
+    _status = 0
 
     def log_message(self, fmt: str, *args: object) -> None:  # quiet; vLLM logs to journald its own way
         pass
 
     def send_response(self, code: int, message: str | None = None) -> None:
+        # prometheus-fastapi-instrumentator (vLLM's HTTP metrics) records a request
+        # in its middleware when the app hands back the response object: before the
+        # client has the body, and for a stream before its first chunk. So it is
+        # counted here, when the status goes out; a client that reads a response and
+        # then scrapes /metrics sees its request counted.
+        if not self._status:
+            self.engine.http.observe(self.path.split("?", 1)[0], self._method, code, time.monotonic() - self._t0)
         self._status = code
         super().send_response(code, message)
 
@@ -557,13 +569,10 @@ class Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": status}})
 
     def _timed(self, method: str, fn) -> None:
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
+        self._method = method
         self._status = 0
-        try:
-            fn()
-        finally:
-            if self._status:
-                self.engine.http.observe(self.path.split("?", 1)[0], method, self._status, time.monotonic() - t0)
+        fn()
 
     def do_GET(self) -> None:  # noqa: N802
         self._timed("GET", self._get)

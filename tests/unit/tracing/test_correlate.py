@@ -191,3 +191,21 @@ def test_tuning_drift_is_context_not_a_cause():
     assert ex.causes == [] and ex.verdict == "no known cause"
     assert ex.context == ["tuning drift: vm.swappiness is 60, wanted 10"]
     assert ex.to_json()["context"] == ex.context
+
+
+def test_a_cause_below_the_minimum_share_is_evidence_and_the_verdict_is_no_known_cause():
+    r = request(ttft=0.42, queue=0.02, prefill=0.38, decode=0.6, e2e=1.0)
+    background = [rq(100, 107, cpu=1), rq(500, 503, cpu=2)]  # 7 ms and 3 ms: 0.7% and 0.3% of e2e
+    ex = explain(r, SCOPE, background, min_share=0.05)
+    assert ex.causes == [] and ex.verdict == "no known cause" and ex.explained_s == 0
+    assert [(c.kind, round(c.explained_s, 3)) for c in ex.evidence] == [("runqueue_wait", 0.007),
+                                                                        ("runqueue_wait", 0.003)]
+    doc = ex.to_json()
+    assert doc["causes"] == [] and [c["key"] for c in doc["evidence"]] == ["1", "2"]
+    # A wait that is a real share is a cause; the background stays evidence beside it.
+    ex = explain(r, SCOPE, [*background, rq(200, 300, cpu=3)], min_share=0.05)
+    assert [c.key for c in ex.causes] == ["3"] and ex.explained_s == pytest.approx(0.1)
+    assert [c.key for c in ex.evidence] == ["1", "2"]
+    # Severe moments have no share and stay causes.
+    xid = Event(T0 + 400 * MS, T0 + 400 * MS, "gpu_xid", "gpu:GPU-a", 1.0, {"xid": 79, "action": "reboot_node"})
+    assert [c.kind for c in explain(r, SCOPE, [*background, xid], min_share=0.05).causes] == ["gpu_xid"]

@@ -180,3 +180,16 @@ def test_invalid_spans_still_count_for_the_worker_that_sent_them():
     c = e.process(export(2, pid="²", service="vllm-b", start_ns=T0, overrides={0: {sp.TTFT: "soon"}}))
     assert (c.llm_request, c.invalid) == (1, 1)
     assert e.worker_spans == {"vllm-a": 5, "vllm-b": 2}
+
+
+def test_by_default_a_small_share_is_evidence_and_the_verdict_no_known_cause():
+    """The shipped minimum share (explain.min_cause_share, 5%) applies to every
+    received span: a 6 ms GPU throttle in a 1 s request names nothing."""
+    store = EventStore()
+    store.add(Event(T0 + 200 * MS, T0 + 206 * MS, "gpu_throttle", "gpu:GPU-x", 0.006, {"reason": "SwPowerCap"}))
+    e = _enricher(store)
+    req = export(1, pid=None, start_ns=T0, ttft=0.4, e2e=1.0)
+    e.process(req)
+    (ex,) = e.recent.by_trace(req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex())
+    assert ex.causes == [] and ex.verdict == "no known cause" and ex.top_kind is None
+    assert [c.kind for c in ex.evidence] == ["gpu_throttle"]
