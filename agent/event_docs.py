@@ -19,7 +19,9 @@ request: a **duration** explains time (grouped by the attribute named), an
 **aggregate** is a kernel sum over a window that explains time for its duration
 kind, an **instant** is named beside the timed causes (severe ones first), a
 **context** event is listed as context, and a **record** is kept for its own
-readers and never explains a request. docs/tracing.md describes the ranking.
+readers and never explains a request. An event about the whole node (subject
+`node`) concerns only the requests its kind's rule names: a thread's own wait or
+stall is its cgroup's, never the node's. docs/tracing.md describes the ranking.
 """
 
 
@@ -35,10 +37,20 @@ def _use(k: EventKind) -> str:
     return "record"
 
 
+ON_NODE = {
+    "": "no request",
+    "all": "every request",
+    "port": "a request on the worker's port (every request when a port is unknown)",
+    "victim": "a request of the victim's cgroup (every request when it is unknown)",
+}
+
+
 def render_events_doc() -> str:
-    out = [HEADER, "| kind | subject | magnitude | meaning | in `explain` |", "|---|---|---|---|---|"]
+    out = [HEADER, "| kind | subject | magnitude | meaning | in `explain` | with subject `node`, concerns |",
+           "|---|---|---|---|---|---|"]
     for k in KINDS.values():
-        out.append(f"| `{k.name}` | `{k.subject}` | {k.magnitude} | {_cell(k.meaning)} | {_cell(_use(k))} |")
+        out.append(f"| `{k.name}` | `{k.subject}` | {k.magnitude} | {_cell(k.meaning)} | {_cell(_use(k))} "
+                   f"| {ON_NODE[k.on_node]} |")
     return "\n".join(out) + "\n"
 
 

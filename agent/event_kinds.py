@@ -23,6 +23,12 @@ request (agent/tracing/ranking.py):
   event log), never a cause or context of a request; listed among a request's
   events when it overlaps one.
 
+An event whose subject is `node` concerns a request only by its kind's `on_node`
+rule: "all" (every request on the node: the node's states), "port" (a request on
+the worker's port, or every request when either side's port is unknown), "victim"
+(a request of the victim's cgroup, or every request when the victim is unknown),
+or "" (none: a thread's own wait or stall is its cgroup's, never the node's).
+
 `magnitude` is in the unit given; subjects follow agent/events.py ("cgroup:<path>"
 is the canonical cgroup path of agent.cgroups).
 """
@@ -55,6 +61,7 @@ class EventKind:
     cause: str = ""  # AGGREGATE: the DURATION kind whose time it sums
     severe: bool = False  # INSTANT: listed before the others
     context: str = ""  # CONTEXT: its wording
+    on_node: str = ""  # which requests an event of this kind with subject `node` concerns
 
     def context_text(self, attributes: Mapping[str, object]) -> str:
         return string.Formatter().vformat(self.context, (), _Missing(attributes)).strip()
@@ -90,13 +97,14 @@ KINDS: dict[str, EventKind] = {
                   Role.AGGREGATE, cause="io_stall"),
         EventKind("tcp_retransmit", "node", "segments",
                   "TCP retransmission; attributes saddr, daddr, sport, dport.",
-                  Role.INSTANT, "TCP retransmits"),
+                  Role.INSTANT, "TCP retransmits", on_node="port"),
         EventKind("oom_kill", "node", "count",
                   "The OOM killer chose a victim; attributes pid, comm, cgroup.",
-                  Role.INSTANT, "OOM kill", severe=True),
-        EventKind("reclaim_stall", "cgroup:<path> or node", "seconds",
-                  "Direct reclaim stalled an allocating thread; attributes tid.",
-                  Role.DURATION, "direct reclaim stall"),
+                  Role.INSTANT, "OOM kill", severe=True, on_node="victim"),
+        EventKind("reclaim_stall", "cgroup:<path> of the stalled thread (thread:<tid> when it is gone)", "seconds",
+                  "Reclaim stalled an allocating thread: global direct reclaim (kind direct) or its "
+                  "cgroup's limit (kind memcg); attributes tid, comm, kind, cgroup.",
+                  Role.DURATION, "reclaim stall", group_by="kind"),
         # GPU (collectors/gpu)
         EventKind("gpu_throttle", "gpu:<uuid>", "seconds",
                   "A clock-event (throttle) reason was active; attributes reason.",
@@ -112,9 +120,9 @@ KINDS: dict[str, EventKind] = {
         EventKind("gpu_lost", "gpu:<uuid>", "count", "NVML reports the GPU lost.",
                   Role.INSTANT, "GPU lost", severe=True),
         EventKind("gpu_added", "node", "count", "A GPU appeared on PCI; attributes pci_bus_id.",
-                  Role.CONTEXT, context="gpu added {pci_bus_id}"),
+                  Role.CONTEXT, context="gpu added {pci_bus_id}", on_node="all"),
         EventKind("gpu_removed", "node", "count", "A GPU disappeared from PCI; attributes pci_bus_id.",
-                  Role.CONTEXT, context="gpu removed {pci_bus_id}"),
+                  Role.CONTEXT, context="gpu removed {pci_bus_id}", on_node="all"),
         # Worker supervisor (agent/worker)
         EventKind("worker_start", "worker:<name>", "count", "The worker unit was started.",
                   Role.INSTANT, "worker started"),
@@ -131,12 +139,12 @@ KINDS: dict[str, EventKind] = {
         # Tuning and bootstrap
         EventKind("tuning_drift", "node", "count",
                   "A tunable left its desired value; attributes tunable, target, current, desired.",
-                  Role.CONTEXT, context="tuning drift: {tunable} is {current}, wanted {desired}"),
+                  Role.CONTEXT, context="tuning drift: {tunable} is {current}, wanted {desired}", on_node="all"),
         EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed.",
-                  Role.CONTEXT, context="tuning profile {profile} applied"),
+                  Role.CONTEXT, context="tuning profile {profile} applied", on_node="all"),
         EventKind("bootstrap_change", "node", "count",
                   "A pinned component was installed or changed; attributes component, version.",
-                  Role.CONTEXT, context="{component} changed to {version}"),
+                  Role.CONTEXT, context="{component} changed to {version}", on_node="all"),
     )
 }
 
@@ -163,4 +171,6 @@ def lint(kinds: Mapping[str, EventKind] = KINDS) -> list[str]:
             out.append(f"{k.name}: only instants are severe")
         if k.group_by != "subject" and k.role is not Role.DURATION:
             out.append(f"{k.name}: only duration kinds group by an attribute")
+        if k.on_node not in ("", "all", "port", "victim"):
+            out.append(f"{k.name}: unknown on_node rule {k.on_node!r}")
     return out

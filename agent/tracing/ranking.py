@@ -111,17 +111,30 @@ def concerns(ev: Event, scope: RequestScope) -> bool:
         return (isinstance(issuer, int) and issuer in scope.pids) or (cg is not None and cg == scope.cgroup)
     if subj.startswith("gpu:"):
         return scope.gpus is None or subj[4:] in scope.gpus
-    if subj == NODE and ev.kind == "tcp_retransmit" and scope.port is not None:
-        ports = (ev.attributes.get("sport"), ev.attributes.get("dport"))
-        if any(isinstance(p, int) for p in ports):
-            return scope.port in ports
+    if subj == NODE:
+        return _concerns_node(ev, scope)
     if subj.startswith("worker:"):
         return subj[7:] == scope.worker
     if subj.startswith("cgroup:"):
         return scope.cgroup is not None and subj[7:] == scope.cgroup
     if subj.startswith("nic:"):
         return subj[4:] in scope.nics
-    return subj == NODE
+    return False
+
+
+def _concerns_node(ev: Event, scope: RequestScope) -> bool:
+    """A `node` event, by its kind's on_node rule (agent/event_kinds.py)."""
+    k = KINDS.get(ev.kind)
+    rule = k.on_node if k is not None else ""
+    if rule == "port":
+        ports = (ev.attributes.get("sport"), ev.attributes.get("dport"))
+        if scope.port is not None and any(isinstance(p, int) for p in ports):
+            return scope.port in ports
+        return True
+    if rule == "victim":
+        victim = ev.attributes.get("cgroup")
+        return not victim or scope.cgroup is None or victim == scope.cgroup
+    return rule == "all"
 
 
 def _classify(ev: Event) -> tuple[str, str] | None:

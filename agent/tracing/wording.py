@@ -238,7 +238,19 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         drop = max(ev.magnitude for ev in evs)
         return {"gpu": uuid, "drop_hertz": drop}, f" by {drop / 1e6:.0f} MHz on {uuid}"
     if kind == "reclaim_stall":
-        return {"subject": first.subject}, ""
+        memcg = a.get("kind") == "memcg"
+        tids = sorted({t for ev in evs if isinstance(t := ev.attributes.get("tid"), int)})
+        comms = sorted({str(c) for ev in evs if (c := ev.attributes.get("comm"))})
+        cgroup = str(a.get("cgroup") or "")
+        where = " (the cgroup's memory limit)" if memcg else " (global direct reclaim)"
+        if tids:
+            where += f" in thread {tids[0]}" + (f" ({comms[0]})" if comms else "")
+            if len(tids) > 1:
+                where += f" and {len(tids) - 1} more"
+        if cgroup:
+            where += f", cgroup {cgroup}"
+        return {"reclaim": "memcg" if memcg else "direct", "tids": tids[:16], "comms": comms[:8],
+                "cgroup": cgroup}, where
     return {}, ""
 
 

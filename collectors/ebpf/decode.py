@@ -96,6 +96,13 @@ def to_event(
                      {"pid": raw.other_pid, "comm": raw.comm, "cgroup": cg or ""})
     if raw.program == "reclaim":
         kind = RECLAIM_KINDS[raw.flags] if raw.flags < len(RECLAIM_KINDS) else "direct"
-        return Event(start, end, "reclaim_stall", scope_subject, dur_s,
-                     {"tid": raw.tid, "cpu": raw.cpu, "kind": kind, "comm": raw.comm})
+        attrs = {"tid": raw.tid, "cpu": raw.cpu, "kind": kind, "comm": raw.comm}
+        if raw.scope_id in scopes:
+            return Event(start, end, "reclaim_stall", scope_subject, dur_s, {**attrs, "cgroup": scopes[raw.scope_id]})
+        # Another thread's stall is its own cgroup's, never the node's: memcg reclaim
+        # is that cgroup's limit, and even global reclaim delays a request only
+        # through the request's own threads, whose stalls are theirs.
+        cg = cgroup_of_pid(raw.tid)
+        subject = f"cgroup:{cg}" if cg else f"thread:{raw.tid}"
+        return Event(start, end, "reclaim_stall", subject, dur_s, {**attrs, "cgroup": cg or ""})
     raise ValueError(f"program {raw.program} does not emit events")

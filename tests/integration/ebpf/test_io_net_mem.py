@@ -170,4 +170,11 @@ def test_page_cache_over_the_limit_causes_reclaim(ebpf, memory_cgroup, tmp_path)
     assert value(after, "infernode_reclaim_stalls_total", **labels) > before
     assert value(after, "infernode_reclaim_stall_seconds_total", **labels) > 0
     stalls = wait_for(lambda: [e for e in events_of(node, "reclaim_stall", t0) if e.attributes["comm"] == "cat"])
-    assert stalls and stalls[0].attributes["kind"] == "memcg" and stalls[0].subject == "node"
+    assert stalls and stalls[0].attributes["kind"] == "memcg"
+    # Another process's reclaim is its own cgroup's (or, once it has exited, its
+    # thread's), never the node's: it concerns no worker's request.
+    from agent.tracing.ranking import RequestScope, concerns
+
+    assert stalls[0].subject != "node" and stalls[0].subject.startswith(("cgroup:", "thread:"))
+    worker = RequestScope(worker="llama", cgroup="/inference.slice/infernode-worker@llama.service", port=8000)
+    assert not any(concerns(ev, worker) for ev in stalls)

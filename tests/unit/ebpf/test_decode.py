@@ -66,10 +66,14 @@ def test_oom_record_carries_victim_pid_comm_and_cgroup():
     assert ev.attributes == {"pid": 31337, "comm": "python3", "cgroup": "/victims"}
 
 
-def test_reclaim_record_outside_any_scope_is_a_node_event():
+def test_reclaim_record_outside_any_scope_is_its_own_cgroups_never_the_nodes():
     raw = parse_record(record(5, tid=5, duration_ns=12_000_000, flags=1, comm=b"dd"))
-    ev = to_event(raw, conv(0), {}, no_dev)
-    assert (ev.kind, ev.subject, ev.attributes["kind"]) == ("reclaim_stall", "node", "memcg")
+    ev = to_event(raw, conv(0), {}, no_dev, lambda pid: "/user.slice/backup.service" if pid == 5 else None)
+    assert (ev.kind, ev.subject, ev.attributes["kind"]) == ("reclaim_stall", "cgroup:/user.slice/backup.service", "memcg")
+    assert ev.attributes["cgroup"] == "/user.slice/backup.service" and ev.attributes["comm"] == "dd"
+    # A thread gone before its cgroup could be read is named by its id, still not the node.
+    gone = to_event(raw, conv(0), {}, no_dev)
+    assert gone.subject == "thread:5" and gone.attributes["cgroup"] == ""
 
 
 def test_bad_records_are_rejected_with_a_reason():

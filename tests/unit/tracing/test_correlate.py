@@ -209,3 +209,32 @@ def test_a_cause_below_the_minimum_share_is_evidence_and_the_verdict_is_no_known
     # Severe moments have no share and stay causes.
     xid = Event(T0 + 400 * MS, T0 + 400 * MS, "gpu_xid", "gpu:GPU-a", 1.0, {"xid": 79, "action": "reboot_node"})
     assert [c.kind for c in explain(r, SCOPE, [*background, xid], min_share=0.05).causes] == ["gpu_xid"]
+
+
+def test_reclaim_is_named_for_its_kind_thread_and_cgroup_and_another_cgroups_never_concerns():
+    r = request(e2e=1.0)
+    own = Event(T0 + 100 * MS, T0 + 140 * MS, "reclaim_stall", f"cgroup:{CG}", 0.04,
+                {"tid": 4242, "cpu": 1, "kind": "memcg", "comm": "python3", "cgroup": CG})
+    ex = explain(r, SCOPE, [own])
+    assert ex.causes[0].text == ("reclaim stall 40.0 ms of 400 ms TTFT (the cgroup's memory limit) in thread 4242 "
+                                 f"(python3), cgroup {CG}")
+    assert ex.causes[0].detail["reclaim"] == "memcg"
+    elsewhere = Event(T0 + 100 * MS, T0 + 140 * MS, "reclaim_stall", "cgroup:/user.slice/backup.service", 0.04,
+                      {"tid": 9, "kind": "memcg", "comm": "tar", "cgroup": "/user.slice/backup.service"})
+    gone = Event(T0, T0 + 50 * MS, "reclaim_stall", "thread:77", 0.05, {"tid": 77, "kind": "direct", "cgroup": ""})
+    legacy = Event(T0, T0 + 50 * MS, "reclaim_stall", "node", 0.05, {"tid": 77, "kind": "direct"})
+    assert not any(concerns(ev, SCOPE) for ev in (elsewhere, gone, legacy))
+    assert concerns(own, SCOPE)
+
+
+def test_node_events_concern_a_request_only_by_their_kinds_rule():
+    from agent.events import NODE
+
+    retrans = Event(T0, T0, "tcp_retransmit", NODE, 1.0, {"sport": 9999, "dport": 443})
+    assert not concerns(retrans, SCOPE)  # the worker's port is 8000
+    assert concerns(Event(T0, T0, "tcp_retransmit", NODE, 1.0, {"sport": 8000, "dport": 51000}), SCOPE)
+    other_oom = Event(T0, T0, "oom_kill", NODE, 1.0, {"pid": 5, "comm": "java", "cgroup": "/user.slice/x"})
+    own_oom = Event(T0, T0, "oom_kill", NODE, 1.0, {"pid": 4242, "comm": "python3", "cgroup": CG})
+    assert not concerns(other_oom, SCOPE) and concerns(own_oom, SCOPE)
+    assert concerns(Event(T0, T0, "tuning_drift", NODE, 1.0, {}), SCOPE)
+    assert not concerns(Event(T0, T0 + MS, "runqueue_wait", NODE, 0.001, {"tid": 1}), SCOPE)
