@@ -355,3 +355,5 @@ class Daemon:
         for i, (what, stop) in enumerate(steps):
             after = len(steps) - 1 - i
             await self._bounded(stop(), what, deadline - loop.time() - after * STOP_RESERVE_S)
+        for s in self.subsystems:
+            self.services.withdraw(s)

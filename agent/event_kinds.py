@@ -138,7 +138,8 @@ KINDS: dict[str, EventKind] = {
                   Role.RECORD),  # a refused worker serves no request
         # Tuning and bootstrap
         EventKind("tuning_drift", "node", "count",
-                  "A tunable left its desired value; attributes tunable, target, current, desired.",
+                  "A tunable was away from its desired value from its detection to its repair (open, state=open, "
+                  "while it still is); attributes tunable, target, current, desired.",
                   Role.CONTEXT, context="tuning drift: {tunable} is {current}, wanted {desired}", on_node="all"),
         EventKind("tuning_applied", "node", "count", "The tuning engine applied a profile; attributes profile, changed.",
                   Role.CONTEXT, context="tuning profile {profile} applied", on_node="all"),

@@ -37,6 +37,8 @@ class Services:
     worker_model_of: Callable[[str], str | None] | None = None
     # Worker supervisor: (worker, span name, start ns, end ns) of a start-up span.
     worker_startup_phase: Callable[[str, str, int, int], None] | None = None
+    # Tuning loop: drift windows still open, ending now (correlation context).
+    tuning_open_events: Callable[[], list[Event]] | None = None
     # Tuning loop: the inference CPU set of the applied profile, None when it has none.
     tuning_inference_cpus: Callable[[], Sequence[int] | None] | None = None
 

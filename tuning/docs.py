@@ -24,8 +24,10 @@ key, before anything changes.
 
 In the daemon (`tuning.mode`): `audit` (default) verifies every
 `tuning.verify_interval` and on udev net/cpu events, exports
-`infernode_tuning_in_desired_state{tunable,target}` and records `tuning_drift`
-events; `enforce` also applies at start, re-applies on drift
+`infernode_tuning_in_desired_state{tunable,target}` and records each drift as a
+`tuning_drift` interval from the verification that found it to the one that found
+it repaired (or the daemon's stop), which `infernode explain` shows as context on
+every request inside it (while it is still open too); `enforce` also applies at start, re-applies on drift
 (`infernode_tuning_reapplied_total`) and holds `/dev/cpu_dma_latency` open; the
 cap is released when the daemon stops, other knobs stay until `tune rollback` or
 reboot. Switch the daemon back to `audit` before a manual `tune rollback`, or

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agent.doctor_row import DoctorRow
-from agent.events import NODE, Event, now_ns
+from agent.events import NODE, AttrValue, Event, now_ns
 from agent.paths import Paths
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         self.holder: LatencyHolder | None = None
         self.error: str | None = None
         self.in_state: dict[tuple[str, str], int] = {}
-        self.drifting: set[tuple[str, str]] = set()
+        # Drift is a state: (tunable, target) -> (detected ns, its attributes) while it
+        # lasts; written to the event store as one interval when it ends, and offered
+        # to the correlation as an open window until then (services.tuning_open_events).
+        self._drift: dict[tuple[str, str], tuple[int, dict[str, AttrValue]]] = {}
+        self._drift_lock = threading.Lock()
         self.reapplied = 0
         self.last_verify: float | None = None
         self._wake = asyncio.Event()
@@ -60,12 +65,17 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         await off_loop(self._prepare)
         if self.engine is not None:
             await off_loop(self._startup)
+        # For the correlation: drift still open is context of every request inside it.
+        self.ctx.services.tuning_open_events = self.open_events
         self._task = asyncio.create_task(self._loop())
         self._watch_udev()
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        # Nobody watches the knobs any more: what drift is open ends here.
+        self._end_drift(set(), now_ns())
+        self.ctx.services.withdraw(self)
         for monitor in self._monitors:
             asyncio.get_running_loop().remove_reader(monitor.fileno())
         self._monitors = []
@@ -193,14 +203,12 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         rows = engine.plan()
         drift = [r for r in rows if r.action in (SET, ERROR)]
         now = now_ns()
-        for r in drift:
-            key = (r.tunable, r.target)
-            if key not in self.drifting:
-                self.ctx.events.add(Event(now, now, "tuning_drift", NODE, 1.0, {
+        with self._drift_lock:
+            for r in drift:
+                self._drift.setdefault((r.tunable, r.target), (now, {
                     "tunable": r.tunable, "target": r.target,
                     "current": "" if r.current is None else r.current, "desired": r.desired,
                 }))
-        self.drifting = {(r.tunable, r.target) for r in drift}
         if drift and self.settings.mode == "enforce":
             try:
                 changed, _ = engine.apply()
@@ -211,9 +219,32 @@ class TuningSubsystem(Subsystem[TuningConfig]):
                 rows = engine.plan()
             except EngineError as e:
                 log.error("tuning re-apply failed: %s", e)
+        self._end_drift({(r.tunable, r.target) for r in rows if r.action in (SET, ERROR)}, now_ns())
         self.in_state = {(r.tunable, r.target): int(r.action == OK) for r in rows if r.action in (OK, SET, ERROR)}
         self.last_verify = time.time()
         return drift
+
+    @property
+    def drifting(self) -> set[tuple[str, str]]:
+        with self._drift_lock:
+            return set(self._drift)
+
+    def _end_drift(self, still: set[tuple[str, str]], end_ns: int) -> None:
+        """Write each drift that is over (repaired, or no longer watched) as one
+        interval from its detection to `end_ns`."""
+        with self._drift_lock:
+            over = [(key, v) for key, v in self._drift.items() if key not in still]
+            for key, _ in over:
+                del self._drift[key]
+        for _, (start, attrs) in over:
+            self.ctx.events.add(Event(start, max(start, end_ns), "tuning_drift", NODE, 1.0, attrs))
+
+    def open_events(self) -> list[Event]:
+        """Drift windows still open, ending now (not yet in the event store)."""
+        now = now_ns()
+        with self._drift_lock:
+            return [Event(start, now, "tuning_drift", NODE, 1.0, {**attrs, "state": "open"})
+                    for start, attrs in self._drift.values()]
 
     def _applied_event(self, engine: Engine, changed: int) -> None:
         now = now_ns()

@@ -83,16 +83,18 @@ class Enricher:
         self._open: list[Event] = []
 
     def _open_events(self) -> list[Event]:
-        """GPU throttle windows still open (the GPU collector adds them to the store
-        only when they close, and a request can end inside one)."""
-        fn = self.services.gpu_open_events
-        if fn is None:
-            return []
-        try:
-            return list(fn())
-        except Exception:  # noqa: BLE001 - a GPU collector problem must not cost the span
-            log.debug("gpu_open_events failed", exc_info=True)
-            return []
+        """Windows still open, which their sources add to the store only when they
+        close, and a request can end inside one: GPU throttles, tuning drift."""
+        out: list[Event] = []
+        for name, fn in (("gpu_open_events", self.services.gpu_open_events),
+                         ("tuning_open_events", self.services.tuning_open_events)):
+            if fn is None:
+                continue
+            try:
+                out.extend(fn())
+            except Exception:  # noqa: BLE001 - a source's problem must not cost the span
+                log.debug("%s failed", name, exc_info=True)
+        return out
 
     def _drain_kernel_sums(self) -> None:
         """Run-queue and block I/O waits still summed in the kernel (the eBPF collector

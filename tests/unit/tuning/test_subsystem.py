@@ -105,3 +105,47 @@ def test_bad_profile_in_daemon_is_a_doctor_failure_not_a_crash(root, tmp_path):
     rows = list(sub.doctor())
     assert rows[0].status == "fail" and "broken.yaml: tunables.vm.swappiness" in rows[0].detail
     assert (root / "proc/sys/vm/swappiness").read_text() == "60\n"
+
+
+def test_drift_is_an_interval_from_detection_to_repair_and_context_for_every_request_inside(root, tmp_path):
+    """A drift lasts: while open it is offered to the correlation (services), and it
+    is written once, as [detected, repaired], when it ends."""
+    from agent.events import now_ns
+    from agent.tracing.correlate import explain
+    from agent.tracing.ranking import RequestScope, concerns
+    from tests.unit.tracing.spanfactory import T0, request
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tuning:\n  profile_dirs: []\n")
+    assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
+    daemon, sub = make(root)
+
+    async def scenario():
+        await sub.start()
+        try:
+            swappiness = root / "proc/sys/vm/swappiness"
+            swappiness.write_text("60\n")
+            t_detect = now_ns()
+            sub.verify_once()
+            sub.verify_once()
+            stored = [e for e in daemon.events.recent() if e.kind == "tuning_drift"]
+            opened = daemon.services.tuning_open_events()
+            swappiness.write_text("10\n")
+            sub.verify_once()  # repaired behind the agent's back: the drift is over
+            t_repair = now_ns()
+            return stored, opened, t_detect, t_repair
+        finally:
+            await sub.stop()
+
+    stored, opened, t_detect, t_repair = run(scenario())
+    assert stored == []  # nothing written while it lasts
+    assert [(e.attributes["tunable"], e.attributes["state"]) for e in opened] == [("vm.swappiness", "open")]
+    (done,) = [e for e in daemon.events.recent() if e.kind == "tuning_drift"]
+    assert t_detect <= done.start_ns < done.end_ns <= t_repair and "state" not in done.attributes
+    assert daemon.services.tuning_open_events is None  # withdrawn when the subsystem stopped
+    # Every request inside the interval, not only one in flight at detection, has it as context.
+    mid = (done.start_ns + done.end_ns) // 2
+    r = request(start_ms=(mid - T0) / 1e6, ttft=0.0005, queue=0.0, prefill=0.0, decode=0.0, e2e=0.001)
+    scope = RequestScope(worker="llama")
+    assert concerns(done, scope)
+    assert explain(r, scope, [done]).context == ["tuning drift: vm.swappiness is 60, wanted 10"]
