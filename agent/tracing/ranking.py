@@ -82,6 +82,8 @@ class RequestScope:
     pids: frozenset[int] = frozenset()
     port: int | None = None
     nics: tuple[str, ...] = ()
+    # A worker the agent does not supervise: the TCP ports its process listens on.
+    listen_ports: frozenset[int] = frozenset()
 
     def subjects(self) -> list[str]:
         out = [f"worker:{self.worker}", NODE]
@@ -128,8 +130,9 @@ def _concerns_node(ev: Event, scope: RequestScope) -> bool:
     rule = k.on_node if k is not None else ""
     if rule == "port":
         ports = (ev.attributes.get("sport"), ev.attributes.get("dport"))
-        if scope.port is not None and any(isinstance(p, int) for p in ports):
-            return scope.port in ports
+        mine = {scope.port} if scope.port is not None else scope.listen_ports
+        if mine and any(isinstance(p, int) for p in ports):
+            return any(p in mine for p in ports)
         return True
     if rule == "victim":
         victim = ev.attributes.get("cgroup")

@@ -24,6 +24,7 @@ from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
 from agent.paths import Paths
 from agent.services import Services
 from agent.tracing.ranking import RequestScope
+from agent.tracing.sockets import listening_ports
 from agent.tracing.spans import RequestSpan
 from agent.worker.dropin import service_name
 from agent.worker.settings import WorkerSettings
@@ -197,4 +198,6 @@ class ScopeResolver:
             nics=self.nics(worker.gpus) if worker is not None else (),
             pids=pids,
             port=worker.port if worker is not None else None,
+            # A worker started outside the supervisor: its ports from its own sockets.
+            listen_ports=listening_ports(self.paths, r.pid) if worker is None and r.pid is not None else frozenset(),
         )
