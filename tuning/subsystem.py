@@ -224,11 +224,6 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         self.last_verify = time.time()
         return drift
 
-    @property
-    def drifting(self) -> set[tuple[str, str]]:
-        with self._drift_lock:
-            return set(self._drift)
-
     def _end_drift(self, still: set[tuple[str, str]], end_ns: int) -> None:
         """Write each drift that is over (repaired, or no longer watched) as one
         interval from its detection to `end_ns`."""
