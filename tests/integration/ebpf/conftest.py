@@ -5,7 +5,10 @@ named in the collector's config exactly as a node would name inference.slice.
 """
 
 import os
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from agent.telemetry import Telemetry
 from tests.harness import waiting
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
+MEM_ROOT = Path("/sys/fs/cgroup/memory")
 
 
 def _rm_cgroup(d: Path) -> None:
@@ -34,6 +38,31 @@ def _evacuate(d: Path) -> None:
             parent_tasks.write_text(tid)
         except OSError:
             pass  # exited meanwhile
+
+
+@contextmanager
+def limited_memory_cgroup(tag: str, limit_bytes: int = 48 << 20) -> Iterator[Path]:
+    """A v1 memory cgroup with a hard limit: what a process in it allocates past the
+    limit it reclaims itself (memcg reclaim), or is OOM-killed for."""
+    if not (MEM_ROOT / "tasks").exists():
+        pytest.skip("no v1 memory cgroup hierarchy here")
+    d = MEM_ROOT / f"{tag}-{uuid.uuid4().hex[:8]}"
+    d.mkdir()
+    (d / "memory.limit_in_bytes").write_text(str(limit_bytes))
+    try:
+        yield d
+    finally:
+        for tid in (d / "tasks").read_text().split():
+            try:
+                (MEM_ROOT / "tasks").write_text(tid)
+            except OSError:
+                pass
+        for _ in range(50):
+            try:
+                d.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,16 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.harness.netns import sh, veth_pair
 
-from .conftest import scrape, value, wait_for
+from .conftest import limited_memory_cgroup, scrape, value, wait_for
 
 pytestmark = pytest.mark.integration
 
-MEM_ROOT = Path("/sys/fs/cgroup/memory")
 
 
 def events_of(node, kind, since_ns):
@@ -114,25 +112,8 @@ def test_dropped_packets_are_counted_as_retransmits(ebpf, lossy_link):
 
 @pytest.fixture
 def memory_cgroup():
-    if not (MEM_ROOT / "tasks").exists():
-        pytest.skip("no v1 memory cgroup hierarchy here")
-    d = MEM_ROOT / f"ebpf-mem-{uuid.uuid4().hex[:8]}"
-    d.mkdir()
-    (d / "memory.limit_in_bytes").write_text(str(48 << 20))
-    try:
+    with limited_memory_cgroup("ebpf-mem") as d:
         yield d
-    finally:
-        for tid in (d / "tasks").read_text().split():
-            try:
-                (MEM_ROOT / "tasks").write_text(tid)
-            except OSError:
-                pass
-        for _ in range(50):
-            try:
-                d.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def in_cgroup(cg: Path, *cmd: str) -> subprocess.CompletedProcess:

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.harness.agent import Agent
 from tests.harness.prometheus import free_port
+from tests.integration.ebpf.conftest import limited_memory_cgroup
 from tests.integration.tracing.chaos import (
     STANDIN,
     agent_config,
@@ -40,7 +40,6 @@ from tests.integration.tracing.chaos import (
 
 pytestmark = pytest.mark.integration
 
-MEM_ROOT = Path("/sys/fs/cgroup/memory")
 N = 12
 TOKENS = 20
 
@@ -55,25 +54,8 @@ def _counter(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def memory_cgroup():
-    if not (MEM_ROOT / "tasks").exists():
-        pytest.skip("no v1 memory cgroup hierarchy here")
-    d = MEM_ROOT / f"chaos-mem-{uuid.uuid4().hex[:8]}"
-    d.mkdir()
-    (d / "memory.limit_in_bytes").write_text(str(48 << 20))
-    try:
+    with limited_memory_cgroup("chaos-mem") as d:
         yield d
-    finally:
-        for tid in (d / "tasks").read_text().split():
-            try:
-                (MEM_ROOT / "tasks").write_text(tid)
-            except OSError:
-                pass
-        for _ in range(50):
-            try:
-                d.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def test_another_cgroups_reclaim_is_named_on_no_request(tmp_path, memory_cgroup):

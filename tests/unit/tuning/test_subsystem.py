@@ -21,6 +21,14 @@ def make(root, **tuning):
     return daemon, next(s for s in daemon.subsystems if isinstance(s, TuningSubsystem))
 
 
+def applied(root, tmp_path):
+    """The default profile applied to the fixture root by `tune apply`; its config."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tuning:\n  profile_dirs: []\n")
+    assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
+    return cfg
+
+
 def gauges(sub):
     return {(s.labels["tunable"], s.labels["target"]): s.value
             for s in sub.samples() if s.name == "infernode_tuning_in_desired_state"}
@@ -31,9 +39,7 @@ def run(coro):
 
 
 def test_audit_reports_drift_in_metric_and_events_and_changes_nothing(root, tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("tuning:\n  profile_dirs: []\n")
-    assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
+    cfg = applied(root, tmp_path)
     daemon, sub = make(root)
 
     async def scenario():
@@ -115,9 +121,7 @@ def test_drift_is_an_interval_from_detection_to_repair_and_context_for_every_req
     from agent.tracing.ranking import RequestScope, concerns
     from tests.unit.tracing.spanfactory import T0, request
 
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("tuning:\n  profile_dirs: []\n")
-    assert invoke("tune", "apply", "--root", str(root), "--config", str(cfg)).exit_code == 0
+    applied(root, tmp_path)
     daemon, sub = make(root)
 
     async def scenario():
