@@ -304,6 +304,53 @@ class DaemonThreads:
                 self._idle += 1
 
 
+class SerialDaemonThread:
+    """One daemon thread that runs its jobs one at a time, in order: for work that
+    must not run concurrently with itself (the span pipeline). A daemon thread, as
+    DaemonThreads' are, so a job stuck at shutdown cannot hold up the exit; close()
+    cancels what has not started and lets the thread end."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        fut: Future[T] = Future()
+        if self._closed:
+            fut.cancel()
+            return fut
+        self._jobs.put((fut, fn, args))
+        return fut
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fut, fn, args = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the future
+                fut.set_exception(e)
+            del fut, fn, args, job
+
+
 _threads: DaemonThreads | None = None
 _threads_lock = threading.Lock()
 

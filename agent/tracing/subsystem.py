@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from aiohttp import web
@@ -15,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agent.doctor_row import DoctorRow
 from agent.heap import HeapTrimmer
 from agent.http_listener import GuardedListener, ListenerStats
+from agent.runtime import SerialDaemonThread
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 from agent.tracing.explain_api import add_explain_routes
@@ -64,7 +64,7 @@ class TracingSubsystem(Subsystem[TracingConfig]):
         self.enricher = Enricher(ctx.events, cfg.explain, self.resolver, self.metrics, self.recent, ctx.services)
         self.rejected: dict[tuple[str, str], int] = {}
         self.forwarder: Forwarder | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._pipeline: SerialDaemonThread | None = None
         self._http_runner: GuardedListener | None = None
         self.http_listener_stats = ListenerStats("otlp_http")
         self.heap = HeapTrimmer()
@@ -86,17 +86,17 @@ class TracingSubsystem(Subsystem[TracingConfig]):
         return count
 
     async def _handle(self, req: ExportTraceServiceRequest) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._executor is not None
+        assert self._pipeline is not None
         try:
-            await loop.run_in_executor(self._executor, self.enricher.process, req)
+            # One span batch at a time (the pipeline is not reentrant), off the loop.
+            await asyncio.wrap_future(self._pipeline.submit(self.enricher.process, req))
         except Exception:  # enrichment must never cost the sender its spans
             log.exception("span enrichment failed; forwarding unenriched")
         if self.forwarder is not None:
             self.forwarder.submit(req)
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infernode-otlp")
+        self._pipeline = SerialDaemonThread("infernode-otlp")
         if self.otlp.forward.endpoint:
             self.forwarder = Forwarder(self.otlp.forward)
             await self.forwarder.start()
@@ -165,8 +165,8 @@ class TracingSubsystem(Subsystem[TracingConfig]):
         await self._stop_receivers()
         if self.forwarder is not None:
             await self.forwarder.stop(budget_s=FORWARD_FLUSH_BUDGET_S)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pipeline is not None:
+            self._pipeline.close()
         self.heap.cancel()
 
     async def reload(self, config: TracingConfig) -> None:

@@ -172,3 +172,48 @@ def test_duration_is_recorded_for_failed_runs(cls):
         rt.stop()
     durations = [s for s in samples if s.name == "infernode_collector_duration_seconds"]
     assert len(durations) == 1 and 0 <= durations[0].value < 1
+
+
+def test_serial_daemon_thread_runs_jobs_in_order_one_at_a_time_and_close_cancels_the_rest():
+    import threading
+    from concurrent.futures import CancelledError
+
+    from agent.runtime import SerialDaemonThread
+
+    worker = SerialDaemonThread("test-serial")
+    assert worker._thread.daemon  # noqa: SLF001 - an exiting agent must not wait for it
+    gate, started = threading.Event(), threading.Event()
+    order: list[int] = []
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def job(i: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        if i == 0:
+            started.set()
+            gate.wait(5)
+        order.append(i)
+        with lock:
+            running -= 1
+        return i * 10
+
+    futures = [worker.submit(job, i) for i in range(5)]
+    late = worker.submit(job, 99)
+    assert started.wait(5)
+    worker.close()  # job 0 is running; 1-4 and 99 have not started
+    gate.set()
+    assert futures[0].result(5) == 0
+    for f in [*futures[1:], late]:
+        with pytest.raises(CancelledError):
+            f.result(5)
+    assert order == [0] and most == 1
+    assert worker.submit(job, 7).cancelled()
+
+    ok = SerialDaemonThread("test-serial-2")
+    assert [f.result(5) for f in [ok.submit(job, i) for i in (1, 2, 3)]] == [10, 20, 30]
+    assert order == [0, 1, 2, 3]
+    ok.close()

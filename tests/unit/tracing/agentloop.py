@@ -78,6 +78,6 @@ class AgentLoop:
 
     def flush(self) -> None:
         """Wait until the ingest thread has processed everything submitted so far."""
-        ex = self.tracing._executor  # noqa: SLF001
-        assert ex is not None
-        ex.submit(lambda: None).result(10)
+        pipeline = self.tracing._pipeline  # noqa: SLF001
+        assert pipeline is not None
+        pipeline.submit(lambda: None).result(10)
