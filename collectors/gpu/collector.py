@@ -203,7 +203,10 @@ class GpuCollector(Collector):
             if self._unavailable is None:
                 now = time.monotonic()
                 slow = now >= next_slow
-                self.refresh(slow=slow)
+                try:
+                    self.refresh(slow=slow)
+                except Exception:  # noqa: BLE001 - the poll thread must outlive any one pass
+                    self.ctx.log.exception("GPU poll pass failed")
                 if slow:
                     next_slow = now + self.settings.slow_poll_interval
             self._first_pass.set()
@@ -234,6 +237,12 @@ class GpuCollector(Collector):
             slow_readings = reader.read_slow(dev) if slow or c.lost else None
         except GpuLost:
             self._mark_lost(c, t_ns)
+            return set()
+        except Exception as e:  # noqa: BLE001 - one device's failed read never ends the poll of the others
+            # Counted, and this pass serves nothing new for it: its values go stale
+            # (gpu_up 0 past max_age) while the other GPUs are read as usual.
+            dev.read_errors += 1
+            self.ctx.log.warning("GPU %d read failed: %s: %s", dev.index, type(e).__name__, e)
             return set()
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:

@@ -145,9 +145,44 @@ def _text(v: str | bytes) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
+class MissingEntryPoint(Exception):
+    """The installed bindings have no such function (an older nvidia-ml-py)."""
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+class _Binding:
+    """The pynvml module as the reader calls it. A function this release of the
+    bindings lacks (nvidia-ml-py 12.535-12.560 have no nvmlDeviceGetTemperatureV;
+    12.535 has no nvmlDeviceGetNumaNodeId and no NVMLLibraryMismatchError) reads
+    as a call that raises MissingEntryPoint, which `_call` treats as not supported
+    on that device. Any other missing name is the AttributeError it always was."""
+
+    def __init__(self, module: Nvml) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> NvmlObject:
+        try:
+            value = getattr(self._module, name)
+        except AttributeError:
+            if name == "NVMLLibraryMismatchError":
+                value = _NeverRaised
+            elif name.startswith("nvml") and name[4:5].isupper():
+                def missing(*_: object, **__: object) -> NvmlObject:
+                    raise MissingEntryPoint(name)
+                value = missing
+            else:
+                raise
+        # Looked up once: the reader calls these thousands of times a minute.
+        setattr(self, name, value)
+        return value
+
+
 class NvmlReader:
     def __init__(self, nvml: Nvml) -> None:
-        self.nvml = nvml
+        self.nvml = _Binding(nvml)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -217,8 +252,9 @@ class NvmlReader:
         n = self.nvml
         try:
             return fn(*args, **kw)
-        except n.NVMLLibraryMismatchError:
-            # pynvml's unversioned wrapper found no matching symbol in this driver's library.
+        except (n.NVMLLibraryMismatchError, MissingEntryPoint):
+            # pynvml's unversioned wrapper found no matching symbol in this driver's
+            # library, or these bindings predate the function.
             dev.unsupported.add(key)
             return None
         except n.NVMLError as e:

@@ -76,8 +76,35 @@ def _addr(p: Any) -> int:
     return ctypes.cast(p, ctypes.c_void_p).value or 0
 
 
+class _AbsentInRelease:
+    """A name an older nvidia-ml-py release does not have: reading it raises
+    AttributeError, as reading it from that module would."""
+
+    def __init__(self, name: str, release: str) -> None:
+        self.name, self.release = name, release
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        raise AttributeError(f"module 'pynvml' ({self.release}) has no attribute '{self.name}'")
+
+
+# Names missing from older bindings, from installing each release and listing its
+# module (shared/reference/nvml-dcgm.md, D1): 12.535-12.560 have no
+# nvmlDeviceGetTemperatureV or nvmlTemperature_v1; 12.535 also lacks
+# nvmlDeviceGetNumaNodeId and NVMLLibraryMismatchError. What else differs between
+# those releases is not recorded there, so the double removes only these.
+OLDER_RELEASES: dict[str, tuple[str, ...]] = {
+    "12.535.161": ("nvmlDeviceGetTemperatureV", "nvmlTemperature_v1", "nvmlDeviceGetNumaNodeId",
+                   "NVMLLibraryMismatchError"),
+    "12.550.89": ("nvmlDeviceGetTemperatureV", "nvmlTemperature_v1"),
+    "12.560.30": ("nvmlDeviceGetTemperatureV", "nvmlTemperature_v1"),
+}
+
+
 class FakePynvml:
     """Stands in for the pynvml module object: pass it where pynvml is injectable."""
+
+    # Names this double's module surface lacks (see `of_release`).
+    ABSENT: frozenset[str] = frozenset()
 
     def __init__(self, scenario: dict[str, Any]) -> None:
         self.scenario = copy.deepcopy(scenario)
@@ -96,7 +123,18 @@ class FakePynvml:
     def load(cls, name: str) -> FakePynvml:
         return cls(json.loads((SCENARIOS / f"{name}.json").read_text()))
 
+    @classmethod
+    def of_release(cls, release: str, scenario: dict[str, Any]) -> FakePynvml:
+        """The double as an older nvidia-ml-py release presents itself: the names
+        OLDER_RELEASES lists for it are not there."""
+        absent = OLDER_RELEASES[release]
+        sub = type(f"FakePynvml_{release.replace('.', '_')}", (cls,),
+                   {"ABSENT": frozenset(absent), **{n: _AbsentInRelease(n, release) for n in absent}})
+        return sub(scenario)
+
     def __getattr__(self, name: str) -> Any:
+        if name in type(self).ABSENT:
+            raise AttributeError(f"module 'pynvml' has no attribute '{name}'")
         value = getattr(_real, name)
         if isinstance(value, types.FunctionType):
             raise AttributeError(f"the NVML test double does not implement pynvml.{name}")
@@ -162,6 +200,14 @@ class FakePynvml:
         failing = dev.get("failing", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}
         if failing:
             raise _err(getattr(_real, failing))
+        # {"nvmlDeviceGetPowerUsage": "TypeError"}: the binding fails in Python, not in
+        # NVML (a ctypes structure that does not match the library's, an argument the
+        # release does not take). Which calls do so on real hardware is not known; the
+        # knob lets a test make any of them do it.
+        broken = dev.get("python_error", {}).get(fn)
+        if broken:
+            raise {"TypeError": TypeError, "AttributeError": AttributeError, "ValueError": ValueError}[broken](
+                f"{fn}: injected {broken}")
         hang = dev.get("hang", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": 1.5}: the call blocks (a wedged GPU)
         if hang:
             time.sleep(hang)
