@@ -22,19 +22,25 @@ def value(samples, name: str, **labels: str) -> float:
     return found[0].value
 
 
-@pytest.mark.parametrize("release", sorted(OLDER_RELEASES))
-def test_an_older_binding_release_still_reads_every_gpu(release: str) -> None:
-    fake = FakePynvml.of_release(release, _scenario())
-    assert not hasattr(fake, "nvmlDeviceGetTemperatureV")
-    c, _, _ = make_collector(fake)
+def two_passes(fake: FakePynvml, **settings: float) -> list:
+    """The collector's samples after its first poll and one more; the poll thread is
+    still alive after both."""
+    c, _, _ = make_collector(fake, **settings)
     c.start()
     try:
         assert c.wait_first_poll(5)
         c.refresh()
-        s = list(c.collect())
         assert c._thread is not None and c._thread.is_alive()  # noqa: SLF001
+        return list(c.collect())
     finally:
         c.stop()
+
+
+@pytest.mark.parametrize("release", sorted(OLDER_RELEASES))
+def test_an_older_binding_release_still_reads_every_gpu(release: str) -> None:
+    fake = FakePynvml.of_release(release, _scenario())
+    assert not hasattr(fake, "nvmlDeviceGetTemperatureV")
+    s = two_passes(fake)
     assert value(s, "infernode_gpu_nvml_up") == 1
     for gpu in range(8):
         assert value(s, "infernode_gpu_up", gpu=str(gpu)) == 1
@@ -57,15 +63,7 @@ def test_topology_without_numa_node_id_comes_from_sysfs() -> None:
 def test_a_python_error_in_one_devices_read_is_counted_and_costs_only_that_device() -> None:
     scenario = _scenario()
     scenario["devices"][3]["python_error"] = {"nvmlDeviceGetPowerUsage": "TypeError"}
-    c, fake, _ = make_collector(FakePynvml(scenario), max_age=0.5)
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        c.refresh()
-        s = list(c.collect())
-        assert c._thread is not None and c._thread.is_alive()  # noqa: SLF001
-    finally:
-        c.stop()
+    s = two_passes(FakePynvml(scenario), max_age=0.5)
     assert value(s, "infernode_gpu_up", gpu="3") == 0
     assert value(s, "infernode_gpu_read_errors_total", gpu="3") == 2  # both passes
     for gpu in (0, 1, 2, 4, 5, 6, 7):
