@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent import cpulist
 from agent.paths import Paths
-from agent.topology import HostTopology, gpu_addresses, read_host_topology
+from agent.topology import HostTopology, read_nodes, sysfs_gpus
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class SysfsPlacement:
         self.paths = paths
         self.inference_cpus = inference_cpus
 
-    def gpu_addresses(self) -> list[str]:
-        return gpu_addresses(self.paths)
-
     def placement(self, gpus: Sequence[int]) -> Placement:
-        return narrow(placement_of(read_host_topology(self.paths), gpus), self.inference_cpus)
+        # Nodes and GPUs only: the SMT siblings and NICs of the full host topology
+        # are one file per CPU and per interface that pinning does not use.
+        nodes = read_nodes(self.paths)
+        topo = HostTopology(nodes=nodes, gpus=tuple(sysfs_gpus(self.paths, nodes)))
+        return narrow(placement_of(topo, gpus), self.inference_cpus)

@@ -29,6 +29,7 @@ from agent.paths import Paths
 from agent.runtime import off_loop
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext, off_response
+from agent.topology import gpu_addresses
 from agent.untyped import JsonDocument
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
@@ -467,7 +468,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         if not events:
             return None
         self.node_fault = self.node_fault or gpufaults.node_fault(events)
-        addresses = SysfsPlacement(self.ctx.paths).gpu_addresses()
+        addresses = gpu_addresses(self.ctx.paths)
         return gpufaults.worker_fault(events, s.gpus, addresses, self.ctx.services.gpu_index_of_uuid)
 
     # ---- drain -----------------------------------------------------------
