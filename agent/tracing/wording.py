@@ -173,6 +173,11 @@ def _duration_cause(r: RequestSpan, c: Ranked, req_start: int, req_end: int) -> 
     return Cause(c.kind, label, c.key, c.explained_s, share, text, len(c.events), c.per_phase, detail)
 
 
+def _tids(evs: list[Event]) -> list[int]:
+    """The thread ids the events name, sorted."""
+    return sorted({t for ev in evs if isinstance(t := ev.attributes.get("tid"), int)})
+
+
 def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[dict[str, object], str]:
     first = evs[0]
     a = first.attributes
@@ -198,7 +203,7 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
                 # The kernel's "pid" of a task is its thread id.
                 where += f", CPU held by thread {holder} ({comm})"
                 detail["holder_pid"], detail["holder_comm"] = holder, comm
-        tids = sorted({ev.attributes["tid"] for ev in evs if isinstance(ev.attributes.get("tid"), int)})
+        tids = _tids(evs)
         if tids:
             detail["tids"] = tids[:16]
         windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
@@ -239,7 +244,7 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         return {"gpu": uuid, "drop_hertz": drop}, f" by {drop / 1e6:.0f} MHz on {uuid}"
     if kind == "reclaim_stall":
         memcg = a.get("kind") == "memcg"
-        tids = sorted({t for ev in evs if isinstance(t := ev.attributes.get("tid"), int)})
+        tids = _tids(evs)
         comms = sorted({str(c) for ev in evs if (c := ev.attributes.get("comm"))})
         cgroup = str(a.get("cgroup") or "")
         where = " (the cgroup's memory limit)" if memcg else " (global direct reclaim)"
