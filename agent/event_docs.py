@@ -18,8 +18,11 @@ any other). Its role says what `infernode explain` does with it when it overlaps
 request: a **duration** explains time (grouped by the attribute named), an
 **aggregate** is a kernel sum over a window that explains time for its duration
 kind, an **instant** is named beside the timed causes (severe ones first), a
-**context** event is listed as context, and a **record** is kept for its own
-readers and never explains a request. An event about the whole node (subject
+**context** event is listed as context, a **record** is kept for its own
+readers and never explains a request, and an **engine** window (vLLM's own gauges
+and counters, scraped) is read by the engine causes. A **derived** kind is an
+engine cause: never stored, worked out from the worker's load timeline and its
+engine windows, measured or estimated as marked. An event about the whole node (subject
 `node`) concerns only the requests its kind's rule names: a thread's own wait or
 stall is its cgroup's, never the node's. docs/tracing.md describes the ranking.
 """
@@ -34,6 +37,10 @@ def _use(k: EventKind) -> str:
         return f"instant{' (severe)' if k.severe else ''}: “{k.label}”"
     if k.role is Role.CONTEXT:
         return f"context: “{k.context}”"
+    if k.role is Role.ENGINE:
+        return "engine window: read by the engine causes"
+    if k.role is Role.DERIVED:
+        return f"derived cause ({'estimated' if k.estimated else 'measured'}): “{k.label}”"
     return "record"
 
 

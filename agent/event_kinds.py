@@ -22,6 +22,12 @@ request (agent/tracing/ranking.py):
 - RECORD: what happened, kept for its own readers (the worker supervisor, the
   event log), never a cause or context of a request; listed among a request's
   events when it overlaps one.
+- ENGINE: the engine's own state over a window, scraped from vLLM's /metrics
+  (agent/worker/engine_windows.py); never a cause on its own, read by the engine
+  causes and listed among the request's events.
+- DERIVED: a cause the correlator derives from the worker's load timeline and
+  the ENGINE windows (agent/tracing/engine_causes.py); never stored as an event.
+  `estimated` says whether its time is a model's estimate or directly measured.
 
 An event whose subject is `node` concerns a request only by its kind's `on_node`
 rule: "all" (every request on the node: the node's states), "port" (a request on
@@ -47,6 +53,8 @@ class Role(Enum):
     INSTANT = "instant"
     CONTEXT = "context"
     RECORD = "record"
+    ENGINE = "engine"
+    DERIVED = "derived"
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class EventKind:
     severe: bool = False  # INSTANT: listed before the others
     context: str = ""  # CONTEXT: its wording
     on_node: str = ""  # which requests an event of this kind with subject `node` concerns
+    estimated: bool = False  # DERIVED: its time is a model's estimate, not a measurement
 
     def context_text(self, attributes: Mapping[str, object]) -> str:
         return string.Formatter().vformat(self.context, (), _Missing(attributes)).strip()
@@ -136,6 +145,36 @@ KINDS: dict[str, EventKind] = {
         EventKind("worker_refused", "worker:<name>", "count",
                   "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason.",
                   Role.RECORD),  # a refused worker serves no request
+        # vLLM's own gauges and counters, one window per scrape (agent/worker/engine_windows.py)
+        EventKind("engine_load", "worker:<name>", "requests",
+                  "The engine was busy over a scrape window: the gauges at its end; magnitude is the requests "
+                  "waiting; attributes running, waiting, kv_cache_usage (0-1), waiting_capacity and "
+                  "waiting_deferred (when vLLM exports vllm:num_requests_waiting_by_reason).",
+                  Role.ENGINE),
+        EventKind("engine_preemption", "worker:<name>", "count",
+                  "vLLM preempted requests in a scrape window (vllm:num_preemptions_total went up by magnitude).",
+                  Role.ENGINE),
+        EventKind("engine_rejection", "worker:<name>", "count",
+                  "vLLM turned requests away at admission in a scrape window (vllm:admission_rejections_total "
+                  "went up by magnitude, answered 503); attributes reason.",
+                  Role.CONTEXT, context="vLLM turned away requests at admission ({reason})"),
+        # The engine's causes, derived by the correlator (agent/tracing/engine_causes.py)
+        EventKind("queueing", "worker:<name>", "seconds",
+                  "The request queued while others ran: its queue time, with the requests running and ahead.",
+                  Role.DERIVED, "queued"),
+        EventKind("kv_cache_pressure", "worker:<name>", "seconds",
+                  "The request queued while vLLM's KV cache was nearly full (explain.engine.kv_full).",
+                  Role.DERIVED, "queued on a full KV cache"),
+        EventKind("preemption", "worker:<name>", "seconds",
+                  "The request's decode fell behind its batch-mates' pace: preempted and recomputed.",
+                  Role.DERIVED, "preempted", estimated=True),
+        EventKind("batch_interference", "worker:<name>", "seconds",
+                  "The request's decode was slower than the worker's unloaded pace while other requests "
+                  "prefilled or filled the batch.",
+                  Role.DERIVED, "batch interference", estimated=True),
+        EventKind("long_prompt", "worker:<name>", "seconds",
+                  "The request's own prompt is long for its worker: prefill time above a typical prompt's.",
+                  Role.DERIVED, "long prompt", estimated=True),
         # Tuning and bootstrap
         EventKind("tuning_drift", "node", "count",
                   "A tunable was away from its desired value from its detection to its repair (open, state=open, "
@@ -158,7 +197,7 @@ def lint(kinds: Mapping[str, EventKind] = KINDS) -> list[str]:
     """Problems with the catalog itself: each role's fields set, and only those."""
     out = []
     for k in kinds.values():
-        if k.role in (Role.DURATION, Role.INSTANT) and not k.label:
+        if k.role in (Role.DURATION, Role.INSTANT, Role.DERIVED) and not k.label:
             out.append(f"{k.name}: a {k.role.value} kind needs a label")
         if k.role is Role.AGGREGATE and kinds.get(k.cause, None) is None:
             out.append(f"{k.name}: aggregate of an undeclared kind {k.cause!r}")
@@ -172,6 +211,8 @@ def lint(kinds: Mapping[str, EventKind] = KINDS) -> list[str]:
             out.append(f"{k.name}: only instants are severe")
         if k.group_by != "subject" and k.role is not Role.DURATION:
             out.append(f"{k.name}: only duration kinds group by an attribute")
+        if k.estimated and k.role is not Role.DERIVED:
+            out.append(f"{k.name}: only derived causes are estimated")
         if k.on_node not in ("", "all", "port", "victim"):
             out.append(f"{k.name}: unknown on_node rule {k.on_node!r}")
     return out

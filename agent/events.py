@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from agent.event_kinds import KINDS, UndeclaredEventKind
+from agent.event_kinds import KINDS, Role, UndeclaredEventKind
 
 AttrValue = str | int | float | bool
 
@@ -152,8 +152,11 @@ class EventStore:
     def add(self, ev: Event) -> None:
         """Store `ev`; raises UndeclaredEventKind for a kind agent/event_kinds.py does
         not declare (a writer's typo fails where it is made, not in a correlation)."""
-        if ev.kind not in KINDS:
+        declared = KINDS.get(ev.kind)
+        if declared is None:
             raise UndeclaredEventKind(f"event kind {ev.kind!r} is not declared in agent/event_kinds.py")
+        if declared.role is Role.DERIVED:
+            raise UndeclaredEventKind(f"event kind {ev.kind!r} is a derived cause, never stored as an event")
         if ev.end_ns < ev.start_ns:
             ev = Event(ev.start_ns, ev.start_ns, ev.kind, ev.subject, ev.magnitude, ev.attributes)
         size = approx_size(ev)

@@ -298,6 +298,14 @@ REQUESTS = Dashboard(
                   "(`infernode explain` shows one).",
                   (Q(f"sum by (worker, kind) (rate(infernode_request_causes_total{{{WORKER}}}[{RATE}]))",
                      "{{worker}} {{kind}}"),), unit="reqps"),
+            Panel("Latency share by cause", "Share of the selected workers' request latency each kind of cause "
+                  "explains, slow requests or not: the kernel's, the GPU's and the engine's own (queueing, "
+                  "batch interference, preemption, KV cache, long prompts; `infernode explain` tells one "
+                  "request's).",
+                  (Q(f"sum by (worker, kind) (rate(infernode_request_cause_seconds_total{{{WORKER}}}[{RATE}])) "
+                     f"/ on (worker) group_left sum by (worker) "
+                     f"(rate(infernode_request_e2e_seconds_sum{{{WORKER}}}[{RATE}]))",
+                     "{{worker}} {{kind}}"),), unit="percentunit"),
             Panel("OTLP receiver", "Spans received per second by kind, and whether each transport listens.",
                   (Q(f"rate(infernode_otlp_received_spans_total{{{INST}}}[{RATE}])", "{{instance}} {{kind}}"),
                    Q(f"infernode_otlp_receiver_up{{{INST}}}", "{{instance}} {{transport}} up"))),

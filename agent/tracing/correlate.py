@@ -7,9 +7,12 @@ the events overlapping it in, an Explanation out. The pipeline does the lookups.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from agent.event_kinds import KINDS, Role
 from agent.events import Event
+from agent.tracing.engine_causes import EngineSettings, engine_causes
+from agent.tracing.engine_load import LoadView
 from agent.tracing.ranking import RequestScope, rank
 from agent.tracing.spans import RequestSpan
 from agent.tracing.wording import Explanation, context, word_causes, word_evidence
@@ -22,10 +25,23 @@ def explain(
     slow: list[dict[str, object]] | None = None,
     min_cause_s: float = 0.001,
     min_share: float = 0.0,
+    load: Callable[[], LoadView | None] | None = None,
+    engine: EngineSettings | None = None,
 ) -> Explanation:
-    """Rank the causes among `events` (already known to concern the request); they
-    are put into words on first use. `min_share`: see ExplainSettings.min_cause_share."""
+    """Rank the causes among `events` (already known to concern the request), then
+    the engine's own from the worker's load (`load`, asked now: neighbours that
+    arrived since count); they are put into words on first use. `min_share`: see
+    ExplainSettings.min_cause_share."""
     ranking = rank(r, events, min_cause_s, min_share)
+    view = load() if load is not None else None
+    if view is not None:
+        windows = [ev for ev in ranking.relevant if KINDS[ev.kind].role is Role.ENGINE]
+        settings = engine or EngineSettings(min_cause_s=min_cause_s)
+        ranking.add_derived(engine_causes(r, ranking, view, windows, scope.batch_limit, settings), r.e2e, min_share)
+    by_kind: dict[str, float] = {}
+    for c in ranking.timed:
+        by_kind[c.kind] = by_kind.get(c.kind, 0.0) + c.explained_s
     return Explanation(r, scope.worker, ranking.phases, lambda: word_causes(r, ranking), ranking.relevant,
                        slow or [], ranking.explained_s, ranking.more, ranking.top_kind, context(ranking), scope,
-                       min_cause_s, min_share, lambda: word_evidence(r, ranking))
+                       min_cause_s, min_share, lambda: word_evidence(r, ranking), load=load, engine=engine,
+                       seconds_by_kind=by_kind)

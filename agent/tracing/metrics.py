@@ -7,12 +7,13 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from agent.catalog import MetricSpec
 from agent.samples import Exemplar, HistogramValue, Sample
 from agent.tracing.spans import RequestSpan
 from agent.tracing.specs import (
+    CAUSE_SECONDS_TOTAL,
     CAUSES_TOTAL,
     COMPLETION_TOKENS_TOTAL,
     HISTOGRAM_SPECS,
@@ -63,7 +64,7 @@ class RequestMetrics:
         self._counters[key] = self._counters.get(key, 0.0) + v
 
     def observe(self, r: RequestSpan, worker: str, slow_phases: Iterable[str] = (), top_cause: str | None = None,
-                slow: bool = False) -> None:
+                slow: bool = False, cause_seconds: Mapping[str, float] | None = None) -> None:
         values = {"ttft": r.ttft, "queue": r.queue, "prefill": r.prefill, "decode": r.decode, "e2e": r.e2e,
                   "tpot": r.tpot}
         ts = (r.start_ns + int(r.e2e * 1e9)) / 1e9 if r.start_ns else time.time()
@@ -84,6 +85,8 @@ class RequestMetrics:
                 self._inc(SLOW_TOTAL, (worker, r.model_name, phase))
             if slow:
                 self._inc(CAUSES_TOTAL, (worker, top_cause or "none"))
+            for kind, seconds in (cause_seconds or {}).items():
+                self._inc(CAUSE_SECONDS_TOTAL, (worker, kind), seconds)
 
     def samples(self) -> Iterable[Sample]:
         with self._lock:

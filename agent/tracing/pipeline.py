@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from agent.event_kinds import KINDS, Role
 from agent.events import NODE, AttrValue, Event, EventStore
 from agent.services import Services
 from agent.tracing import spans as sp
 from agent.tracing.correlate import explain
+from agent.tracing.engine_causes import EngineSettings
+from agent.tracing.engine_load import LoadTimeline
 from agent.tracing.metrics import RequestMetrics
 from agent.tracing.ranking import Phase, concerns, phase_of
 from agent.tracing.recent import RecentRequests
@@ -80,6 +83,9 @@ class Enricher:
         self.enrich_seconds_total = 0.0
         # Writing events and causes into the span only pays off when it is forwarded.
         self.annotate = False
+        e = settings.engine
+        self.load = LoadTimeline(e.horizon, e.requests, e.settle, e.baseline_min_samples)
+        self.engine = EngineSettings(settings.min_cause, e.kv_full, e.long_prompt_ratio, settings.min_cause_share)
         self._open: list[Event] = []
 
     def _open_events(self) -> list[Event]:
@@ -196,12 +202,16 @@ class Enricher:
         relevant = [ev for ev in found if ev.subject in exact or concerns(ev, scope)]
         relevant.extend(ev for ev in self._open if ev.overlaps(r.start_ns, end_ns) and concerns(ev, scope))
         slow = self.judge.judge(scope.worker, latencies(r))
-        return explain(r, scope, relevant, slow or None, self.settings.min_cause, self.settings.min_cause_share)
+        load, worker = self.load, scope.worker
+        return explain(r, scope, relevant, slow or None, self.settings.min_cause, self.settings.min_cause_share,
+                       lambda: load.view(worker, r), self.engine)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()
+        self.load.add(self.resolver.scope(r).worker, r)
         ex = self.correlate(r)
-        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow)
+        self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow,
+                             ex.seconds_by_kind)
         self.recent.add(ex)
         if span is not None and self.annotate:
             annotate_span(span, ex)
@@ -227,7 +237,9 @@ def annotate_span(span: Span, ex: Explanation) -> None:
         attrs[f"infernode.cause.{i}.share"] = round(c.share, 4)
         attrs[f"infernode.cause.{i}.seconds"] = round(c.explained_s, 6)
     _write_attributes(span.attributes, attrs)
-    events = ex.events
+    # The engine's windows are the worker's state, told by its causes; each is a
+    # scrape interval long and would crowd the kernel's events out of the span.
+    events = [ev for ev in ex.events if KINDS[ev.kind].role is not Role.ENGINE]
     chosen = sorted(events, key=lambda e: e.end_ns - e.start_ns, reverse=True)[:MAX_SPAN_EVENTS] \
         if len(events) > MAX_SPAN_EVENTS else events
     for ev in sorted(chosen, key=lambda e: e.start_ns):

@@ -84,6 +84,8 @@ class RequestScope:
     nics: tuple[str, ...] = ()
     # A worker the agent does not supervise: the TCP ports its process listens on.
     listen_ports: frozenset[int] = frozenset()
+    # The worker's batch limit (vLLM's --max-num-seqs in its command line), when known.
+    batch_limit: int | None = None
 
     def subjects(self) -> list[str]:
         out = [f"worker:{self.worker}", NODE]
@@ -255,6 +257,9 @@ class Ranked:
     events: list[Event]
     explained_s: float = 0.0
     per_phase: dict[str, float] = field(default_factory=dict)
+    # An engine cause (agent/tracing/engine_causes.py) brings its own detail and words.
+    detail: dict[str, object] | None = None
+    where: str = ""
 
 
 @dataclass
@@ -275,6 +280,19 @@ class Ranking:
     @property
     def top_kind(self) -> str | None:
         return self.timed[0].kind if self.timed else self.instants[0].kind if self.instants else None
+
+    def add_derived(self, causes: Sequence[Ranked], e2e: float, min_share: float) -> None:
+        """Add causes timed within what the timed ones left (the engine's): each
+        below `min_share` of e2e becomes evidence, and the explained time stays
+        within e2e."""
+        kept = [c for c in causes if not (e2e > 0 and c.explained_s / e2e < min_share)]
+        self.evidence = sorted([*self.evidence, *(c for c in causes if c not in kept)],
+                               key=lambda t: (-t.explained_s, t.kind, t.key))[:MAX_CAUSES]
+        if not kept:
+            return
+        self.timed = sorted([*self.timed, *kept], key=lambda t: (-t.explained_s, t.kind, t.key))
+        self.listed = min(len(self.timed) + len(self.instants), MAX_CAUSES)
+        self.explained_s = min(self.explained_s + sum(c.explained_s for c in kept), max(e2e, 0.0))
 
     @property
     def req_start(self) -> int:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.events import Event
 from agent.tracing.correlate import explain
+from agent.tracing.engine_causes import EngineSettings
+from agent.tracing.engine_load import LoadView
 from agent.tracing.ranking import RequestScope
 from agent.tracing.spans import RequestSpan
 from agent.tracing.wording import Explanation
@@ -31,14 +33,18 @@ class Seen:
     slow: tuple[dict[str, object], ...]
     min_cause_s: float
     min_share: float
+    load: Callable[[], LoadView | None] | None = None
+    engine: EngineSettings | None = None
 
     @classmethod
     def of(cls, ex: Explanation) -> Seen:
         scope = ex.scope or RequestScope(worker=ex.worker)
-        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s, ex.min_share)
+        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s, ex.min_share, ex.load, ex.engine)
 
     def explanation(self) -> Explanation:
-        return explain(self.request, self.scope, self.events, list(self.slow), self.min_cause_s, self.min_share)
+        """Worked out again, the engine causes against the worker's load as it is now."""
+        return explain(self.request, self.scope, self.events, list(self.slow), self.min_cause_s, self.min_share,
+                       self.load, self.engine)
 
 
 class RecentRequests:

@@ -200,4 +200,5 @@ class ScopeResolver:
             port=worker.port if worker is not None else None,
             # A worker started outside the supervisor: its ports from its own sockets.
             listen_ports=listening_ports(self.paths, r.pid) if worker is None and r.pid is not None else frozenset(),
+            batch_limit=worker.max_num_seqs if worker is not None else None,
         )

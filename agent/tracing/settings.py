@@ -64,6 +64,28 @@ class SloSettings(BaseModel):
     e2e: Duration | None = None
 
 
+class EngineExplainSettings(BaseModel):
+    """The engine's own causes (agent/tracing/engine_causes.py) and the per-worker
+    load timeline they read (agent/tracing/engine_load.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Requests kept: per worker those that ended within `horizon` of its newest, at most
+    # `requests` for all workers together (about 450 bytes each).
+    horizon: Duration = Field(default=60.0, gt=0, le=3600)
+    requests: int = Field(default=50_000, ge=100, le=1_000_000)
+    # A request teaches the unloaded baseline once this long after it ended: vLLM exports
+    # spans about 5 s late, so its neighbours have arrived by then.
+    settle: Duration = Field(default=10.0, ge=0, le=600)
+    # Requests that decoded alone before the unloaded TPOT is trusted (batch interference
+    # is not named before), and requests before a prompt counts as typical.
+    baseline_min_samples: int = Field(default=20, ge=1, le=10_000)
+    # vLLM's KV-cache usage (0-1) at which queue time counts as KV-cache pressure.
+    kv_full: float = Field(default=0.9, gt=0, le=1.0)
+    # A prompt this many times the worker's typical one is long for it.
+    long_prompt_ratio: float = Field(default=4.0, ge=1.0, le=1000.0)
+
+
 class ExplainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +105,7 @@ class ExplainSettings(BaseModel):
     min_cause_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # A span whose e2e is longer than this is not a request's (counted invalid).
     max_e2e: Duration = Field(default=21600.0, gt=0, le=31 * 86400)
+    engine: EngineExplainSettings = Field(default_factory=EngineExplainSettings)
 
 
 class TracingConfig(Protocol):

@@ -98,4 +98,10 @@ SLOW_TOTAL = MetricSpec("infernode_request_slow_total", MetricType.COUNTER,
 CAUSES_TOTAL = MetricSpec("infernode_request_causes_total", MetricType.COUNTER,
                           "Slow requests by the kind of their top-ranked cause (none when no known cause).",
                           labels=("worker", "kind"), source="agent correlation of spans with the event store")
-REQUEST_SPECS = (*HISTOGRAM_SPECS.values(), PROMPT_TOKENS_TOTAL, COMPLETION_TOKENS_TOTAL, SLOW_TOTAL, CAUSES_TOTAL)
+CAUSE_SECONDS_TOTAL = MetricSpec(
+    "infernode_request_cause_seconds_total", MetricType.COUNTER,
+    "Seconds of finished requests' latency each kind of cause explains, slow requests or not "
+    "(against infernode_request_e2e_seconds_sum: the share of latency it costs).",
+    unit="seconds", labels=("worker", "kind"), source="agent correlation of spans with the event store")
+REQUEST_SPECS = (*HISTOGRAM_SPECS.values(), PROMPT_TOKENS_TOTAL, COMPLETION_TOKENS_TOTAL, SLOW_TOTAL, CAUSES_TOTAL,
+                 CAUSE_SECONDS_TOTAL)

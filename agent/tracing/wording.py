@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from agent.event_kinds import KINDS, Role
 from agent.events import Event
+from agent.tracing.engine_causes import EngineSettings
+from agent.tracing.engine_load import LoadView
 from agent.tracing.ranking import MAX_CAUSES, TTFT_PHASES, Phase, Ranked, Ranking, RequestScope, clip, group_key, phase_of
 from agent.tracing.spans import RequestSpan
 
@@ -61,6 +63,12 @@ class Explanation:
     min_cause_s: float = 0.001
     min_share: float = 0.0
     word_evidence: Callable[[], list[Cause]] = list
+    # The worker's load when asked (agent/tracing/engine_load.py), for the engine
+    # causes: kept so that a re-explanation sees the neighbours that arrived since.
+    load: Callable[[], LoadView | None] | None = None
+    engine: EngineSettings | None = None
+    # Seconds each kind of timed cause explains (unworded, for the metrics).
+    seconds_by_kind: dict[str, float] = field(default_factory=dict)
     _causes: list[Cause] | None = None
     _evidence: list[Cause] | None = None
 
@@ -167,7 +175,10 @@ def _basis(r: RequestSpan, per_phase: Mapping[str, float]) -> tuple[str, float]:
 def _duration_cause(r: RequestSpan, c: Ranked, req_start: int, req_end: int) -> Cause:
     label = KINDS[c.kind].label
     basis_name, basis_s = _basis(r, c.per_phase)
-    detail, where = _detail(c.kind, c.events, req_start, req_end)
+    if c.detail is not None:  # an engine cause, worded where it was derived
+        detail, where = c.detail, c.where
+    else:
+        detail, where = _detail(c.kind, c.events, req_start, req_end)
     text = f"{label} {_ms(c.explained_s)} of {_ms(basis_s)} {basis_name}{where}"
     share = min(1.0, c.explained_s / r.e2e) if r.e2e > 0 else 0.0
     return Cause(c.kind, label, c.key, c.explained_s, share, text, len(c.events), c.per_phase, detail)

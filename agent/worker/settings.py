@@ -91,8 +91,26 @@ class WorkerSettings(BaseModel):
     deregister_delay: Duration = Field(default=15.0, ge=0, le=3600)
     tracing: bool = True
     scrape_metrics: bool = True
+    # How often vLLM's /metrics is scraped; unset: with each health probe. Its gauges
+    # become the engine windows `infernode explain` reads (agent/worker/engine_windows.py),
+    # so a shorter interval (1s) dates a full batch or KV cache more closely.
+    metrics_interval: Duration | None = Field(default=None, ge=0.1, le=3600)
     health: HealthSettings = Field(default_factory=HealthSettings)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+
+    @property
+    def max_num_seqs(self) -> int | None:
+        """vLLM's --max-num-seqs from the command line, when it is there (vLLM's
+        default depends on its version and the GPU, so none is assumed)."""
+        words = [*self.command[1:], *self.args]
+        for i, arg in enumerate(words):
+            flag, eq, value = arg.partition("=")
+            if flag != "--max-num-seqs":
+                continue
+            if not eq:
+                value = words[i + 1] if i + 1 < len(words) else ""
+            return int(value) if value.isdigit() and int(value) > 0 else None
+        return None
 
     @field_validator("shutdown_timeout")
     @classmethod

@@ -34,6 +34,7 @@ from agent.untyped import JsonDocument
 from agent.worker import gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
+from agent.worker.engine_windows import EngineWindows
 from agent.worker.placement import Placement, SysfsPlacement
 from agent.worker.policy import Action, WorkerPhase, WorkerPolicy
 from agent.worker.scrape import MalformedExposition, parse_vllm_metrics
@@ -83,8 +84,20 @@ class WorkerRuntime:
     vllm_version: str = ""
     # Seconds each start-up phase took (vLLM's start-up spans) in the latest start.
     startup_phases: dict[str, float] = field(default_factory=dict)
+    # The unit was active at the latest tick: its /metrics may be scraped.
+    serving: bool = False
     task: asyncio.Task[None] | None = None
+    # Scrapes on their own clock (workers[].metrics_interval), else with each tick.
+    scrape_task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    windows: EngineWindows | None = None
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [t for t in (self.task, self.scrape_task) if t is not None]
+
+    def cancel(self) -> None:
+        for t in self.tasks():
+            t.cancel()
 
     def ready(self) -> tuple[bool, str]:
         """Whether a load balancer should send this worker requests, and why not.
@@ -169,9 +182,8 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         self.ctx.services.withdraw(self)
         # Workers keep serving while the agent is down; only our loops end.
         for w in self.workers.values():
-            if w.task:
-                w.task.cancel()
-        await asyncio.gather(*(w.task for w in self.workers.values() if w.task), return_exceptions=True)
+            w.cancel()
+        await asyncio.gather(*(t for w in self.workers.values() for t in w.tasks()), return_exceptions=True)
         if self._session:
             await self._session.close()
 
@@ -201,9 +213,9 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             restart = old is not None and old != text
             w = self.workers.get(name)
             if w is None or w.settings != settings:
-                if w and w.task:
-                    w.task.cancel()
-                w = WorkerRuntime(settings, self._policy(settings), unit_name(name))
+                if w:
+                    w.cancel()
+                w = WorkerRuntime(settings, self._policy(settings), unit_name(name), windows=EngineWindows(name))
                 self.workers[name] = w
                 bring_up.append((w, restart))
             elif restart:
@@ -214,13 +226,14 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             await self._bring_up(w, restart=restart)
             if w.task is None or w.task.done():
                 w.task = asyncio.create_task(self._loop(w), name=f"worker-{w.settings.name}")
+            if w.settings.metrics_interval is not None and (w.scrape_task is None or w.scrape_task.done()):
+                w.scrape_task = asyncio.create_task(self._scrape_loop(w), name=f"worker-{w.settings.name}-scrape")
 
     async def _remove(self, w: WorkerRuntime) -> None:
         """A worker gone from the config is drained like `infernode drain` does it:
         out of rotation first, then SIGTERM (systemctl stop) once the balancers had
         deregister_delay to notice."""
-        if w.task:
-            w.task.cancel()
+        w.cancel()
         if w.up:
             # Still listed meanwhile, so /workers/NAME/ready answers 503, not 404.
             w.policy.phase = WorkerPhase.DRAINING
@@ -307,7 +320,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             show = await self.systemctl.show(w.unit, "ActiveState", "MainPID", "ExecMainCode", "ExecMainStatus")
         except SystemctlError as e:
             w.last_problem = str(e)
-            w.up = False
+            w.up = w.serving = False
             return
         w.active_state = show.get("ActiveState", "unknown")
         w.main_pid = int(show.get("MainPID", "0") or 0)
@@ -362,11 +375,32 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             refresh = self.ctx.services.ebpf_refresh_scope
             if refresh is not None:
                 await off_loop(refresh)
-        if s.scrape_metrics and active:
+        w.serving = active
+        if s.metrics_interval is None:
+            await self._scrape_if_serving(w)
+
+    async def _scrape_loop(self, w: WorkerRuntime) -> None:
+        interval = w.settings.metrics_interval or w.settings.health.interval
+        while True:
+            try:
+                await self._scrape_if_serving(w)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad scrape must not end the scrapes
+                log.exception("worker %s: scrape failed", w.settings.name)
+            await asyncio.sleep(interval)
+
+    async def _scrape_if_serving(self, w: WorkerRuntime) -> None:
+        if w.settings.scrape_metrics and w.serving:
             await self._scrape(w)
         else:
-            w.scrape_up = False
-            w.vllm_samples = []
+            self._scrape_lost(w)
+
+    def _scrape_lost(self, w: WorkerRuntime) -> None:
+        w.scrape_up = False
+        w.vllm_samples = []  # never serve stale values as if they were current
+        if w.windows is not None:
+            w.windows.reset()
 
     async def _identify(self, w: WorkerRuntime) -> None:
         """What a worker that just came up serves: its model id (vLLM's spans name
@@ -448,20 +482,21 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                     raise aiohttp.ClientError(f"answered {r.status}")
                 text = await r.text()
         except (TimeoutError, aiohttp.ClientError) as e:
-            w.scrape_up = False
-            w.vllm_samples = []  # never serve stale values as if they were current
+            self._scrape_lost(w)
             log.debug("worker %s: scrape failed: %s", s.name, e)
             return
         try:
             parsed = await off_loop(parse_vllm_metrics, text, s.name, gpus_label(s.gpus))
         except MalformedExposition as e:
             w.scrape_malformed += 1
-            w.scrape_up = False
-            w.vllm_samples = []
+            self._scrape_lost(w)
             log.warning("worker %s: dropping malformed /metrics: %s", s.name, e)
             return
         w.scrape_up = True
         w.vllm_samples = parsed.samples
+        if w.windows is not None:
+            for ev in w.windows.observe(parsed.samples, now_ns()):
+                self.ctx.events.add(ev)
 
     def _gpu_fault(self, s: WorkerSettings) -> str | None:
         events = self.ctx.events.query(self._fault_since_ns, now_ns() + 1, kinds=gpufaults.KINDS)

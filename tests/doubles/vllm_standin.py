@@ -58,7 +58,37 @@ Command line (vLLM's own flag names where vLLM has them):
       [--startup-phase NAME=SECONDS ...]   test control: the load's phases instead (each a span)
       [--report-version 0.33.0]            test control: what GET /version says
       [--fault none|health_hang|engine_hang|engine_dead]   test control, initial fault
+      [--scheduler paced|batched]          test control: how requests share the engine (below)
+      [--truth-log PATH]                   test control: one JSON line per finished request, what the
+                                           double knows and vLLM's span does not say (request id,
+                                           preemptions), so a test can check the agent against it
   Other vLLM flags (e.g. --tensor-parallel-size) are accepted and ignored.
+
+Schedulers (test control --scheduler):
+  paced     each request is paced on its own by --ttft and --itl, whatever else runs:
+            no batch effects at all, unlike vLLM. The kernel-side tests use it, so a
+            request's latency moves only with the fault they inject.
+  batched   a small continuous-batching engine, after vLLM's v1 scheduler
+            (vllm/v1/core/sched/scheduler.py): one step loop; each step first
+            schedules the running requests (a decode token each, or the rest of a
+            prefill), then admits waiting ones in arrival order while fewer than
+            --max-num-seqs run, within a token budget of --max-num-batched-tokens
+            (a longer prefill is chunked over steps). A running request that needs a
+            KV block when none is free preempts the most recently admitted running
+            request (FCFS: `self.running.pop()`), which frees its blocks, goes back to
+            the front of the queue and is recomputed from scratch when admitted again;
+            vllm:num_preemptions counts it. While a step preempts, no waiting request
+            is admitted. KV: --num-gpu-blocks-override blocks of --block-size tokens
+            (vLLM's flags). A step takes --step-time + --step-time-per-seq x batch
+            size + --step-time-per-prefill-token x prefill tokens in it (vLLM's step
+            time is the GPU's, which this linear model only stands in for). The span's
+            phases follow vLLM's stats (v1/metrics/stats.py update_from_events): queue
+            from QUEUED to the first SCHEDULED, prefill to the first token, decode to
+            the last; a preemption's wait and recompute stay inside prefill or decode
+            ("ignore preemptions": the first SCHEDULED is kept). What vLLM's default
+            --max-num-batched-tokens is on a given GPU, and how vLLM splits
+            vllm:num_requests_waiting_by_reason, were not pinned down: the double's
+            budget defaults to 2048 and it exports no waiting_by_reason.
 
 Faults at run time (e.g. `systemctl kill -s SIGUSR1 --kill-who=main UNIT`), test controls:
   SIGUSR1   /health and /ping hang (a wedged HTTP server).
@@ -74,9 +104,11 @@ system python3); OpenTelemetry is imported only when --otlp-traces-endpoint is g
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
+import queue
 import signal
 import sys
 import threading
@@ -351,6 +383,165 @@ class HttpMetrics:
         return "".join(out)
 
 
+class Seq:
+    """One request inside the batched engine."""
+
+    __slots__ = ("n_prompt", "max_tokens", "arrival", "queued", "scheduled", "first", "last", "generated",
+                 "computed", "blocks", "tokens", "preemptions", "finished")
+
+    def __init__(self, n_prompt: int, max_tokens: int, arrival: float) -> None:
+        self.n_prompt = n_prompt
+        self.max_tokens = max_tokens
+        self.arrival = arrival
+        self.queued = arrival
+        self.scheduled: float | None = None
+        self.first: float | None = None
+        self.last: float | None = None
+        self.generated = 0
+        self.computed = 0  # tokens whose KV is computed (0 again after a preemption)
+        self.blocks = 0
+        self.tokens: queue.SimpleQueue = queue.SimpleQueue()  # token index per output, None when done
+        self.preemptions = 0
+        self.finished = False
+
+
+class StepLoop:
+    """The batched scheduler (see the module's docstring): one thread steps every
+    request in the batch together."""
+
+    def __init__(self, engine: Engine) -> None:
+        a = engine.args
+        self.engine = engine
+        self.max_num_seqs = a.max_num_seqs
+        self.budget = a.max_num_batched_tokens
+        self.block_size = a.block_size
+        self.total_blocks = a.num_gpu_blocks_override
+        self.free_blocks = self.total_blocks
+        self.waiting: collections.deque[Seq] = collections.deque()
+        self.running: list[Seq] = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._loop, name="EngineCore", daemon=True).start()
+
+    def submit(self, seq: Seq) -> None:
+        with self.cond:
+            seq.queued = time.monotonic()
+            self.waiting.append(seq)
+            self._gauges()
+            self.cond.notify()
+
+    def abort(self, seq: Seq) -> None:
+        with self.cond:
+            if seq in self.running:
+                self.running.remove(seq)
+            elif seq in self.waiting:
+                self.waiting.remove(seq)
+            self._free(seq)
+            self._gauges()
+
+    def _blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
+
+    def _free(self, seq: Seq) -> None:
+        self.free_blocks += seq.blocks
+        seq.blocks = 0
+
+    def _preempt(self, seq: Seq) -> None:
+        self._free(seq)
+        seq.computed = 0
+        seq.preemptions += 1
+        self.waiting.appendleft(seq)
+        m = self.engine.metrics
+        if not self.engine.args.disable_log_stats:
+            with m.lock:
+                m.preemptions += 1
+
+    def _gauges(self) -> None:
+        m = self.engine.metrics
+        with m.lock:
+            m.running = len(self.running)
+            m.waiting = len(self.waiting)
+            m.kv_usage = 1.0 - self.free_blocks / self.total_blocks
+
+    def _schedule(self, now: float) -> tuple[list[tuple[Seq, int]], int]:
+        """One step's batch, [(request, tokens to compute)], and its prefill tokens."""
+        budget = self.budget
+        batch: list[tuple[Seq, int]] = []
+        preempted = False
+        i = 0
+        while i < len(self.running) and budget > 0:
+            seq = self.running[i]
+            n = min(seq.n_prompt + seq.generated - seq.computed, budget)
+            need = self._blocks_for(seq.computed + n) - seq.blocks
+            while need > self.free_blocks:
+                victim = self.running.pop()
+                self._preempt(victim)
+                preempted = True
+                if victim is seq:
+                    break
+            if seq not in self.running:
+                break
+            self.free_blocks -= need
+            seq.blocks += need
+            batch.append((seq, n))
+            budget -= n
+            i += 1
+        while not preempted and self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
+            seq = self.waiting[0]
+            n = min(seq.n_prompt + seq.generated - seq.computed, budget)
+            need = self._blocks_for(n)
+            if need > self.free_blocks:
+                break
+            self.waiting.popleft()
+            self.running.append(seq)
+            self.free_blocks -= need
+            seq.blocks += need
+            if seq.scheduled is None:
+                seq.scheduled = now
+            batch.append((seq, n))
+            budget -= n
+        prefill = sum(n for _, n in batch if n > 1)  # a decode computes one token
+        return batch, prefill
+
+    def _loop(self) -> None:
+        e = self.engine
+        a = e.args
+        while not e.stop_event.is_set():
+            with self.cond:
+                if not self.waiting and not self.running:
+                    self.cond.wait(0.05)
+                    continue
+                batch, prefill = self._schedule(time.monotonic())
+                self._gauges()
+            if e.fault == "engine_hang":
+                time.sleep(0.05)
+                continue
+            time.sleep(a.step_time + a.step_time_per_seq * len(batch) + a.step_time_per_prefill_token * prefill)
+            e._burn(a.cpu_per_token * len(batch))
+            now = time.monotonic()
+            with self.cond:
+                e._record("vllm:iteration_tokens_total", sum(n for _, n in batch))
+                for seq, n in batch:
+                    if seq.finished or seq not in self.running:
+                        continue  # aborted during the step
+                    seq.computed += n
+                    if seq.computed < seq.n_prompt + seq.generated:
+                        continue  # a chunk of a longer prefill
+                    if seq.first is None:
+                        seq.first = now
+                        e._record("vllm:time_to_first_token_seconds", now - seq.arrival)
+                    else:
+                        e._record("vllm:inter_token_latency_seconds", now - (seq.last or now))
+                    seq.last = now
+                    seq.tokens.put(seq.generated)
+                    seq.generated += 1
+                    if seq.generated >= seq.max_tokens:
+                        seq.finished = True
+                        self.running.remove(seq)
+                        self._free(seq)
+                        seq.tokens.put(None)
+                self._gauges()
+
+
 class Engine:
     def __init__(self, args: argparse.Namespace, tracer: Tracer | None) -> None:
         self.args = args
@@ -367,6 +558,9 @@ class Engine:
         self.stop_event = threading.Event()
         self.reader = DirectReader(args.read_file, args.read_block) if args.read_file and args.read_bytes else None
         self.on_death = lambda: None  # main() arms the watchdog
+        self.steps = StepLoop(self) if args.scheduler == "batched" else None
+        self.truth = open(args.truth_log, "a") if args.truth_log else None  # noqa: SIM115 - for the process's life
+        self.truth_lock = threading.Lock()
 
     def die(self) -> None:
         """The engine died: /health 503, generation 500, exit 5 s later (watchdog)."""
@@ -377,6 +571,9 @@ class Engine:
     def generate(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):
         """Yields (index, text); fills `timings` (seconds) when done. Raises Aborted
         when shutdown aborts the request, EngineDead when the engine is dead."""
+        if self.steps is not None:
+            yield from self._generate_batched(n_prompt, max_tokens, timings)
+            return
         arrival = time.monotonic()
         m = self.metrics
         with m.lock:
@@ -425,6 +622,38 @@ class Engine:
             with m.lock:
                 m.running -= 1
             self.slots.release()
+
+    def _generate_batched(self, n_prompt: int, max_tokens: int, timings: dict[str, float]):
+        assert self.steps is not None
+        seq = Seq(n_prompt, max_tokens, time.monotonic())
+        self._check()
+        self.steps.submit(seq)
+        produced = 0
+        try:
+            while True:
+                try:
+                    tok = seq.tokens.get(timeout=0.05)
+                except queue.Empty:
+                    try:
+                        self._check()
+                    except Aborted:
+                        raise Aborted(seq.scheduled is not None, produced) from None
+                    continue
+                if tok is None:
+                    break
+                produced += 1
+                yield tok, f"tok{tok} "
+        finally:
+            if not seq.finished:
+                self.steps.abort(seq)  # aborted, engine dead, or the client went away
+        assert seq.scheduled is not None and seq.first is not None and seq.last is not None
+        done = time.monotonic()
+        timings.update({
+            "queue": seq.scheduled - seq.queued, "ttft": seq.first - seq.arrival, "e2e": done - seq.arrival,
+            "prefill": seq.first - seq.scheduled, "decode": seq.last - seq.first, "inference": seq.last - seq.scheduled,
+        })
+        timings["preemptions"] = seq.preemptions
+        self._finish(n_prompt, max_tokens, timings)
 
     @staticmethod
     def _burn(cpu_seconds: float) -> None:
@@ -501,6 +730,13 @@ class Engine:
 
     def span(self, headers: dict[str, str], request_id: str, start_ns: int, n_prompt: int, n_gen: int,
              body: dict, t: dict[str, float]) -> None:
+        if self.truth is not None:
+            line = json.dumps({"request_id": request_id, "prompt_tokens": n_prompt, "completion_tokens": n_gen,
+                               "preemptions": int(t.get("preemptions", 0)),
+                               **{k: t[k] for k in ("queue", "prefill", "decode", "e2e") if k in t}})
+            with self.truth_lock:
+                self.truth.write(line + "\n")
+                self.truth.flush()
         if self.tracer is None:
             return
         attrs = {
@@ -756,11 +992,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--read-file", default=None)
     p.add_argument("--read-bytes", type=int, default=0)
     p.add_argument("--read-block", type=int, default=65536)
+    p.add_argument("--scheduler", choices=("paced", "batched"), default="paced")
+    p.add_argument("--truth-log", default=None)
+    p.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    p.add_argument("--num-gpu-blocks-override", type=int, default=1 << 20)
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--step-time", type=float, default=None)
+    p.add_argument("--step-time-per-seq", type=float, default=0.0002)
+    p.add_argument("--step-time-per-prefill-token", type=float, default=0.00002)
     p.add_argument("--fault", choices=("none", "health_hang", "engine_hang", "engine_dead"),
                    default=os.environ.get("VLLM_STANDIN_FAULT", "none"))
     args, _unknown = p.parse_known_args(argv)  # vLLM flags the double does not model
     if args.shutdown_timeout < 0:
         p.error("argument --shutdown-timeout: must be >= 0")
+    for flag in ("max_num_seqs", "max_num_batched_tokens", "num_gpu_blocks_override", "block_size"):
+        if getattr(args, flag) < 1:
+            p.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
+    if args.step_time is None:
+        args.step_time = args.itl
     pos = [a for a in args.positional if a != "serve"]
     args.model = args.model or (pos[0] if pos else "standin/tiny-model")
     return args

@@ -67,7 +67,22 @@ def _written_kinds() -> dict[str, list[str]]:
 
 def test_every_declared_kind_has_a_writer() -> None:
     written = _written_kinds()
-    assert [k for k in KINDS if k not in written] == []
+    assert [k for k in KINDS if k not in written and KINDS[k].role is not Role.DERIVED] == []
+    assert [k for k in KINDS if k in written and KINDS[k].role is Role.DERIVED] == []
+
+
+def test_every_derived_cause_is_derived_and_nothing_else_is() -> None:
+    """The engine causes name their kind as Ranked(...)'s first argument."""
+    tree = ast.parse((REPO / "agent/tracing/engine_causes.py").read_text())
+    made = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", "") == "Ranked" and n.args and isinstance(n.args[0], ast.Constant)}
+    assert made == {k for k, v in KINDS.items() if v.role is Role.DERIVED}
+
+
+def test_the_store_refuses_a_derived_cause() -> None:
+    store = EventStore(1 << 20)
+    with pytest.raises(UndeclaredEventKind, match="derived cause"):
+        store.add(Event(T0, T0 + 1, "queueing", "worker:w", 1.0, {}))
 
 
 T0 = 1_700_000_000 * 10**9

@@ -102,3 +102,25 @@ def test_workers_table():
 
 def test_minutes_that_are_whole_seconds_are_taken():
     assert parse_config({"workers": [{**W, "shutdown_timeout": "1.5m"}]}).workers[0].shutdown_timeout == 90
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--max-num-seqs", "64"], 64),
+    (["--max-num-seqs=128", "--tensor-parallel-size", "2"], 128),
+    (["--tensor-parallel-size", "2"], None),  # vLLM's default depends on the release and GPU: not assumed
+    (["--max-num-seqs"], None),
+    (["--max-num-seqs", "many"], None),
+])
+def test_the_batch_limit_is_read_from_the_workers_command_line(args, expected):
+    assert parse_config({"workers": [{**W, "args": args}]}).workers[0].max_num_seqs == expected
+
+
+def test_the_batch_limit_in_the_command_counts_too():
+    w = {**W, "command": ["vllm", "serve", "m", "--max-num-seqs", "32"]}
+    assert parse_config({"workers": [w]}).workers[0].max_num_seqs == 32
+
+
+def test_metrics_interval_is_a_duration_with_a_floor():
+    assert parse_config({"workers": [{**W, "metrics_interval": "1s"}]}).workers[0].metrics_interval == 1.0
+    assert parse_config({"workers": [W]}).workers[0].metrics_interval is None
+    assert any("workers.0.metrics_interval" in line for line in _lines({"workers": [{**W, "metrics_interval": "10ms"}]}))

@@ -409,3 +409,68 @@ def test_read_file_smaller_than_a_block_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, str(STANDIN), "--port", str(_free_port()), "--read-file", str(tiny),
                            "--read-bytes", "65536"], capture_output=True, text=True, timeout=20)
     assert proc.returncode != 0 and "smaller than one --read-block" in proc.stderr
+
+
+def _metric(base: str, name: str) -> float:
+    text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
+def _truth(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _concurrently(base: str, n: int, prompt: int, max_tokens: int) -> None:
+    body = {"model": "org/model", "prompt": " ".join(["w"] * prompt), "max_tokens": max_tokens}
+    with futures.ThreadPoolExecutor(n) as pool:
+        assert all(s == 200 for s, _ in pool.map(lambda _: _post(base + "/v1/completions", body, 30), range(n)))
+
+
+def test_batched_engine_queues_beyond_max_num_seqs_and_steps_the_batch_together(tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    with standin("--scheduler", "batched", "--max-num-seqs", "2", "--step-time", "0.01",
+                 "--truth-log", str(truth)) as (base, _):
+        _concurrently(base, 6, 4, 10)
+        rows = _truth(truth)
+        assert _metric(base, "vllm:num_requests_running") == 0 and _metric(base, "vllm:num_requests_waiting") == 0
+    assert len(rows) == 6
+    queued = sorted(r["queue"] for r in rows)
+    # Two at a time: two waves wait a whole wave's time or more, one wave does not wait.
+    assert queued[1] < 0.05 and queued[2] > 0.08 and queued[4] > 2 * 0.08, queued
+    # Each step advances every running request one token: nine steps of about 10 ms.
+    for r in rows:
+        assert 0.09 <= r["decode"] < 0.25, r
+    assert all(r["preemptions"] == 0 for r in rows)
+
+
+def test_batched_engine_preempts_the_newest_when_the_kv_blocks_run_out_and_counts_it(tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    # 4 blocks of 4 tokens: two requests growing to 12 tokens need 6.
+    with standin("--scheduler", "batched", "--max-num-seqs", "2", "--step-time", "0.005",
+                 "--num-gpu-blocks-override", "4", "--block-size", "4", "--truth-log", str(truth)) as (base, _):
+        _concurrently(base, 2, 3, 10)
+        rows = _truth(truth)
+        counted = _metric(base, "vllm:num_preemptions_total")
+    assert counted == sum(r["preemptions"] for r in rows) > 0
+    # The preempted one was recomputed after the other finished: its decode holds the wait.
+    slow, fast = sorted(rows, key=lambda r: -r["preemptions"])
+    assert slow["preemptions"] > 0 and fast["preemptions"] == 0
+    assert slow["decode"] > fast["decode"] * 1.3, rows
+
+
+def test_batched_engine_chunks_a_long_prefill_within_the_token_budget(tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    with standin("--scheduler", "batched", "--step-time", "0.005", "--step-time-per-prefill-token", "0.0001",
+                 "--max-num-batched-tokens", "100", "--truth-log", str(truth)) as (base, _):
+        assert _post(base + "/v1/completions", {"prompt": " ".join(["w"] * 400), "max_tokens": 2})[0] == 200
+        (row,) = _truth(truth)
+    # Four chunks of 100 tokens: 4 x (5 ms + 10 ms), not one step of 45 ms.
+    assert 0.055 <= row["prefill"] < 0.2, row
+
+
+@pytest.mark.parametrize("flag", ["--max-num-seqs", "--max-num-batched-tokens", "--num-gpu-blocks-override",
+                                  "--block-size"])
+def test_batched_engine_refuses_a_limit_below_one(flag):
+    out = subprocess.run([sys.executable, str(STANDIN), "--scheduler", "batched", flag, "0"], capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode == 2 and "must be >= 1" in out.stderr
