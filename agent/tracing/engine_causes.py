@@ -172,8 +172,8 @@ def _decode_causes(r: RequestSpan, d: Phase, view: LoadView, windows: Sequence[E
     # pace is the engine's over the same steps. The pace is their fastest tenth's:
     # a mate in the batch throughout is as fast as any; preempted ones are slower.
     d0, d1, half = d.start_ns, d.end_ns, dur / 2
-    tpots = sorted(x.tpot for x in view.neighbours if behind and x.tpot is not None
-                   and min(x.last, d1) - max(x.first, d0) >= half) if behind else []
+    tpots = sorted(x.tpot for x in view.neighbours
+                   if x.tpot is not None and min(x.last, d1) - max(x.first, d0) >= half) if behind else []
     preempt_s = 0.0
     if tpots:
         expected = tpots[len(tpots) // 10] * (n - 1)

@@ -199,8 +199,7 @@ class LoadTimeline:
                 samples.append(tpot)
                 w.cache.pop(run.model, None)
 
-    def view(self, worker: str, r: RequestSpan) -> LoadView | None:
-        run = Run.of(r)
+    def view(self, worker: str, run: Run) -> LoadView | None:
         with self._lock:
             w = self._workers.get(worker)
             if w is None:
@@ -228,12 +227,17 @@ class LoadTimeline:
             return sum(len(w.runs) for w in self._workers.values())
 
 
+def _ending_after(w: _WorkerLoad, start: int, end: int) -> range:
+    """Indexes of the kept requests that may overlap [start, end]: those ending after
+    `start`, and no later than the longest request after `end`."""
+    lo = bisect.bisect_right(w.ends, start)
+    return range(lo, bisect.bisect_right(w.ends, end + w.longest, lo))
+
+
 def _overlapping(w: _WorkerLoad, run: Run) -> tuple[list[Run], bool]:
     """The other kept requests on the engine during any of [run.queued, run.end]."""
     out: list[Run] = []
-    lo = bisect.bisect_right(w.ends, run.queued)
-    hi = bisect.bisect_right(w.ends, run.end + w.longest, lo)
-    for i in range(lo, hi):
+    for i in _ending_after(w, run.queued, run.end):
         x = w.runs[i]
         if x.key != run.key and x.queued < run.end:
             out.append(x)
@@ -252,9 +256,7 @@ def _decoded_alone(w: _WorkerLoad, run: Run) -> bool:
         return False
     batch_max, prefill_max = ALONE_BATCH * d, ALONE_PREFILL_SHARE * d
     batch = prefill = 0
-    lo = bisect.bisect_right(w.ends, d0)
-    hi = bisect.bisect_right(w.ends, d1 + w.longest, lo)
-    for i in range(lo, hi):
+    for i in _ending_after(w, d0, d1):
         x = w.runs[i]
         if x.key == run.key or x.scheduled >= d1:
             continue

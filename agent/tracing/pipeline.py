@@ -24,7 +24,7 @@ from agent.services import Services
 from agent.tracing import spans as sp
 from agent.tracing.correlate import explain
 from agent.tracing.engine_causes import EngineSettings
-from agent.tracing.engine_load import LoadTimeline
+from agent.tracing.engine_load import LoadTimeline, Run
 from agent.tracing.metrics import RequestMetrics
 from agent.tracing.ranking import Phase, concerns, phase_of
 from agent.tracing.recent import RecentRequests
@@ -192,7 +192,7 @@ class Enricher:
         fn(worker, span.name, start, end)
         return "startup"
 
-    def correlate(self, r: sp.RequestSpan) -> Explanation:
+    def correlate(self, r: sp.RequestSpan, run: Run) -> Explanation:
         scope = self.resolver.scope(r)
         end_ns = r.start_ns + int(r.e2e * 1e9)
         subjects = scope.subjects()
@@ -204,12 +204,13 @@ class Enricher:
         slow = self.judge.judge(scope.worker, latencies(r))
         load, worker = self.load, scope.worker
         return explain(r, scope, relevant, slow or None, self.settings.min_cause, self.settings.min_cause_share,
-                       lambda: load.view(worker, r), self.engine)
+                       lambda: load.view(worker, run), self.engine)
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()
-        self.load.add(self.resolver.scope(r).worker, r)
-        ex = self.correlate(r)
+        # The request joins its worker's timeline first; a re-sent one is there already.
+        run = self.load.add(self.resolver.scope(r).worker, r) or Run.of(r)
+        ex = self.correlate(r, run)
         self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow,
                              ex.seconds_by_kind)
         self.recent.add(ex)

@@ -9,7 +9,7 @@ import pytest
 from agent.events import Event
 from agent.tracing.correlate import explain
 from agent.tracing.engine_causes import EngineSettings
-from agent.tracing.engine_load import LoadTimeline
+from agent.tracing.engine_load import LoadTimeline, Run
 from agent.tracing.ranking import RequestScope
 from agent.tracing.recent import RecentRequests
 from agent.tracing.spans import RequestSpan
@@ -42,7 +42,7 @@ def timeline(*requests: RequestSpan, settle: float = 5.0) -> LoadTimeline:
 def why(r: RequestSpan, t: LoadTimeline, events: list[Event] = (), batch_limit: int | None = None,
         min_share: float = 0.05):
     scope = RequestScope("w", batch_limit=batch_limit)
-    return explain(r, scope, list(events), None, 0.001, min_share, lambda: t.view("w", r),
+    return explain(r, scope, list(events), None, 0.001, min_share, lambda: t.view("w", Run.of(r)),
                    EngineSettings(min_cause_s=0.001))
 
 
