@@ -89,7 +89,8 @@ def test_span_overlapping_a_runqueue_wait_is_explained(agent):
     # 150 ms run-queue wait inside the prefill of a request arriving at `start`
     agent.daemon.events.add(Event(start + 100_000_000, start + 250_000_000, "runqueue_wait", f"cgroup:{cg}", 0.15,
                                   {"tid": os.getpid(), "cpu": 1, "holder_pid": 99, "holder_comm": "hog"}))
-    tp = provider(HttpExporter(endpoint=agent.http_url))
+    # A sender of its own: its worker's typical prompt is not learned from other tests' requests.
+    tp = provider(HttpExporter(endpoint=agent.http_url), service="vllm-runqueue")
     trace_id = emit_llm_request(tp, start_ns=start, ttft=0.4, queue=0.02, prefill=0.36)
     tp.shutdown()
     agent.flush()
