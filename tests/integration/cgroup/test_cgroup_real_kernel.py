@@ -7,7 +7,6 @@ delegates cpu, memory and io (the test does not change the root's controllers)."
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from agent.paths import Paths
 from collectors.cgroup import CgroupCollector, detect_layout
 from tests.conftest import need_root
+from tests.harness.blkio import count_io
 from tests.unit.collector_helpers import make_collector, series
 
 pytestmark = pytest.mark.integration
@@ -71,13 +71,7 @@ class ScratchCgroup:
         (cpu / "cpu.cfs_period_us").write_text(str(PERIOD_US))
         (cpu / "cpu.cfs_quota_us").write_text(str(QUOTA_US))
         if "blkio" in self.layout.v1:
-            # v1 blkio counts per-cgroup I/O only on devices where blk-throttle is
-            # active, and recent kernels activate it on a device's first rule: a
-            # 1 TiB/s rule on the disk under /var/tmp counts without limiting.
-            dev = os.stat("/var/tmp").st_dev
-            rule = f"{os.major(dev)}:{os.minor(dev)} {1 << 40}"
-            with contextlib.suppress(OSError):  # a partition: the rule needs the whole disk
-                (self.layout.v1["blkio"] / self.slice / UNIT / "blkio.throttle.write_bps_device").write_text(rule)
+            count_io(self.layout.v1["blkio"] / self.slice / UNIT, "/var/tmp")
 
     def run(self, code: str) -> int:
         """Run `code` in the unit; it starts only once it is inside. Returns the exit status."""

@@ -41,6 +41,7 @@ import pytest
 from tests.conftest import need_root
 from tests.harness import prometheus as promh
 from tests.harness.agent_root import PYPATH, agent_binds, install_agent
+from tests.harness.blkio import count_io
 from tests.harness.grafana import alert_rules, concrete, panels
 from tests.harness.promql import metric_names
 
@@ -75,7 +76,9 @@ workers:
     cpus: "0"
     port: 8000
     command: [/usr/bin/python3, /opt/infernode/src/tests/doubles/vllm_standin.py, serve, standin/tiny]
-    args: [--ttft, "0.02", --itl, "0.005"]
+    # One request at a time in the batch: the pairs the traffic sends queue, so the
+    # engine's own causes (queueing) have latency to show on the requests dashboard.
+    args: [--ttft, "0.02", --itl, "0.005", --scheduler, batched, --max-num-seqs, "1"]
     environment:
       PYTHONPATH: {PYPATH}
       OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: grpc
@@ -169,16 +172,18 @@ def _gpu_exporter() -> Iterator[str]:
 
 @contextlib.contextmanager
 def _traffic(box, scratch: Path) -> Iterator[None]:
-    """Completions against the worker (and some disk writes for block I/O latency)
-    until the test ends."""
+    """Completions against the worker, every third time two at once (the second
+    queues behind the first), and some disk writes for block I/O latency, until the
+    test ends."""
     stop = threading.Event()
 
     def loop() -> None:
         n = 0
         while not stop.is_set():
             body = json.dumps({"model": "standin/tiny", "prompt": "hello " * (1 + n % 7), "max_tokens": 2 + n % 6})
-            box.run("curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8000/v1/completions",
-                    "-H", "content-type: application/json", "-d", body, check=False, timeout=10)
+            curl = ("curl -s -o /dev/null http://127.0.0.1:8000/v1/completions "
+                    f"-H 'content-type: application/json' -d '{body}'")
+            box.sh(f"{curl} & {curl}; wait" if n % 3 == 0 else curl, check=False, timeout=10)
             with open(scratch / "io", "wb") as f:
                 f.write(os.urandom(1 << 16))
                 f.flush()
@@ -226,6 +231,9 @@ def _test_slice(scratch: Path) -> Iterator[str]:
                 made.append(d)
         (Path("/sys/fs/cgroup/cpu") / name / "dashload.service" / "cpu.cfs_quota_us").write_text("30000")
         (Path("/sys/fs/cgroup/memory") / name / "dashload.service" / "memory.limit_in_bytes").write_text(str(256 << 20))
+        blkio = Path("/sys/fs/cgroup/blkio") / name / "dashload.service"
+        if blkio.is_dir():
+            count_io(blkio, scratch)
         proc = subprocess.Popen([sys.executable, "-c", LOAD, str(scratch / "direct-io")])
         for ctrl in ("cpu", "cpuacct", "blkio"):
             unit = Path("/sys/fs/cgroup") / ctrl / name / "dashload.service"
@@ -291,6 +299,7 @@ def prom(tmp_path_factory):
                 p.wait_for_target_up(job, timeout=60)
             p.wait_for_series('infernode_worker_up{worker="w0"} == 1', timeout=60)
             p.wait_for_series("infernode_request_ttft_seconds_count > 0", timeout=60)
+            p.wait_for_series('infernode_request_cause_seconds_total{kind="queueing"} > 0', timeout=60)
             p.wait_for_series("infernode_gpu_xid_errors_total > 0", timeout=30)
             p.wait_for_series('infernode_worker_restarts_total{reason="exited"} > 0', timeout=30)
             time.sleep(12)  # a few scrapes of traffic inside every rate window
