@@ -11,7 +11,7 @@ cause is measured and which is a model's estimate is the kind's own
 (agent/event_kinds.py `estimated`) and is said in the words.
 
 - queueing (measured): the request's queue time, with how many requests were
-  running and queued ahead of it meanwhile (from the timeline) and the worker's
+  running for most of it and queued ahead of it (from the timeline) and the worker's
   batch limit (its --max-num-seqs) when known. Named only when others were on the
   engine: a lone request's queue time is a step boundary, not load.
 - kv_cache_pressure (measured): the part of the queue time during which vLLM's
@@ -111,11 +111,15 @@ def _queue_causes(q: Phase, neighbours: Sequence[Run], windows: Sequence[Event],
     kv = [ev for ev in windows if ev.kind == "engine_load"
           and float(ev.attributes.get("kv_cache_usage", 0.0) or 0.0) >= settings.kv_full]
     limit_ns = kv_ns = total_ns = 0
-    running_max = 0
+    # How long each running count held. The count named is the one that held longest:
+    # a span's times are rebuilt from vLLM's frontend TTFT and EngineCore's phase
+    # times, whose clocks differ by the output path's delay, so one request's last
+    # token and the next one's scheduling can overlap by a few ms that never happened.
+    held: dict[int, int] = {}
     for a, b in zip(cuts, cuts[1:], strict=False):
         running, _ = _count_at(neighbours, a)
-        running_max = max(running_max, running)
         span = b - a
+        held[running] = held.get(running, 0) + span
         total_ns += span
         at_limit = batch_limit is not None and running >= batch_limit
         if at_limit:
@@ -124,6 +128,8 @@ def _queue_causes(q: Phase, neighbours: Sequence[Run], windows: Sequence[Event],
             kv_ns += sum(overlap(ev.start_ns, ev.end_ns, a, b) for ev in kv)
     kv_ns = min(kv_ns, total_ns - limit_ns)
     ahead = sum(1 for x in neighbours if x.queued < q.start_ns < x.scheduled)
+    running_max = max(held, default=0)
+    running_most = max(held, key=lambda n: (held[n], n), default=0)
     if running_max == 0 and ahead == 0 and kv_ns == 0:
         return []  # alone on the engine: waiting for a step boundary is not load
     scale = left["queue"] / q.duration_s  # what the infrastructure left of the queue time
@@ -131,10 +137,11 @@ def _queue_causes(q: Phase, neighbours: Sequence[Run], windows: Sequence[Event],
     kv_s = kv_ns / 1e9 * scale
     queue_s = (total_ns - kv_ns) / 1e9 * scale
     if queue_s > 0:
-        detail: dict[str, object] = {"running": running_max, "ahead": ahead, "batch_limit": batch_limit,
+        detail: dict[str, object] = {"running": running_most, "running_max": running_max, "ahead": ahead,
+                                     "batch_limit": batch_limit,
                                      "at_batch_limit_seconds": round(limit_ns / 1e9, 6), "measured": True}
         limit = f" (batch limit {batch_limit})" if batch_limit is not None else " (batch limit unknown)"
-        where = f" behind {running_max} running requests{limit}"
+        where = f" behind {running_most} running requests{limit}"
         if ahead:
             where += f", {ahead} queued ahead of it"
         out.append(Ranked("queueing", "queue", [], queue_s, {"queue": queue_s}, detail, where + " (measured)"))

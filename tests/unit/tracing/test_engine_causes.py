@@ -67,6 +67,18 @@ def test_a_request_queued_behind_a_full_batch_names_queueing_with_its_measured_q
     assert "behind 4 running requests (batch limit 4)" in c.text and c.text.endswith("(measured)")
 
 
+def test_the_running_count_named_is_the_one_that_held_not_a_clock_skew_sliver():
+    # Four run; as the first finishes, a fifth is scheduled 3 ms "before" it ends: the
+    # rebuilt times of two requests (frontend TTFT against EngineCore's phases) overlap
+    # by a few ms that a batch of 4 never had. The request queued behind 4, not 5.
+    running = [req(0.0, 0.001, 0.05, 1.0)] + [req(0.0, 0.001, 0.05, 3.0) for _ in range(3)]
+    fifth = req(0.0, 1.048, 0.05, 1.5)
+    r = req(0.5, 1.5, 0.05, 0.5)
+    c = next(c for c in why(r, timeline(*running, fifth, r), batch_limit=4).causes if c.kind == "queueing")
+    assert c.detail["running_max"] == 5 and c.detail["running"] == 4
+    assert "behind 4 running requests (batch limit 4)" in c.text, c.text
+
+
 def test_a_request_alone_on_the_engine_names_nothing_for_its_step_boundary_wait():
     r = req(0.0, 0.02, 0.05, 0.5)
     ex = why(r, timeline(r))
