@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.cgroups import cgroup_of_pid, parse_ids, unit_of_cgroup
+from agent.hostfs import read_if_readable
 from agent.paths import Paths
 from agent.services import Services
 from agent.tracing.ranking import RequestScope
 from agent.tracing.sockets import listening_ports
 from agent.tracing.spans import RequestSpan
 from agent.worker.dropin import service_name
-from agent.worker.settings import WorkerSettings
+from agent.worker.settings import WorkerSettings, max_num_seqs_of
 
 
 def worker_of_unit(unit: str, names: Sequence[str]) -> str | None:
@@ -200,5 +201,14 @@ class ScopeResolver:
             port=worker.port if worker is not None else None,
             # A worker started outside the supervisor: its ports from its own sockets.
             listen_ports=listening_ports(self.paths, r.pid) if worker is None and r.pid is not None else frozenset(),
-            batch_limit=worker.max_num_seqs if worker is not None else None,
+            batch_limit=worker.max_num_seqs if worker is not None else self._cmdline_batch_limit(r.pid),
         )
+
+    def _cmdline_batch_limit(self, pid: int | None) -> int | None:
+        """A worker started outside the supervisor: --max-num-seqs from its process's
+        command line (vllm.process_id is the API server's pid, whose argv holds the
+        engine flags unless they came from a --config file)."""
+        if pid is None:
+            return None
+        text = read_if_readable(self.paths.proc(pid, "cmdline"))
+        return max_num_seqs_of(text.split("\0")) if text else None

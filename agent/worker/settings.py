@@ -1,6 +1,7 @@
 """Supervision of the local vLLM workers under systemd."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -102,15 +103,7 @@ class WorkerSettings(BaseModel):
     def max_num_seqs(self) -> int | None:
         """vLLM's --max-num-seqs from the command line, when it is there (vLLM's
         default depends on its version and the GPU, so none is assumed)."""
-        words = [*self.command[1:], *self.args]
-        for i, arg in enumerate(words):
-            flag, eq, value = arg.partition("=")
-            if flag != "--max-num-seqs":
-                continue
-            if not eq:
-                value = words[i + 1] if i + 1 < len(words) else ""
-            return int(value) if value.isdigit() and int(value) > 0 else None
-        return None
+        return max_num_seqs_of([*self.command[1:], *self.args])
 
     @field_validator("shutdown_timeout")
     @classmethod
@@ -179,3 +172,16 @@ class WorkerConfig(Protocol):
     def server(self) -> ServerSettings: ...
     @property
     def otlp(self) -> _OtlpReceiver: ...
+
+
+def max_num_seqs_of(words: Sequence[str]) -> int | None:
+    """vLLM's --max-num-seqs in a command line (`--max-num-seqs N` or `=N`), or None
+    when it is absent or not a positive integer."""
+    for i, arg in enumerate(words):
+        flag, eq, value = arg.partition("=")
+        if flag != "--max-num-seqs":
+            continue
+        if not eq:
+            value = words[i + 1] if i + 1 < len(words) else ""
+        return int(value) if value.isdigit() and int(value) > 0 else None
+    return None

@@ -63,3 +63,17 @@ def test_a_process_that_listens_on_nothing_keeps_every_retransmit() -> None:
         proc.wait()
     assert scope.listen_ports == frozenset()
     assert concerns(Event(T0, T0, "tcp_retransmit", NODE, 1.0, {"sport": 1, "dport": 2}), scope)
+
+
+def test_an_unsupervised_workers_batch_limit_comes_from_its_command_line(tmp_path) -> None:
+    # What real vLLM's API server process shows in /proc/PID/cmdline (NUL-separated).
+    for pid, argv, limit in ((101, ["python3", "-m", "vllm", "serve", "m", "--max-num-seqs", "64"], 64),
+                             (102, ["vllm", "serve", "m", "--max-num-seqs=8"], 8),
+                             (103, ["vllm", "serve", "m", "--config", "c.yaml"], None),
+                             (104, ["vllm", "serve", "m", "--max-num-seqs", "many"], None)):
+        (tmp_path / "proc" / str(pid)).mkdir(parents=True)
+        (tmp_path / "proc" / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        scope = ScopeResolver(Paths(tmp_path), [], Services()).scope(request(pid=pid))
+        assert scope.batch_limit == limit, argv
+    # A process that is gone: unknown, not an error.
+    assert ScopeResolver(Paths(tmp_path), [], Services()).scope(request(pid=999)).batch_limit is None
