@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST  := $(PY) -m pytest
 CONFIG  ?= examples/infernode.yaml
 
-.PHONY: setup run lint test test-unit test-random bench soak gpu-check docs clean
+.PHONY: setup run demo lint test test-unit test-random bench soak gpu-check docs clean
 
 setup: os $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(VENV)/bin/infernode run --config $(CONFIG)
+
+# The agent explaining a simulated vLLM worker's slow requests (scripts/demo.py):
+# no GPU needed; as root the CPU hog's run-queue wait is measured with eBPF too.
+demo: setup
+	$(PY) scripts/demo.py
 
 # The lint gate, configured in pyproject.toml: ruff (style, imports, annotations),
 # mypy (types), vulture (unused code; .ci/vulture_whitelist.py says why each
