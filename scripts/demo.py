@@ -145,7 +145,7 @@ def load(port: int, cpu: int) -> None:
         while not stop.is_set():
             post(port, 6000, 2)
 
-    for _ in range(3):
+    for _ in range(2):
         stop.clear()
         t = threading.Thread(target=long_prompts)
         t.start()
@@ -233,7 +233,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{agent_port}"
         say("infernode slow")
         cli = ["--config", str(cfg), "--url", url]
-        subprocess.run([INFERNODE, "slow", *cli, "--since", "5m", "--top", "12"], check=False)
+        subprocess.run([INFERNODE, "slow", *cli, "--since", "5m", "--top", "30"], check=False)
         out = subprocess.run([INFERNODE, "slow", *cli, "--since", "5m", "--top", "1", "--json"],
                              capture_output=True, text=True, check=False)
         requests = json.loads(out.stdout).get("slow", []) if out.returncode == 0 else []
