@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from agent.event_kinds import KINDS, Role
 from agent.events import Event
 from agent.tracing.engine_causes import EngineSettings, engine_causes
 from agent.tracing.engine_load import LoadView
@@ -35,9 +34,10 @@ def explain(
     ranking = rank(r, events, min_cause_s, min_share)
     view = load() if load is not None else None
     if view is not None:
-        windows = [ev for ev in ranking.relevant if KINDS[ev.kind].role is Role.ENGINE]
         settings = engine or EngineSettings(min_cause_s=min_cause_s)
-        ranking.add_derived(engine_causes(r, ranking, view, windows, scope.batch_limit, settings), r.e2e, min_share)
+        # The engine's windows are among the relevant events; each cause picks its kinds.
+        ranking.add_derived(engine_causes(r, ranking, view, ranking.relevant, scope.batch_limit, settings),
+                            r.e2e, min_share)
     by_kind: dict[str, float] = {}
     for c in ranking.timed:
         by_kind[c.kind] = by_kind.get(c.kind, 0.0) + c.explained_s

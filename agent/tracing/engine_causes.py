@@ -64,30 +64,30 @@ def engine_causes(r: RequestSpan, ranking: Ranking, view: LoadView | None, windo
     causes left of each phase."""
     if view is None:
         return []
-    phs = {p.name: p for p in ranking.phases}
-    left = _left_per_phase(ranking)
+    _, queue, prefill, decode, _ = ranking.phases
+    left = _left_per_phase(ranking, queue, prefill, decode)
     # A cause cannot explain more than its phase: one whose phase is under the minimum
     # share would only be evidence, and is not worked out (most requests' queue time).
     floor = max(settings.min_cause_s, settings.min_share * r.e2e)
     out: list[Ranked] = []
-    if left.get("queue", 0.0) >= floor:
-        out.extend(_queue_causes(phs["queue"], view.neighbours, windows, batch_limit, left, settings))
-    if left.get("decode", 0.0) >= floor:
-        out.extend(_decode_causes(r, phs["decode"], view, windows, left, settings))
-    if left.get("prefill", 0.0) >= floor:
-        lp = _long_prompt(r, phs["prefill"], view, left, settings)
+    if left["queue"] >= floor:
+        out.extend(_queue_causes(queue, view.neighbours, windows, batch_limit, left, settings))
+    if left["decode"] >= floor:
+        out.extend(_decode_causes(r, decode, view, windows, left, settings))
+    if left["prefill"] >= floor:
+        lp = _long_prompt(r, prefill, view, left, settings)
         if lp is not None:
             out.append(lp)
     return [c for c in out if c.explained_s >= settings.min_cause_s]
 
 
-def _left_per_phase(ranking: Ranking) -> dict[str, float]:
-    """Seconds of each phase the infrastructure causes did not explain."""
+def _left_per_phase(ranking: Ranking, *phs: Phase) -> dict[str, float]:
+    """Seconds of each of `phs` the infrastructure causes did not explain."""
     taken: dict[str, float] = {}
     for c in ranking.timed:
         for name, s in c.per_phase.items():
             taken[name] = taken.get(name, 0.0) + s
-    return {p.name: max(0.0, p.duration_s - taken.get(p.name, 0.0)) for p in ranking.phases}
+    return {p.name: max(0.0, (p.end_ns - p.start_ns) / 1e9 - taken.get(p.name, 0.0)) for p in phs}
 
 
 def _count_at(neighbours: Sequence[Run], t: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.tracing.ranking import phases
+from agent.tracing.ranking import bounds
 from agent.tracing.spans import RequestSpan
 
 MAX_WORKERS = 256
@@ -61,11 +61,11 @@ class Run:
 
     @classmethod
     def of(cls, r: RequestSpan) -> Run:
-        _, queue, prefill, decode, finish = phases(r)
+        _, queued, scheduled, first, last, end = bounds(r)
         n = r.completion_tokens
-        tpot = (decode.end_ns - decode.start_ns) / 1e9 / (n - 1) if n >= 2 and decode.end_ns > decode.start_ns else None
-        return cls(hash((r.trace_id, r.span_id)), queue.start_ns, prefill.start_ns, decode.start_ns,
-                   decode.end_ns, finish.end_ns, r.prompt_tokens, n, r.model_name, tpot)
+        tpot = (last - first) / 1e9 / (n - 1) if n >= 2 and last > first else None
+        return cls(hash((r.trace_id, r.span_id)), queued, scheduled, first, last, end, r.prompt_tokens, n,
+                   r.model_name, tpot)
 
 
 def overlap(s1: int, e1: int, s2: int, e2: int) -> int:
@@ -116,6 +116,7 @@ class _WorkerLoad:
         self.prompts: deque[int] = deque(maxlen=PROMPT_SAMPLES)
         self.recent_tpot: dict[str, deque[float]] = {}
         self.skipped = 0
+        self.crowded = 0  # settled requests in a row that did not decode alone
         # Medians and quantiles worked out again every RECOMPUTE additions, not per question.
         self.added = 0
         self.cache: dict[str, Baseline] = {}
@@ -180,8 +181,9 @@ class LoadTimeline:
 
     def _settle(self, w: _WorkerLoad) -> None:
         """Requests whose neighbours have all arrived teach the baseline: a TPOT of
-        one that decoded alone. Once a model's baseline is full, one in FULL_SAMPLING
-        is looked at (each look scans the request's neighbours)."""
+        one that decoded alone. Once a model's baseline is full, or while the worker
+        is too busy for anyone to decode alone, one in FULL_SAMPLING is looked at
+        (each look scans the request's neighbours)."""
         newest = w.ends[-1]
         while w.pending and w.pending[0].end < newest - self.settle_ns:
             run = w.pending.popleft()
@@ -191,13 +193,18 @@ class LoadTimeline:
             samples = w.tpot.get(run.model)
             if samples is None:
                 samples = w.tpot[run.model] = deque(maxlen=BASELINE_SAMPLES)
-            if len(samples) == BASELINE_SAMPLES:
+            # A full baseline, or a worker so loaded that its last FULL_SAMPLING
+            # requests all had company: one in FULL_SAMPLING is looked at.
+            if len(samples) == BASELINE_SAMPLES or w.crowded >= FULL_SAMPLING:
                 w.skipped += 1
                 if w.skipped % FULL_SAMPLING:
                     continue
             if _decoded_alone(w, run):
+                w.crowded = 0
                 samples.append(tpot)
                 w.cache.pop(run.model, None)
+            else:
+                w.crowded += 1
 
     def view(self, worker: str, run: Run) -> LoadView | None:
         with self._lock:

@@ -26,7 +26,7 @@ from agent.tracing.correlate import explain
 from agent.tracing.engine_causes import EngineSettings
 from agent.tracing.engine_load import LoadTimeline, Run
 from agent.tracing.metrics import RequestMetrics
-from agent.tracing.ranking import Phase, concerns, phase_of
+from agent.tracing.ranking import Phase, RequestScope, concerns, phase_of
 from agent.tracing.recent import RecentRequests
 from agent.tracing.scope import ScopeResolver
 from agent.tracing.settings import ExplainSettings
@@ -192,8 +192,7 @@ class Enricher:
         fn(worker, span.name, start, end)
         return "startup"
 
-    def correlate(self, r: sp.RequestSpan, run: Run) -> Explanation:
-        scope = self.resolver.scope(r)
+    def correlate(self, r: sp.RequestSpan, run: Run, scope: RequestScope) -> Explanation:
         end_ns = r.start_ns + int(r.e2e * 1e9)
         subjects = scope.subjects()
         found = self.events.query(r.start_ns, end_ns, subjects, subject_prefixes=scope.subject_prefixes())
@@ -209,8 +208,9 @@ class Enricher:
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()
         # The request joins its worker's timeline first; a re-sent one is there already.
-        run = self.load.add(self.resolver.scope(r).worker, r) or Run.of(r)
-        ex = self.correlate(r, run)
+        scope = self.resolver.scope(r)
+        run = self.load.add(scope.worker, r) or Run.of(r)
+        ex = self.correlate(r, run, scope)
         self.metrics.observe(r, ex.worker, [str(s["phase"]) for s in ex.slow], ex.top_kind, ex.is_slow,
                              ex.seconds_by_kind)
         self.recent.add(ex)

@@ -39,15 +39,22 @@ class Phase:
         return (self.end_ns - self.start_ns) / 1e9
 
 
-def phases(r: RequestSpan) -> list[Phase]:
-    """The request's phases on the realtime clock, in order, each clamped inside
-    [arrival, arrival + e2e] so inconsistent attributes cannot invert time."""
+def bounds(r: RequestSpan) -> tuple[int, int, int, int, int, int]:
+    """(arrival, queued, scheduled, first token, last token, end) on the realtime
+    clock, each clamped inside [arrival, arrival + e2e] so inconsistent attributes
+    cannot invert time."""
     start = r.start_ns
     end = start + max(int(r.e2e * 1e9), 0)
     first_token = _clamp(start + int(r.ttft * 1e9), start, end)
     scheduled = _clamp(first_token - int(r.prefill * 1e9), start, first_token)
     queued = _clamp(scheduled - int(r.queue * 1e9), start, scheduled)
     last_token = _clamp(first_token + int(r.decode * 1e9), first_token, end)
+    return start, queued, scheduled, first_token, last_token, end
+
+
+def phases(r: RequestSpan) -> list[Phase]:
+    """The request's phases on the realtime clock, in order (see `bounds`)."""
+    start, queued, scheduled, first_token, last_token, end = bounds(r)
     return [
         Phase("frontend", start, queued),
         Phase("queue", queued, scheduled),
@@ -285,6 +292,8 @@ class Ranking:
         """Add causes timed within what the timed ones left (the engine's): each
         below `min_share` of e2e becomes evidence, and the explained time stays
         within e2e."""
+        if not causes:
+            return
         kept = [c for c in causes if not (e2e > 0 and c.explained_s / e2e < min_share)]
         self.evidence = sorted([*self.evidence, *(c for c in causes if c not in kept)],
                                key=lambda t: (-t.explained_s, t.kind, t.key))[:MAX_CAUSES]

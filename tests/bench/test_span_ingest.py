@@ -16,6 +16,7 @@ import pytest
 
 from agent.events import Event, EventStore
 from agent.paths import Paths
+from agent.services import Services
 from agent.tracing.metrics import RequestMetrics
 from agent.tracing.pipeline import Enricher
 from agent.tracing.recent import RecentRequests
@@ -102,7 +103,7 @@ def test_span_ingest_with_enrichment(tmp_path, window_s, annotate):
 
         settings = ExplainSettings()
         resolver = ScopeResolver(_fixture_root(tmp_path), [WorkerSettings(name="llama", gpus=[0, 1], port=8000, command=CMD)],
-                                 {"topology": _topo})
+                                 Services(gpu_topology=_topo))
         enricher = Enricher(store, settings, resolver, RequestMetrics(), RecentRequests(settings.keep_requests))
         enricher.annotate = annotate
 

@@ -21,7 +21,7 @@ def test_slo_breach_is_slow():
 
 
 def test_rolling_p99_needs_enough_requests_then_flags_outliers():
-    j = SlowJudge(SloSettings(), window=200, min_requests=100, refresh=10)
+    j = SlowJudge(SloSettings(), window=200, min_requests=100)
     for i in range(99):
         assert j.judge("w", {"e2e": 1.0 + (i % 10) / 100}) == []
     assert j.p99("w", "e2e") is None
@@ -33,7 +33,7 @@ def test_rolling_p99_needs_enough_requests_then_flags_outliers():
 
 
 def test_p99_is_per_worker():
-    j = SlowJudge(SloSettings(), window=100, min_requests=10, refresh=1)
+    j = SlowJudge(SloSettings(), window=100, min_requests=10)
     for _ in range(20):
         j.judge("fast", {"ttft": 0.1})
         j.judge("slow", {"ttft": 2.0})
@@ -44,3 +44,22 @@ def test_p99_is_per_worker():
 def test_missing_phase_is_not_judged():
     j = SlowJudge(SloSettings(tpot=0.01))
     assert j.judge("w", {"ttft": 0.1}) == []
+
+
+def test_the_window_forgets_its_oldest_and_the_p99_follows_at_once():
+    j = SlowJudge(SloSettings(), window=100, min_requests=100)
+    for _ in range(100):
+        j.judge("w", {"e2e": 5.0})
+    assert j.p99("w", "e2e") == 5.0
+    for _ in range(99):
+        j.judge("w", {"e2e": 1.0})
+    assert j.p99("w", "e2e") == 1.0  # one 5.0 left of 100: the nearest-rank p99 is 1.0
+    j.judge("w", {"e2e": 1.0})
+    assert j.judge("w", {"e2e": 1.5})[0]["threshold_seconds"] == 1.0
+
+
+def test_a_reload_changes_the_objectives_from_the_next_request():
+    j = SlowJudge(SloSettings(ttft=1.0))
+    assert j.judge("w", {"ttft": 0.5}) == []
+    j.slo = SloSettings(ttft=0.3)
+    assert j.judge("w", {"ttft": 0.5})[0]["threshold_seconds"] == 0.3
