@@ -211,3 +211,15 @@ def test_the_timeline_is_bounded_and_ignores_a_re_sent_span():
     assert t.size() == 100
     t.add("w", req(100.0, 0.001, 0.05, 0.1))  # everything else ended over 10 s before it
     assert t.size() == 1
+
+
+def test_after_a_busy_spell_the_baseline_learns_again_within_a_sampled_stride():
+    # 40 requests decoding side by side (none alone: each is looked at less and less),
+    # then 40 alone: the first alone one found puts every later one back in the look.
+    busy = [req(0.01 * i, 0.001, 0.05, 2.0) for i in range(40)]
+    quiet = alone(40, start=10.0)
+    t = timeline(*busy, *quiet, settle=0.5)
+    last = quiet[-1]
+    base = t.view("w", Run.of(last)).baseline
+    assert 40 - 16 - 1 <= base.tpot_samples <= 40 - 1  # the last one has not settled yet
+    assert base.tpot_s == pytest.approx(0.01, rel=0.05)
