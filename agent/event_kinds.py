@@ -114,6 +114,11 @@ KINDS: dict[str, EventKind] = {
                   "Reclaim stalled an allocating thread: global direct reclaim (kind direct) or its "
                   "cgroup's limit (kind memcg); attributes tid, comm, kind, cgroup.",
                   Role.DURATION, "reclaim stall", group_by="kind"),
+        EventKind("reclaim_pressure", "cgroup:<path> of the stalled threads", "seconds",
+                  "All reclaim stalls of a scope's threads of one kind (direct, memcg) within [start, end], "
+                  "the ones still in progress included, summed; attributes kind, stalls (ended in the "
+                  "window), cgroup, aggregate=True.",
+                  Role.AGGREGATE, cause="reclaim_stall"),
         # GPU (collectors/gpu)
         EventKind("gpu_throttle", "gpu:<uuid>", "seconds",
                   "A clock-event (throttle) reason was active; attributes reason.",

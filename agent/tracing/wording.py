@@ -265,8 +265,14 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
                 where += f" and {len(tids) - 1} more"
         if cgroup:
             where += f", cgroup {cgroup}"
-        return {"reclaim": "memcg" if memcg else "direct", "tids": tids[:16], "comms": comms[:8],
-                "cgroup": cgroup}, where
+        detail = {"reclaim": "memcg" if memcg else "direct", "tids": tids[:16], "comms": comms[:8], "cgroup": cgroup}
+        windows = [ev for ev in evs if ev.kind == "reclaim_pressure"]
+        if windows:
+            stalls = sum(int(ev.attributes.get("stalls", 0)) for ev in windows)
+            detail["stalls"] = stalls
+            detail["outliers"] = len(evs) - len(windows)
+            where += f", {stalls} stalls"
+        return detail, where
     return {}, ""
 
 

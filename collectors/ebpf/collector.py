@@ -81,6 +81,7 @@ class EbpfCollector(Collector):
         # The last read of each source: (time ns, the kernel's sums then).
         self._pressure_rq: tuple[int, pressure.Totals] | None = None
         self._pressure_io: tuple[int, pressure.IoTotals] | None = None
+        self._pressure_rc: tuple[int, pressure.ReclaimTotals] | None = None
         self._pressure_thread: threading.Thread | None = None
         self._pressure_lock = threading.Lock()  # the drain thread and span ingest both drain
 
@@ -133,6 +134,8 @@ class EbpfCollector(Collector):
             "IO_PRESSURE": int(s.io_pressure_interval > 0),
             "IO_PRESSURE_SERIES": 4096,  # (scope, device) pairs
             "RECLAIM_THRESHOLD_NS": int(s.reclaim_threshold * 1e9),
+            "RECLAIM_PRESSURE": int(s.reclaim_pressure_interval > 0),
+            "RECLAIM_PRESSURE_SERIES": 4096,  # (scope, kind) pairs
             "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
         }
 
@@ -200,7 +203,7 @@ class EbpfCollector(Collector):
             except Exception:
                 self.ctx.log.exception("ebpf scope refresh failed")
 
-    # --- pressure windows (run-queue waits, block I/O waits) -------------------
+    # --- pressure windows (run-queue waits, block I/O waits, reclaim stalls) -------
 
     def _pressure_sources(self) -> dict[str, float]:
         """Sources whose program is up and whose sums are on: name -> interval (s)."""
@@ -210,6 +213,8 @@ class EbpfCollector(Collector):
             out["runqueue"] = s.runqueue_pressure_interval
         if self.state["blockio"].up and s.io_pressure_interval > 0:
             out["blockio"] = s.io_pressure_interval
+        if self.state["reclaim"].up and s.reclaim_pressure_interval > 0:
+            out["reclaim"] = s.reclaim_pressure_interval
         return out
 
     def _pressure_loop(self) -> None:
@@ -222,7 +227,7 @@ class EbpfCollector(Collector):
 
     def drain_pressure(self, due_only: bool = False) -> int:
         """Read the kernel's wait sums and add one pressure event per scope and CPU
-        (run-queue) or device (block I/O) for the waits since the last read; returns
+        (run-queue), device (block I/O) or kind (reclaim) for the waits since the last read; returns
         the number added. The span ingest calls this so that a request that just
         ended sees its last waits; the drain thread calls it with `due_only`."""
         module = self.module
@@ -234,7 +239,7 @@ class EbpfCollector(Collector):
             if due_only:
                 # A drain from the span ingest may have just happened: keep windows
                 # about the configured width instead of adding slivers.
-                last = {"runqueue": self._pressure_rq, "blockio": self._pressure_io}
+                last = {"runqueue": self._pressure_rq, "blockio": self._pressure_io, "reclaim": self._pressure_rc}
                 sources = {k: iv for k, iv in sources.items()
                            if (prev := last[k]) is None or now - prev[0] >= iv * 0.9e9}
             with module._lock:
@@ -242,6 +247,7 @@ class EbpfCollector(Collector):
                     return 0
                 rq = self._read_runqueue(module) if "runqueue" in sources else None
                 io = self._read_io(module) if "blockio" in sources else None
+                rc = self._read_reclaim(module) if "reclaim" in sources else None
             now = time.time_ns()
             events: list[Event] = []
             if rq is not None:
@@ -253,6 +259,10 @@ class EbpfCollector(Collector):
                 if prev_io is not None:
                     events += pressure.io_pressure_events(prev_io[1], io, prev_io[0], now, self.scopes.names,
                                                           self._device)
+            if rc is not None:
+                prev_rc, self._pressure_rc = self._pressure_rc, (now, rc)
+                if prev_rc is not None:
+                    events += pressure.reclaim_pressure_events(prev_rc[1], rc, prev_rc[0], now, self.scopes.names)
             for ev in events:
                 self.ctx.events.add(ev)
             return len(events)
@@ -273,6 +283,16 @@ class EbpfCollector(Collector):
         now_mono = time.monotonic_ns()  # bpf_ktime_get_ns's clock
         inflight = [(v.scope_id, v.dev, v.start) for v in module.table("io_inflight").values()]
         return pressure.io_totals_from_percpu(completed, inflight, now_mono)
+
+    def _read_reclaim(self, module: BpfModule) -> pressure.ReclaimTotals:
+        """The reclaim sums, plus the stalls of inference threads still in progress
+        (reclaim_start holds every thread's; the scope table says whose are ours)."""
+        completed = [(k.scope_id, k.kind, v.ns, v.stalls) for k, v in module.table("reclaim_pressure").items()]
+        now_mono = time.monotonic_ns()  # bpf_ktime_get_ns's clock
+        tids = self.scopes.tids
+        inflight = [(sid, v.kind & 1, v.ts) for k, v in module.table("reclaim_start").items()
+                    if (sid := tids.get(k.value)) is not None]
+        return pressure.reclaim_totals(completed, inflight, now_mono)
 
     # --- scope -----------------------------------------------------------------
 

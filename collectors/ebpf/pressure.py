@@ -1,10 +1,12 @@
 """Pressure windows: the kernel's cumulative per-scope sums turned into one event
 per scope (and CPU or device) per drain window.
 
-Two sums exist. Run-queue (bpf/sched.c `runq_pressure`): every run-queue wait of an
+Three sums exist. Run-queue (bpf/sched.c `runq_pressure`): every run-queue wait of an
 inference thread per (scope, CPU) -> `runqueue_pressure` events. Block I/O
 (bpf/blockio.c `io_pressure`): every block request an inference thread submitted,
 its wait from submission to completion, per (scope, device) -> `io_pressure` events.
+Reclaim (bpf/reclaim.c `reclaim_pressure`): every reclaim stall of an inference
+thread per (scope, kind) -> `reclaim_pressure` events.
 
 The kernel maps are never cleared, so a window's share is the difference from the
 previous read; a counter that went backwards (map entry recreated) counts from
@@ -16,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from agent.events import NODE, Event
-from collectors.ebpf.decode import dev_name_key
+from collectors.ebpf.decode import RECLAIM_KINDS, dev_name_key
 
 # (scope id, cpu) -> (wait ns, waits), cumulative since the program loaded.
 Totals = Mapping[tuple[int, int], tuple[int, int]]
 # (scope id, dev) -> (completed wait ns, requests, reads, bytes, in-flight wait ns).
 IoTotals = Mapping[tuple[int, int], tuple[int, int, int, int, int]]
+# (scope id, kind 0 direct | 1 memcg) -> (completed stall ns, stalls, in-progress stall ns).
+ReclaimTotals = Mapping[tuple[int, int], tuple[int, int, int]]
 
 
 def totals_from_percpu(items: list[tuple[int, list[tuple[int, int]]]]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -112,5 +116,49 @@ def io_pressure_events(
             continue
         out.append(Event(start_ns, end_ns, "io_pressure", _subject(sid, scopes), d_ns / 1e9,
                          {"device": device_name(*dev_name_key(dev)), "requests": d_req, "reads": d_reads, "bytes": d_bytes,
+                          "aggregate": True}))
+    return out
+
+
+def reclaim_totals(
+    completed: Iterable[tuple[int, int, int, int]],
+    inflight: Iterable[tuple[int, int, int]] = (),
+    now_mono_ns: int = 0,
+) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Completed stalls [(scope id, kind, ns, stalls)] and stalls in progress
+    [(scope id, kind, start ns on the kernel's monotonic clock)] read at
+    `now_mono_ns` -> {(scope id, kind): (ns, stalls, in-progress ns)}. As for block
+    I/O, the in-progress part makes two reads' difference the stalling done between
+    them: a 300 ms stall is spread over the windows it spans, not put in its last."""
+    out: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for sid, kind, ns, stalls in completed:
+        if stalls:
+            out[(sid, kind & 1)] = (ns, stalls, 0)
+    for sid, kind, start in inflight:
+        age = now_mono_ns - start
+        if 0 < age < INFLIGHT_MAX_AGE_NS:
+            ns, stalls, flying = out.get((sid, kind & 1), (0, 0, 0))
+            out[(sid, kind & 1)] = (ns, stalls, flying + age)
+    return out
+
+
+def reclaim_pressure_events(
+    previous: ReclaimTotals, current: ReclaimTotals, start_ns: int, end_ns: int, scopes: Mapping[int, str]
+) -> list[Event]:
+    """One event per (scope, kind) whose threads stalled in reclaim over
+    [start_ns, end_ns]: magnitude is the seconds stalled inside the window (summed
+    over threads), attributes the kind, the stalls that ended in it and the cgroup."""
+    out: list[Event] = []
+    if end_ns <= start_ns:
+        return out
+    for (sid, kind), cur in sorted(current.items()):
+        prev = previous.get((sid, kind), (0, 0, 0))
+        if cur[0] < prev[0] or cur[1] < prev[1]:  # the completed counters restarted
+            prev = (0, 0, 0)
+        d_ns = (cur[0] + cur[2]) - (prev[0] + prev[2])
+        if d_ns <= 0:
+            continue
+        out.append(Event(start_ns, end_ns, "reclaim_pressure", _subject(sid, scopes), d_ns / 1e9,
+                         {"kind": RECLAIM_KINDS[kind & 1], "stalls": cur[1] - prev[1], "cgroup": scopes.get(sid, ""),
                           "aggregate": True}))
     return out

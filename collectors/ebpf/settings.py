@@ -52,6 +52,9 @@ class EbpfSettings(CollectorSettings):
     # scope and device this often (0: off).
     io_pressure_interval: Duration = Field(default=0.1, ge=0)
     reclaim_threshold: Duration = Field(default=0.01, ge=0)
+    # Every reclaim stall of an inference thread is summed in the kernel and written
+    # as one reclaim_pressure event per scope and kind (memcg, direct) this often (0: off).
+    reclaim_pressure_interval: Duration = Field(default=0.1, ge=0)
     # Off-CPU time is tracked for inference threads only unless this is set (every
     # context switch of every thread then pays a hash update).
     offcpu_all_threads: bool = False

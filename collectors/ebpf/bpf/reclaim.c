@@ -9,6 +9,23 @@ BPF_TABLE("lru_hash", u32, struct reclaim_start, reclaim_start, SCHED_MAX_TIDS);
 BPF_ARRAY(reclaim_count, u64, 4);   /* [scope][kind] */
 BPF_ARRAY(reclaim_ns, u64, 4);      /* [scope][kind] */
 
+#if RECLAIM_PRESSURE
+/* Every stall of an inference thread, summed per (scope id, kind): stalls under
+ * the outlier threshold are what a memory limit mostly costs, and only these sums
+ * see them. Never cleared; user space turns them into deltas and adds the stalls
+ * still in progress (reclaim_start) so that a long one is spread over the windows
+ * it spans. Reclaim is rare next to scheduling: a shared hash with atomics. */
+struct reclaim_pressure_key {
+    u32 scope_id;
+    u32 kind;
+};
+struct reclaim_pressure_val {
+    u64 ns;
+    u64 stalls;
+};
+BPF_HASH(reclaim_pressure, struct reclaim_pressure_key, struct reclaim_pressure_val, RECLAIM_PRESSURE_SERIES);
+#endif
+
 static __always_inline void reclaim_begin(u32 kind)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
@@ -35,6 +52,17 @@ static __always_inline void reclaim_end(void)
     u64 *ns = reclaim_ns.lookup(&idx);
     if (ns)
         __sync_fetch_and_add(ns, delta);
+#if RECLAIM_PRESSURE
+    if (scope == SCOPE_INFERENCE) {
+        struct reclaim_pressure_key k = {.scope_id = scope_id, .kind = s.kind & 1};
+        struct reclaim_pressure_val zero = {};
+        struct reclaim_pressure_val *pv = reclaim_pressure.lookup_or_try_init(&k, &zero);
+        if (pv) {
+            __sync_fetch_and_add(&pv->ns, delta);
+            __sync_fetch_and_add(&pv->stalls, 1);
+        }
+    }
+#endif
     if (delta >= RECLAIM_THRESHOLD_NS) {
         struct event e = {};
         e.program = PROG_RECLAIM;

@@ -94,3 +94,40 @@ def test_io_no_waiting_no_event_and_recreated_entries_count_from_zero():
     # An in-flight request that aged out drops the total: no negative window.
     assert io_pressure_events({(1, LOOP3): (9, 1, 1, 1, 500)}, {(1, LOOP3): (9, 1, 1, 1, 0)}, S, E, {},
                               dev_name) == []
+
+
+# --- reclaim sums -> reclaim_pressure -----------------------------------------------
+
+def test_reclaim_windows_are_the_stalling_since_the_last_read_per_scope_and_kind():
+    from collectors.ebpf.pressure import reclaim_pressure_events, reclaim_totals
+
+    prev = reclaim_totals([(1, 1, 2_000_000, 10)])
+    cur = reclaim_totals([(1, 1, 9_000_000, 40), (1, 0, 500_000, 1), (3, 1, 0, 0)])
+    evs = reclaim_pressure_events(prev, cur, S, E, {1: "/inference.slice/w.service"})
+    assert [(e.subject, e.attributes["kind"], e.attributes["stalls"], round(e.magnitude, 6)) for e in evs] == [
+        ("cgroup:/inference.slice/w.service", "direct", 1, 0.0005),
+        ("cgroup:/inference.slice/w.service", "memcg", 30, 0.007)]
+    assert all(e.kind == "reclaim_pressure" and e.attributes["aggregate"] is True for e in evs)
+    assert evs[0].attributes["cgroup"] == "/inference.slice/w.service"
+
+
+def test_a_long_reclaim_stall_is_spread_over_the_windows_it_spans():
+    from collectors.ebpf.pressure import reclaim_pressure_events, reclaim_totals
+
+    # One stall began at t=1.00 s (monotonic) and ends at 1.25 s; reads at 1.10, 1.20, 1.30.
+    ms = 1_000_000
+    r1 = reclaim_totals([], [(1, 1, 1000 * ms)], 1100 * ms)
+    r2 = reclaim_totals([], [(1, 1, 1000 * ms)], 1200 * ms)
+    r3 = reclaim_totals([(1, 1, 250 * ms, 1)], [], 1300 * ms)
+    w2 = reclaim_pressure_events(r1, r2, S, E, {1: "/a"})
+    w3 = reclaim_pressure_events(r2, r3, S, E, {1: "/a"})
+    assert [round(e.magnitude, 6) for e in w2] == [0.1]
+    assert [(round(e.magnitude, 6), e.attributes["stalls"]) for e in w3] == [(0.05, 1)]
+
+
+def test_reclaim_counters_that_went_back_count_from_zero_and_stale_starts_are_dropped():
+    from collectors.ebpf.pressure import INFLIGHT_MAX_AGE_NS, reclaim_pressure_events, reclaim_totals
+
+    (ev,) = reclaim_pressure_events({(1, 1): (9_000, 20, 0)}, {(1, 1): (3_000, 2, 0)}, S, E, {1: "/a"})
+    assert ev.magnitude == pytest.approx(3e-6) and ev.attributes["stalls"] == 2
+    assert reclaim_totals([], [(1, 1, 0)], INFLIGHT_MAX_AGE_NS + 1) == {}

@@ -118,3 +118,34 @@ def test_parallel_io_never_explains_more_than_the_overlap():
     # Readahead: eight 50 ms requests in flight together are 400 ms of summed waits in a 100 ms window.
     ex = explain(request(e2e=1.0, ttft=0.4, decode=0.6), SCOPE, [io_window(0, 100, 400)])
     assert ex.causes[0].explained_s == pytest.approx(0.100)
+
+
+# --- reclaim_pressure: stalls under the outlier threshold -------------------------
+
+def reclaim_window(start_ms: float, end_ms: float, stall_ms: float, kind: str = "memcg", stalls: int = 30,
+                   cgroup: str = CG) -> Event:
+    return Event(T0 + int(start_ms * MS), T0 + int(end_ms * MS), "reclaim_pressure", f"cgroup:{cgroup}",
+                 stall_ms / 1000, {"kind": kind, "stalls": stalls, "cgroup": cgroup, "aggregate": True})
+
+
+def test_reclaim_windows_explain_the_stalls_no_outlier_saw():
+    # 60 stalls of under 10 ms each, 120 ms in all: no outlier event, still a cause.
+    r = request(e2e=1.0, ttft=0.4, decode=0.6)
+    ex = explain(r, SCOPE, [reclaim_window(100, 200, 60), reclaim_window(500, 600, 60)])
+    (c,) = ex.causes
+    assert c.kind == "reclaim_stall" and c.explained_s == pytest.approx(0.120)
+    assert c.detail["reclaim"] == "memcg" and c.detail["stalls"] == 60 and c.detail["outliers"] == 0
+    assert "(the cgroup's memory limit)" in c.text and c.text.endswith(f"cgroup {CG}, 60 stalls")
+
+
+def test_a_reclaim_outlier_inside_a_window_is_its_evidence_and_kinds_stay_apart():
+    r = request(e2e=1.0, ttft=0.4, decode=0.6)
+    outlier = Event(T0 + 120 * MS, T0 + 150 * MS, "reclaim_stall", f"cgroup:{CG}", 0.030,
+                    {"tid": 4242, "kind": "memcg", "comm": "python3", "cgroup": CG})
+    evs = [reclaim_window(100, 200, 80), outlier, reclaim_window(300, 400, 70, kind="direct", stalls=5)]
+    ex = explain(r, SCOPE, evs)
+    by_kind = {c.detail["reclaim"]: c for c in ex.causes}
+    assert by_kind["memcg"].explained_s == pytest.approx(0.080)  # the outlier's 30 ms is inside the 80
+    assert by_kind["memcg"].detail["outliers"] == 1 and "in thread 4242 (python3)" in by_kind["memcg"].text
+    assert by_kind["direct"].explained_s == pytest.approx(0.070)
+    assert "(global direct reclaim)" in by_kind["direct"].text
