@@ -20,8 +20,9 @@ request (agent/tracing/ranking.py):
   so it explains none; listed as context in the words of `context` (attributes
   in braces, "?" for one the event lacks).
 - RECORD: what happened, kept for its own readers (the worker supervisor, the
-  event log), never a cause or context of a request; listed among a request's
-  events when it overlaps one.
+  event log, the client-delay estimate of agent/tracing/delivery.py), never a
+  cause or context of a request; listed among a request's events when it
+  overlaps one.
 - ENGINE: the engine's own state over a window, scraped from vLLM's /metrics
   (agent/worker/engine_windows.py); never a cause on its own, read by the engine
   causes and listed among the request's events.
@@ -105,8 +106,11 @@ KINDS: dict[str, EventKind] = {
                   "[start, end], their waits summed; attributes device, requests, reads, bytes, aggregate=True.",
                   Role.AGGREGATE, cause="io_stall"),
         EventKind("tcp_retransmit", "node", "segments",
-                  "TCP retransmission; attributes saddr, daddr, sport, dport.",
-                  Role.INSTANT, "TCP retransmits", on_node="port"),
+                  "TCP retransmission; attributes saddr, daddr, sport, dport, ca_state (the socket's "
+                  "congestion state: loss after a retransmission timeout, recovery for a fast "
+                  "retransmit, open for a loss probe). The client's delay it implies lies outside the "
+                  "span and is estimated apart (agent/tracing/delivery.py).",
+                  Role.RECORD, on_node="port"),
         EventKind("oom_kill", "node", "count",
                   "The OOM killer chose a victim; attributes pid, comm, cgroup.",
                   Role.INSTANT, "OOM kill", severe=True, on_node="victim"),

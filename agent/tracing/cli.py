@@ -76,6 +76,11 @@ def format_explain(data: dict[str, Any]) -> str:
                 out.append(f"  {i:>2}  {c['share'] * 100:>5.1f}%  {_ms(c['explained_seconds']):>10}  {c['text']}")
             out.append(f"  explained together: {_ms(r['explained_seconds'])} of {_ms(lat['e2e'])} e2e "
                        f"({r['explained_share'] * 100:.0f}%)")
+        client = r.get("client_delay")
+        if client:
+            out.append("")
+            out.append("  outside the span (its client, estimated):")
+            out.append(f"      {client['text']}")
         if r.get("evidence"):
             out.append("")
             out.append("  evidence, each too small a share of e2e to be a cause:")

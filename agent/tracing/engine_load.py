@@ -229,6 +229,25 @@ class LoadTimeline:
                         int(statistics.median(w.prompts)) if len(w.prompts) >= self.min_samples else None,
                         recent[len(recent) // 10] if len(recent) >= self.min_samples else None)
 
+    def others_at(self, worker: str, run: Run, t: int) -> int:
+        """The worker's other requests that may own a segment it sent at `t`: those
+        on the engine then, and, after `run` ended, those that ended after it and
+        before `t` (their responses' last bytes are nearer)."""
+        with self._lock:
+            w = self._workers.get(worker)
+            if w is None:
+                return 0
+            n = 0
+            for i in range(bisect.bisect_left(w.ends, min(t, run.end)), len(w.ends)):
+                x = w.runs[i]
+                if x.end > t + w.longest:
+                    break
+                if x.key == run.key:
+                    continue
+                if x.queued <= t <= x.end or run.end < x.end < t:
+                    n += 1
+            return n
+
     def size(self) -> int:
         with self._lock:
             return sum(len(w.runs) for w in self._workers.values())

@@ -21,8 +21,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from agent.event_kinds import KINDS, Role
 from agent.events import NODE, AttrValue, Event, EventStore
 from agent.services import Services
+from agent.tracing import delivery
 from agent.tracing import spans as sp
 from agent.tracing.correlate import explain
+from agent.tracing.delivery import ClientDelay
 from agent.tracing.engine_causes import EngineSettings
 from agent.tracing.engine_load import LoadTimeline, Run
 from agent.tracing.metrics import RequestMetrics
@@ -203,7 +205,20 @@ class Enricher:
         slow = self.judge.judge(scope.worker, latencies(r))
         load, worker = self.load, scope.worker
         return explain(r, scope, relevant, slow or None, self.settings.min_cause, self.settings.min_cause_share,
-                       lambda: load.view(worker, run), self.engine)
+                       lambda: load.view(worker, run), self.engine, lambda: self.client_delay(r, run, scope))
+
+    def client_delay(self, r: sp.RequestSpan, run: Run, scope: RequestScope) -> ClientDelay | None:
+        """The retransmits on the worker's port from the request's arrival to TAIL
+        after its span, as the store holds them now. Without the worker's ports
+        known, no connection is told from another: none."""
+        ports = frozenset({scope.port}) if scope.port is not None else scope.listen_ports
+        if not ports:
+            return None
+        start, end = delivery.window(r)
+        found = [ev for ev in self.events.query(start, end, [NODE], kinds=[delivery.KIND]) if concerns(ev, scope)]
+        if not found:
+            return None
+        return delivery.client_delay(r, found, ports, lambda t: self.load.others_at(scope.worker, run, t))
 
     def enrich(self, r: sp.RequestSpan, span: Span | None = None) -> Explanation:
         t0 = time.perf_counter()

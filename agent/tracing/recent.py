@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from agent.events import Event
 from agent.tracing.correlate import explain
+from agent.tracing.delivery import ClientDelay
 from agent.tracing.engine_causes import EngineSettings
 from agent.tracing.engine_load import LoadView
 from agent.tracing.ranking import RequestScope
@@ -35,16 +36,19 @@ class Seen:
     min_share: float
     load: Callable[[], LoadView | None] | None = None
     engine: EngineSettings | None = None
+    client: Callable[[], ClientDelay | None] | None = None
 
     @classmethod
     def of(cls, ex: Explanation) -> Seen:
         scope = ex.scope or RequestScope(worker=ex.worker)
-        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s, ex.min_share, ex.load, ex.engine)
+        return cls(ex.request, scope, ex.events, tuple(ex.slow), ex.min_cause_s, ex.min_share, ex.load, ex.engine,
+                   ex.client)
 
     def explanation(self) -> Explanation:
-        """Worked out again, the engine causes against the worker's load as it is now."""
+        """Worked out again, the engine causes against the worker's load as it is now,
+        the client's delay against the retransmits seen by now."""
         return explain(self.request, self.scope, self.events, list(self.slow), self.min_cause_s, self.min_share,
-                       self.load, self.engine)
+                       self.load, self.engine, self.client)
 
 
 class RecentRequests:

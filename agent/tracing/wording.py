@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from agent.event_kinds import KINDS, Role
 from agent.events import Event
+from agent.tracing.delivery import ClientDelay
 from agent.tracing.engine_causes import EngineSettings
 from agent.tracing.engine_load import LoadView
 from agent.tracing.ranking import MAX_CAUSES, TTFT_PHASES, Phase, Ranked, Ranking, RequestScope, clip, group_key, phase_of
@@ -69,6 +70,9 @@ class Explanation:
     engine: EngineSettings | None = None
     # Seconds each kind of timed cause explains (unworded, for the metrics).
     seconds_by_kind: dict[str, float] = field(default_factory=dict)
+    # The delay its client saw outside the span (agent/tracing/delivery.py), looked
+    # up when asked: the retransmits of a response's tail come after its span ends.
+    client: Callable[[], ClientDelay | None] | None = None
     _causes: list[Cause] | None = None
     _evidence: list[Cause] | None = None
 
@@ -91,8 +95,17 @@ class Explanation:
         return bool(self.slow)
 
     @property
+    def client_delay(self) -> ClientDelay | None:
+        return self.client() if self.client is not None else None
+
+    @property
     def verdict(self) -> str:
-        return self.causes[0].text if self.causes else "no known cause"
+        if self.causes:
+            return self.causes[0].text
+        delay = self.client_delay
+        if delay is not None and delay.attributed and (delay.estimated_s > 0 or delay.after_span_s > 0):
+            return delay.text
+        return "no known cause"
 
     def to_json(self, with_events: bool = True) -> dict[str, object]:
         r = self.request
@@ -122,6 +135,8 @@ class Explanation:
             "evidence": [c.to_json() for c in self.evidence],
             "context": self.context,
         }
+        delay = self.client_delay
+        out["client_delay"] = delay.to_json() if delay is not None else None
         if with_events:
             out["events"] = [_event_json(e, self.phases) for e in self.events]
         return out
@@ -285,13 +300,11 @@ def _instant_cause(r: RequestSpan, c: Ranked, phs: Sequence[Phase]) -> Cause:
     a = first.attributes
     if kind == "gpu_xid":
         what = f"{label} {a.get('xid', '?')} ({a.get('action', '?')}) on {first.subject.split(':', 1)[1]}"
-    elif kind == "tcp_retransmit":
-        what = f"{label}: {sum(ev.magnitude or 1 for ev in evs):.0f} segments"
     elif kind == "oom_kill":
         what = f"{label} of pid {a.get('pid', '?')} ({a.get('comm', '?')})"
     else:
         what = label + (f" ({a['reason']})" if "reason" in a else "")
-    count = f" ×{len(evs)}" if len(evs) > 1 and kind != "tcp_retransmit" else ""
+    count = f" ×{len(evs)}" if len(evs) > 1 else ""
     text = f"{what}{count} at +{offset_ms:.0f} ms ({where})"
     detail: dict[str, object] = dict(a)
     return Cause(kind, label, c.key, 0.0, 0.0, text, len(evs), {where: 0.0}, detail)

@@ -19,6 +19,10 @@ RECORD = struct.Struct("<IIIIQQQQII16s")
 
 BIO_OPS = ("read", "write", "other")
 RECLAIM_KINDS = ("direct", "memcg")
+# include/net/inet_connection_sock.h enum tcp_ca_state, the socket's state when it
+# retransmitted: "loss" follows a retransmission timeout, "recovery" is a fast
+# retransmit, "open" a tail-loss probe.
+TCP_CA_STATES = ("open", "disorder", "cwr", "recovery", "loss")
 AF_INET = 2
 
 
@@ -84,6 +88,8 @@ def to_event(
         return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, io_attrs)
     if raw.program == "tcp_retransmit":
         attrs: dict[str, AttrValue] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
+        if 0 < raw.other_pid <= len(TCP_CA_STATES):
+            attrs["ca_state"] = TCP_CA_STATES[raw.other_pid - 1]
         if raw.flags == AF_INET:
             attrs["saddr"] = _ipv4(raw.a)
             attrs["daddr"] = _ipv4(raw.a >> 32)

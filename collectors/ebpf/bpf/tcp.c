@@ -2,6 +2,22 @@
  * port range (index 0: none of them). TCP_PORT_RANGE(p) is generated from config. */
 BPF_ARRAY(tcp_retrans, u64, TCP_PORT_RANGES + 1);
 
+#if TCP_CA_STATE
+/* Each socket's congestion-avoidance state (tcp:tcp_cong_state_set, its own
+ * argument): a retransmit sent in TCP_CA_Loss (4) follows a retransmission
+ * timeout, one in Recovery (3) is a fast retransmit, one in Open (0) a tail-loss
+ * probe. What each cost the receiver differs a hundredfold, so the event says which. */
+BPF_TABLE("lru_hash", u64, u8, tcp_ca_state, 65536);
+
+TRACEPOINT_PROBE(tcp, tcp_cong_state_set)
+{
+    u64 sk = (u64)args->skaddr;
+    u8 st = args->cong_state;
+    tcp_ca_state.update(&sk, &st);
+    return 0;
+}
+#endif
+
 TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 {
     u16 sport = args->sport;
@@ -19,6 +35,11 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
     __builtin_memcpy(&daddr, args->daddr, 4);
     e.a = ((u64)daddr << 32) | saddr;
     e.b = ((u64)args->dport << 16) | args->sport;
+#if TCP_CA_STATE
+    u64 sk = (u64)args->skaddr;
+    u8 *st = tcp_ca_state.lookup(&sk);
+    e.other_pid = st ? (u32)*st + 1 : 0;  /* 0: not known (no transition seen yet) */
+#endif
     emit(&e);
     return 0;
 }
