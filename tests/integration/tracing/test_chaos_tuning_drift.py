@@ -14,6 +14,8 @@ after does, and none is given it as a cause.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -44,9 +46,6 @@ def _wait_state(agent: Agent, want: float, timeout: float = 10.0) -> None:
 
 def test_every_request_inside_a_drift_has_it_as_context(tmp_path):
     need_root()
-    import subprocess
-    import sys
-
     original = SWAPPINESS.read_text().strip()
     drifted = "17" if original != "17" else "23"
     profiles = tmp_path / "profiles"
