@@ -44,6 +44,27 @@ def cgroup_of_pid(paths: Paths, pid: int) -> str | None:
     return canonical_cgroup(parse_proc_cgroup(text))
 
 
+def parse_tgid(status_text: str) -> int | None:
+    """The thread group (process) id in /proc/<tid>/status, or None."""
+    for line in status_text.splitlines():
+        if line.startswith("Tgid:"):
+            value = line[5:].strip()
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def process_of_thread(paths: Paths, tid: int) -> tuple[int, str] | None:
+    """(process id, its command) of a thread, from procfs (a thread's own
+    /proc/<tid> exists though it is not listed), or None when it has exited."""
+    try:
+        tgid = parse_tgid(paths.proc(tid, "status").read_text())
+        if tgid is None:
+            return None
+        return tgid, paths.proc(tgid, "comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
 def unit_of_cgroup(path: str) -> str:
     """The systemd unit a cgroup path belongs to: its last *.service/*.scope
     component, else its last *.slice, else the path itself."""

@@ -90,7 +90,9 @@ KINDS: dict[str, EventKind] = {
     for k in (
         # eBPF (collectors/ebpf): thread-level events carry attributes tid, cpu.
         EventKind("runqueue_wait", "cgroup:<path> of the waiting thread", "seconds",
-                  "A thread waited on a run queue; attributes tid, cpu, holder_pid, holder_comm.",
+                  "A thread waited on a run queue; attributes tid, cpu, holder_pid, holder_comm (the thread "
+                  "that held the CPU), holder_process_pid, holder_process_comm (its process, when procfs "
+                  "still had it).",
                   Role.DURATION, "run-queue wait", group_by="cpu"),
         EventKind("runqueue_pressure", "cgroup:<path> of the waiting threads", "seconds",
                   "All run-queue waits of a scope's threads that ended on one CPU within [start, end] "

@@ -209,17 +209,18 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
     a = first.attributes
     if kind == "runqueue_wait":
         cpu = a.get("cpu")
-        holders: dict[tuple[object, object], int] = {}
+        holders: dict[tuple[object, object, object, object], int] = {}
         for ev in evs:
             pid = ev.attributes.get("holder_pid")
             iv = clip(ev, req_start, req_end)
             if pid is not None and iv:
-                who = (pid, ev.attributes.get("holder_comm", "?"))
+                who = (pid, ev.attributes.get("holder_comm", "?"), ev.attributes.get("holder_process_pid"),
+                       ev.attributes.get("holder_process_comm"))
                 holders[who] = holders.get(who, 0) + iv[1] - iv[0]
         where = f" on CPU {cpu}" if cpu is not None else ""
         detail: dict[str, object] = {"cpu": cpu}
         if holders:
-            (holder, comm), _ = max(holders.items(), key=lambda kv: kv[1])
+            (holder, comm, process, process_comm), _ = max(holders.items(), key=lambda kv: kv[1])
             if holder == 0:
                 # The idle task ran before the thread did: nothing held the CPU, the
                 # thread waited for the CPU to wake (C-state exit, wake-up IPI).
@@ -229,6 +230,9 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
                 # The kernel's "pid" of a task is its thread id.
                 where += f", CPU held by thread {holder} ({comm})"
                 detail["holder_pid"], detail["holder_comm"] = holder, comm
+                if process is not None:
+                    where += f" of process {process} ({process_comm})"
+                    detail["holder_process_pid"], detail["holder_process_comm"] = process, process_comm
         tids = _tids(evs)
         if tids:
             detail["tids"] = tids[:16]

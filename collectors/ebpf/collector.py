@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.cgroups import cgroup_of_pid
+from agent.cgroups import cgroup_of_pid, process_of_thread
 from agent.collector import Collector, CollectorContext
 from agent.doctor_row import DoctorRow
 from agent.events import Event
@@ -27,6 +27,10 @@ from collectors.ebpf.specs import EBPF_EVENTS_LOST_TOTAL, EBPF_PROGRAM_UP, EBPF_
 
 if TYPE_CHECKING:
     from collectors.ebpf.loader import BpfModule
+
+# How long a run-queue holder thread's process is remembered (a thread id is reused
+# only after the pid space wraps, but a short memory costs nothing).
+PROCESS_CACHE_S = 5.0
 
 
 @dataclass
@@ -75,6 +79,7 @@ class EbpfCollector(Collector):
         self._cache: tuple[float, list[Sample]] | None = None
         self._cache_lock = threading.Lock()
         self._devices: dict[tuple[int, int], str] = {}
+        self._processes: dict[int, tuple[float, tuple[int, str] | None]] = {}  # tid -> (read at, process)
         self.loaded = threading.Event()  # set when loading finished, whatever its outcome
         self.clock: MonotonicClock | None = None
         # source -> (read at, realtime ns; cumulative kernel totals then)
@@ -337,12 +342,25 @@ class EbpfCollector(Collector):
             self._devices[key] = device_name(self.paths, major, minor)
         return self._devices[key]
 
+    def _process_of(self, tid: int) -> tuple[int, str] | None:
+        """A run-queue holder's process, cached briefly: a hog holds the CPU for many
+        waits in a row, and two procfs reads per outlier would cost more than it."""
+        now = time.monotonic()
+        hit = self._processes.get(tid)
+        if hit is not None and now - hit[0] < PROCESS_CACHE_S:
+            return hit[1]
+        if len(self._processes) >= 4096:
+            self._processes.clear()
+        found = process_of_thread(self.paths, tid)
+        self._processes[tid] = (now, found)
+        return found
+
     def _on_record(self, data: bytes) -> None:
         raw = decode.parse_record(data)
         self.events_read[raw.program] = self.events_read.get(raw.program, 0) + 1
         assert self.clock is not None
         ev = decode.to_event(raw, self.clock.to_realtime, self.scopes.names, self._device,
-                             lambda pid: cgroup_of_pid(self.paths, pid))
+                             lambda pid: cgroup_of_pid(self.paths, pid), self._process_of)
         self.ctx.events.add(ev)
 
     # --- collection ------------------------------------------------------------

@@ -67,6 +67,7 @@ def to_event(
     scopes: Mapping[int, str],
     device_name: Callable[[int, int], str],
     cgroup_of_pid: Callable[[int], str | None] = lambda pid: None,
+    process_of: Callable[[int], tuple[int, str] | None] = lambda tid: None,
 ) -> Event:
     """The agent Event for a raw record (kinds and subjects of agent/event_kinds.py)."""
     end = to_realtime(raw.end_ns)
@@ -74,8 +75,13 @@ def to_event(
     dur_s = raw.duration_ns / 1e9
     scope_subject = f"cgroup:{scopes[raw.scope_id]}" if raw.scope_id in scopes else NODE
     if raw.program == "runqueue":
-        return Event(start, end, "runqueue_wait", scope_subject, dur_s,
-                     {"tid": raw.tid, "cpu": raw.cpu, "holder_pid": raw.other_pid, "holder_comm": raw.comm})
+        attrs: dict[str, AttrValue] = {"tid": raw.tid, "cpu": raw.cpu, "holder_pid": raw.other_pid,
+                                       "holder_comm": raw.comm}
+        # The record has the holder's thread id and name; its process is procfs's.
+        proc = process_of(raw.other_pid) if raw.other_pid else None
+        if proc is not None:
+            attrs["holder_process_pid"], attrs["holder_process_comm"] = proc
+        return Event(start, end, "runqueue_wait", scope_subject, dur_s, attrs)
     if raw.program == "blockio":
         # Duration is the submitter's wait (submission -> completion); other_pid
         # carries the microseconds of it spent queued before the device had it.
@@ -87,7 +93,7 @@ def to_event(
             io_attrs["cgroup"] = scopes[raw.scope_id]
         return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, io_attrs)
     if raw.program == "tcp_retransmit":
-        attrs: dict[str, AttrValue] = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
+        attrs = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
         if 0 < raw.other_pid <= len(TCP_CA_STATES):
             attrs["ca_state"] = TCP_CA_STATES[raw.other_pid - 1]
         if raw.flags == AF_INET:

@@ -83,3 +83,33 @@ def test_bad_records_are_rejected_with_a_reason():
         parse_record(record(99))
     with pytest.raises(ValueError, match="does not emit"):
         to_event(parse_record(record(6)), conv(0), {}, no_dev)
+
+
+def test_a_run_queue_holder_is_named_with_its_process():
+    raw = parse_record(record(0, tid=4242, cpu=1, scope_id=3, end_ns=10_000_000_000, duration_ns=7_000_000,
+                              other=77, comm=b"worker-7\0"))
+    ev = to_event(raw, conv(0), {3: "/w"}, no_dev, process_of=lambda tid: (70, "hog") if tid == 77 else None)
+    assert ev.attributes["holder_process_pid"] == 70 and ev.attributes["holder_process_comm"] == "hog"
+    # The idle task (0) is no thread of any process; a holder gone from procfs has none.
+    idle = parse_record(record(0, tid=4242, cpu=1, scope_id=3, end_ns=1, duration_ns=1, other=0, comm=b"swapper/1"))
+    assert "holder_process_pid" not in to_event(idle, conv(0), {3: "/w"}, no_dev, process_of=lambda t: (1, "x")).attributes
+    gone = to_event(raw, conv(0), {3: "/w"}, no_dev, process_of=lambda tid: None)
+    assert "holder_process_pid" not in gone.attributes
+
+
+def test_a_real_threads_process_from_procfs():
+    import os
+    import threading
+
+    from agent.cgroups import parse_tgid, process_of_thread
+    from agent.paths import Paths
+
+    assert parse_tgid("Name:\tx\nTgid:\t970\nPid:\t977\n") == 970
+    assert parse_tgid("Name:\tx\n") is None and parse_tgid("Tgid:\tnope\n") is None
+    found: list = []
+    t = threading.Thread(target=lambda: found.append(process_of_thread(Paths("/"), threading.get_native_id())))
+    t.start()
+    t.join()
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        assert found == [(os.getpid(), f.read().strip())]
+    assert process_of_thread(Paths("/"), 2**22 + 12345) is None  # beyond pid_max: no such thread

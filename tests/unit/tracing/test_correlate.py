@@ -79,6 +79,11 @@ def test_causes_ranked_by_explained_time_with_text():
     assert kinds == [("runqueue_wait", 0.18), ("gpu_throttle", 0.06), ("runqueue_wait", 0.01)]
     assert ex.causes[0].text == "run-queue wait 180 ms of 420 ms TTFT on CPU 3, CPU held by thread 4242 (kworker)"
     assert ex.causes[1].text == "GPU throttled 60.0 ms of 600 ms decode (HwThermalSlowdown) on GPU-a"
+    # With the holder's process known (procfs, when the event was decoded), it is named too.
+    held = rq(30, 210, cpu=3, holder=4243, comm="hog-worker")
+    held.attributes.update({"holder_process_pid": 4200, "holder_process_comm": "hog"})
+    text = explain(r, SCOPE, [held]).causes[0].text
+    assert text.endswith("CPU held by thread 4243 (hog-worker) of process 4200 (hog)"), text
     assert ex.causes[0].phases == pytest.approx({"queue": 0.01, "prefill": 0.17})
     assert ex.verdict == ex.causes[0].text
     assert ex.explained_s == pytest.approx(0.25)
