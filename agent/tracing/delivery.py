@@ -34,7 +34,7 @@ the socket's congestion state, tcp:tcp_cong_state_set):
 Which connection is the request's is not in its span. A flow that retransmitted
 before the request arrived is an earlier request's (its tail, its FIN), not this
 one's. Another is taken to be its connection when no other request of the worker
-was on the engine when it retransmitted, nor, after the span, ended after it
+was on the engine when it first retransmitted, nor, after the span, ended after it
 (agent/tracing/engine_load.py `others_at`): a client waiting for a lost segment
 sends nothing new meanwhile, so sequential traffic is told apart. Otherwise the
 connection is not known, and the delay is reported as such, never as the
@@ -54,6 +54,7 @@ TAIL_NS = 1_000_000_000
 CHAIN_NS = 2_000_000_000
 BURST_NS = 10_000_000
 KIND = "tcp_retransmit"
+MAX_SEGMENTS = 32  # listed in the JSON answer
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,10 @@ class ClientDelay:
     where: tuple[str, ...]  # "while it streamed", "after the span"
     others_in_flight: int  # > 0: the connection is not known to be the request's
     untimed_state: bool = False  # retransmits without a congestion state
-    detail: dict[str, object] = field(default_factory=dict)
+    # Each retransmit: (seconds after the request's arrival, flow, congestion state, TCP state).
+    segments: tuple[tuple[float, str, str, str], ...] = field(default_factory=tuple)
+    # Beside the request's own flows, others in its window that another request may own.
+    unknown_flows: tuple[str, ...] = ()
 
     @property
     def attributed(self) -> bool:
@@ -112,6 +116,9 @@ class ClientDelay:
             "where": list(self.where),
             "others_in_flight": self.others_in_flight,
             "text": self.text,
+            "unknown_flows": list(self.unknown_flows),
+            "segments": [{"seconds_after_arrival": round(t, 6), "flow": f, "ca_state": ca, "tcp_state": st}
+                         for t, f, ca, st in self.segments[:MAX_SEGMENTS]],
         }
 
 
@@ -131,13 +138,19 @@ def client_delay(r: RequestSpan, retransmits: Sequence[Event], ports: frozenset[
         by_flow.setdefault(_client_end(ev, ports), []).append(ev)
     # A flow that retransmitted before the request arrived carried an earlier one.
     by_flow = {f: evs for f, evs in by_flow.items() if evs[0].start_ns >= start}
-    evs = sorted((ev for flow_evs in by_flow.values() for ev in flow_evs), key=lambda ev: ev.start_ns)
-    if not evs:
+    if not by_flow:
         return None
+    # A connection carries one request at a time: a flow is the request's when no other
+    # request could own it as it first retransmitted; its later retransmits follow it.
+    owners = {f: others_at(evs[0].start_ns) for f, evs in by_flow.items()}
+    own = {f: evs for f, evs in by_flow.items() if owners[f] == 0}
+    unknown = sorted(f for f in by_flow if owners[f] > 0)
+    counted = own or by_flow
+    evs = sorted((ev for flow_evs in counted.values() for ev in flow_evs), key=lambda ev: ev.start_ns)
     estimated = 0.0
     timeouts = fast = 0
     untimed = False
-    for flow_evs in by_flow.values():
+    for flow_evs in counted.values():
         chain_start = last_timeout = None
         for ev in flow_evs:
             state = ev.attributes.get("ca_state")
@@ -164,10 +177,13 @@ def client_delay(r: RequestSpan, retransmits: Sequence[Event], ports: frozenset[
                        ("after the span", any(ev.start_ns > end for ev in evs))):
         if hit:
             where.append(label)
-    others = max(others_at(ev.start_ns) for ev in evs)
+    others = 0 if own else max(owners.values())
     after = max(0.0, (evs[-1].start_ns - end) / 1e9)
-    return ClientDelay(estimated, after, len(evs), timeouts, fast, tuple(sorted(by_flow)), tuple(where), others,
-                       untimed)
+    segments = tuple(((ev.start_ns - start) / 1e9, flow, str(ev.attributes.get("ca_state", "?")),
+                      str(ev.attributes.get("tcp_state", "?")))
+                     for flow, flow_evs in sorted(counted.items()) for ev in flow_evs)
+    return ClientDelay(estimated, after, len(evs), timeouts, fast, tuple(sorted(counted)), tuple(where), others,
+                       untimed, segments, tuple(unknown) if own else ())
 
 
 def _client_end(ev: Event, ports: frozenset[int]) -> str:

@@ -23,6 +23,9 @@ RECLAIM_KINDS = ("direct", "memcg")
 # retransmitted: "loss" follows a retransmission timeout, "recovery" is a fast
 # retransmit, "open" a tail-loss probe.
 TCP_CA_STATES = ("open", "disorder", "cwr", "recovery", "loss")
+# include/net/tcp_states.h, from 1: the socket's state when it retransmitted.
+TCP_STATES = ("", "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2", "time_wait", "close",
+              "close_wait", "last_ack", "listen", "closing", "new_syn_recv")
 AF_INET = 2
 
 
@@ -94,6 +97,9 @@ def to_event(
         return Event(start, end, "io_stall", f"dev:{device_name(major, minor)}", dur_s, io_attrs)
     if raw.program == "tcp_retransmit":
         attrs = {"sport": raw.b & 0xFFFF, "dport": (raw.b >> 16) & 0xFFFF}
+        state = (raw.b >> 32) & 0xFF
+        if 0 < state < len(TCP_STATES):
+            attrs["tcp_state"] = TCP_STATES[state]
         if 0 < raw.other_pid <= len(TCP_CA_STATES):
             attrs["ca_state"] = TCP_CA_STATES[raw.other_pid - 1]
         if raw.flags == AF_INET:

@@ -29,12 +29,13 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
     e.cpu = bpf_get_smp_processor_id();
     e.end_ns = bpf_ktime_get_ns();
     e.flags = args->family;
-    /* a: saddr (4 bytes) | daddr (4 bytes); b: sport | dport << 16 (host order). */
+    /* a: saddr (4 bytes) | daddr (4 bytes); b: sport | dport << 16 (host order) |
+     * the socket's TCP state << 32 (1 established, 4 FIN_WAIT1, 8 CLOSE_WAIT, ...). */
     u32 saddr = 0, daddr = 0;
     __builtin_memcpy(&saddr, args->saddr, 4);
     __builtin_memcpy(&daddr, args->daddr, 4);
     e.a = ((u64)daddr << 32) | saddr;
-    e.b = ((u64)args->dport << 16) | args->sport;
+    e.b = ((u64)(args->state & 0xff) << 32) | ((u64)args->dport << 16) | args->sport;
 #if TCP_CA_STATE
     u64 sk = (u64)args->skaddr;
     u8 *st = tcp_ca_state.lookup(&sk);

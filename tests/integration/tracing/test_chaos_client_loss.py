@@ -5,7 +5,7 @@ The real `infernode run` (eBPF tcp_retransmit program, OTLP receiver) and the vL
 stand-in (a test double) listening on this host's end of a veth pair; its client
 sits in a network namespace at the other end and streams completions one after
 another. For the lossy requests the client drops every segment from the worker
-(nftables, in its namespace) for 250 ms from three tokens before the stream's end:
+(nftables, in its namespace) for 150 ms from three tokens before the stream's end:
 the last tokens and [DONE] are lost with nothing after them to show it, so the
 worker's kernel probes, times out (200 ms at least) and retransmits, and the client
 gets its last bytes later than the span ends. (A blackout mid-stream recovers by
@@ -46,9 +46,9 @@ from tests.integration.tracing.chaos import (
 
 pytestmark = pytest.mark.integration
 
-N = 6
+N = 4
 TOKENS = 30
-BLACKOUT_S = 0.25
+BLACKOUT_S = 0.15
 
 # Runs in the client's namespace: one streamed completion per line of stdin
 # ("TRACE lossy|clean"), answering with its wall time to [DONE].
@@ -116,7 +116,7 @@ def test_a_lossy_path_to_the_client_is_named_outside_the_span(tmp_path):
         worker = subprocess.Popen(
             in_cgroup(worker_cg, sys.executable, STANDIN, "--host", host_addr, "--port", str(vllm_port),
                       "--otlp-traces-endpoint", f"http://127.0.0.1:{http_port}/v1/traces",
-                      "--ttft", "0.02", "--itl", "0.02"),
+                      "--ttft", "0.02", "--itl", "0.01"),
             env=standin_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(lambda: (worker.send_signal(signal.SIGKILL), worker.wait()))
         wait_http(f"http://{host_addr}:{vllm_port}/health", 20)

@@ -138,3 +138,15 @@ def test_a_flow_that_retransmitted_before_the_request_arrived_is_an_earlier_ones
     assert client_delay(r, earlier, PORTS, alone) is None
     d = client_delay(r, [*earlier, rt(2500, client_port=40002)], PORTS, alone)
     assert d.flows == ("10.0.0.2:40002",) and d.retransmits == 1
+
+
+def test_each_flow_is_owned_by_who_could_own_it_when_it_first_retransmitted():
+    r = request(e2e=1.0, ttft=0.4, decode=0.6)  # 0 .. 1000 ms
+    # Its own flow times out at its end; the next request's flow probes 1.2 s in, while
+    # that request (and the one between) were on the worker.
+    evs = [rt(990, "open", client_port=40001), rt(1200, "loss", client_port=40001),
+           rt(1900, "open", client_port=40002)]
+    d = client_delay(r, evs, PORTS, lambda t: 2 if t >= T0 + 1500 * MS else 0)
+    assert d.attributed and d.flows == ("10.0.0.2:40001",) and d.unknown_flows == ("10.0.0.2:40002",)
+    assert d.after_span_s == pytest.approx(0.2) and d.retransmits == 2
+    assert [s["flow"] for s in d.to_json()["segments"]] == ["10.0.0.2:40001"] * 2
