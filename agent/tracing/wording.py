@@ -236,13 +236,7 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         tids = _tids(evs)
         if tids:
             detail["tids"] = tids[:16]
-        windows = [ev for ev in evs if ev.kind == "runqueue_pressure"]
-        if windows:
-            waits = sum(int(ev.attributes.get("waits", 0)) for ev in windows)
-            detail["waits"] = waits
-            detail["outliers"] = len(evs) - len(windows)
-            where += f", {waits} waits"
-        return detail, where
+        return detail, where + _window_count(evs, "runqueue_pressure", "waits", detail)
     if kind == "io_stall":
         dev = group_key(first, "subject").split(":", 1)[1]
         ops: set[str] = set()
@@ -285,14 +279,20 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
         if cgroup:
             where += f", cgroup {cgroup}"
         detail = {"reclaim": "memcg" if memcg else "direct", "tids": tids[:16], "comms": comms[:8], "cgroup": cgroup}
-        windows = [ev for ev in evs if ev.kind == "reclaim_pressure"]
-        if windows:
-            stalls = sum(int(ev.attributes.get("stalls", 0)) for ev in windows)
-            detail["stalls"] = stalls
-            detail["outliers"] = len(evs) - len(windows)
-            where += f", {stalls} stalls"
-        return detail, where
+        return detail, where + _window_count(evs, "reclaim_pressure", "stalls", detail)
     return {}, ""
+
+
+def _window_count(evs: Sequence[Event], window_kind: str, counted: str, detail: dict[str, object]) -> str:
+    """An aggregate cause's count (its windows' `counted` attribute summed) and its
+    outliers, into `detail`; the words to append, empty without windows."""
+    windows = [ev for ev in evs if ev.kind == window_kind]
+    if not windows:
+        return ""
+    n = sum(int(ev.attributes.get(counted, 0)) for ev in windows)
+    detail[counted] = n
+    detail["outliers"] = len(evs) - len(windows)
+    return f", {n} {counted}"
 
 
 def _instant_cause(r: RequestSpan, c: Ranked, phs: Sequence[Phase]) -> Cause:
