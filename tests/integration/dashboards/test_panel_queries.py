@@ -43,6 +43,7 @@ from tests.harness import prometheus as promh
 from tests.harness.agent_root import PYPATH, agent_binds, install_agent
 from tests.harness.blkio import count_io
 from tests.harness.grafana import alert_rules, concrete, panels
+from tests.harness.netns import host_link
 from tests.harness.promql import metric_names
 
 pytestmark = [
@@ -94,31 +95,6 @@ workers:
 
 def _install(root: Path, listen: str) -> None:
     install_agent(root, _config(listen))
-
-
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, text=True)
-
-
-@contextlib.contextmanager
-def _host_link() -> Iterator[tuple[str, str]]:
-    """A network namespace joined to this host by a veth pair: (namespace path,
-    its address). Names carry the `dash` prefix; everything is removed on exit."""
-    tag = uuid.uuid4().hex[:6]
-    ns, host_if, ns_if = f"dash-{tag}", f"dashH{tag}", f"dashN{tag}"
-    subnet = f"10.252.{int(tag[:2], 16)}"
-    _sh("ip", "netns", "add", ns)
-    try:
-        _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        _sh("ip", "addr", "add", f"{subnet}.1/30", "dev", host_if)
-        _sh("ip", "link", "set", host_if, "up")
-        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{subnet}.2/30", "dev", ns_if)
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield f"/run/netns/{ns}", f"{subnet}.2"
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 @contextlib.contextmanager
@@ -274,8 +250,8 @@ def prom(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dashboards")
     binds = agent_binds()
     with contextlib.ExitStack() as stack:
-        netns, addr = stack.enter_context(_host_link())
-        box = stack.enter_context(booted(prefix="dash", binds_ro=binds, network_namespace=netns,
+        ns, _, addr = stack.enter_context(host_link("dash", "10.252"))
+        box = stack.enter_context(booted(prefix="dash", binds_ro=binds, network_namespace=f"/run/netns/{ns}",
                                          setup=partial(_install, listen=f"{addr}:9480")))
         slice_name = stack.enter_context(_test_slice(tmp))
         collectors = only_collectors("ebpf", "cgroup")

@@ -26,12 +26,11 @@ import statistics
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.harness.agent import Agent
-from tests.harness.netns import sh
+from tests.harness.netns import host_link
 from tests.harness.prometheus import free_port
 from tests.integration.tracing.chaos import (
     STANDIN,
@@ -84,32 +83,11 @@ for line in sys.stdin:
 """
 
 
-@contextlib.contextmanager
-def host_link() -> Iterator[tuple[str, str, str]]:
-    """A network namespace joined to this host by a veth pair: (namespace, this
-    host's address, the namespace's address); removed on exit."""
-    tag = uuid.uuid4().hex[:6]
-    ns, host_if, ns_if = f"loss-{tag}", f"lossH{tag}", f"lossN{tag}"
-    subnet = f"10.251.{int(tag[:2], 16)}"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        sh("ip", "addr", "add", f"{subnet}.1/30", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{subnet}.2/30", "dev", ns_if)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield ns, f"{subnet}.1", f"{subnet}.2"
-    finally:
-        sh("ip", "link", "del", host_if, check=False)
-        sh("ip", "netns", "del", ns, check=False)
-
-
 def test_a_lossy_path_to_the_client_is_named_outside_the_span(tmp_path):
     http_port, grpc_port, vllm_port = free_port(), free_port(), free_port()
     with contextlib.ExitStack() as stack:
         (worker_cg,) = stack.enter_context(cpu_cgroups("worker", shares=1024))
-        ns, host_addr, _ = stack.enter_context(host_link())
+        ns, host_addr, _ = stack.enter_context(host_link("loss", "10.251"))
         agent = stack.enter_context(Agent.start(tmp_path / "agent", agent_config(
             [worker_cg], ("tcp_retransmit",), http_port, grpc_port)))
         wait_program(agent, "tcp_retransmit")
