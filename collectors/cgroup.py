@@ -33,6 +33,9 @@ from collectors.host.pressure import parse_pressure
 _L = ("cgroup", "unit")
 _V2 = "cgroup v2 "
 _V1 = "cgroup v1 "
+# Seen on 6.18: v1 blkio counts a device only once blk-throttle is on for it, which a
+# first throttle rule (of any cgroup) does; until then every cgroup reads "Total 0".
+_V1_THROTTLE = " (on recent kernels, only for devices some cgroup has a blkio throttle rule on)"
 
 CGROUP_CPU_USAGE_SECONDS_TOTAL = MetricSpec(
     "infernode_cgroup_cpu_usage_seconds_total", MetricType.COUNTER,
@@ -79,13 +82,13 @@ CGROUP_IO_BYTES_TOTAL = MetricSpec(
     "infernode_cgroup_io_bytes_total", MetricType.COUNTER,
     "Bytes the cgroup read, wrote or discarded on a block device.", unit="bytes",
     labels=(*_L, "device", "direction"),
-    source=_V2 + "io.stat rbytes/wbytes/dbytes; " + _V1 + "blkio.throttle.io_service_bytes_recursive"
+    source=_V2 + "io.stat rbytes/wbytes/dbytes; " + _V1 + "blkio.throttle.io_service_bytes_recursive" + _V1_THROTTLE
 )
 CGROUP_IO_OPS_TOTAL = MetricSpec(
     "infernode_cgroup_io_ops_total", MetricType.COUNTER,
     "Read, write or discard operations the cgroup issued to a block device.",
     labels=(*_L, "device", "direction"),
-    source=_V2 + "io.stat rios/wios/dios; " + _V1 + "blkio.throttle.io_serviced_recursive"
+    source=_V2 + "io.stat rios/wios/dios; " + _V1 + "blkio.throttle.io_serviced_recursive" + _V1_THROTTLE
 )
 CGROUP_PRESSURE_STALL_SECONDS_TOTAL = MetricSpec(
     "infernode_cgroup_pressure_stall_seconds_total", MetricType.COUNTER,
