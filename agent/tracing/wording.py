@@ -231,7 +231,7 @@ def _detail(kind: str, evs: list[Event], req_start: int, req_end: int) -> tuple[
                 where += f", CPU held by thread {holder} ({comm})"
                 detail["holder_pid"], detail["holder_comm"] = holder, comm
                 if process is not None:
-                    where += f" of process {process} ({process_comm})"
+                    where += f" of process {process}" + (f" ({process_comm})" if process_comm != comm else "")
                     detail["holder_process_pid"], detail["holder_process_comm"] = process, process_comm
         tids = _tids(evs)
         if tids:

@@ -84,6 +84,9 @@ def test_causes_ranked_by_explained_time_with_text():
     held.attributes.update({"holder_process_pid": 4200, "holder_process_comm": "hog"})
     text = explain(r, SCOPE, [held]).causes[0].text
     assert text.endswith("CPU held by thread 4243 (hog-worker) of process 4200 (hog)"), text
+    held.attributes.update({"holder_process_pid": 4243, "holder_process_comm": "hog-worker"})  # its main thread
+    text = explain(r, SCOPE, [held]).causes[0].text
+    assert text.endswith("CPU held by thread 4243 (hog-worker) of process 4243"), text
     assert ex.causes[0].phases == pytest.approx({"queue": 0.01, "prefill": 0.17})
     assert ex.verdict == ex.causes[0].text
     assert ex.explained_s == pytest.approx(0.25)
