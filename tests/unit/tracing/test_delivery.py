@@ -150,3 +150,17 @@ def test_each_flow_is_owned_by_who_could_own_it_when_it_first_retransmitted():
     assert d.attributed and d.flows == ("10.0.0.2:40001",) and d.unknown_flows == ("10.0.0.2:40002",)
     assert d.after_span_s == pytest.approx(0.2) and d.retransmits == 2
     assert [s["flow"] for s in d.to_json()["segments"]] == ["10.0.0.2:40001"] * 2
+
+
+def test_the_cli_prints_the_client_delay_outside_the_span():
+    from agent.tracing.cli import format_explain
+
+    store = EventStore()
+    e = _enricher(store)
+    req = export(1, pid=None, service="vllm-w", start_ns=T0, ttft=0.4, e2e=1.0)
+    e.process(req)
+    store.add(rt(1210))
+    text = format_explain({"requests": [_only(e, req).to_json()]})
+    assert "outside the span (its client, estimated):" in text
+    assert "its last retransmit left 210 ms after the span ended" in text
+    assert text.count("TCP retransmits to its client") == 2  # the verdict and the section
