@@ -62,19 +62,21 @@ def veth_pair(prefix: str = "in", subnet: str = "10.231.0") -> Iterator[VethPair
 
 
 @contextlib.contextmanager
-def host_link(prefix: str, subnet_base: str) -> Iterator[tuple[str, str, str]]:
+def host_link(prefix: str, subnet_base: str = "10.251", subnet: str | None = None,
+              prefix_len: int = 30) -> Iterator[tuple[str, str, str]]:
     """A fresh namespace `<prefix>-<id>` joined to this host by a veth pair:
-    (namespace, this host's address, the namespace's address) in a /30 of
-    `<subnet_base>.<from the id>`; removed on exit. Needs root."""
+    (namespace, this host's address <subnet>.1, the namespace's <subnet>.2), where
+    `subnet` defaults to `<subnet_base>.<from the id>`; removed on exit (deleting the
+    namespace destroys its veth end, and with it the peer here). Needs root."""
     tag = uuid.uuid4().hex[:6]
     ns, host_if, ns_if = f"{prefix}-{tag}", f"{prefix}H{tag}"[:15], f"{prefix}N{tag}"[:15]
-    subnet = f"{subnet_base}.{int(tag[:2], 16)}"
+    subnet = subnet or f"{subnet_base}.{int(tag[:2], 16)}"
     sh("ip", "netns", "add", ns)
     try:
         sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        sh("ip", "addr", "add", f"{subnet}.1/30", "dev", host_if)
+        sh("ip", "addr", "add", f"{subnet}.1/{prefix_len}", "dev", host_if)
         sh("ip", "link", "set", host_if, "up")
-        for args in (("ip", "addr", "add", f"{subnet}.2/30", "dev", ns_if), ("ip", "link", "set", ns_if, "up"),
+        for args in (("ip", "addr", "add", f"{subnet}.2/{prefix_len}", "dev", ns_if), ("ip", "link", "set", ns_if, "up"),
                      ("ip", "link", "set", "lo", "up")):
             sh("ip", "netns", "exec", ns, *args)
         yield ns, f"{subnet}.1", f"{subnet}.2"

@@ -33,6 +33,7 @@ import yaml
 
 from tests.conftest import REPO, need_root
 from tests.harness.ansible_output import recap, task_output
+from tests.harness.netns import host_link
 
 pytestmark = pytest.mark.integration
 
@@ -62,27 +63,6 @@ def _free_subnets(n: int) -> list[str]:
     if len(out) < n:
         raise RuntimeError("no free 10.233.X.0/24 for the test hosts")
     return out
-
-
-@contextlib.contextmanager
-def _netns(host: str, subnet: str):
-    """Namespace with one veth end (.2) for the host; the other end (.1) stays on
-    the test's side, in this process's namespace."""
-    tag = uuid.uuid4().hex[:4]
-    ns, outside, inside = f"{host}-{tag}", f"fleet{host[-1]}{tag}o", f"fleet{host[-1]}{tag}i"
-    _sh("ip", "netns", "add", ns)
-    try:
-        _sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns)
-        _sh("ip", "addr", "add", f"{subnet}.1/24", "dev", outside)
-        _sh("ip", "link", "set", outside, "up")
-        for cmd in (("ip", "addr", "add", f"{subnet}.2/24", "dev", inside), ("ip", "link", "set", inside, "up"),
-                    ("ip", "link", "set", "lo", "up")):
-            _sh("ip", "netns", "exec", ns, *cmd)
-        yield ns
-    finally:
-        # Deleting the namespace destroys its veth end, and with it the peer outside.
-        _sh("ip", "link", "del", outside, check=False)
-        _sh("ip", "netns", "del", ns, check=False)
 
 
 def _prepare_root(host: str, pubkey: str):
@@ -208,7 +188,7 @@ def fleet(tmp_path_factory):
         builds = [pool.submit(build_wheel, REPO, dist), pool.submit(build_wheel, REPO, dist, NEW_VERSION)]
         hosts = []
         for name, subnet in zip(HOSTS, _free_subnets(len(HOSTS)), strict=False):
-            ns = stack.enter_context(_netns(name, subnet))
+            ns, _, _ = stack.enter_context(host_link(name, subnet=subnet, prefix_len=24))
             hosts.append(Host(name, f"{subnet}.2", ns))
         cms = {h.name: booted(prefix=h.name, network_namespace=f"/run/netns/{h.netns}",
                               setup=_prepare_root(h.name, pubkey)) for h in hosts}
