@@ -97,3 +97,8 @@ def _valid_host(host: str) -> bool:
         return False  # looks numeric but is no valid IPv4 address
     label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     return bool(re.match(rf"^(?=.{{1,253}}$){label}(\.{label})*$", host))
+
+
+def short_duration(seconds: float) -> str:
+    """A duration in a cause's words: "1.25 s" from one second, else "340 ms"."""
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"

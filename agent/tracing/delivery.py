@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from agent.events import Event
 from agent.tracing.spans import RequestSpan
+from agent.units import short_duration
 
 RTO_MIN_S = 0.2  # include/net/tcp.h TCP_RTO_MIN (HZ / 5)
 TAIL_NS = 1_000_000_000
@@ -96,10 +97,10 @@ class ClientDelay:
             return (head + f"; {self.others_in_flight} other request{'s' if self.others_in_flight != 1 else ''} "
                     "of the worker in flight, so the connection is not known to be this one's")
         if self.estimated_s > 0:
-            head += (f"; the lost segments waited an estimated {_ms(self.estimated_s)} "
-                     f"({_ms(RTO_MIN_S)} minimum timeout per chain plus its backoff)")
+            head += (f"; the lost segments waited an estimated {short_duration(self.estimated_s)} "
+                     f"({short_duration(RTO_MIN_S)} minimum timeout per chain plus its backoff)")
         if self.after_span_s > 0:
-            head += (f"; its last retransmit left {_ms(self.after_span_s)} after the span ended, so the client's "
+            head += (f"; its last retransmit left {short_duration(self.after_span_s)} after the span ended, so the client's "
                      "e2e was at least that much longer (measured)")
         return head
 
@@ -192,7 +193,3 @@ def _client_end(ev: Event, ports: frozenset[int]) -> str:
     if a.get("sport") in ports:
         return f"{a.get('daddr', '?')}:{a.get('dport', '?')}"
     return f"{a.get('saddr', '?')}:{a.get('sport', '?')}"
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"

@@ -41,6 +41,7 @@ from agent.events import Event
 from agent.tracing.engine_load import LoadView, Run, overlap
 from agent.tracing.ranking import Phase, Ranked, Ranking
 from agent.tracing.spans import RequestSpan
+from agent.units import short_duration
 
 # A decode this much slower than its batch-mates' pace is a gap (preemption); with
 # vLLM's preemption counter up meanwhile, the smaller one is.
@@ -194,7 +195,7 @@ def _decode_causes(r: RequestSpan, d: Phase, view: LoadView, windows: Sequence[E
         if gap > threshold * expected and (counted or not scraped):
             preempt_s = min(gap, avail)
             count = int(sum(ev.magnitude for ev in counted))
-            where = (f": decode {_s(decode_s)} against {_s(expected)} at its batch-mates' pace "
+            where = (f": decode {short_duration(decode_s)} against {short_duration(expected)} at its batch-mates' pace "
                      f"({len(tpots)} requests)")
             where += (f", vLLM counted {count} preemptions on this worker meanwhile" if counted
                       else ", vLLM's preemption counter not scraped")
@@ -215,7 +216,7 @@ def _decode_causes(r: RequestSpan, d: Phase, view: LoadView, windows: Sequence[E
     if excess <= 0:
         return out
     tokens = sum(x.prompt_tokens for x in prefills)
-    where = f": decode {_s(decode_s)} against {_s(unloaded)} unloaded"
+    where = f": decode {short_duration(decode_s)} against {short_duration(unloaded)} unloaded"
     if prefills:
         where += f", {len(prefills)} prompts ({_tokens(tokens)} tokens) prefilled during it"
     where += f", {1 + batch:.1f} requests in the batch on average"
@@ -236,14 +237,10 @@ def _long_prompt(r: RequestSpan, p: Phase, view: LoadView, left: Mapping[str, fl
     if own <= 0:
         return None
     where = (f": its own {_tokens(r.prompt_tokens)}-token prompt against {_tokens(typical)} typical "
-             f"on this worker, prefill {_s(p.duration_s)} (estimated)")
+             f"on this worker, prefill {short_duration(p.duration_s)} (estimated)")
     return Ranked("long_prompt", "prompt", [], own, {"prefill": own},
                   {"prompt_tokens": r.prompt_tokens, "typical_prompt_tokens": typical,
                    "prefill_seconds": round(p.duration_s, 6), "measured": False}, where)
-
-
-def _s(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
 
 def _tokens(n: int) -> str:

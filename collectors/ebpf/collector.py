@@ -19,7 +19,7 @@ from agent.samples import Sample
 from collectors.cgroup import parse_uevent_devname
 from collectors.ebpf import decode, exports, pressure
 from collectors.ebpf.clock import MonotonicClock
-from collectors.ebpf.probe import probe, tracefs_events
+from collectors.ebpf.probe import has_tracepoint, probe, tracefs_events
 from collectors.ebpf.programs import PROGRAMS, Program, port_range_macro
 from collectors.ebpf.scope import ScopeTable, read_scopes
 from collectors.ebpf.settings import EbpfSettings
@@ -124,7 +124,8 @@ class EbpfCollector(Collector):
         return {
             "TCP_PORT_RANGES": len(s.port_ranges()),
             # The socket's congestion state on each retransmit, where the kernel traces it (5.19+).
-            "TCP_CA_STATE": int(self._has_tracepoint("tcp/tcp_cong_state_set")),
+            "TCP_CA_STATE": int((events := tracefs_events(self.paths)) is not None
+                                and has_tracepoint(events, "tcp:tcp_cong_state_set")),
             "TCP_PORT_RANGE(p)": port_range_macro([(lo, hi) for _, lo, hi in s.port_ranges()]),
             "RINGBUF_PAGES": s.ringbuf_pages,
             "SCOPE_MAX_TIDS": s.max_tracked_threads,
@@ -145,10 +146,6 @@ class EbpfCollector(Collector):
             "RECLAIM_PRESSURE_SERIES": 4096,  # (scope, kind) pairs
             "OFFCPU_ALL_THREADS": int(s.offcpu_all_threads),
         }
-
-    def _has_tracepoint(self, path: str) -> bool:
-        events = tracefs_events(self.paths)
-        return events is not None and (events / path / "format").exists()
 
     def _compile(self, programs: list[Program]) -> BpfModule:
         from collectors.ebpf.loader import BpfModule

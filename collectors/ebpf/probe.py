@@ -98,13 +98,18 @@ def tracefs_events(paths: Paths) -> Path | None:
     return None
 
 
+def has_tracepoint(events: Path, tracepoint: str) -> bool:
+    """Whether tracefs's events directory has "category:name"."""
+    return (events / tracepoint.replace(":", "/") / "format").exists()
+
+
 def check_tracepoints(paths: Paths, program: Program) -> Verdict:
     events = tracefs_events(paths)
     if events is None:
         return _no("tracefs is not mounted",
                    "mount -t tracefs tracefs /sys/kernel/tracing; in a network namespace, enter it with "
                    "`nsenter --net=/run/netns/NAME` (`ip netns exec` remounts /sys without tracefs)")
-    missing = [tp for tp in program.tracepoints if not (events / tp.replace(":", "/") / "format").exists()]
+    missing = [tp for tp in program.tracepoints if not has_tracepoint(events, tp)]
     if missing:
         return _no(f"tracepoint {', '.join(missing)} missing in this kernel",
                        "this kernel lacks the tracepoint; disable the program or use a kernel that has it")
