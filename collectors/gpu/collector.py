@@ -30,6 +30,7 @@ from agent.samples import Sample
 from agent.topology import NodeTopology, sysfs_gpus
 from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
+from collectors.gpu.lanes import DeviceLane
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
 from collectors.gpu.specs import (
@@ -39,6 +40,7 @@ from collectors.gpu.specs import (
     GPU_NVML_UP,
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
+    GPU_READ_STUCK,
     GPU_UP,
     GPU_XID_ERRORS_TOTAL,
     SPECS,
@@ -53,6 +55,9 @@ class GpuSettings(CollectorSettings):
     slow_poll_interval: Duration = Field(10.0, gt=0)
     # Older than this, a GPU's values are not served (a stuck NVML call, a dead poller).
     max_age: Duration = Field(5.0, gt=0)
+    # A GPU whose read has run this long is reported stuck (infernode_gpu_read_stuck);
+    # a poll pass waits at most this long for the GPUs' lanes.
+    stuck_after: Duration = Field(5.0, gt=0)
     event_wait_timeout: Duration = Field(0.5, gt=0)
     throttle_segment: Duration = Field(5.0, gt=0)
     clock_drop_ratio: float = Field(0.10, gt=0, lt=1)
@@ -72,6 +77,8 @@ class _Cache:
     slow_at: float | None = None
     lost: bool = False
     xids: dict[tuple[int, str], int] = field(default_factory=dict)
+    lane: DeviceLane | None = None
+    pids: set[int] = field(default_factory=set)
 
 
 def _samples(dev: Device, readings: list[Reading]) -> list[Sample]:
@@ -130,6 +137,15 @@ class GpuCollector(Collector):
             self.ctx.log.warning("an NVML call is still running; leaving NVML initialised")
             return
         try:
+            for c in self._caches:
+                if c.lane is not None:
+                    c.lane.stop()
+            stuck = [c.dev.index for c in self._caches if c.lane is not None and c.lane.busy]
+            if stuck:
+                # nvmlShutdown under a call still running on another thread is not safe.
+                self.ctx.log.warning("NVML calls still running on GPU(s) %s; leaving NVML initialised",
+                                     ", ".join(map(str, stuck)))
+                return
             if self.reader is not None and self._unavailable is None:
                 for c in self._caches:
                     self.reader.release(c.dev)
@@ -215,35 +231,47 @@ class GpuCollector(Collector):
     # -- polling ----------------------------------------------------------------
 
     def refresh(self, slow: bool = True) -> None:
-        """One poll pass over every GPU now (the poll thread's body)."""
+        """One poll pass over every GPU now (the poll thread's body). Each GPU is read
+        in its own lane; the pass waits at most `stuck_after` for them, and a GPU whose
+        lane is still inside an earlier read is skipped this pass (see lanes.py)."""
         with self._poll_lock:
             reader = self.reader
             if reader is None or self._unavailable is not None:
                 return
-            live: set[int] = set()
+            sent = []
             for c in self._caches:
-                live |= self._poll_device(reader, c, slow)
+                if c.lane is None:
+                    c.lane = DeviceLane(f"gpu-read-{c.dev.index}")
+                if c.lane.submit(lambda c=c: self._poll_device(reader, c, slow)):
+                    sent.append(c.lane)
+            deadline = time.monotonic() + self.settings.stuck_after
+            for lane in sent:
+                while not lane.wait_idle(min(0.1, deadline - time.monotonic())):
+                    if self._stop.is_set() or time.monotonic() >= deadline:
+                        break
+            with self._lock:
+                live = set().union(*(c.pids for c in self._caches))
             self._resolver.forget_except(live)
             self._last_pass_at = time.monotonic()
 
-    def _poll_device(self, reader: NvmlReader, c: _Cache, slow: bool) -> set[int]:
-        """Poll one GPU; returns the pids using it."""
+    def _poll_device(self, reader: NvmlReader, c: _Cache, slow: bool) -> None:
+        """Poll one GPU (in its lane); keeps the pids using it in c.pids."""
         dev = c.dev
         if c.lost and not slow:
-            return set()  # a lost GPU is re-probed at the slow pace only
+            return  # a lost GPU is re-probed at the slow pace only
         t_ns = now_ns()
         try:
             r = reader.read_fast(dev)
             slow_readings = reader.read_slow(dev) if slow or c.lost else None
         except GpuLost:
             self._mark_lost(c, t_ns)
-            return set()
+            return
         except Exception as e:  # noqa: BLE001 - one device's failed read never ends the poll of the others
             # Counted, and this pass serves nothing new for it: its values go stale
             # (gpu_up 0 past max_age) while the other GPUs are read as usual.
             dev.read_errors += 1
             self.ctx.log.warning("GPU %d read failed: %s: %s", dev.index, type(e).__name__, e)
-            return set()
+            return
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
@@ -256,15 +284,16 @@ class GpuCollector(Collector):
                 self.ctx.log.warning("GPU %d (%s) answers again", dev.index, dev.uuid)
                 c.lost = False
             c.fast, c.fast_at = fast, now
+            c.pids = {pid for pid, _ in r.processes}
             if slow_readings is not None:
                 c.slow, c.slow_at = _samples(dev, slow_readings), now
         self.ctx.events.extend(events)
-        return {pid for pid, _ in r.processes}
 
     def _mark_lost(self, c: _Cache, t_ns: int) -> None:
         with self._lock:
             was_lost, c.lost = c.lost, True
             c.fast, c.fast_at, c.slow, c.slow_at = [], None, [], None
+            c.pids = set()
             closed = [] if was_lost else c.tracker.close_all(t_ns)
         if not was_lost:
             self.ctx.log.error("GPU %d (%s, %s) is lost: NVML reports GPU_IS_LOST",
@@ -310,9 +339,12 @@ class GpuCollector(Collector):
         slow_max_age = max(max_age, 3 * self.settings.slow_poll_interval)
         for c, fast, fast_at, slow, slow_at, lost, xids in snap:
             labels = c.dev.labels
-            fresh = not lost and fast_at is not None and now - fast_at <= max_age
+            # A GPU inside one call past stuck_after is not answering, whatever its age.
+            stuck = c.lane is not None and c.lane.busy_for(now) > self.settings.stuck_after
+            fresh = not lost and not stuck and fast_at is not None and now - fast_at <= max_age
             out.append(GPU_UP.emit(labels, 1.0 if fresh else 0.0))
             out.append(GPU_READ_ERRORS_TOTAL.emit(labels, float(c.dev.read_errors)))
+            out.append(GPU_READ_STUCK.emit(labels, 1.0 if stuck else 0.0))
             for (xid, action), n in sorted(xids.items()):
                 out.append(GPU_XID_ERRORS_TOTAL.emit({**labels, "xid": str(xid), "action": action},
                                   float(n)))

@@ -182,6 +182,12 @@ GPU_READ_ERRORS_TOTAL = _c(
     "NVML calls for this GPU that failed with an error other than not supported.",
     source="NVML"
 )
+GPU_READ_STUCK = _g(
+    "infernode_gpu_read_stuck",
+    "Whether this GPU's read has been inside one NVML call for longer than stuck_after (1): "
+    "the GPU is hung (often a GSP timeout, XID 119/120); the other GPUs are read as usual.",
+    source="agent GPU poller (one reader thread per GPU)"
+)
 SPECS = (
     GPU_NVML_UP,
     GPU_DRIVER_INFO,
@@ -222,4 +228,5 @@ SPECS = (
     GPU_XID_ERRORS_TOTAL,
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
+    GPU_READ_STUCK,
 )

@@ -113,6 +113,8 @@ class FakePynvml:
         self.refcount = 0
         self.calls: Counter[str] = Counter()
         self._cond = threading.Condition()
+        # NVML is documented thread-safe: the collector reads each GPU on its own thread.
+        self._alloc_lock = threading.Lock()
         self._events: dict[int, list[Any]] = {}  # event set address -> queued c_nvmlEventData_t
         self._registered: dict[int, dict[int, int]] = {}  # event set -> device index -> mask
         self._gpm_samples: dict[int, dict[str, float] | None] = {}
@@ -180,7 +182,8 @@ class FakePynvml:
     # -- plumbing ------------------------------------------------------------------
 
     def _called(self, fn: str) -> None:
-        self.calls[fn] += 1
+        with self._alloc_lock:
+            self.calls[fn] += 1
         if self.refcount <= 0:
             raise _err(_real.NVML_ERROR_UNINITIALIZED)
 
@@ -424,9 +427,10 @@ class FakePynvml:
 
     def nvmlGpmSampleAlloc(self) -> Any:
         self._called("nvmlGpmSampleAlloc")
-        addr = self._next_gpm
-        self._next_gpm += 0x100
-        self._gpm_samples[addr] = None
+        with self._alloc_lock:
+            addr = self._next_gpm
+            self._next_gpm += 0x100
+            self._gpm_samples[addr] = None
         return ctypes.cast(ctypes.c_void_p(addr), _real.c_nvmlGpmSample_t)
 
     def nvmlGpmSampleFree(self, gpmSample: Any) -> None:

@@ -186,7 +186,8 @@ def test_lost_gpu_reports_down_without_values_others_keep_reporting() -> None:
         assert value(s, "infernode_gpu_up", gpu="1") == 0
         assert value(s, "infernode_gpu_up", gpu="0") == 1
         values_gpu1 = {x.name for x in s if x.labels.get("gpu") == "1"}
-        assert values_gpu1 == {"infernode_gpu_up", "infernode_gpu_read_errors_total"}, "no stale values"
+        assert values_gpu1 == {"infernode_gpu_up", "infernode_gpu_read_errors_total", "infernode_gpu_read_stuck"}, \
+            "no stale values"
         assert value(s, "infernode_gpu_power_watts", gpu="0") == 520.0
         lost = store.query(0, 2**62, kinds=["gpu_lost"])
         assert len(lost) == 1 and lost[0].subject == f"gpu:{fake.scenario['devices'][1]['uuid']}"
