@@ -133,8 +133,14 @@ KINDS: dict[str, EventKind] = {
                   "The SM clock fell below its recent level; magnitude is the drop.",
                   Role.DURATION, "GPU clock drop"),
         EventKind("gpu_xid", "gpu:<uuid>", "count",
-                  "An XID error; attributes xid, action (restart_app|reset_gpu|reboot_node|informational).",
+                  "An XID error, from NVML's event set or the kernel log (counted once); attributes xid, "
+                  "action (restart_app|reset_gpu|reboot_node|informational), gpu, pci_bus_id, source "
+                  "(nvml|kernel_log), detail (kernel log only).",
                   Role.INSTANT, "GPU XID error", severe=True),
+        EventKind("nvswitch_sxid", "node", "count",
+                  "An NVSwitch SXid error in the kernel log; attributes switch, pci_bus_id, sxid, "
+                  "severity (fatal|non_fatal|unknown), detail.",
+                  Role.INSTANT, "NVSwitch SXid error", severe=True, on_node="all"),
         EventKind("gpu_ecc", "gpu:<uuid>", "count", "An ECC error event; attributes type.",
                   Role.INSTANT, "GPU ECC error"),
         EventKind("gpu_lost", "gpu:<uuid>", "count", "NVML reports the GPU lost.",

@@ -30,6 +30,7 @@ from agent.samples import Sample
 from agent.topology import NodeTopology, sysfs_gpus
 from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
+from collectors.gpu.kmsg_follower import KmsgFollower
 from collectors.gpu.lanes import DeviceLane
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
@@ -37,17 +38,19 @@ from collectors.gpu.specs import (
     GPU_CACHE_AGE_SECONDS,
     GPU_COUNT,
     GPU_DRIVER_INFO,
+    GPU_EVENT_THREAD_UP,
+    GPU_KERNEL_LOG_LOST_TOTAL,
+    GPU_KERNEL_LOG_UP,
     GPU_NVML_UP,
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
     GPU_READ_STUCK,
     GPU_UP,
-    GPU_XID_ERRORS_TOTAL,
     SPECS,
 )
 from collectors.gpu.throttle import ThrottleTracker
 from collectors.gpu.topology import node_topology
-from collectors.gpu.xid import XidInfo
+from collectors.gpu.xid_intake import XidIntake
 
 
 class GpuSettings(CollectorSettings):
@@ -59,9 +62,14 @@ class GpuSettings(CollectorSettings):
     # a poll pass waits at most this long for the GPUs' lanes.
     stuck_after: Duration = Field(5.0, gt=0)
     event_wait_timeout: Duration = Field(0.5, gt=0)
+    # After a failed event wait; the event set is rebuilt after three in a row.
+    event_retry_interval: Duration = Field(1.0, gt=0)
     throttle_segment: Duration = Field(5.0, gt=0)
     clock_drop_ratio: float = Field(0.10, gt=0, lt=1)
     process_memory: bool = True
+    # Follow /dev/kmsg for NVRM XID and NVSwitch SXid lines (XIDs 79, 119 and 120
+    # never reach NVML's event set).
+    kernel_log: bool = True
     init_retry_interval: Duration = Field(60.0, gt=0)
     # How long the first scrape after start waits for the first poll to finish.
     first_poll_wait: Duration = Field(2.0, ge=0)
@@ -76,7 +84,6 @@ class _Cache:
     slow: list[Sample] = field(default_factory=list)
     slow_at: float | None = None
     lost: bool = False
-    xids: dict[tuple[int, str], int] = field(default_factory=dict)
     lane: DeviceLane | None = None
     pids: set[int] = field(default_factory=set)
 
@@ -101,6 +108,8 @@ class GpuCollector(Collector):
         self._first_pass = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: EventThread | None = None
+        self._kmsg: KmsgFollower | None = None
+        self._intake: XidIntake | None = None
         self._caches: list[_Cache] = []
         self._unavailable: NvmlUnavailable | None = NvmlUnavailable("NVML not initialised yet", "")
         self._last_init_try = -float("inf")
@@ -129,6 +138,8 @@ class GpuCollector(Collector):
             self._thread.join(timeout=2)
         if self._events is not None:
             self._events.stop()
+        if self._kmsg is not None:
+            self._kmsg.stop()
         t = now_ns()
         with self._lock:
             for c in self._caches:
@@ -185,22 +196,19 @@ class GpuCollector(Collector):
         caches = [
             _Cache(d, ThrottleTracker(f"gpu:{d.uuid}", s.throttle_segment, s.clock_drop_ratio)) for d in devices
         ]
-        by_uuid = {c.dev.uuid: c for c in caches}
-
-        def on_xid(dev: Device, info: XidInfo) -> None:
-            c = by_uuid.get(dev.uuid)
-            if c is not None:
-                with self._lock:
-                    key = (info.xid, info.action)
-                    c.xids[key] = c.xids.get(key, 0) + 1
-
+        intake = XidIntake(devices, self.ctx.events)
         with self._lock:
             self.reader, self._caches, self._driver = reader, caches, driver
+            self._intake = intake
             self._unavailable = None
-        self._events = EventThread(reader, devices, self.ctx.events, on_xid,
-                                   timeout_ms=max(1, int(s.event_wait_timeout * 1000)))
+        self._events = EventThread(reader, devices, intake.on_nvml_event,
+                                   timeout_ms=max(1, int(s.event_wait_timeout * 1000)),
+                                   retry_interval=s.event_retry_interval)
         if not self._events.start():
             self._events = None
+        if s.kernel_log:
+            follower = KmsgFollower(self.paths.dev("kmsg"), intake.on_kernel_line)
+            self._kmsg = follower if follower.start() else None
         self._index_by_uuid = {d.uuid: d.index for d in devices}
         # For the correlation: throttle windows still open (see throttle.py).
         self.ctx.services.gpu_open_events = self.open_events
@@ -323,7 +331,8 @@ class GpuCollector(Collector):
             caches = list(self._caches)
             driver = self._driver
             last_pass = self._last_pass_at
-            snap = [(c, list(c.fast), c.fast_at, list(c.slow), c.slow_at, c.lost, dict(c.xids)) for c in caches]
+            snap = [(c, list(c.fast), c.fast_at, list(c.slow), c.slow_at, c.lost) for c in caches]
+            intake = self._intake
         if unavailable is not None:
             raise NoDataError(unavailable.reason, unavailable.fix,
                               samples=[GPU_NVML_UP.emit({}, 0.0)])
@@ -337,7 +346,14 @@ class GpuCollector(Collector):
             out.append(GPU_CACHE_AGE_SECONDS.emit({}, now - last_pass))
         max_age = self.settings.max_age
         slow_max_age = max(max_age, 3 * self.settings.slow_poll_interval)
-        for c, fast, fast_at, slow, slow_at, lost, xids in snap:
+        events, kmsg = self._events, self._kmsg
+        out.append(GPU_EVENT_THREAD_UP.emit({}, 1.0 if events is not None and events.up else 0.0))
+        out.append(GPU_KERNEL_LOG_UP.emit({}, 1.0 if kmsg is not None and kmsg.running else 0.0))
+        if kmsg is not None:
+            out.append(GPU_KERNEL_LOG_LOST_TOTAL.emit({}, float(kmsg.lost)))
+        if intake is not None:
+            out.extend(intake.samples())
+        for c, fast, fast_at, slow, slow_at, lost in snap:
             labels = c.dev.labels
             # A GPU inside one call past stuck_after is not answering, whatever its age.
             stuck = c.lane is not None and c.lane.busy_for(now) > self.settings.stuck_after
@@ -345,9 +361,6 @@ class GpuCollector(Collector):
             out.append(GPU_UP.emit(labels, 1.0 if fresh else 0.0))
             out.append(GPU_READ_ERRORS_TOTAL.emit(labels, float(c.dev.read_errors)))
             out.append(GPU_READ_STUCK.emit(labels, 1.0 if stuck else 0.0))
-            for (xid, action), n in sorted(xids.items()):
-                out.append(GPU_XID_ERRORS_TOTAL.emit({**labels, "xid": str(xid), "action": action},
-                                  float(n)))
             if not fresh:
                 continue
             out.extend(fast)

@@ -169,7 +169,33 @@ GPU_DRAM_ACTIVE_RATIO = _g(
 GPU_XID_ERRORS_TOTAL = _c(
     "infernode_gpu_xid_errors_total",
     "XID errors the driver reported, by XID and NVIDIA's recommended action.",
-    labels=("xid", "action"), source="nvmlEventSetWait_v2 (nvmlEventTypeXidCriticalError)"
+    labels=("xid", "action"),
+    source="nvmlEventSetWait_v2 (nvmlEventTypeXidCriticalError) and the kernel log (NVRM: Xid), counted once"
+)
+GPU_EVENTS_UNATTRIBUTED_TOTAL = MetricSpec(
+    "infernode_gpu_events_unattributed_total", C,
+    "GPU events and kernel-log XIDs whose GPU is none NVML enumerated (counted here, not per GPU).",
+    labels=("source",), source="nvmlEventSetWait_v2, /dev/kmsg"
+)
+GPU_EVENT_THREAD_UP = MetricSpec(
+    "infernode_gpu_event_thread_up", G,
+    "Whether NVML XID/ECC events flow (1): an event set is registered and its last wait did not fail.",
+    source="nvmlEventSetWait_v2"
+)
+GPU_KERNEL_LOG_UP = MetricSpec(
+    "infernode_gpu_kernel_log_up", G,
+    "Whether the agent follows /dev/kmsg for NVIDIA XID and SXid lines (1).",
+    source="/dev/kmsg"
+)
+GPU_KERNEL_LOG_LOST_TOTAL = MetricSpec(
+    "infernode_gpu_kernel_log_records_lost_total", C,
+    "Kernel-log records overwritten before the agent read them (gaps in their sequence numbers).",
+    source="/dev/kmsg"
+)
+NVSWITCH_SXID_ERRORS_TOTAL = MetricSpec(
+    "infernode_nvswitch_sxid_errors_total", C,
+    "NVSwitch SXid errors the driver logged, by switch, SXid and severity (fatal, non_fatal, unknown).",
+    labels=("switch", "pci_bus_id", "sxid", "severity"), source="/dev/kmsg (nvidia-nvswitchN: SXid)"
 )
 GPU_PROCESS_MEMORY_BYTES = _g(
     "infernode_gpu_process_memory_bytes",
@@ -229,4 +255,9 @@ SPECS = (
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
     GPU_READ_STUCK,
+    GPU_EVENTS_UNATTRIBUTED_TOTAL,
+    GPU_EVENT_THREAD_UP,
+    GPU_KERNEL_LOG_UP,
+    GPU_KERNEL_LOG_LOST_TOTAL,
+    NVSWITCH_SXID_ERRORS_TOTAL,
 )

@@ -47,6 +47,10 @@ _UNION_MEMBER = {
     _real.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
     _real.NVML_VALUE_TYPE_UNSIGNED_SHORT: "usVal",
 }
+# "the DCGM version can't report XID 79, 119, and 120 due to limitations in the
+# NVML library" (NVIDIA/DCGM#162; shared/reference/nvml-dcgm.md, D3): the event set
+# delivers none of them.
+NVML_UNDELIVERED_XIDS = frozenset({79, 119, 120})
 _HANDLE_BASE = 0x7F0000001000
 _EVENTSET_BASE = 0x7F0000800000
 _GPM_BASE = 0x7F0001000000
@@ -171,6 +175,8 @@ class FakePynvml:
 
     def _queue_event(self, index: int, ev: dict[str, Any]) -> None:
         etype = _EVENT_TYPES[ev["type"]]
+        if etype == _real.nvmlEventTypeXidCriticalError and int(ev.get("data", 0)) in NVML_UNDELIVERED_XIDS:
+            return  # the driver logs it (kernel log); NVML's event set never sees it
         for addr, regs in self._registered.items():
             if regs.get(index, 0) & etype:
                 data = _real.c_nvmlEventData_t()
@@ -519,6 +525,12 @@ class FakePynvml:
         with self._cond:
             if addr not in self._events:
                 raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+            # Whether waiting on a set that holds a lost GPU fails, and how, is not
+            # known (shared/reference/nvml-dcgm.md, D3 says "if"); the scenario key
+            # "event_wait_fails_when_lost" makes it fail with GPU_IS_LOST, as D3 fears.
+            if self.scenario.get("event_wait_fails_when_lost") and any(
+                    self.devices[i].get("lost") for i in self._registered.get(addr, {})):
+                raise _err(_real.NVML_ERROR_GPU_IS_LOST)
             self._cond.wait_for(lambda: bool(self._events.get(addr)), timeout=timeoutms / 1000)
             queue = self._events.get(addr)
             if not queue:

@@ -8,7 +8,8 @@ import pynvml
 import pytest
 
 from collectors.gpu import fields as F
-from collectors.gpu.events import event_from_data
+from collectors.gpu.events import ecc_event, xid_event, xid_of
+from collectors.gpu.nvml_reader import Device
 from collectors.gpu.throttle import ThrottleTracker
 from collectors.gpu.xid import classify
 
@@ -83,13 +84,18 @@ def test_unknown_xid_is_informational_but_marked_unknown() -> None:
     assert info.action == "informational" and not info.known
 
 
-def test_event_from_data_xid_and_ecc() -> None:
-    ev, info = event_from_data("GPU-x", None, pynvml.nvmlEventTypeXidCriticalError, 79, 5)
+def test_nvml_event_data_to_xid_and_ecc_events() -> None:
+    dev = Device(2, None, "GPU-x", "NVIDIA H100", "00000000:18:00.0")
+    info = xid_of(pynvml.nvmlEventTypeXidCriticalError, 79)
+    assert info is not None and info.xid == 79
+    ev = xid_event(dev, info, 5, "nvml")
     assert ev.kind == "gpu_xid" and ev.subject == "gpu:GPU-x" and ev.attributes["action"] == "reboot_node"
-    assert info.xid == 79
-    ev, info = event_from_data("GPU-x", None, pynvml.nvmlEventTypeSingleBitEccError, 0, 5)
-    assert ev.kind == "gpu_ecc" and ev.attributes["type"] == "single_bit" and info is None
-    assert event_from_data("GPU-x", None, pynvml.nvmlEventTypePState, 0, 5) == (None, None)
+    assert ev.attributes["gpu"] == 2 and ev.attributes["pci_bus_id"] == "00000000:18:00.0"
+    assert xid_of(pynvml.nvmlEventTypeSingleBitEccError, 0) is None
+    ev = ecc_event(dev, pynvml.nvmlEventTypeSingleBitEccError, 5)
+    assert ev is not None and ev.kind == "gpu_ecc" and ev.attributes["type"] == "single_bit"
+    assert ecc_event(dev, pynvml.nvmlEventTypePState, 5) is None
+    assert xid_of(pynvml.nvmlEventTypePState, 0) is None
 
 
 HW_THERMAL = 0x40
