@@ -15,6 +15,7 @@ and retries nvmlInit every `init_retry_interval` (a bootstrap may install it).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterable
@@ -250,7 +251,7 @@ class GpuCollector(Collector):
             for c in self._caches:
                 if c.lane is None:
                     c.lane = DeviceLane(f"gpu-read-{c.dev.index}")
-                if c.lane.submit(lambda c=c: self._poll_device(reader, c, slow)):
+                if c.lane.submit(functools.partial(self._poll_device, reader, c, slow)):
                     sent.append(c.lane)
             deadline = time.monotonic() + self.settings.stuck_after
             for lane in sent:
