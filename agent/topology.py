@@ -45,6 +45,9 @@ class GpuInfo:
     local_cpus: tuple[int, ...] = ()
     model_name: str = ""
     source: str = "nvml"  # nvml | sysfs
+    # The GPU's own memory as a NUMA node (coherent platforms such as Grace Hopper):
+    # it has no CPUs, so numa_node above stays the CPU-local node.
+    memory_node: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "local_cpus": list(self.local_cpus),

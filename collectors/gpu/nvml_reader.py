@@ -64,6 +64,7 @@ ERROR_LIB_RM_VERSION_MISMATCH = 18
 _UNSUPPORTED = (ERROR_NOT_SUPPORTED, ERROR_FUNCTION_NOT_FOUND)
 
 PSTATE_UNKNOWN = 32
+AFFINITY_SCOPE_NODE = 0  # nvmlAffinityScope_t
 MHZ = 1e6
 
 # nvmlEventType* bits this agent listens for.
@@ -488,9 +489,22 @@ class NvmlReader:
 
     # -- topology ----------------------------------------------------------------
 
-    def numa_node(self, dev: Device) -> int | None:
+    def memory_numa_node(self, dev: Device) -> int | None:
+        """The GPU's own memory as a NUMA node: NVML documents nvmlDeviceGetNumaNodeId
+        only "for platforms where the GPUs are NUMA nodes" (coherent, Grace-class).
+        That node has no CPUs: it is never the node to pin a worker's CPUs to."""
         v = self._call(dev, "numa_node", self.nvml.nvmlDeviceGetNumaNodeId, dev.handle)
         return None if v is None or v < 0 else int(v)
+
+    def nearest_memory_nodes(self, dev: Device, nodes: int) -> list[int] | None:
+        """The NUMA node(s) nearest the GPU (nvmlDeviceGetMemoryAffinity, NODE scope),
+        the CPU-side node NVML would pick; None when not answered."""
+        words = max(1, (nodes + 63) // 64)
+        arr = self._call(dev, "memory_affinity", self.nvml.nvmlDeviceGetMemoryAffinity, dev.handle, words,
+                         AFFINITY_SCOPE_NODE)
+        if arr is None:
+            return None
+        return [w * 64 + b for w, word in enumerate(arr) for b in range(64) if int(word) >> b & 1]
 
     def cpu_affinity_words(self, dev: Device, ncpus: int) -> list[int] | None:
         words = max(1, (ncpus + 63) // 64)

@@ -4,9 +4,12 @@ NUMA node and local CPUs, for `infernode topology` and the span scope.
     gpu_topology(paths, nvml=None) -> list[GpuInfo]
     node_topology(paths, nvml=None) -> NodeTopology (GPUs and NICs)
 
-NVML answers index, UUID, bus id, name, nvmlDeviceGetNumaNodeId and
-nvmlDeviceGetCpuAffinity; the host topology (agent/topology.py, sysfs) fills what
-NVML cannot say. Without NVML (no driver, or a fixture root) the GPUs are the host
+NVML answers index, UUID, bus id, name and nvmlDeviceGetCpuAffinity. The CPU-local
+NUMA node is sysfs's (the GPU's numa_node), else nvmlDeviceGetMemoryAffinity's
+one nearest node; nvmlDeviceGetNumaNodeId names the GPU's own memory node on
+coherent platforms (shared/reference/nvml-dcgm.md, D4) and is kept apart as
+memory_node. The host topology (agent/topology.py, sysfs) fills what NVML cannot
+say. Without NVML (no driver, or a fixture root) the GPUs are the host
 topology's, without UUIDs.
 """
 
@@ -42,13 +45,14 @@ def nvml_gpus(paths: Paths, nvml: Nvml) -> list[GpuInfo]:
         out = []
         for dev in reader.discover():
             bdf = normalize_bus_id(dev.pci_bus_id)
-            sys_numa, sys_cpus = pci_numa_and_cpus(paths, bdf, nodes)
-            numa = reader.numa_node(dev)
+            numa, sys_cpus = pci_numa_and_cpus(paths, bdf, nodes)
+            if numa is None:
+                near = reader.nearest_memory_nodes(dev, max(nodes, default=0) + 1)
+                numa = near[0] if near and len(near) == 1 else None
             words = reader.cpu_affinity_words(dev, ncpus)
             cpus = tuple(cpus_from_mask_words(words)) if words else ()
-            out.append(GpuInfo(
-                dev.index, dev.uuid, bdf, numa if numa is not None else sys_numa, cpus or sys_cpus, dev.name,
-            ))
+            out.append(GpuInfo(dev.index, dev.uuid, bdf, numa, cpus or sys_cpus, dev.name,
+                               memory_node=reader.memory_numa_node(dev)))
         return out
     finally:
         reader.shutdown()

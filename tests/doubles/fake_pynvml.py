@@ -485,7 +485,28 @@ class FakePynvml:
         return out
 
     def nvmlDeviceGetNumaNodeId(self, handle: Any) -> int:
-        return self._dev(handle, "nvmlDeviceGetNumaNodeId")["numa_node"]
+        # NVML: "only applies to platforms where the GPUs are NUMA nodes" (coherent,
+        # Grace-class; shared/reference/nvml-dcgm.md D4), and there it names the GPU's
+        # own memory node, which has no CPUs. A scenario models that platform by
+        # giving the device "gpu_memory_numa_node". What it returns on a PCIe (x86)
+        # platform is not verified: the reference expects it to fail, so the double
+        # answers NOT_SUPPORTED there.
+        dev = self._dev(handle, "nvmlDeviceGetNumaNodeId")
+        if "gpu_memory_numa_node" not in dev:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return int(dev["gpu_memory_numa_node"])
+
+    def nvmlDeviceGetMemoryAffinity(self, handle: Any, nodeSetSize: int, scope: int) -> Any:
+        # The nearest memory node(s) in NODE scope: the CPU-side node ("numa_node"
+        # in a scenario) on both platform kinds.
+        dev = self._dev(handle, "nvmlDeviceGetMemoryAffinity")
+        if scope != _real.NVML_AFFINITY_SCOPE_NODE:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)  # SOCKET scope is not modelled
+        arr = (ctypes.c_ulonglong * nodeSetSize)()
+        node = dev.get("numa_node")
+        if node is not None and node // 64 < nodeSetSize:
+            arr[node // 64] |= 1 << (node % 64)
+        return arr
 
     def nvmlDeviceGetCpuAffinity(self, handle: Any, cpuSetSize: int) -> Any:
         dev = self._dev(handle, "nvmlDeviceGetCpuAffinity")

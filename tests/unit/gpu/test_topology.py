@@ -121,3 +121,40 @@ def test_importing_the_gpu_package_loads_no_nvml() -> None:
             "agent.plugins.build_catalog(); print('pynvml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _copy_fixture(tmp_path):
+    import shutil
+    root = tmp_path / "node"
+    shutil.copytree(FIXTURE_ROOT, root, symlinks=True)
+    return root
+
+
+def test_coherent_platform_keeps_the_cpu_node_and_the_gpu_memory_node_apart() -> None:
+    # Grace-class: nvmlDeviceGetNumaNodeId names the GPU's own memory node (no CPUs).
+    fake = FakePynvml.load("h100_sxm_8x")
+    for i, d in enumerate(fake.devices):
+        d["gpu_memory_numa_node"] = 2 + i
+    topo = node_topology(Paths(FIXTURE_ROOT), fake)
+    assert [g.numa_node for g in topo.gpus] == [0, 0, 0, 0, 1, 1, 1, 1], "CPU-local nodes, from sysfs"
+    assert [g.memory_node for g in topo.gpus] == list(range(2, 10))
+    assert [g.index for g in topo.gpus_on_node(0)] == [0, 1, 2, 3]
+    assert topo.gpus[4].local_cpus == NODE1
+
+
+def test_pcie_platform_has_no_gpu_memory_node() -> None:
+    topo = node_topology(Paths(FIXTURE_ROOT), FakePynvml.load("h100_sxm_8x"))
+    assert all(g.memory_node is None for g in topo.gpus)
+    assert [g.numa_node for g in topo.gpus] == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_unknown_sysfs_node_falls_back_to_nvml_memory_affinity(tmp_path) -> None:
+    root = _copy_fixture(tmp_path)
+    (root / "sys/devices/pci0000:00/0000:9a:00.0/numa_node").write_text("-1\n")
+    (root / "sys/devices/pci0000:00/0000:ab:00.0/numa_node").write_text("garbage\n")
+    fake = FakePynvml.load("h100_sxm_8x")
+    fake.devices[5]["not_supported"] = ["nvmlDeviceGetMemoryAffinity"]
+    gpus = gpu_topology(Paths(root), nvml=fake)
+    assert gpus[4].numa_node == 1, "NVML's nearest memory node"
+    assert gpus[5].numa_node is None, "neither source knows"
+    assert gpus[0].numa_node == 0
