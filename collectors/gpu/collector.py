@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
+from agent.catalog import MetricSpec
 from agent.collector import Collector, CollectorContext, CollectorSettings, NoDataError
 from agent.config_types import Duration
 from agent.doctor_row import DoctorRow
@@ -31,9 +32,12 @@ from agent.samples import Sample
 from agent.topology import NodeTopology, sysfs_gpus
 from agent.untyped import Nvml
 from collectors.gpu.events import EventThread
+from collectors.gpu.fields import normalize_bus_id
 from collectors.gpu.kmsg_follower import KmsgFollower
 from collectors.gpu.lanes import DeviceLane
 from collectors.gpu.nvml_reader import Device, GpuLost, NvmlReader, NvmlUnavailable, Reading
+from collectors.gpu.pcie_link import LinkCaps, read_link_caps
+from collectors.gpu.pcie_link import degraded as pcie_degraded
 from collectors.gpu.process_memory import UnitResolver, memory_by_unit
 from collectors.gpu.specs import (
     GPU_CACHE_AGE_SECONDS,
@@ -43,10 +47,14 @@ from collectors.gpu.specs import (
     GPU_KERNEL_LOG_LOST_TOTAL,
     GPU_KERNEL_LOG_UP,
     GPU_NVML_UP,
+    GPU_PCIE_LINK_DEGRADED,
+    GPU_PCIE_LINK_GENERATION,
+    GPU_PCIE_LINK_WIDTH,
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
     GPU_READ_STUCK,
     GPU_UP,
+    GPU_UTILIZATION_RATIO,
     SPECS,
 )
 from collectors.gpu.throttle import ThrottleTracker
@@ -68,6 +76,8 @@ class GpuSettings(CollectorSettings):
     throttle_segment: Duration = Field(5.0, gt=0)
     clock_drop_ratio: float = Field(0.10, gt=0, lt=1)
     process_memory: bool = True
+    # The PCIe link is judged degraded or not only while the GPU is at least this busy.
+    pcie_min_utilization: float = Field(0.3, ge=0, le=1)
     # Follow /dev/kmsg for NVRM XID and NVSwitch SXid lines (XIDs 79, 119 and 120
     # never reach NVML's event set).
     kernel_log: bool = True
@@ -86,7 +96,13 @@ class _Cache:
     slow_at: float | None = None
     lost: bool = False
     lane: DeviceLane | None = None
+    link: LinkCaps = field(default_factory=LinkCaps)
+    pcie_degraded: bool | None = None
     pids: set[int] = field(default_factory=set)
+
+
+def _value(readings: list[Reading], spec: MetricSpec, labels: tuple[tuple[str, str], ...]) -> float | None:
+    return next((v for sp, lb, v in readings if sp is spec and lb == labels), None)
 
 
 def _samples(dev: Device, readings: list[Reading]) -> list[Sample]:
@@ -195,7 +211,9 @@ class GpuCollector(Collector):
             return
         s = self.settings
         caches = [
-            _Cache(d, ThrottleTracker(f"gpu:{d.uuid}", s.throttle_segment, s.clock_drop_ratio)) for d in devices
+            _Cache(d, ThrottleTracker(f"gpu:{d.uuid}", s.throttle_segment, s.clock_drop_ratio),
+                   link=read_link_caps(self.paths, normalize_bus_id(d.pci_bus_id)))
+            for d in devices
         ]
         intake = XidIntake(devices, self.ctx.events)
         with self._lock:
@@ -281,6 +299,8 @@ class GpuCollector(Collector):
             dev.read_errors += 1
             self.ctx.log.warning("GPU %d read failed: %s: %s", dev.index, type(e).__name__, e)
             return
+        if slow_readings is not None:
+            slow_readings = self._pcie_link(c, r.readings, slow_readings)
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):
@@ -297,6 +317,32 @@ class GpuCollector(Collector):
             if slow_readings is not None:
                 c.slow, c.slow_at = _samples(dev, slow_readings), now
         self.ctx.events.extend(events)
+
+    def _pcie_link(self, c: _Cache, fast: list[Reading], slow: list[Reading]) -> list[Reading]:
+        """The sysfs link capabilities beside NVML's, and the degraded verdict, taken
+        only while the GPU is busy (an idle link downshifts; pcie_link.py)."""
+        link = c.link
+        have = {(spec.name, labels) for spec, labels, _ in slow}
+        extra: list[Reading] = []
+        for spec, state, v in ((GPU_PCIE_LINK_GENERATION, "device_max", link.gen),
+                               (GPU_PCIE_LINK_WIDTH, "device_max", link.width),
+                               (GPU_PCIE_LINK_GENERATION, "upstream_max", link.upstream_gen),
+                               (GPU_PCIE_LINK_WIDTH, "upstream_max", link.upstream_width)):
+            if v is not None and (spec.name, (("state", state),)) not in have:
+                extra.append((spec, (("state", state),), float(v)))
+        out = slow + extra
+        util = _value(fast, GPU_UTILIZATION_RATIO, (("engine", "gpu"),))
+        if util is not None and util >= self.settings.pcie_min_utilization:
+            verdict = pcie_degraded(
+                _value(out, GPU_PCIE_LINK_GENERATION, (("state", "current"),)),
+                _value(out, GPU_PCIE_LINK_WIDTH, (("state", "current"),)),
+                _value(out, GPU_PCIE_LINK_GENERATION, (("state", "device_max"),)),
+                _value(out, GPU_PCIE_LINK_WIDTH, (("state", "device_max"),)))
+            if verdict is not None:
+                c.pcie_degraded = verdict
+        if c.pcie_degraded is not None:
+            out.append((GPU_PCIE_LINK_DEGRADED, (), 1.0 if c.pcie_degraded else 0.0))
+        return out
 
     def _mark_lost(self, c: _Cache, t_ns: int) -> None:
         with self._lock:

@@ -455,6 +455,10 @@ class NvmlReader:
             v = F.clean_value(c(dev, f"{metric}:{state}", fn, h))
             if v is not None:
                 out.append((metric, (("state", state),), v))
+        # The GPU's own maximum, which NVML's "max" above is not (pcie_link.py).
+        v = F.clean_value(c(dev, "pcie_gpu_max_gen", n.nvmlDeviceGetGpuMaxPcieLinkGeneration, h))
+        if v is not None:
+            out.append((GPU_PCIE_LINK_GENERATION, (("state", "device_max"),), v))
         for ptype, policy in F.PERF_POLICIES.items():
             viol = c(dev, f"violation:{policy}", n.nvmlDeviceGetViolationStatus, h, ptype)
             if viol is not None:

@@ -104,12 +104,25 @@ GPU_PCIE_REPLAYS_TOTAL = _c(
     source="nvmlDeviceGetPcieReplayCounter"
 )
 GPU_PCIE_LINK_GENERATION = _g(
-    "infernode_gpu_pcie_link_generation", "PCIe link generation, current or the maximum possible.",
-    labels=("state",), source="nvmlDeviceGetCurrPcieLinkGeneration, nvmlDeviceGetMaxPcieLinkGeneration"
+    "infernode_gpu_pcie_link_generation",
+    "PCIe link generation: current; max (NVML: possible with this GPU and this slot); device_max "
+    "(the GPU's own capability); upstream_max (the upstream port's capability).",
+    labels=("state",),
+    source="nvmlDeviceGetCurrPcieLinkGeneration, nvmlDeviceGetMaxPcieLinkGeneration, "
+           "nvmlDeviceGetGpuMaxPcieLinkGeneration, sysfs max_link_speed"
 )
 GPU_PCIE_LINK_WIDTH = _g(
-    "infernode_gpu_pcie_link_width", "PCIe link width in lanes, current or the maximum possible.",
-    labels=("state",), source="nvmlDeviceGetCurrPcieLinkWidth, nvmlDeviceGetMaxPcieLinkWidth"
+    "infernode_gpu_pcie_link_width",
+    "PCIe link width in lanes: current; max (NVML: possible with this GPU and this slot); device_max "
+    "(the GPU's own capability); upstream_max (the upstream port's capability).",
+    labels=("state",),
+    source="nvmlDeviceGetCurrPcieLinkWidth, nvmlDeviceGetMaxPcieLinkWidth, sysfs max_link_width"
+)
+GPU_PCIE_LINK_DEGRADED = _g(
+    "infernode_gpu_pcie_link_degraded",
+    "Whether the PCIe link ran below the GPU's own generation or width (1) the last time the GPU was "
+    "busy; links downshift at idle, so idle passes do not change it. Absent until judged once.",
+    source="NVML current link against the GPU's capability (NVML, sysfs)"
 )
 GPU_ECC_ERRORS_TOTAL = _c(
     "infernode_gpu_ecc_errors_total",
@@ -238,6 +251,7 @@ SPECS = (
     GPU_PCIE_REPLAYS_TOTAL,
     GPU_PCIE_LINK_GENERATION,
     GPU_PCIE_LINK_WIDTH,
+    GPU_PCIE_LINK_DEGRADED,
     GPU_ECC_ERRORS_TOTAL,
     GPU_REMAPPED_ROWS,
     GPU_ROW_REMAP_PENDING,

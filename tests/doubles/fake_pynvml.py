@@ -394,6 +394,12 @@ class FakePynvml:
     def nvmlDeviceGetMaxPcieLinkGeneration(self, handle: Any) -> int:
         return self._dev(handle, "nvmlDeviceGetMaxPcieLinkGeneration")["pcie"]["max_gen"]
 
+    def nvmlDeviceGetGpuMaxPcieLinkGeneration(self, handle: Any) -> int:
+        # The GPU's own maximum; "max_gen" above is NVML's "possible with this device
+        # and system", which already includes the slot (shared/reference/nvml-dcgm.md D5).
+        pcie = self._dev(handle, "nvmlDeviceGetGpuMaxPcieLinkGeneration")["pcie"]
+        return pcie.get("gpu_max_gen", pcie["max_gen"])
+
     def nvmlDeviceGetCurrPcieLinkWidth(self, handle: Any) -> int:
         return self._dev(handle, "nvmlDeviceGetCurrPcieLinkWidth")["pcie"]["width"]
 
