@@ -37,8 +37,9 @@ PERF_POLICIES = {
 # PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
 PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
 FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PCIE_BYTES_FIELDS)
-# NVLink data throughput counters in KiB, asked per link (scopeId = link id).
+# NVLink data throughput counters in KiB, asked at the all-links scope.
 NVLINK_THROUGHPUT_FIELDS = {138: "tx", 139: "rx"}
+NVLINK_SCOPE_ALL_LINKS = 0xFFFFFFFF  # scopeId UINT_MAX: the aggregate over every link (nvml.h)
 
 # ECC totals (slow pass): id -> (type, scope). SBE are corrected, DBE uncorrected.
 ECC_FIELDS = {
@@ -124,7 +125,7 @@ def active_reasons(mask: int) -> frozenset[str]:
 
 
 # NVLink error counters (nvmlNvLinkErrorCounter_t) read per active link.
-NVLINK_ERROR_COUNTERS = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data"}
+NVLINK_ERROR_COUNTERS = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data", 4: "ecc_data"}
 
 # GPM metric ids (nvmlGpmMetricId_t) -> metric name; values are percent.
 GPM_METRICS = {

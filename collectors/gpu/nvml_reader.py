@@ -357,19 +357,21 @@ class NvmlReader:
         return FastReading(out, mask, sm_hz, pairs)
 
     def _nvlink_throughput(self, dev: Device) -> list[Reading]:
-        """Data bytes over all of the GPU's links, one bulk call (one entry per link
-        and direction); per-link series would multiply cardinality by 18."""
-        ids = [(fid, link) for fid in F.NVLINK_THROUGHPUT_FIELDS for link in dev.nvlinks]
+        """Data bytes over all of the GPU's links: one entry per direction at the
+        all-links scope (scopeId UINT_MAX, nvml.h), so a link that is down or does not
+        support the field cannot erase the GPU's total (shared/reference/nvml-dcgm.md D6)."""
+        ids = [(fid, F.NVLINK_SCOPE_ALL_LINKS) for fid in F.NVLINK_THROUGHPUT_FIELDS]
         vals = self._call(dev, "nvlink_throughput", self.nvml.nvmlDeviceGetFieldValues, dev.handle, ids)
         if vals is None:
             return []
-        totals: dict[int, float] = {}
+        out: list[Reading] = []
         unsupported = 0
         for v in vals:
             if v.nvmlReturn == SUCCESS:
                 x = F.decode_field_value(v.valueType, v.value)
-                if x is not None:
-                    totals[v.fieldId] = totals.get(v.fieldId, 0.0) + x
+                direction = F.NVLINK_THROUGHPUT_FIELDS.get(v.fieldId)
+                if x is not None and direction is not None:
+                    out.append((GPU_NVLINK_DATA_BYTES_TOTAL, (("direction", direction),), x * 1024.0))
             elif v.nvmlReturn in _UNSUPPORTED:
                 unsupported += 1
             elif v.nvmlReturn == ERROR_GPU_IS_LOST:
@@ -378,11 +380,7 @@ class NvmlReader:
                 dev.read_errors += 1
         if unsupported == len(ids):
             dev.unsupported.add("nvlink_throughput")
-        # A partial sum would read as a counter reset: report only complete sums.
-        if unsupported or len(totals) != len(F.NVLINK_THROUGHPUT_FIELDS):
-            return []
-        return [(GPU_NVLINK_DATA_BYTES_TOTAL, (("direction", d),), totals[fid] * 1024.0)
-                for fid, d in F.NVLINK_THROUGHPUT_FIELDS.items()]
+        return out
 
     def _gpm(self, dev: Device) -> list[Reading]:
         """GPM metrics are rates between two samples: keep the previous sample
@@ -478,7 +476,7 @@ class NvmlReader:
             out.append((GPU_ROW_REMAP_FAILURE, (), 1.0 if failure else 0.0))
         # Byte counters: rate() over them needs no 1 s resolution, and the per-link
         # bulk read is the costliest call of a pass.
-        if dev.nvlinks:
+        if dev.nvlinks and "nvlink_throughput" not in dev.unsupported:
             out.extend(self._nvlink_throughput(dev))
         for link in dev.nvlinks:
             state = c(dev, f"nvlink_state:{link}", n.nvmlDeviceGetNvLinkState, h, link)

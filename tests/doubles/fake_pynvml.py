@@ -51,6 +51,8 @@ _UNION_MEMBER = {
 # NVML library" (NVIDIA/DCGM#162; shared/reference/nvml-dcgm.md, D3): the event set
 # delivers none of them.
 NVML_UNDELIVERED_XIDS = frozenset({79, 119, 120})
+NVLINK_DATA_FIELDS = (_real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX)
+NVLINK_SCOPE_ALL_LINKS = 0xFFFFFFFF
 _HANDLE_BASE = 0x7F0000001000
 _EVENTSET_BASE = 0x7F0000800000
 _GPM_BASE = 0x7F0001000000
@@ -357,6 +359,18 @@ class FakePynvml:
                 values[i].fieldId = fid
             fid = values[i].fieldId
             entry = table.get(str(fid))
+            nv = dev.get("nvlink") or {}
+            if fid in NVLINK_DATA_FIELDS and entry is not None:
+                # A scenario gives one link's KiB counter. scopeId UINT_MAX is the
+                # all-links aggregate (nvml.h; shared/reference/nvml-dcgm.md D6): the sum
+                # over the links that are up. Whether a per-link read of a down link
+                # fails is not verified; D6 takes it as NOT_SUPPORTED, and so does this.
+                up = [link for link in range(nv.get("links", 0)) if link not in nv.get("down", ())]
+                scope = values[i].scopeId
+                if scope == NVLINK_SCOPE_ALL_LINKS:
+                    entry = entry * len(up) if up else None
+                elif scope not in up:
+                    entry = None
             values[i].timestamp = 1_700_000_000_000_000
             if entry is None or fid in unsupported:
                 values[i].nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED

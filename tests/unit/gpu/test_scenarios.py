@@ -146,8 +146,9 @@ def test_cardinality_is_bounded_and_has_no_pids() -> None:
         if "gpu" in x.labels:
             per_gpu[x.labels["gpu"]] = per_gpu.get(x.labels["gpu"], 0) + 1
     assert len(per_gpu) == 8
-    # Bounded by the NVLink count (18 links x 5 series) plus ~60 fixed series.
-    assert max(per_gpu.values()) <= 18 * 5 + 70
+    # Bounded by the NVLink count (18 links x 6 series: up and 5 error counters) plus
+    # ~80 fixed series.
+    assert max(per_gpu.values()) <= 18 * 6 + 80
     units = {x.labels["unit"] for x in series(s, "infernode_gpu_process_memory_bytes")}
     assert units == {"vllm-worker@0.service", "vllm-worker@1.service", "session-3.scope", "unknown"}
 
@@ -379,3 +380,22 @@ def test_wedged_nvml_call_never_blocks_the_scrape_nor_serves_stale_values() -> N
     t0 = time.monotonic()
     c.stop()
     assert time.monotonic() - t0 < 3.5, "stop is bounded even with NVML stuck"
+
+
+def test_nvlink_throughput_survives_a_down_link_and_dl_ecc_is_read() -> None:
+    from tests.doubles.fake_pynvml import FakePynvml
+    fake = FakePynvml.load("h100_sxm_8x")
+    fake.devices[1]["nvlink"]["down"] = [4]
+    fake.devices[1]["nvlink"]["errors"] = {"2": [0, 0, 0, 0, 9]}
+    c, fake, store = make_collector(fake)
+    c.start()
+    try:
+        assert c.wait_first_poll(5)
+        s = list(c.collect())
+    finally:
+        c.stop()
+    # One all-links read per direction: the 17 links that are up, in bytes.
+    assert value(s, "infernode_gpu_nvlink_data_bytes_total", gpu="1", direction="rx") == 17 * 2097153 * 1024
+    assert value(s, "infernode_gpu_nvlink_up", gpu="1", link="4") == 0
+    assert value(s, "infernode_gpu_nvlink_errors_total", gpu="1", link="2", counter="ecc_data") == 9
+    assert value(s, "infernode_gpu_nvlink_data_bytes_total", gpu="0", direction="rx") == 18 * 2097152 * 1024
