@@ -141,6 +141,11 @@ KINDS: dict[str, EventKind] = {
                   "An NVSwitch SXid error in the kernel log; attributes switch, pci_bus_id, sxid, "
                   "severity (fatal|non_fatal|unknown), detail.",
                   Role.INSTANT, "NVSwitch SXid error", severe=True, on_node="all"),
+        EventKind("gpu_recovery_action", "gpu:<uuid>", "count",
+                  "NVIDIA's recommended recovery for the GPU changed (field GET_GPU_RECOVERY_ACTION, XID 154); "
+                  "attributes action (none|gpu_reset|node_reboot|drain_p2p|drain_and_reset|...), previous, "
+                  "gpu, pci_bus_id.",
+                  Role.INSTANT, "GPU recovery action", severe=True),
         EventKind("gpu_ecc", "gpu:<uuid>", "count", "An ECC error event; attributes type.",
                   Role.INSTANT, "GPU ECC error"),
         EventKind("gpu_lost", "gpu:<uuid>", "count", "NVML reports the GPU lost.",

@@ -1,4 +1,5 @@
-"""GPU faults that end a worker: the GPU fell off the bus or lost its memory's integrity.
+"""GPU faults that end a worker: the GPU fell off the bus, lost its memory's integrity,
+or NVIDIA's recovery action says drain or reboot.
 
 XID 79 (fallen off the bus: reboot the node) and 95 (uncontained ECC: reset the
 GPU) leave the GPU unusable until someone acts; restarting vLLM on it would only
@@ -13,7 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from agent.events import Event
 
 FATAL_XIDS = frozenset({79, 95})
-KINDS = ("gpu_lost", "gpu_xid")
+# NVIDIA's recovery actions (collectors/gpu/fields.py) that take the GPU out of
+# service until someone drains or reboots: treated as XID 79 is.
+FATAL_RECOVERY_ACTIONS = frozenset({"node_reboot", "system_reboot", "drain_p2p", "drain_and_reset"})
+KINDS = ("gpu_lost", "gpu_xid", "gpu_recovery_action")
 
 
 def fault_reason(ev: Event) -> str | None:
@@ -26,6 +30,10 @@ def fault_reason(ev: Event) -> str | None:
             return None
         if xid in FATAL_XIDS:
             return f"xid_{xid}"
+    if ev.kind == "gpu_recovery_action":
+        action = str(ev.attributes.get("action", ""))
+        if action in FATAL_RECOVERY_ACTIONS:
+            return f"recovery_{action}"
     return None
 
 

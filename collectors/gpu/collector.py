@@ -98,6 +98,7 @@ class _Cache:
     lane: DeviceLane | None = None
     link: LinkCaps = field(default_factory=LinkCaps)
     pcie_degraded: bool | None = None
+    recovery_action: str | None = None
     pids: set[int] = field(default_factory=set)
 
 
@@ -309,6 +310,14 @@ class GpuCollector(Collector):
         now = time.monotonic()
         with self._lock:
             events = c.tracker.update(t_ns, r.reasons_mask, r.sm_clock_hz)
+            if r.recovery_action is not None and r.recovery_action != c.recovery_action:
+                if c.recovery_action is not None or r.recovery_action != "none":
+                    events.append(Event(t_ns, t_ns, "gpu_recovery_action", f"gpu:{dev.uuid}", 1.0,
+                                        {"action": r.recovery_action, "previous": c.recovery_action or "unknown",
+                                         "gpu": dev.index, "pci_bus_id": dev.pci_bus_id}))
+                    self.ctx.log.warning("GPU %d (%s): NVIDIA's recovery action is now %s",
+                                         dev.index, dev.uuid, r.recovery_action)
+                c.recovery_action = r.recovery_action
             if c.lost:
                 self.ctx.log.warning("GPU %d (%s) answers again", dev.index, dev.uuid)
                 c.lost = False

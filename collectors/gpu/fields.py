@@ -36,7 +36,24 @@ PERF_POLICIES = {
 }
 # PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
 PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
-FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PCIE_BYTES_FIELDS)
+# NVIDIA's recommended recovery for the GPU now (nvmlDeviceGpuRecoveryAction_t);
+# it changes with XID 154. Read every fast pass: a drain or reboot should stop the
+# worker within a second.
+FI_GPU_RECOVERY_ACTION = 230
+RECOVERY_ACTIONS = {
+    0: "none",
+    1: "gpu_reset",
+    2: "node_reboot",
+    3: "drain_p2p",
+    4: "drain_and_reset",
+    5: "recover_imex_domain",
+    6: "bus_reset",
+    7: "system_reboot",
+}
+FAST_FIELDS = (FI_MEMORY_TEMP, FI_TOTAL_ENERGY, *PCIE_BYTES_FIELDS, FI_GPU_RECOVERY_ACTION)
+
+# nvmlGpuFabricState_t; NOT_SUPPORTED (0) means the GPU is on no NVLink fabric.
+FABRIC_STATES = {1: "not_started", 2: "in_progress", 3: "completed"}
 # NVLink data throughput counters in KiB, asked at the all-links scope.
 NVLINK_THROUGHPUT_FIELDS = {138: "tx", 139: "rx"}
 NVLINK_SCOPE_ALL_LINKS = 0xFFFFFFFF  # scopeId UINT_MAX: the aggregate over every link (nvml.h)

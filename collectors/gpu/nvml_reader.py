@@ -9,6 +9,7 @@ serving that device. Values leave here in base units.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from collectors.gpu.specs import (
     GPU_CLOCK_MAX_HERTZ,
     GPU_ECC_ERRORS_TOTAL,
     GPU_ENERGY_JOULES_TOTAL,
+    GPU_FABRIC_STATE,
+    GPU_FABRIC_UP,
     GPU_MEMORY_FREE_BYTES,
     GPU_MEMORY_RESERVED_BYTES,
     GPU_MEMORY_TOTAL_BYTES,
@@ -36,6 +39,7 @@ from collectors.gpu.specs import (
     GPU_PCIE_REPLAYS_TOTAL,
     GPU_PERFORMANCE_STATE,
     GPU_PERSISTENCE_MODE,
+    GPU_RECOVERY_ACTION,
     GPU_POWER_LIMIT_WATTS,
     GPU_POWER_WATTS,
     GPU_REMAPPED_ROWS,
@@ -140,6 +144,7 @@ class FastReading:
     reasons_mask: int | None
     sm_clock_hz: float | None
     processes: list[tuple[int, int]]
+    recovery_action: str | None = None
 
 
 def _text(v: str | bytes) -> str:
@@ -354,7 +359,12 @@ class NvmlReader:
             out.extend(self._gpm(dev))
         procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
         pairs = [(p.pid, p.usedGpuMemory) for p in procs if p.usedGpuMemory is not None]
-        return FastReading(out, mask, sm_hz, pairs)
+        action = None
+        if F.FI_GPU_RECOVERY_ACTION in vals:
+            code = int(vals[F.FI_GPU_RECOVERY_ACTION])
+            action = F.RECOVERY_ACTIONS.get(code, f"unknown_{code}")
+            out.append((GPU_RECOVERY_ACTION, (("action", action),), 1.0))
+        return FastReading(out, mask, sm_hz, pairs, action)
 
     def _nvlink_throughput(self, dev: Device) -> list[Reading]:
         """Data bytes over all of the GPU's links: one entry per direction at the
@@ -431,9 +441,33 @@ class NvmlReader:
             self._gpm_free(dev.gpm_prev)
             dev.gpm_prev = None
 
+    def _fabric(self, dev: Device) -> list[Reading]:
+        """The GPU's NVLink-fabric registration (HGX: the fabric manager's work). A
+        stopped fabric manager leaves CUDA failing while every other metric looks
+        healthy (shared/reference/nvml-dcgm.md, section 5)."""
+        n = self.nvml
+        try:
+            info = n.c_nvmlGpuFabricInfoV_t()
+        except AttributeError:  # bindings without the structure: treated as not supported
+            dev.unsupported.add("fabric")
+            return []
+        if self._call(dev, "fabric", n.nvmlDeviceGetGpuFabricInfoV, dev.handle, ctypes.byref(info)) is None:
+            return []
+        state = F.FABRIC_STATES.get(int(info.state))
+        if state is None:  # NVML_GPU_FABRIC_STATE_NOT_SUPPORTED: on no fabric
+            dev.unsupported.add("fabric")
+            return []
+        up = state == "completed" and int(info.status) == SUCCESS
+        out: list[Reading] = [(GPU_FABRIC_UP, (), 1.0 if up else 0.0)]
+        out += [(GPU_FABRIC_STATE, (("state", name),), 1.0 if name == state else 0.0)
+                for name in F.FABRIC_STATES.values()]
+        return out
+
     def read_slow(self, dev: Device) -> list[Reading]:
         n, h, c = self.nvml, dev.handle, self._call
         out: list[Reading] = []
+        if "fabric" not in dev.unsupported:
+            out.extend(self._fabric(dev))
         for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
             mhz = c(dev, f"max_clock_{clock}", n.nvmlDeviceGetMaxClockInfo, h, ctype)
             if mhz is not None:

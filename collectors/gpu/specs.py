@@ -227,6 +227,23 @@ GPU_READ_STUCK = _g(
     "the GPU is hung (often a GSP timeout, XID 119/120); the other GPUs are read as usual.",
     source="agent GPU poller (one reader thread per GPU)"
 )
+GPU_FABRIC_UP = _g(
+    "infernode_gpu_fabric_up",
+    "Whether the GPU's NVLink-fabric registration completed without error (1); absent on GPUs on no "
+    "fabric. 0 on HGX usually means the fabric manager is stopped or mismatched: CUDA fails there.",
+    source="nvmlDeviceGetGpuFabricInfoV (state, status)"
+)
+GPU_FABRIC_STATE = _g(
+    "infernode_gpu_fabric_state",
+    "The GPU's fabric registration state (not_started, in_progress, completed): 1 for the current one.",
+    labels=("state",), source="nvmlDeviceGetGpuFabricInfoV"
+)
+GPU_RECOVERY_ACTION = _g(
+    "infernode_gpu_recovery_action",
+    "NVIDIA's recommended recovery for the GPU now (none, gpu_reset, node_reboot, drain_p2p, "
+    "drain_and_reset, ...); constant 1, the action in the label.",
+    labels=("action",), source="nvmlDeviceGetFieldValues NVML_FI_DEV_GET_GPU_RECOVERY_ACTION"
+)
 SPECS = (
     GPU_NVML_UP,
     GPU_DRIVER_INFO,
@@ -269,6 +286,9 @@ SPECS = (
     GPU_PROCESS_MEMORY_BYTES,
     GPU_READ_ERRORS_TOTAL,
     GPU_READ_STUCK,
+    GPU_FABRIC_UP,
+    GPU_FABRIC_STATE,
+    GPU_RECOVERY_ACTION,
     GPU_EVENTS_UNATTRIBUTED_TOTAL,
     GPU_EVENT_THREAD_UP,
     GPU_KERNEL_LOG_UP,

@@ -442,6 +442,24 @@ class FakePynvml:
             raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
         return int(nv.get("errors", {}).get(str(link), [0, 0, 0, 0, 0])[counter])
 
+    def nvmlDeviceGetGpuFabricInfoV(self, device: Any, gpuFabricInfo: Any) -> int:
+        # A scenario's "fabric": {"state": 3, "status": 0} (nvmlGpuFabricState_t and the
+        # registration's nvmlReturn_t); without it the GPU is on no fabric (NVML returns
+        # NOT_SUPPORTED, as on PCIe boards). Which state a stopped fabric manager leaves
+        # an HGX GPU in (not_started or in_progress) is not verified; the
+        # "fabric_manager_down" scenarios use not_started.
+        dev = self._dev(device, "nvmlDeviceGetGpuFabricInfoV")
+        fabric = dev.get("fabric")
+        if fabric is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        info = getattr(gpuFabricInfo, "_obj", gpuFabricInfo)  # pynvml's callers pass byref(struct)
+        if info.version != _real.nvmlGpuFabricInfo_v2:
+            raise _err(_real.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        info.state = int(fabric["state"])
+        info.status = int(fabric.get("status", 0))
+        info.cliqueId = int(fabric.get("clique_id", 0))
+        return _real.NVML_SUCCESS
+
     # -- GPM -----------------------------------------------------------------------------
 
     def nvmlGpmQueryDeviceSupport(self, device: Any) -> Any:

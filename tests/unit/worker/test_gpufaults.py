@@ -33,3 +33,14 @@ def test_unresolvable_fault_stops_every_gpu_worker_but_not_cpu_only_ones():
     e = ev("gpu_lost", subject="gpu:GPU-unknown")
     assert worker_fault([e], [1], ADDR) == "gpu_lost"
     assert worker_fault([e], [], ADDR) is None
+
+
+def test_recovery_actions_drain_and_reboot_are_faults_reset_and_none_are_not():
+    assert node_fault([ev("gpu_recovery_action", action="node_reboot")]) == "recovery_node_reboot"
+    assert node_fault([ev("gpu_recovery_action", action="drain_p2p")]) == "recovery_drain_p2p"
+    assert node_fault([ev("gpu_recovery_action", action="drain_and_reset")]) == "recovery_drain_and_reset"
+    assert node_fault([ev("gpu_recovery_action", action="gpu_reset")]) is None
+    assert node_fault([ev("gpu_recovery_action", action="none")]) is None
+    e = ev("gpu_recovery_action", action="node_reboot", pci_bus_id="00000000:3B:00.0")
+    assert worker_fault([e], [1], ADDR) == "recovery_node_reboot"
+    assert worker_fault([e], [0], ADDR) is None
