@@ -82,6 +82,9 @@ class GpuSettings(CollectorSettings):
     # never reach NVML's event set).
     kernel_log: bool = True
     init_retry_interval: Duration = Field(60.0, gt=0)
+    # What a GPU answered NOT_SUPPORTED is asked again this often, and at once when
+    # its MIG mode or the driver changes.
+    reprobe_interval: Duration = Field(300.0, gt=0)
     # How long the first scrape after start waits for the first poll to finish.
     first_poll_wait: Duration = Field(2.0, ge=0)
 
@@ -99,6 +102,8 @@ class _Cache:
     link: LinkCaps = field(default_factory=LinkCaps)
     pcie_degraded: bool | None = None
     recovery_action: str | None = None
+    mig_enabled: bool | None = None
+    reprobe_due: bool = False
     pids: set[int] = field(default_factory=set)
 
 
@@ -253,8 +258,24 @@ class GpuCollector(Collector):
                     self.ctx.log.exception("GPU poll pass failed")
                 if slow:
                     next_slow = now + self.settings.slow_poll_interval
+                    self._check_driver()
             self._first_pass.set()
             self._stop.wait(self.settings.poll_interval)
+
+    def _check_driver(self) -> None:
+        """A driver that changed under a running agent (an upgrade without a reboot
+        that NVML still answers for) may support what the old one did not."""
+        reader = self.reader
+        if reader is None:
+            return
+        driver = reader.driver_versions()
+        with self._lock:
+            if driver == self._driver or "unknown" in driver:
+                return
+            old, self._driver = self._driver, driver
+            for c in self._caches:
+                c.reprobe_due = True
+        self.ctx.log.warning("NVIDIA driver changed from %s to %s; probing every GPU again", old[0], driver[0])
 
     # -- polling ----------------------------------------------------------------
 
@@ -288,6 +309,13 @@ class GpuCollector(Collector):
         if c.lost and not slow:
             return  # a lost GPU is re-probed at the slow pace only
         t_ns = now_ns()
+        if slow and (c.reprobe_due or time.monotonic() - dev.probed_at >= self.settings.reprobe_interval):
+            c.reprobe_due = False
+            try:
+                reader.reprobe(dev)
+            except Exception as e:  # noqa: BLE001 - probed again next time
+                dev.read_errors += 1
+                self.ctx.log.warning("GPU %d re-probe failed: %s: %s", dev.index, type(e).__name__, e)
         try:
             r = reader.read_fast(dev)
             slow_readings = reader.read_slow(dev) if slow or c.lost else None
@@ -302,6 +330,11 @@ class GpuCollector(Collector):
             return
         if slow_readings is not None:
             slow_readings = self._pcie_link(c, r.readings, slow_readings)
+            if c.mig_enabled is not None and dev.mig_enabled != c.mig_enabled:
+                self.ctx.log.info("GPU %d: MIG mode %s; probing what it supports again", dev.index,
+                                  "on" if dev.mig_enabled else "off")
+                c.reprobe_due = True
+            c.mig_enabled = dev.mig_enabled
         fast = _samples(dev, r.readings)
         if self.settings.process_memory:
             for unit, used in sorted(memory_by_unit(self._resolver, r.processes).items()):

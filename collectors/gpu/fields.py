@@ -20,10 +20,28 @@ from collectors.gpu.specs import (
 # nvmlDeviceGetFieldValues ids read every fast pass (ids from nvml.h).
 FI_MEMORY_TEMP = 82  # HBM temperature, C
 FI_TOTAL_ENERGY = 83  # mJ since the driver loaded
-# Perf-policy violation time, nvmlDeviceGetViolationStatus per nvmlPerfPolicyType_t:
-# cumulative time the policy held clocks down, in nanoseconds (nvmlViolationTime_t.
-# violationTime, documented in ns). The field-value twins (ids 74..81) are not
-# documented with a unit, so the documented call is used instead of the bulk read.
+# Throttle ("violation") time in ns. NVML documents these field ids "in ns":
+# FI 74/76 (CLOCKS_EVENT_REASON_SW_POWER_CAP / _SYNC_BOOST, alias PERF_POLICY_POWER /
+# _SYNC_BOOST) and 269-271 (SW/HW thermal slowdown, HW power brake). The ids moved
+# between binding releases (251-253 in an older pynvml), so the reader uses 269-271
+# only when the installed bindings give them these numbers.
+VIOLATION_FIELDS = {
+    74: "power",
+    76: "sync_boost",
+    269: "sw_thermal",
+    270: "hw_thermal",
+    271: "hw_power_brake",
+}
+VIOLATION_FIELD_NAMES = {
+    269: "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN",
+    270: "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN",
+    271: "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN",
+}
+# The deprecated nvmlDeviceGetViolationStatus (to be removed in CUDA 14.0), per
+# nvmlPerfPolicyType_t: nvmlViolationTime_t.violationTime, documented in ns. It is
+# the only source for the policies without a field twin, and the fallback for
+# those with one: power and sync_boost when FI 74/76 are not supported, thermal when
+# neither 269 nor 270 is.
 PERF_POLICIES = {
     0: "power",
     1: "thermal",
@@ -34,6 +52,8 @@ PERF_POLICIES = {
     10: "total_app_clocks",
     11: "total_base_clocks",
 }
+# Deprecated policy -> the field ids that replace it.
+POLICY_REPLACED_BY = {0: (74,), 1: (269, 270), 2: (76,)}
 # PCIe byte counters (Hopper and later; NOT_SUPPORTED elsewhere).
 PCIE_BYTES_FIELDS = {197: "tx", 198: "rx"}
 # NVIDIA's recommended recovery for the GPU now (nvmlDeviceGpuRecoveryAction_t);
@@ -65,7 +85,7 @@ ECC_FIELDS = {
     5: ("corrected", "aggregate"),
     6: ("uncorrected", "aggregate"),
 }
-SLOW_FIELDS = tuple(ECC_FIELDS)
+SLOW_FIELDS = (*ECC_FIELDS, *VIOLATION_FIELDS)
 
 # nvmlValueType_t
 VALUE_TYPE_DOUBLE = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,9 @@ from collectors.gpu.specs import (
     GPU_MEMORY_RESERVED_BYTES,
     GPU_MEMORY_TOTAL_BYTES,
     GPU_MEMORY_USED_BYTES,
+    GPU_MIG_MEMORY_TOTAL_BYTES,
+    GPU_MIG_MEMORY_USED_BYTES,
+    GPU_MIG_MODE,
     GPU_NVLINK_DATA_BYTES_TOTAL,
     GPU_NVLINK_ERRORS_TOTAL,
     GPU_NVLINK_UP,
@@ -69,6 +73,7 @@ _UNSUPPORTED = (ERROR_NOT_SUPPORTED, ERROR_FUNCTION_NOT_FOUND)
 
 PSTATE_UNKNOWN = 32
 AFFINITY_SCOPE_NODE = 0  # nvmlAffinityScope_t
+MIG_ENABLE = 1  # NVML_DEVICE_MIG_ENABLE
 MHZ = 1e6
 
 # nvmlEventType* bits this agent listens for.
@@ -122,6 +127,8 @@ class Device:
     gpm_supported: bool = False
     gpm_prev: NvmlObject = None
     read_errors: int = 0
+    probed_at: float = field(default_factory=time.monotonic)
+    mig_enabled: bool = False
     _label_sets: dict[Labels, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -189,6 +196,10 @@ class _Binding:
 class NvmlReader:
     def __init__(self, nvml: Nvml) -> None:
         self.nvml = _Binding(nvml)
+        # Field ids whose numbers moved between binding releases are used only when
+        # these bindings give them the numbers this agent knows (fields.py).
+        self.slow_fields = tuple(fid for fid in F.SLOW_FIELDS if fid not in F.VIOLATION_FIELD_NAMES
+                                 or getattr(nvml, F.VIOLATION_FIELD_NAMES[fid], None) == fid)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -232,9 +243,22 @@ class NvmlReader:
             except n.NVMLError as e:
                 log.warning("GPU %d cannot be identified, skipping it: %s", i, e)
                 continue
+            dev.slow_fields = list(self.slow_fields)
             self._probe_static(dev)
             devices.append(dev)
         return devices
+
+    def reprobe(self, dev: Device) -> None:
+        """Forget what this GPU answered NOT_SUPPORTED and probe it again: support
+        changes with the MIG mode (parent utilization and GPM are not supported in
+        MIG mode) and with the driver (shared/reference/nvml-dcgm.md D8)."""
+        self.release(dev)
+        dev.unsupported.clear()
+        dev.fast_fields = list(F.FAST_FIELDS)
+        dev.slow_fields = list(self.slow_fields)
+        dev.nvlinks = []
+        self._probe_static(dev)
+        dev.probed_at = time.monotonic()
 
     def _probe_static(self, dev: Device) -> None:
         n = self.nvml
@@ -357,6 +381,8 @@ class NvmlReader:
                 out.append((GPU_PCIE_DATA_BYTES_TOTAL, (("direction", direction),), vals[fid]))
         if dev.gpm_supported:
             out.extend(self._gpm(dev))
+        if dev.mig_enabled:
+            out.extend(self._mig_memory(dev))
         procs = c(dev, "processes", n.nvmlDeviceGetComputeRunningProcesses, h) or []
         pairs = [(p.pid, p.usedGpuMemory) for p in procs if p.usedGpuMemory is not None]
         action = None
@@ -463,9 +489,38 @@ class NvmlReader:
                 for name in F.FABRIC_STATES.values()]
         return out
 
+    def _mig_memory(self, dev: Device) -> list[Reading]:
+        """Memory per MIG instance (GPU instance, compute instance): in MIG mode the
+        parent's framebuffer total says nothing about what each instance has left."""
+        n, c = self.nvml, self._call
+        count = c(dev, "mig_count", n.nvmlDeviceGetMaxMigDeviceCount, dev.handle)
+        out: list[Reading] = []
+        for i in range(int(count or 0)):
+            try:
+                mh = n.nvmlDeviceGetMigDeviceHandleByIndex(dev.handle, i)
+            except n.NVMLError as e:
+                if e.value == ERROR_GPU_IS_LOST:
+                    raise GpuLost(dev.uuid) from None
+                continue  # NOT_FOUND: no instance in this slot
+            gi = c(dev, "mig_gi", n.nvmlDeviceGetGpuInstanceId, mh)
+            ci = c(dev, "mig_ci", n.nvmlDeviceGetComputeInstanceId, mh)
+            mem = c(dev, "mig_memory", n.nvmlDeviceGetMemoryInfo, mh, version=n.nvmlMemory_v2)
+            if gi is None or ci is None or mem is None:
+                continue
+            labels = (("gpu_instance", str(gi)), ("compute_instance", str(ci)))
+            out.append((GPU_MIG_MEMORY_USED_BYTES, labels, float(mem.used)))
+            out.append((GPU_MIG_MEMORY_TOTAL_BYTES, labels, float(mem.total)))
+        return out
+
     def read_slow(self, dev: Device) -> list[Reading]:
         n, h, c = self.nvml, dev.handle, self._call
         out: list[Reading] = []
+        mig = c(dev, "mig_mode", n.nvmlDeviceGetMigMode, h)
+        if mig is not None:
+            current, pending = (int(x) for x in mig)
+            dev.mig_enabled = current == MIG_ENABLE
+            out.append((GPU_MIG_MODE, (("state", "current"),), 1.0 if current == MIG_ENABLE else 0.0))
+            out.append((GPU_MIG_MODE, (("state", "pending"),), 1.0 if pending == MIG_ENABLE else 0.0))
         if "fabric" not in dev.unsupported:
             out.extend(self._fabric(dev))
         for clock, ctype in (("sm", n.NVML_CLOCK_SM), ("memory", n.NVML_CLOCK_MEM)):
@@ -491,13 +546,18 @@ class NvmlReader:
         v = F.clean_value(c(dev, "pcie_gpu_max_gen", n.nvmlDeviceGetGpuMaxPcieLinkGeneration, h))
         if v is not None:
             out.append((GPU_PCIE_LINK_GENERATION, (("state", "device_max"),), v))
+        vals = self._fields(dev, "fields_slow", dev.slow_fields)
+        for fid, policy in F.VIOLATION_FIELDS.items():
+            if fid in vals:
+                out.append((GPU_VIOLATION_SECONDS_TOTAL, (("policy", policy),), vals[fid] / 1e9))
         for ptype, policy in F.PERF_POLICIES.items():
+            if any(fid in vals for fid in F.POLICY_REPLACED_BY.get(ptype, ())):
+                continue
             viol = c(dev, f"violation:{policy}", n.nvmlDeviceGetViolationStatus, h, ptype)
             if viol is not None:
                 ns = F.clean_value(viol.violationTime)
                 if ns is not None:
                     out.append((GPU_VIOLATION_SECONDS_TOTAL, (("policy", policy),), ns / 1e9))
-        vals = self._fields(dev, "fields_slow", dev.slow_fields)
         for fid, (etype, scope) in F.ECC_FIELDS.items():
             if fid in vals:
                 out.append((GPU_ECC_ERRORS_TOTAL, (("type", etype), ("scope", scope)), vals[fid]))

@@ -244,6 +244,21 @@ GPU_RECOVERY_ACTION = _g(
     "drain_and_reset, ...); constant 1, the action in the label.",
     labels=("action",), source="nvmlDeviceGetFieldValues NVML_FI_DEV_GET_GPU_RECOVERY_ACTION"
 )
+GPU_MIG_MODE = _g(
+    "infernode_gpu_mig_mode",
+    "Whether MIG mode is on (1), now (current) and after the next GPU reset (pending).",
+    labels=("state",), source="nvmlDeviceGetMigMode"
+)
+GPU_MIG_MEMORY_USED_BYTES = _g(
+    "infernode_gpu_mig_memory_used_bytes", "Memory allocated in one MIG instance.", "bytes",
+    labels=("gpu_instance", "compute_instance"),
+    source="nvmlDeviceGetMigDeviceHandleByIndex, nvmlDeviceGetMemoryInfo (v2) of the MIG device"
+)
+GPU_MIG_MEMORY_TOTAL_BYTES = _g(
+    "infernode_gpu_mig_memory_total_bytes", "Memory size of one MIG instance.", "bytes",
+    labels=("gpu_instance", "compute_instance"),
+    source="nvmlDeviceGetMigDeviceHandleByIndex, nvmlDeviceGetMemoryInfo (v2) of the MIG device"
+)
 SPECS = (
     GPU_NVML_UP,
     GPU_DRIVER_INFO,
@@ -294,4 +309,7 @@ SPECS = (
     GPU_KERNEL_LOG_UP,
     GPU_KERNEL_LOG_LOST_TOTAL,
     NVSWITCH_SXID_ERRORS_TOTAL,
+    GPU_MIG_MODE,
+    GPU_MIG_MEMORY_USED_BYTES,
+    GPU_MIG_MEMORY_TOTAL_BYTES,
 )

@@ -55,6 +55,10 @@ NVLINK_DATA_FIELDS = (_real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, _real.NVML_FI
 NVLINK_SCOPE_ALL_LINKS = 0xFFFFFFFF
 _HANDLE_BASE = 0x7F0000001000
 _EVENTSET_BASE = 0x7F0000800000
+_MIG_BASE = 0x7F0002000000  # MIG device handles: + GPU index * 0x100 + slot
+# In MIG mode the parent GPU's utilization and GPM samples are not supported
+# (dcgm-exporter maintainers in #430 and #50; shared/reference/nvml-dcgm.md D8).
+MIG_PARENT_UNSUPPORTED = frozenset({"nvmlDeviceGetUtilizationRates", "nvmlGpmSampleGet"})
 _GPM_BASE = 0x7F0001000000
 
 
@@ -208,6 +212,8 @@ class FakePynvml:
             raise _err(_real.NVML_ERROR_GPU_IS_LOST)
         if fn in dev.get("not_supported", ()):
             raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        if fn in MIG_PARENT_UNSUPPORTED and dev.get("mig", {}).get("current"):
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
         failing = dev.get("failing", {}).get(fn)  # {"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}
         if failing:
             raise _err(getattr(_real, failing))
@@ -292,8 +298,10 @@ class FakePynvml:
         return [self._dev(handle, "nvmlDeviceGetDecoderUtilization")["decoder"], 167000]
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> Any:
-        dev = self._dev(handle, "nvmlDeviceGetMemoryInfo" if not version else "nvmlDeviceGetMemoryInfo_v2")
-        m = dev["memory"]
+        if _addr(handle) >= _MIG_BASE:
+            m = self._mig(handle, "nvmlDeviceGetMemoryInfo")["memory"]
+        else:
+            m = self._dev(handle, "nvmlDeviceGetMemoryInfo" if not version else "nvmlDeviceGetMemoryInfo_v2")["memory"]
         if not version:
             mem = _real.c_nvmlMemory_t()
             # v1 folds the reserved memory into "used".
@@ -459,6 +467,52 @@ class FakePynvml:
         info.status = int(fabric.get("status", 0))
         info.cliqueId = int(fabric.get("clique_id", 0))
         return _real.NVML_SUCCESS
+
+    # -- MIG -----------------------------------------------------------------------------
+    # A scenario's "mig": {"current": 1, "pending": 1, "max_instances": 7, "instances":
+    # [{"gpu_instance": 1, "compute_instance": 0, "memory": {...}}]}; without it the
+    # GPU does not support MIG (NOT_SUPPORTED, as on GPUs before A100).
+
+    def _mig(self, handle: Any, fn: str) -> dict[str, Any]:
+        self._called(fn)
+        index, slot = divmod(_addr(handle) - _MIG_BASE, 0x100)
+        if not 0 <= index < len(self.devices):
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        dev = self.devices[index]
+        if dev.get("lost"):
+            raise _err(_real.NVML_ERROR_GPU_IS_LOST)
+        instances = dev.get("mig", {}).get("instances", [])
+        if not dev.get("mig", {}).get("current") or slot >= len(instances):
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        return instances[slot]
+
+    def nvmlDeviceGetMigMode(self, device: Any) -> list[int]:
+        mig = self._dev(device, "nvmlDeviceGetMigMode").get("mig")
+        if mig is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return [int(mig.get("current", 0)), int(mig.get("pending", mig.get("current", 0)))]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device: Any) -> int:
+        mig = self._dev(device, "nvmlDeviceGetMaxMigDeviceCount").get("mig")
+        if mig is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return int(mig.get("max_instances", 7))
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device: Any, index: int) -> Any:
+        dev = self._dev(device, "nvmlDeviceGetMigDeviceHandleByIndex")
+        mig = dev.get("mig") or {}
+        if not mig.get("current"):
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        if not 0 <= index < len(mig.get("instances", [])):
+            raise _err(_real.NVML_ERROR_NOT_FOUND)
+        return ctypes.cast(ctypes.c_void_p(_MIG_BASE + self.devices.index(dev) * 0x100 + index),
+                           _real.c_nvmlDevice_t)
+
+    def nvmlDeviceGetGpuInstanceId(self, device: Any) -> int:
+        return int(self._mig(device, "nvmlDeviceGetGpuInstanceId")["gpu_instance"])
+
+    def nvmlDeviceGetComputeInstanceId(self, device: Any) -> int:
+        return int(self._mig(device, "nvmlDeviceGetComputeInstanceId")["compute_instance"])
 
     # -- GPM -----------------------------------------------------------------------------
 
