@@ -357,7 +357,7 @@ class GpuCollector(Collector):
             c.fast, c.fast_at = fast, now
             c.pids = {pid for pid, _ in r.processes}
             if slow_readings is not None:
-                c.slow, c.slow_at = _samples(dev, slow_readings), now
+                c.slow, c.slow_at = _samples(dev, slow_readings + dev.static), now
         self.ctx.events.extend(events)
 
     def _pcie_link(self, c: _Cache, fast: list[Reading], slow: list[Reading]) -> list[Reading]:

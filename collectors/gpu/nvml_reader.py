@@ -27,6 +27,7 @@ from collectors.gpu.specs import (
     GPU_ENERGY_JOULES_TOTAL,
     GPU_FABRIC_STATE,
     GPU_FABRIC_UP,
+    GPU_INVENTORY_INFO,
     GPU_MEMORY_FREE_BYTES,
     GPU_MEMORY_RESERVED_BYTES,
     GPU_MEMORY_TOTAL_BYTES,
@@ -43,6 +44,7 @@ from collectors.gpu.specs import (
     GPU_PCIE_REPLAYS_TOTAL,
     GPU_PERFORMANCE_STATE,
     GPU_PERSISTENCE_MODE,
+    GPU_POWER_LIMIT_BOUND_WATTS,
     GPU_POWER_LIMIT_WATTS,
     GPU_POWER_WATTS,
     GPU_RECOVERY_ACTION,
@@ -50,6 +52,7 @@ from collectors.gpu.specs import (
     GPU_ROW_REMAP_FAILURE,
     GPU_ROW_REMAP_PENDING,
     GPU_TEMPERATURE_CELSIUS,
+    GPU_TEMPERATURE_THRESHOLD_CELSIUS,
     GPU_UTILIZATION_RATIO,
     GPU_VIOLATION_SECONDS_TOTAL,
 )
@@ -129,6 +132,7 @@ class Device:
     read_errors: int = 0
     probed_at: float = field(default_factory=time.monotonic)
     mig_enabled: bool = False
+    static: list[Reading] = field(default_factory=list)  # inventory and limits, read when probed
     _label_sets: dict[Labels, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -260,8 +264,35 @@ class NvmlReader:
         self._probe_static(dev)
         dev.probed_at = time.monotonic()
 
+    def _inventory(self, dev: Device) -> list[Reading]:
+        """What an RMA asks for, and the limits the GPU runs within: read when the GPU
+        is probed (at discovery and each re-probe), not every pass."""
+        n, h, c = self.nvml, dev.handle, self._call
+        ids: list[tuple[str, str]] = []
+        for label, key, fn in (("serial", "serial", n.nvmlDeviceGetSerial),
+                               ("vbios_version", "vbios", n.nvmlDeviceGetVbiosVersion),
+                               ("inforom_image_version", "inforom", n.nvmlDeviceGetInforomImageVersion),
+                               ("board_part_number", "part_number", n.nvmlDeviceGetBoardPartNumber)):
+            v = c(dev, key, fn, h)
+            ids.append((label, _text(v).strip()[:64] if v is not None else ""))
+        out: list[Reading] = [(GPU_INVENTORY_INFO, tuple(ids), 1.0)]
+        default = c(dev, "power_default", n.nvmlDeviceGetPowerManagementDefaultLimit, h)
+        if default is not None:
+            out.append((GPU_POWER_LIMIT_BOUND_WATTS, (("bound", "default"),), default / 1000.0))
+        bounds = c(dev, "power_constraints", n.nvmlDeviceGetPowerManagementLimitConstraints, h)
+        if bounds is not None:
+            out.append((GPU_POWER_LIMIT_BOUND_WATTS, (("bound", "min"),), bounds[0] / 1000.0))
+            out.append((GPU_POWER_LIMIT_BOUND_WATTS, (("bound", "max"),), bounds[1] / 1000.0))
+        for name, kind in (("slowdown", n.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN),
+                           ("shutdown", n.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN)):
+            t = F.clean_value(c(dev, f"temp_threshold:{name}", n.nvmlDeviceGetTemperatureThreshold, h, kind))
+            if t is not None:
+                out.append((GPU_TEMPERATURE_THRESHOLD_CELSIUS, (("threshold", name),), t))
+        return out
+
     def _probe_static(self, dev: Device) -> None:
         n = self.nvml
+        dev.static = self._inventory(dev)
         for link in range(getattr(n, "NVML_NVLINK_MAX_LINKS", 18)):
             try:
                 n.nvmlDeviceGetNvLinkState(dev.handle, link)

@@ -259,6 +259,25 @@ GPU_MIG_MEMORY_TOTAL_BYTES = _g(
     labels=("gpu_instance", "compute_instance"),
     source="nvmlDeviceGetMigDeviceHandleByIndex, nvmlDeviceGetMemoryInfo (v2) of the MIG device"
 )
+GPU_INVENTORY_INFO = _g(
+    "infernode_gpu_inventory_info",
+    "The board's identity for an RMA: serial, VBIOS, InfoROM image and board part number (empty when "
+    "NVML does not say); constant 1.",
+    unit="info", labels=("serial", "vbios_version", "inforom_image_version", "board_part_number"),
+    source="nvmlDeviceGetSerial, nvmlDeviceGetVbiosVersion, nvmlDeviceGetInforomImageVersion, "
+           "nvmlDeviceGetBoardPartNumber"
+)
+GPU_POWER_LIMIT_BOUND_WATTS = _g(
+    "infernode_gpu_power_limit_bound_watts",
+    "The board's default power limit and the range an operator may set it within (default, min, max).",
+    "watts", labels=("bound",),
+    source="nvmlDeviceGetPowerManagementDefaultLimit, nvmlDeviceGetPowerManagementLimitConstraints (mW)"
+)
+GPU_TEMPERATURE_THRESHOLD_CELSIUS = _g(
+    "infernode_gpu_temperature_threshold_celsius",
+    "GPU temperature at which the board slows down (slowdown) or shuts down (shutdown).",
+    "celsius", labels=("threshold",), source="nvmlDeviceGetTemperatureThreshold"
+)
 SPECS = (
     GPU_NVML_UP,
     GPU_DRIVER_INFO,
@@ -312,4 +331,7 @@ SPECS = (
     GPU_MIG_MODE,
     GPU_MIG_MEMORY_USED_BYTES,
     GPU_MIG_MEMORY_TOTAL_BYTES,
+    GPU_INVENTORY_INFO,
+    GPU_POWER_LIMIT_BOUND_WATTS,
+    GPU_TEMPERATURE_THRESHOLD_CELSIUS,
 )

@@ -468,6 +468,51 @@ class FakePynvml:
         info.cliqueId = int(fabric.get("clique_id", 0))
         return _real.NVML_SUCCESS
 
+    # -- inventory and limits ---------------------------------------------------------------
+    # pynvml returns these strings as str (its convertStrBytes decorator). A scenario
+    # without a key reads as NOT_SUPPORTED.
+
+    def _inventory(self, handle: Any, fn: str, key: str) -> str:
+        v = self._dev(handle, fn).get("inventory", {}).get(key)
+        if v is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return str(v)
+
+    def nvmlDeviceGetSerial(self, handle: Any) -> str:
+        return self._inventory(handle, "nvmlDeviceGetSerial", "serial")
+
+    def nvmlDeviceGetVbiosVersion(self, handle: Any) -> str:
+        return self._inventory(handle, "nvmlDeviceGetVbiosVersion", "vbios")
+
+    def nvmlDeviceGetInforomImageVersion(self, handle: Any) -> str:
+        return self._inventory(handle, "nvmlDeviceGetInforomImageVersion", "inforom")
+
+    def nvmlDeviceGetBoardPartNumber(self, handle: Any) -> str:
+        return self._inventory(handle, "nvmlDeviceGetBoardPartNumber", "part_number")
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: Any) -> int:
+        v = self._dev(handle, "nvmlDeviceGetPowerManagementDefaultLimit").get("power_default_mw")
+        if v is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return int(v)
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: Any) -> list[int]:
+        dev = self._dev(handle, "nvmlDeviceGetPowerManagementLimitConstraints")
+        if "power_min_mw" not in dev:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return [int(dev["power_min_mw"]), int(dev["power_max_mw"])]
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle: Any, threshold: int) -> int:
+        dev = self._dev(handle, "nvmlDeviceGetTemperatureThreshold")
+        key = {_real.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: "slowdown",
+               _real.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: "shutdown"}.get(threshold)
+        if key is None:
+            raise _err(_real.NVML_ERROR_INVALID_ARGUMENT)
+        v = dev.get("temperature_thresholds", {}).get(key)
+        if v is None:
+            raise _err(_real.NVML_ERROR_NOT_SUPPORTED)
+        return int(v)
+
     # -- MIG -----------------------------------------------------------------------------
     # A scenario's "mig": {"current": 1, "pending": 1, "max_instances": 7, "instances":
     # [{"gpu_instance": 1, "compute_instance": 0, "memory": {...}}]}; without it the

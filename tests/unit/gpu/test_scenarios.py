@@ -399,3 +399,20 @@ def test_nvlink_throughput_survives_a_down_link_and_dl_ecc_is_read() -> None:
     assert value(s, "infernode_gpu_nvlink_up", gpu="1", link="4") == 0
     assert value(s, "infernode_gpu_nvlink_errors_total", gpu="1", link="2", counter="ecc_data") == 9
     assert value(s, "infernode_gpu_nvlink_data_bytes_total", gpu="0", direction="rx") == 18 * 2097152 * 1024
+
+
+def test_inventory_power_bounds_and_temperature_thresholds() -> None:
+    c, fake, store, rt, catalog, s = run_scenario("h100_sxm_8x")
+    rt.stop()
+    assert value(s, "infernode_gpu_inventory_info", gpu="4", serial="1654223010004", vbios_version="96.00.99.00.01",
+                 inforom_image_version="G520.0200.00.05", board_part_number="692-2G520-0200-000") == 1
+    assert value(s, "infernode_gpu_power_limit_bound_watts", gpu="4", bound="min") == 200.0
+    assert value(s, "infernode_gpu_power_limit_bound_watts", gpu="4", bound="default") == 700.0
+    assert value(s, "infernode_gpu_temperature_threshold_celsius", gpu="4", threshold="shutdown") == 92
+    calls = fake.calls["nvmlDeviceGetSerial"]
+    assert calls == 8, "read once per GPU when probed, not every pass"
+    # A board that answers none of it still has its info series, with empty values.
+    c, fake, store, rt, catalog, s = run_scenario("l40s_pcie_1x")
+    rt.stop()
+    assert value(s, "infernode_gpu_inventory_info", gpu="0", serial="", vbios_version="") == 1
+    assert not series(s, "infernode_gpu_power_limit_bound_watts")
