@@ -168,6 +168,8 @@ NODE = Dashboard(
 
 _NVLINK = "NVLink exists only on SXM/NVSwitch boards."
 _GPM = "GPM (GPU performance monitoring) counters need a Hopper or newer GPU."
+_SXID = "SXids come only from NVSwitch systems, with the first one the kernel logs."
+_MIG = "Only GPUs in MIG mode have instances."
 
 GPUS = Dashboard(
     "infernode-gpus", "infernode / GPUs",
@@ -193,6 +195,22 @@ GPUS = Dashboard(
                    Q(f"infernode_gpu_row_remap_failure{{{GPU}}}", "{{instance}} gpu{{gpu}} failure"))),
             Panel("NVML read errors", "NVML calls per second that failed for a GPU (other than not supported).",
                   (Q(f"rate(infernode_gpu_read_errors_total{{{GPU}}}[{RATE}])", "{{instance}} gpu{{gpu}}"),)),
+            Panel("GPU reads stuck", "1 while a GPU's read has been inside one NVML call past stuck_after (a hung "
+                  "GPU, often a GSP timeout, XID 119/120); the node's other GPUs are read as usual.",
+                  (Q(f"infernode_gpu_read_stuck{{{GPU}}}", "{{instance}} gpu{{gpu}}"),)),
+            Panel("XID sources", "Whether NVML's event set delivers XID/ECC events and whether the agent follows "
+                  "the kernel log (the only source of XIDs 79, 119 and 120).",
+                  (Q(f"infernode_gpu_event_thread_up{{{INST}}}", "{{instance}} NVML events"),
+                   Q(f"infernode_gpu_kernel_log_up{{{INST}}}", "{{instance}} kernel log")), kind="stat"),
+            Panel("Fabric and recovery action", "NVLink-fabric registration per GPU (0: not registered, CUDA "
+                  "fails; HGX only) and NVIDIA's recovery action where it is not none.",
+                  (Q(f"infernode_gpu_fabric_up{{{GPU}}}", "{{instance}} gpu{{gpu}} fabric up"),
+                   Q(f"infernode_gpu_recovery_action{{{GPU}}} == 1", "{{instance}} gpu{{gpu}} {{action}}"))),
+            Panel("NVSwitch SXid errors", "SXid errors the NVSwitches logged in the interval, by switch, SXid "
+                  "and severity. " + _SXID,
+                  (Q(f"sum by (instance, switch, sxid, severity) "
+                     f"(increase(infernode_nvswitch_sxid_errors_total{{{INST}}}[{RATE}]))",
+                     "{{instance}} switch{{switch}} sxid {{sxid}} {{severity}}"),), needs_real_hardware=_SXID),
         )),
         Section("Utilisation and memory", (
             Panel("Utilisation", "Fraction of the sample period each engine was busy (NVML's coarse utilisation).",
@@ -238,6 +256,9 @@ GPUS = Dashboard(
             Panel("PCIe throughput", "Bytes per second the GPU moved over PCIe, tx and rx.",
                   (Q(f"rate(infernode_gpu_pcie_data_bytes_total{{{GPU}}}[{RATE}])",
                      "{{instance}} gpu{{gpu}} {{direction}}"),), unit="Bps"),
+            Panel("PCIe link degraded", "1 when, while busy, the GPU's link ran below the GPU's own generation "
+                  "or width (a x8 slot, a Gen4 path); compare with the link panel's device_max and upstream_max.",
+                  (Q(f"infernode_gpu_pcie_link_degraded{{{GPU}}}", "{{instance}} gpu{{gpu}}"),)),
             Panel("PCIe link and replays", "Current link generation and width against the maximum; replays per "
                   "second (a degraded link retrains or replays).",
                   (Q(f"infernode_gpu_pcie_link_generation{{{GPU}}}", "{{instance}} gpu{{gpu}} gen {{state}}"),
@@ -249,9 +270,17 @@ GPUS = Dashboard(
             Panel("NVLink throughput", "NVLink payload bytes per second, tx and rx. " + _NVLINK,
                   (Q(f"rate(infernode_gpu_nvlink_data_bytes_total{{{GPU}}}[{RATE}])",
                      "{{instance}} gpu{{gpu}} {{direction}}"),), unit="Bps", needs_real_hardware=_NVLINK),
-            Panel("NVLink errors", "NVLink data-link errors per second by counter (replay, recovery, crc). " + _NVLINK,
+            Panel("NVLink errors", "NVLink data-link errors per second by counter (replay, recovery, crc, "
+                  "ecc_data). " + _NVLINK,
                   (Q(f"sum by (instance, gpu, counter) (rate(infernode_gpu_nvlink_errors_total{{{GPU}}}[{RATE}]))",
                      "{{instance}} gpu{{gpu}} {{counter}}"),), needs_real_hardware=_NVLINK),
+            Panel("MIG instance memory", "Memory used per MIG instance (GPU instance / compute instance) "
+                  "against its size. " + _MIG,
+                  (Q(f"infernode_gpu_mig_memory_used_bytes{{{GPU}}}",
+                     "{{instance}} gpu{{gpu}} gi{{gpu_instance}} ci{{compute_instance}} used"),
+                   Q(f"infernode_gpu_mig_memory_total_bytes{{{GPU}}}",
+                     "{{instance}} gpu{{gpu}} gi{{gpu_instance}} ci{{compute_instance}} size")),
+                  unit="bytes", needs_real_hardware=_MIG),
             Panel("Energy", "Average power from the energy counter (joules per second).",
                   (Q(f"rate(infernode_gpu_energy_joules_total{{{GPU}}}[{RATE}])", "{{instance}} gpu{{gpu}}"),),
                   unit="watt"),

@@ -98,9 +98,10 @@ def test_request_latency_panels_show_exemplars():
     assert {p.panel["type"] for p in latency} == {"timeseries", "heatmap"}
 
 
-def test_hardware_marked_panels_are_the_nvlink_and_gpm_ones():
+def test_hardware_marked_panels_are_the_nvlink_gpm_sxid_and_mig_ones():
     marked = {p.title for p in ALL if p.needs_real_hardware}
-    assert marked == {"NVLink links up", "NVLink throughput", "NVLink errors", "SM and tensor activity (GPM)"}
+    assert marked == {"NVLink links up", "NVLink throughput", "NVLink errors", "SM and tensor activity (GPM)",
+                      "NVSwitch SXid errors", "MIG instance memory"}
 
 
 # --- the metric catalog -----------------------------------------------------------------
