@@ -120,6 +120,7 @@ class FakePynvml:
         self.scenario = copy.deepcopy(scenario)
         self.devices: list[dict[str, Any]] = self.scenario.get("devices", [])
         self.step = 0
+        self._created = time.monotonic()
         self.refcount = 0
         self.calls: Counter[str] = Counter()
         self._cond = threading.Condition()
@@ -367,6 +368,11 @@ class FakePynvml:
                 values[i].fieldId = fid
             fid = values[i].fieldId
             entry = table.get(str(fid))
+            if fid == _real.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION and isinstance(entry, int) \
+                    and self.scenario.get("energy_follows_power"):
+                # Energy is the integral of power: mJ = mW x s since the double was made.
+                # Off by default so golden expositions stay fixed.
+                entry = int(entry + dev["power_mw"] * (time.monotonic() - self._created))
             nv = dev.get("nvlink") or {}
             if fid in NVLINK_DATA_FIELDS and entry is not None:
                 # A scenario gives one link's KiB counter. scopeId UINT_MAX is the
