@@ -473,12 +473,30 @@ class GpuCollector(Collector):
             yield DoctorRow("gpu", "NVML", status, detail, unavailable.fix if on_pci else "")
             return
         yield DoctorRow("gpu", "NVML", "ok", f"driver {driver[0]}, CUDA {driver[1]}, {len(caches)} GPU(s)")
-        events = "XID/ECC events registered" if self._events is not None else "no XID/ECC events on any GPU"
-        yield DoctorRow("gpu", "events", "ok" if self._events is not None else "warn", events,
-                        "" if self._events is not None else "XID errors will only show in the kernel log")
+        ev = self._events
+        if ev is None:
+            yield DoctorRow("gpu", "events", "warn", "no XID/ECC events on any GPU",
+                            "XIDs come from the kernel log alone (see the kernel log row)")
+        elif not ev.up:
+            yield DoctorRow("gpu", "events", "warn", f"NVML event waits are failing ({ev.rebuilds} rebuilds)",
+                            "check `nvidia-smi -q` for a lost GPU; the set is rebuilt without it")
+        else:
+            yield DoctorRow("gpu", "events", "ok", f"XID/ECC events registered on {len(ev.registered)} GPU(s)")
+        kmsg = self._kmsg
+        if kmsg is not None and kmsg.running:
+            yield DoctorRow("gpu", "kernel log", "ok", f"following {kmsg.path} for XIDs and SXids")
+        elif self.settings.kernel_log:
+            why = (kmsg.error if kmsg is not None else None) or f"cannot read {self.paths.dev('kmsg')}"
+            yield DoctorRow("gpu", "kernel log", "warn", f"{why}; XIDs 79, 119 and 120 go unseen",
+                            "run infernode as root (its systemd unit does)")
+        now = time.monotonic()
         for c in caches:
             item = f"GPU {c.dev.index} {c.dev.uuid}"
-            if c.lost:
+            stuck_for = c.lane.busy_for(now) if c.lane is not None else 0.0
+            if stuck_for > self.settings.stuck_after:
+                yield DoctorRow("gpu", item, "fail", f"an NVML call has not returned for {stuck_for:.0f} s",
+                                "check `dmesg` for XID 119/120 (GSP timeout); reset the GPU or reboot")
+            elif c.lost:
                 yield DoctorRow("gpu", item, "fail", f"lost (GPU_IS_LOST) at {c.dev.pci_bus_id}",
                                 "reset the GPU (`nvidia-smi -r -i N`) or reboot the node; check `dmesg` for XID 79")
             elif c.dev.unsupported:

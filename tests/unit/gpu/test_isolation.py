@@ -55,3 +55,21 @@ def test_stop_with_a_hung_gpu_is_bounded_and_leaves_nvml_initialised() -> None:
     assert time.monotonic() - t0 < 3.5
     # nvmlShutdown under a running call is not safe: NVML stays initialised.
     assert fake.calls["nvmlShutdown"] == 0
+
+
+def test_doctor_names_the_stuck_gpu_and_the_xid_sources() -> None:
+    c, fake, store = make_collector("h100_sxm_8x", poll_interval=0.05, max_age=0.4, stuck_after=0.3)
+    c.start()
+    try:
+        assert c.wait_first_poll(5)
+        fake.devices[2]["hang"] = {"nvmlDeviceGetPowerUsage": 2.0}
+        assert wait_until(lambda: value(list(c.collect()), "infernode_gpu_read_stuck", gpu="2") == 1, 2)
+        rows = {r.item: r for r in c.doctor()}
+    finally:
+        c.stop()
+    stuck = rows[f"GPU 2 {fake.devices[2]['uuid']}"]
+    assert stuck.status == "fail" and "has not returned" in stuck.detail and "XID 119/120" in stuck.fix
+    assert rows[f"GPU 1 {fake.devices[1]['uuid']}"].status == "ok"
+    assert rows["events"].status == "ok" and "8 GPU(s)" in rows["events"].detail
+    # The fixture root has no /dev/kmsg: the kernel-log row says so and what it costs.
+    assert rows["kernel log"].status == "warn" and "79, 119 and 120" in rows["kernel log"].detail
