@@ -29,9 +29,10 @@ def command(root: Path, as_json: bool) -> None:
         return "-" if n is None else str(n)
 
     gpus = [(str(g.index), g.uuid or "-", g.pci_bus_id, g.model_name or "-", numa(g.numa_node),
-             format_cpulist(g.local_cpus) or "-", g.source) for g in topo.gpus]
+             format_cpulist(g.local_cpus) or "-", numa(g.memory_node), g.source) for g in topo.gpus]
     nics = [(n.name, n.pci_bus_id, numa(n.numa_node), format_cpulist(n.local_cpus) or "-") for n in topo.nics]
-    click.echo(format_rows(("GPU", "UUID", "PCI BUS ID", "MODEL", "NUMA", "LOCAL CPUS", "SOURCE"), gpus)
+    # GPU MEM NODE: the GPU's own memory as a NUMA node (coherent platforms only).
+    click.echo(format_rows(("GPU", "UUID", "PCI BUS ID", "MODEL", "NUMA", "LOCAL CPUS", "GPU MEM NODE", "SOURCE"), gpus)
                if gpus else "no NVIDIA GPUs found")
     click.echo("")
     click.echo(format_rows(("NIC", "PCI BUS ID", "NUMA", "LOCAL CPUS"), nics) if nics else "no PCI network interfaces found")

@@ -669,9 +669,6 @@ class NvmlReader:
                 return None
             raise
 
-    def uuid_of(self, handle: NvmlObject) -> str:
-        return _text(self.nvml.nvmlDeviceGetUUID(handle))
-
     def event_set_free(self, evset: NvmlObject) -> None:
         try:
             self.nvml.nvmlEventSetFree(evset)
