@@ -94,8 +94,9 @@ class KmsgFollower:
         line = parse_line(rec.message)
         if line is None:
             return
-        self.lines += 1
         try:
             self.on_line(line)
         except Exception:  # noqa: BLE001 - one bad line never stops the follower
             log.exception("handling kernel-log line %r failed", rec.message)
+        finally:
+            self.lines += 1  # after the line was handled: a reader of `lines` sees its effects
