@@ -461,7 +461,7 @@ class FakePynvml:
         # registration's nvmlReturn_t); without it the GPU is on no fabric (NVML returns
         # NOT_SUPPORTED, as on PCIe boards). Which state a stopped fabric manager leaves
         # an HGX GPU in (not_started or in_progress) is not verified; the
-        # "fabric_manager_down" scenarios use not_started.
+        # hgx_fabric_manager_down scenario uses not_started.
         dev = self._dev(device, "nvmlDeviceGetGpuFabricInfoV")
         fabric = dev.get("fabric")
         if fabric is None:
