@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from agent.worker import gpufaults
 from tests.doubles.fake_pynvml import FakePynvml
-from tests.unit.gpu.helpers import make_collector
+from tests.unit.gpu.helpers import make_collector, scrape_once
 from tests.unit.gpu.test_scenarios import series, value
 
 
@@ -14,13 +14,7 @@ def test_fabric_manager_down_reads_fabric_not_up_while_the_gpu_looks_healthy() -
     fake = FakePynvml.load("h100_sxm_8x")
     for d in fake.devices:
         d["fabric"] = {"state": 1, "status": 0}  # not_started: no fabric manager to register with
-    c, fake, store = make_collector(fake)
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        s = list(c.collect())
-    finally:
-        c.stop()
+    s = scrape_once(fake)
     for g in map(str, range(8)):
         assert value(s, "infernode_gpu_up", gpu=g) == 1, "every other signal looks healthy"
         assert value(s, "infernode_gpu_fabric_up", gpu=g) == 0
@@ -31,13 +25,7 @@ def test_fabric_manager_down_reads_fabric_not_up_while_the_gpu_looks_healthy() -
 def test_fabric_registration_failed_and_no_fabric() -> None:
     fake = FakePynvml.load("h100_sxm_8x")
     fake.devices[1]["fabric"] = {"state": 3, "status": 999}  # completed, with an error
-    c, fake, store = make_collector(fake)
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        s = list(c.collect())
-    finally:
-        c.stop()
+    s = scrape_once(fake)
     assert value(s, "infernode_gpu_fabric_up", gpu="0") == 1
     assert value(s, "infernode_gpu_fabric_up", gpu="1") == 0
     c, fake, store = make_collector("l40s_pcie_1x")  # a PCIe board: on no fabric

@@ -13,7 +13,7 @@ import pytest
 from agent.paths import Paths
 from collectors.gpu.pcie_link import LinkCaps, degraded, parse_link_speed, parse_link_width, read_link_caps
 from tests.doubles.fake_pynvml import FakePynvml
-from tests.unit.gpu.helpers import FIXTURE_ROOT, make_collector
+from tests.unit.gpu.helpers import FIXTURE_ROOT, make_collector, scrape_once
 from tests.unit.gpu.test_scenarios import series, value
 
 
@@ -67,13 +67,7 @@ def _degraded_node() -> FakePynvml:
 
 
 def test_degraded_slot_and_path_under_load_idle_gpu_not_judged(tmp_path: Path) -> None:
-    c, fake, store = make_collector(_degraded_node(), root=_slot_x8(tmp_path))
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        s = list(c.collect())
-    finally:
-        c.stop()
+    s = scrape_once(_degraded_node(), root=_slot_x8(tmp_path))
     assert value(s, "infernode_gpu_pcie_link_width", gpu="0", state="max") == 8, "NVML: looks fine"
     assert value(s, "infernode_gpu_pcie_link_width", gpu="0", state="device_max") == 16
     assert value(s, "infernode_gpu_pcie_link_width", gpu="0", state="upstream_max") == 8, "the slot's fault"

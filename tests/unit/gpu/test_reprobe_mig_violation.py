@@ -11,7 +11,7 @@ import pytest
 
 from collectors.gpu.nvml_reader import NvmlReader
 from tests.doubles.fake_pynvml import FakePynvml
-from tests.unit.gpu.helpers import make_collector
+from tests.unit.gpu.helpers import make_collector, scrape_once
 from tests.unit.gpu.test_scenarios import series, value
 
 MIB = 1 << 20
@@ -99,13 +99,7 @@ def test_violation_time_from_the_documented_ns_fields_with_the_deprecated_call_a
     fake = FakePynvml.load("h100_sxm_8x")
     f = fake.devices[0]["fields"]
     f["74"], f["269"], f["270"], f["271"] = 7_000_000_000, 2_000_000_000, 500_000_000, 0
-    c, fake, store = make_collector(fake)
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        s = list(c.collect())
-    finally:
-        c.stop()
+    s = scrape_once(fake)
     v = {x.labels["policy"]: x.value for x in series(s, "infernode_gpu_violation_seconds_total", gpu="0")}
     assert v["power"] == 7.0, "FI 74, not the deprecated call's 1.5 s"
     assert v["sw_thermal"] == 2.0 and v["hw_thermal"] == 0.5 and v["hw_power_brake"] == 0

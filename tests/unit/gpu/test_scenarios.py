@@ -14,7 +14,7 @@ from agent.exposition import render
 from agent.plugins import build_catalog
 from agent.runtime import CollectorRuntime
 from tests.doubles.fake_pynvml import NVML_UNDELIVERED_XIDS, SCENARIOS
-from tests.unit.gpu.helpers import make_collector
+from tests.unit.gpu.helpers import make_collector, scrape_once
 
 GOLDEN = Path(__file__).with_name("golden")
 # Values that depend on wall time, not on the scenario.
@@ -387,13 +387,7 @@ def test_nvlink_throughput_survives_a_down_link_and_dl_ecc_is_read() -> None:
     fake = FakePynvml.load("h100_sxm_8x")
     fake.devices[1]["nvlink"]["down"] = [4]
     fake.devices[1]["nvlink"]["errors"] = {"2": [0, 0, 0, 0, 9]}
-    c, fake, store = make_collector(fake)
-    c.start()
-    try:
-        assert c.wait_first_poll(5)
-        s = list(c.collect())
-    finally:
-        c.stop()
+    s = scrape_once(fake)
     # One all-links read per direction: the 17 links that are up, in bytes.
     assert value(s, "infernode_gpu_nvlink_data_bytes_total", gpu="1", direction="rx") == 17 * 2097153 * 1024
     assert value(s, "infernode_gpu_nvlink_up", gpu="1", link="4") == 0
