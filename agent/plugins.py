@@ -21,6 +21,7 @@ from pydantic import Field
 from agent.bootstrap.settings import BootstrapSettings
 from agent.catalog import Catalog
 from agent.collector import Collector, CollectorSettings
+from agent.cost.settings import CostSettings
 from agent.settings import EventSettings, LogSettings, Section, ServerSettings
 from agent.tracing.settings import ExplainSettings, OtlpSettings
 from agent.worker.settings import Workers
@@ -38,16 +39,18 @@ from tuning.settings import TuningSettings
 
 if TYPE_CHECKING:
     from agent.bootstrap.settings import BootstrapConfig
+    from agent.cost.settings import CostConfig
     from agent.subsystem import Subsystem
     from agent.tracing.settings import TracingConfig
     from agent.worker.settings import WorkerConfig
     from collectors.ebpf.settings import EbpfConfig
     from tuning.settings import TuningConfig
 
-    def _every_view(c: Config) -> tuple[BootstrapConfig, TuningConfig, WorkerConfig, TracingConfig, EbpfConfig]:
+    def _every_view(c: Config) -> tuple[BootstrapConfig, TuningConfig, WorkerConfig, TracingConfig, EbpfConfig,
+                                        CostConfig]:
         """For the type checker only: Config is each plugin's view of the config
         (a plugin names just the sections it reads, as a Protocol)."""
-        return (c, c, c, c, c)
+        return (c, c, c, c, c, c)
 
 # In exposition order.
 COLLECTORS: tuple[type[Collector], ...] = (
@@ -72,6 +75,7 @@ COMMANDS: dict[str, str] = {
     "explain": "agent.tracing.cli:explain",
     "slow": "agent.tracing.cli:slow",
     "ebpf": "collectors.ebpf.cli:ebpf",
+    "cost": "agent.cost.cli:cost",
 }
 
 
@@ -109,17 +113,21 @@ class Config(Section):
     workers: Workers = Field(default_factory=list)
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     explain: ExplainSettings = Field(default_factory=ExplainSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
 
 
 def subsystem_classes() -> tuple[type[Subsystem[Config]], ...]:
     """The daemon's subsystems in start order (stopped in reverse)."""
     from agent.bootstrap.subsystem import BootstrapSubsystem
+    from agent.cost.subsystem import CostSubsystem
     from agent.tracing.subsystem import TracingSubsystem
     from agent.worker.subsystem import WorkerSupervisor
     from tuning.subsystem import TuningSubsystem
 
     # Tuning before the worker: the worker reads the inference CPU set it publishes.
-    return (BootstrapSubsystem, TuningSubsystem, WorkerSupervisor, TracingSubsystem)
+    # The cost ledger last: it reads what the worker, the span pipeline and the GPU
+    # collector publish.
+    return (BootstrapSubsystem, TuningSubsystem, WorkerSupervisor, TracingSubsystem, CostSubsystem)
 
 
 def build_catalog() -> Catalog:

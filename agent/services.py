@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from agent.events import Event
 from agent.topology import NodeTopology
+from agent.usage import GpuUsage, TokenTotals, WorkerHolding
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Services:
     gpu_open_events: Callable[[], list[Event]] | None = None
     # GPU collector: NVML index of a GPU UUID, None when unknown (the worker's fault reaction).
     gpu_index_of_uuid: Callable[[str], int | None] | None = None
+    # GPU collector: each fresh GPU's model, utilization and energy counter, by NVML index (the cost ledger).
+    gpu_usage: Callable[[], dict[int, GpuUsage]] | None = None
     # eBPF collector: re-read the inference cgroups into the tid map; returns the thread count.
     ebpf_refresh_scope: Callable[[], int] | None = None
     # eBPF collector: write the kernel's wait sums as events now; returns how many were added.
@@ -37,6 +40,10 @@ class Services:
     worker_model_of: Callable[[str], str | None] | None = None
     # Worker supervisor: (worker, span name, start ns, end ns) of a start-up span.
     worker_startup_phase: Callable[[str, str, int, int], None] | None = None
+    # Worker supervisor: each managed worker's GPUs, whether its unit holds them, its requests in flight.
+    worker_holdings: Callable[[], list[WorkerHolding]] | None = None
+    # Span pipeline: tokens and requests of finished requests so far, by worker (the cost ledger).
+    request_token_totals: Callable[[], dict[str, TokenTotals]] | None = None
     # Tuning loop: drift windows still open, ending now (correlation context).
     tuning_open_events: Callable[[], list[Event]] | None = None
     # Tuning loop: the inference CPU set of the applied profile, None when it has none.

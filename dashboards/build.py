@@ -486,7 +486,65 @@ WORKERS = Dashboard(
     variables=("instance", "worker"),
 )
 
-DASHBOARDS = (NODE, GPUS, REQUESTS, KERNEL, STATE, WORKERS)
+
+_BY_W = "instance, worker, model_name"
+_TOKENS = (f"(sum by ({_BY_W}) (rate(infernode_request_prompt_tokens_total{{{WORKER}}}[{RATE}])) "
+           f"+ sum by ({_BY_W}) (rate(infernode_request_completion_tokens_total{{{WORKER}}}[{RATE}])) > 0)")
+_COST = f"sum by ({_BY_W}) (rate(infernode_worker_cost_total{{{WORKER}}}[{RATE}]))"
+_ENERGY = "Energy per worker needs the GPU collector (NVML) on the node that runs the worker."
+
+COST = Dashboard(
+    "infernode-cost", "infernode / Cost and efficiency",
+    "What each worker's tokens cost at the configured list prices (cost: in the agent's config), and where "
+    "GPU time is held but idle. docs/cost.md says how each figure is computed; dashboards/recording.yml has "
+    "the same figures as recording rules.",
+    (
+        Section("Cost", (
+            Panel("Cost per million tokens", "Cost of the worker's GPUs (hours and energy) per million tokens "
+                  "(prompt + completion), and per million completion tokens.",
+                  (Q(f"{_COST} / {_TOKENS} * 1e6", "{{instance}} {{worker}} {{model_name}} all tokens"),
+                   Q(f"{_COST} / (sum by ({_BY_W}) (rate(infernode_request_completion_tokens_total{{{WORKER}}}"
+                     f"[{RATE}])) > 0) * 1e6", "{{instance}} {{worker}} {{model_name}} completion"))),
+            Panel("Cost per hour", "What each worker's GPUs cost per hour, by component (GPU-hours, energy).",
+                  (Q(f"sum by (instance, worker, component) (rate(infernode_worker_cost_total{{{WORKER}}}[{RATE}]))"
+                     " * 3600", "{{instance}} {{worker}} {{component}}"),)),
+            Panel("Requests per unit of currency", "Requests finished per unit of the configured currency.",
+                  (Q(f"sum by ({_BY_W}) (rate(infernode_request_e2e_seconds_count{{{WORKER}}}[{RATE}])) "
+                     f"/ ({_COST} > 0)", "{{instance}} {{worker}} {{model_name}}"),)),
+            Panel("Tokens per joule", "Tokens (prompt + completion) per joule of the worker's GPUs. " + _ENERGY,
+                  (Q(f"{_TOKENS} / (sum by ({_BY_W}) (rate(infernode_worker_energy_joules_total{{{WORKER}}}"
+                     f"[{RATE}])) > 0)", "{{instance}} {{worker}} {{model_name}}"),),
+                  needs_real_hardware=_ENERGY),
+        )),
+        Section("GPU time", (
+            Panel("GPUs held, busy and idle", "GPUs each worker holds (GPU-seconds per second), the busy part "
+                  "(utilization-weighted) and the idle part (serving no request).",
+                  (Q(f"sum by (instance, worker) (rate(infernode_worker_gpu_seconds_total{{{WORKER}}}[{RATE}]))",
+                     "{{instance}} {{worker}} held"),
+                   Q(f"sum by (instance, worker) (rate(infernode_worker_gpu_busy_seconds_total{{{WORKER}}}[{RATE}]))",
+                     "{{instance}} {{worker}} busy"),
+                   Q(f"sum by (instance, worker) (rate(infernode_worker_gpu_idle_seconds_total{{{WORKER}}}[{RATE}]))",
+                     "{{instance}} {{worker}} idle"))),
+            Panel("Idle share", "Share of held GPU time in which the worker served no request, per worker and "
+                  "per node.",
+                  (Q(f"sum by (instance, worker) (rate(infernode_worker_gpu_idle_seconds_total{{{WORKER}}}[{RATE}])) "
+                     f"/ (sum by (instance, worker) (rate(infernode_worker_gpu_seconds_total{{{WORKER}}}[{RATE}])) "
+                     "> 0)", "{{instance}} {{worker}}"),
+                   Q(f"sum by (instance) (rate(infernode_worker_gpu_idle_seconds_total{{{INST}}}[{RATE}])) "
+                     f"/ (sum by (instance) (rate(infernode_worker_gpu_seconds_total{{{INST}}}[{RATE}])) > 0)",
+                     "{{instance}} node")), unit="percentunit"),
+            Panel("Idle GPU-hours", "GPU-hours held while serving nothing, over the dashboard's range.",
+                  (Q(f"sum by (instance, worker) (increase(infernode_worker_gpu_idle_seconds_total{{{WORKER}}}"
+                     f"[$__range])) / 3600", "{{instance}} {{worker}}"),), kind="stat"),
+            Panel("GPUs held by a worker", "1 when an active worker holds the GPU, 0 when none does (paid for, "
+                  "given to nobody).",
+                  (Q(f"infernode_gpu_held{{{INST}}}", "{{instance}} gpu{{gpu}}"),)),
+        )),
+    ),
+    variables=("instance", "worker"),
+)
+
+DASHBOARDS = (NODE, GPUS, REQUESTS, KERNEL, STATE, WORKERS, COST)
 
 # --- rendering -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from agent.tracing.specs import (
     PROMPT_TOKENS_TOTAL,
     SLOW_TOTAL,
 )
+from agent.usage import TokenTotals
 
 
 class _Hist:
@@ -87,6 +88,20 @@ class RequestMetrics:
                 self._inc(CAUSES_TOTAL, (worker, top_cause or "none"))
             for kind, seconds in (cause_seconds or {}).items():
                 self._inc(CAUSE_SECONDS_TOTAL, (worker, kind), seconds)
+
+    def token_totals(self) -> dict[str, TokenTotals]:
+        """Prompt and completion tokens and finished requests so far, per worker."""
+        out: dict[str, list[int]] = {}
+        with self._lock:
+            for (spec, labels), v in self._counters.items():
+                if spec is PROMPT_TOKENS_TOTAL or spec is COMPLETION_TOKENS_TOTAL:
+                    acc = out.setdefault(labels[0], [0, 0, 0])
+                    acc[0 if spec is PROMPT_TOKENS_TOTAL else 1] += int(v)
+            e2e = HISTOGRAM_SPECS["infernode_request_e2e_seconds"]
+            for (spec, worker, _), h in self._hists.items():
+                if spec is e2e:
+                    out.setdefault(worker, [0, 0, 0])[2] += sum(h.counts)
+        return {w: TokenTotals(p, c, n) for w, (p, c, n) in out.items()}
 
     def samples(self) -> Iterable[Sample]:
         with self._lock:

@@ -39,6 +39,7 @@ from agent.tracing.specs import (
     REQUEST_SPECS,
 )
 from agent.units import parse_listen
+from agent.usage import TokenTotals
 
 log = logging.getLogger("infernode.tracing")
 
@@ -101,7 +102,12 @@ class TracingSubsystem(Subsystem[TracingConfig]):
             self.forwarder = Forwarder(self.otlp.forward)
             await self.forwarder.start()
         self.enricher.annotate = self.forwarder is not None
+        # For the cost ledger: tokens each worker served.
+        self.ctx.services.request_token_totals = self.token_totals
         await self._start_receivers()
+
+    def token_totals(self) -> dict[str, TokenTotals]:
+        return self.metrics.token_totals()
 
     async def _start_receivers(self) -> None:
         # A port taken by another collector costs the node its request telemetry, not

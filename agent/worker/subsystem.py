@@ -31,7 +31,8 @@ from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext, off_response
 from agent.topology import gpu_addresses
 from agent.untyped import JsonDocument
-from agent.worker import gpufaults
+from agent.usage import WorkerHolding
+from agent.worker import engine_windows, gpufaults
 from agent.worker.backoff import BackoffPolicy
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
 from agent.worker.engine_windows import EngineWindows
@@ -158,11 +159,27 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         # are this worker's loading progress.
         self.ctx.services.worker_model_of = self.model_of
         self.ctx.services.worker_startup_phase = self.startup_phase
+        # For the cost ledger: which GPUs each worker holds, and whether it serves.
+        self.ctx.services.worker_holdings = self.holdings
         await self._apply(self.ctx.config)
 
     def model_of(self, name: str) -> str | None:
         w = self.workers.get(name)
         return w.model if w is not None else None
+
+    def holdings(self) -> list[WorkerHolding]:
+        """Each worker's GPUs, held while its unit is active (starting, serving and
+        draining alike), and its requests in flight at vLLM's latest scrape."""
+        out = []
+        for w in self.workers.values():
+            in_flight: float | None = None
+            if w.scrape_up:
+                in_flight = sum(float(x.value) for x in w.vllm_samples
+                                if x.name in (engine_windows.RUNNING, engine_windows.WAITING)
+                                and isinstance(x.value, (int, float)))
+            out.append(WorkerHolding(w.settings.name, w.model or "", tuple(w.settings.gpus),
+                                     w.active_state in ACTIVE_STATES, in_flight))
+        return out
 
     def startup_phase(self, name: str, span_name: str, start_ns: int, end_ns: int) -> None:
         """A start-up span of worker `name` arrived (called from the span pipeline's

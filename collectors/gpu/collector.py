@@ -31,6 +31,7 @@ from agent.events import Event, now_ns
 from agent.samples import Sample
 from agent.topology import NodeTopology, sysfs_gpus
 from agent.untyped import Nvml
+from agent.usage import GpuUsage
 from collectors.gpu.events import EventThread
 from collectors.gpu.fields import normalize_bus_id
 from collectors.gpu.kmsg_follower import KmsgFollower
@@ -43,6 +44,7 @@ from collectors.gpu.specs import (
     GPU_CACHE_AGE_SECONDS,
     GPU_COUNT,
     GPU_DRIVER_INFO,
+    GPU_ENERGY_JOULES_TOTAL,
     GPU_EVENT_THREAD_UP,
     GPU_KERNEL_LOG_LOST_TOTAL,
     GPU_KERNEL_LOG_UP,
@@ -241,6 +243,8 @@ class GpuCollector(Collector):
         self.ctx.services.gpu_topology = self.topology
         # For the worker supervisor: which worker a GPU event (subject gpu:<uuid>) hits.
         self.ctx.services.gpu_index_of_uuid = self.index_of_uuid
+        # For the cost ledger: what each GPU did.
+        self.ctx.services.gpu_usage = self.usage
         self.ctx.log.info("GPU telemetry: %d GPU(s), driver %s, CUDA %s", len(devices), *driver)
 
     def _run(self) -> None:
@@ -401,6 +405,27 @@ class GpuCollector(Collector):
 
     def topology(self) -> NodeTopology:
         return node_topology(self.paths, self._nvml)
+
+    def usage(self) -> dict[int, GpuUsage]:
+        """Each GPU's model, utilization and energy counter from its latest read; a
+        GPU whose read is stale, stuck or lost has neither value."""
+        now = time.monotonic()
+        out: dict[int, GpuUsage] = {}
+        with self._lock:  # never held across an NVML call
+            for c in self._caches:
+                stuck = c.lane is not None and c.lane.busy_for(now) > self.settings.stuck_after
+                fresh = not c.lost and not stuck and c.fast_at is not None and now - c.fast_at <= self.settings.max_age
+                util = energy = None
+                if fresh:
+                    for s in c.fast:
+                        if not isinstance(s.value, float):
+                            continue
+                        if s.name == GPU_UTILIZATION_RATIO.name and s.labels.get("engine") == "gpu":
+                            util = s.value
+                        elif s.name == GPU_ENERGY_JOULES_TOTAL.name:
+                            energy = s.value
+                out[c.dev.index] = GpuUsage(c.dev.name, util, energy)
+        return out
 
     def index_of_uuid(self, uuid: str) -> int | None:
         return self._index_by_uuid.get(uuid)

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
 ALERTS = DASHBOARDS / "alerts.yml"
 ALERT_TESTS = DASHBOARDS / "tests" / "alerts_test.yml"
+RECORDING = DASHBOARDS / "recording.yml"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ def panels(dashboards: dict[str, dict[str, Any]] | None = None) -> Iterator[Pane
 def alert_rules(path: Path = ALERTS) -> list[dict[str, Any]]:
     doc = yaml.safe_load(path.read_text())
     return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def recording_rules(path: Path = RECORDING) -> list[dict[str, Any]]:
+    return alert_rules(path)
 
 
 _GRAFANA_VARS = {

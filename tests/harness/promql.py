@@ -17,7 +17,8 @@ _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([
 _RANGE = re.compile(r"\[[^\[\]]*\]")
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*(:[a-z]+)?\}?")
 _IDENT = re.compile(r"(?<![A-Za-z0-9_:.])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
-_NUMBER_UNIT = re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|d|w|y)?\b")
+# Not inside a name: recorded series such as infernode:worker_cost:rate5m end in digits.
+_NUMBER_UNIT = re.compile(r"(?<![A-Za-z0-9_:])\d+(\.\d+)?(e[+-]?\d+)?(ms|s|m|h|d|w|y)?\b")
 
 
 def metric_names(expr: str) -> set[str]:

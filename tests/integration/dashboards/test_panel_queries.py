@@ -68,6 +68,9 @@ explain:
     ttft: 10ms   # the stand-in answers in 20 ms: every request counts as slow
 bootstrap:
   manifest: /opt/infernode/src/examples/manifest.yaml
+cost:
+  default_gpu_hour_price: 2.49
+  interval: 1s
 collectors:
   ebpf:
     enabled: false

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.harness.grafana import ALERT_TESTS, ALERTS, alert_rules
+from tests.harness.grafana import ALERT_TESTS, ALERTS, RECORDING, alert_rules, recording_rules
 
 PROMTOOL = "/usr/bin/promtool"
 RULES = alert_rules()
@@ -25,6 +25,12 @@ def test_promtool_check_rules():
     assert f"SUCCESS: {len(RULES)} rules found" in p.stdout
 
 
+def test_promtool_check_recording_rules():
+    p = _promtool("check", "rules", str(RECORDING))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"SUCCESS: {len(recording_rules())} rules found" in p.stdout
+
+
 def test_promtool_test_rules():
     p = _promtool("test", "rules", str(ALERT_TESTS))
     assert p.returncode == 0, p.stdout + p.stderr
@@ -35,6 +41,7 @@ def test_promtool_test_rules_catches_a_broken_rule(tmp_path):
     """The unit tests are sharp: raising the fast-burn factor makes them fail."""
     rules = ALERTS.read_text().replace("(14.4 * 0.01)", "(40 * 0.01)")
     (tmp_path / "alerts.yml").write_text(rules)
+    (tmp_path / "recording.yml").write_text(RECORDING.read_text())
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "alerts_test.yml").write_text(ALERT_TESTS.read_text())
     p = _promtool("test", "rules", str(tmp_path / "tests" / "alerts_test.yml"))
