@@ -15,6 +15,11 @@ class WorkerHolding:
     gpus: tuple[int, ...]  # NVML indices
     active: bool  # the worker's unit is active (starting, serving or draining): it holds its GPUs
     in_flight: float | None  # running + waiting requests at vLLM's last scrape; None when unknown
+    # When the unit last left and last entered "inactive" (CLOCK_MONOTONIC seconds, as
+    # time.monotonic()), from systemd; None when systemd did not say. They bound the
+    # time held more closely than the supervisor's ticks can.
+    since: float | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True)

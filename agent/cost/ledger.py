@@ -63,14 +63,41 @@ class WorkerBook:
     buckets: deque[tuple[float, Totals]] = field(default_factory=deque)
 
 
+def _held(before: WorkerHolding | None, after: WorkerHolding | None, t0: float, t1: float, floor: float) -> float:
+    """Seconds the worker held its GPUs from t0 to t1. systemd's own times of leaving
+    and entering "inactive" bound it where known; without them, the state at the
+    start of the interval stands for all of it. A unit first seen active is held
+    from its start (the supervisor sees a start up to a tick late), but never from
+    before `floor`, the agent's start."""
+    if after is not None and after.active:
+        start = t0
+        if before is None or not before.active:
+            start = max(floor, after.since) if after.since is not None else t1
+        elif after.since is not None and after.until is not None and t0 <= after.until <= after.since <= t1:
+            # Restarted within the interval: not held between stop and start.
+            return max(0.0, after.until - t0) + max(0.0, t1 - after.since)
+        return max(0.0, t1 - start)
+    if before is not None and before.active:
+        # Released within the interval: until the unit went inactive.
+        end = t1
+        if after is not None and after.until is not None and after.until >= t0:
+            end = min(t1, after.until)
+        return max(0.0, end - t0)
+    return 0.0
+
+
 class Ledger:
-    def __init__(self, prices: PriceBook, history_s: float, started_wall: float) -> None:
+    def __init__(self, prices: PriceBook, history_s: float, started_wall: float,
+                 started_mono: float | None = None) -> None:
         self.prices = prices
         self.history_s = history_s
         self.started_wall = started_wall
         self.books: dict[str, WorkerBook] = {}
         self.held: dict[int, str] = {}  # GPU index -> worker holding it, as of the last advance
-        self._last_mono: float | None = None
+        # The first advance books from the agent's start (a worker it started since
+        # then was held from the unit's start); without it, from the first advance.
+        self._last_mono: float | None = started_mono
+        self._floor: float | None = started_mono  # set at the first advance when not given
         self._holdings: list[WorkerHolding] = []
         self._energy: dict[int, float] = {}
         self._tokens: dict[str, TokenTotals] = {}
@@ -78,46 +105,53 @@ class Ledger:
     def advance(self, mono: float, wall: float, holdings: Iterable[WorkerHolding],
                 usage: Mapping[int, GpuUsage], tokens: Mapping[str, TokenTotals]) -> None:
         holdings = list(holdings)
-        dt = 0.0 if self._last_mono is None else max(0.0, mono - self._last_mono)
         delta: dict[str, Totals] = {}
         finished: dict[str, int] = {}
         for worker, now in tokens.items():
-            before = self._tokens.get(worker)
-            if before is None or now.requests < before.requests or now.prompt < before.prompt \
-                    or now.completion < before.completion:
+            seen = self._tokens.get(worker)
+            if seen is None or now.requests < seen.requests or now.prompt < seen.prompt \
+                    or now.completion < seen.completion:
                 # The pipeline's totals start at 0 with it: all of them are new (also
                 # after it restarted, when they went back).
-                before = TokenTotals(0, 0, 0)
+                seen = TokenTotals(0, 0, 0)
             t = delta.setdefault(worker, Totals())
-            t.prompt_tokens += max(0, now.prompt - before.prompt)
-            t.completion_tokens += max(0, now.completion - before.completion)
-            t.requests += max(0, now.requests - before.requests)
+            t.prompt_tokens += max(0, now.prompt - seen.prompt)
+            t.completion_tokens += max(0, now.completion - seen.completion)
+            t.requests += max(0, now.requests - seen.requests)
             finished[worker] = t.requests
         current = {h.worker: h for h in holdings}
-        for h in self._holdings:  # the state at the start of the interval
-            if not h.active or not h.gpus or dt <= 0:
+        previous = {h.worker: h for h in self._holdings}
+        t0 = self._last_mono if self._last_mono is not None else mono  # the first advance books no time
+        if self._floor is None:
+            self._floor = t0
+        floor = self._floor
+        for worker in sorted({*current, *previous}):
+            held = _held(previous.get(worker), current.get(worker), t0, mono, floor)
+            if held <= 0:
                 continue
-            t = delta.setdefault(h.worker, Totals())
+            h = current.get(worker) or previous[worker]
+            before, after = previous.get(worker), current.get(worker)
+            t = delta.setdefault(worker, Totals())
             n = len(h.gpus)
-            t.gpu_seconds += dt * n
-            after = current.get(h.worker)
-            served = (h.in_flight or 0) > 0 or (after is not None and (after.in_flight or 0) > 0) \
-                or finished.get(h.worker, 0) > 0
-            known = h.in_flight is not None and (after is None or after.in_flight is not None)
-            if known and not served:
-                t.idle_seconds += dt * n
+            t.gpu_seconds += held * n
+            flights = [x.in_flight for x in (before, after) if x is not None]
+            served = any((f or 0) > 0 for f in flights) or finished.get(worker, 0) > 0
+            if flights and all(f is not None for f in flights) and not served:
+                t.idle_seconds += held * n
             for gpu in h.gpus:
                 u = usage.get(gpu)
                 if u is not None and u.utilization is not None:
-                    t.busy_seconds += dt * min(1.0, max(0.0, u.utilization))
+                    t.busy_seconds += held * min(1.0, max(0.0, u.utilization))
                 price = self.prices.gpu_hour(u.model_name if u is not None else UNKNOWN_MODEL)
                 if price is not None:
-                    t.cost_gpu += dt / 3600.0 * price
+                    t.cost_gpu += held / 3600.0 * price
                 e0, e1 = self._energy.get(gpu), u.energy_joules if u is not None else None
                 if e0 is not None and e1 is not None and e1 >= e0:
-                    t.energy_joules += e1 - e0
+                    # The counter's rise over the whole interval, in the share of it held.
+                    e = (e1 - e0) * min(1.0, held / (mono - t0)) if mono > t0 else 0.0
+                    t.energy_joules += e
                     if self.prices.kwh is not None:
-                        t.cost_energy += (e1 - e0) / 3.6e6 * self.prices.kwh
+                        t.cost_energy += e / 3.6e6 * self.prices.kwh
         for worker, t in delta.items():
             self._book(worker, current.get(worker), t, wall)
         self._energy = {gpu: u.energy_joules for gpu, u in usage.items() if u.energy_joules is not None}

@@ -54,7 +54,7 @@ class CostSubsystem(Subsystem[CostConfig]):
         self.settings: CostSettings = ctx.config.cost
         self.configured_gpus = sorted({g for w in ctx.config.workers for g in w.gpus})
         self.prices = PriceBook(self.settings)
-        self.ledger = Ledger(self.prices, self.settings.history, time.time())
+        self.ledger = Ledger(self.prices, self.settings.history, time.time(), time.monotonic())
         self._usage: dict[int, GpuUsage] = {}
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()

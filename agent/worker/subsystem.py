@@ -92,6 +92,9 @@ class WorkerRuntime:
     scrape_task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     windows: EngineWindows | None = None
+    # systemd's monotonic times the unit last left and entered "inactive" (seconds).
+    held_since: float | None = None
+    held_until: float | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.task, self.scrape_task) if t is not None]
@@ -178,7 +181,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
                                 if x.name in (engine_windows.RUNNING, engine_windows.WAITING)
                                 and isinstance(x.value, (int, float)))
             out.append(WorkerHolding(w.settings.name, w.model or "", tuple(w.settings.gpus),
-                                     w.active_state in ACTIVE_STATES, in_flight))
+                                     w.active_state in ACTIVE_STATES, in_flight, w.held_since, w.held_until))
         return out
 
     def startup_phase(self, name: str, span_name: str, start_ns: int, end_ns: int) -> None:
@@ -334,13 +337,16 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
     async def _tick(self, w: WorkerRuntime) -> None:
         s = w.settings
         try:
-            show = await self.systemctl.show(w.unit, "ActiveState", "MainPID", "ExecMainCode", "ExecMainStatus")
+            show = await self.systemctl.show(w.unit, "ActiveState", "MainPID", "ExecMainCode", "ExecMainStatus",
+                                         "InactiveExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
         except SystemctlError as e:
             w.last_problem = str(e)
             w.up = w.serving = False
             return
         w.active_state = show.get("ActiveState", "unknown")
         w.main_pid = int(show.get("MainPID", "0") or 0)
+        w.held_since = _monotonic_s(show.get("InactiveExitTimestampMonotonic"))
+        w.held_until = _monotonic_s(show.get("InactiveEnterTimestampMonotonic"))
         active = w.active_state in ACTIVE_STATES and w.active_state != "deactivating"
         if (not active and w.policy.phase is WorkerPhase.STARTING and show.get("ExecMainCode") == CLD_EXITED
                 and show.get("ExecMainStatus") == USAGE_EXIT_STATUS):
@@ -685,6 +691,15 @@ def doctor_rows(statuses: Iterable[dict[str, Any]]) -> list[DoctorRow]:
         else:
             rows.append(DoctorRow("worker", name, "fail", why, f"journalctl -u {w.get('unit', '')}"))
     return rows
+
+
+def _monotonic_s(usec: str | None) -> float | None:
+    """systemd's *TimestampMonotonic (microseconds, 0 for never) -> seconds."""
+    try:
+        v = int(usec or 0)
+    except ValueError:
+        return None
+    return v / 1e6 if v > 0 else None
 
 
 def _seconds_query(request: web.Request, key: str) -> float | None:

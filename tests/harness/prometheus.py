@@ -8,12 +8,13 @@
         series = prom.wait_for_series('up{job="infernode"} == 1')
         exemplars = prom.query_exemplars('my_bucket', start, end)
 
-`Prometheus.start(jobs, workdir, scrape_interval="1s", extra_flags=(), scrape_configs=())`
+`Prometheus.start(jobs, workdir, scrape_interval="1s", extra_flags=(), scrape_configs=(), rule_files=())`
 writes prometheus.yml and a TSDB dir under `workdir`, starts Prometheus on a free
 loopback port and waits for /-/ready. `jobs` maps a job name to "host:port"
 targets scraped at /metrics; `scrape_configs` adds raw scrape_config dicts for
 anything else (another metrics_path, params). `extra_flags` go on the command line,
-e.g. ["--enable-feature=exemplar-storage"]. `stop()` (or leaving the `with`) ends
+e.g. ["--enable-feature=exemplar-storage"]; `rule_files` are loaded and evaluated at
+the scrape interval. `stop()` (or leaving the `with`) ends
 the process; the files stay in `workdir` for post-mortems.
 
 `promtool_check_metrics(body)` runs `promtool check metrics` on an exposition and
@@ -78,6 +79,7 @@ class Prometheus:
         extra_flags: Iterable[str] = (),
         scrape_configs: Iterable[Mapping[str, Any]] = (),
         ready_timeout: float = 60.0,
+        rule_files: Iterable[Path] = (),
     ) -> Prometheus:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,9 @@ class Prometheus:
                 {"job_name": job, "static_configs": [{"targets": list(targets)}]} for job, targets in jobs.items()
             ] + [dict(c) for c in scrape_configs],
         }
+        rules = [str(Path(r).resolve()) for r in rule_files]
+        if rules:
+            config["rule_files"] = rules
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         check = subprocess.run([PROMTOOL, "check", "config", str(config_path)], capture_output=True, text=True)

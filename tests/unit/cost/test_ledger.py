@@ -113,3 +113,32 @@ def test_window_counts_whole_minute_buckets_and_history_is_bounded() -> None:
     assert led.window(60, now)["w0"].gpu_seconds == pytest.approx(3 * 30 * 2)
     assert led.window(3600, now)["w0"].gpu_seconds < led.books["w0"].totals.gpu_seconds, "history is 2 min"
     assert led.covered_seconds(now) == 120
+
+
+def test_systemd_times_bound_the_time_held_within_a_booking_interval() -> None:
+    led = ledger(default_gpu_hour_price=3.6)
+    rows = [
+        (0, WorkerHolding("w0", "m", (0,), False, None, None, None)),
+        (10, WorkerHolding("w0", "m", (0,), True, None, 3.5, None)),    # unit left inactive at 3.5
+        (20, WorkerHolding("w0", "m", (0,), True, 0, 3.5, None)),
+        (30, WorkerHolding("w0", "m", (0,), False, 0, 3.5, 22.0)),       # and entered it again at 22
+        (40, WorkerHolding("w0", "m", (0,), False, None, 3.5, 22.0)),
+    ]
+    for t, h in rows:
+        led.advance(float(t), WALL0 + t, [h], {0: GpuUsage(H100, 1.0, None)}, {})
+    t = led.books["w0"].totals
+    assert t.gpu_seconds == pytest.approx(22.0 - 3.5)
+    assert t.busy_seconds == pytest.approx(22.0 - 3.5)
+    assert t.cost_gpu == pytest.approx((22.0 - 3.5) * 0.001)
+
+
+def test_a_restart_between_two_bookings_is_not_held_while_the_unit_was_down() -> None:
+    led = ledger(default_gpu_hour_price=3.6)
+    rows = [
+        (0, WorkerHolding("w0", "m", (0,), True, 0, -100.0, None)),
+        (10, WorkerHolding("w0", "m", (0,), True, 0, 6.0, 4.0)),  # down from 4 to 6
+        (20, WorkerHolding("w0", "m", (0,), True, 0, 6.0, 4.0)),
+    ]
+    for t, h in rows:
+        led.advance(float(t), WALL0 + t, [h], {0: GpuUsage(H100, 0.0, None)}, {})
+    assert led.books["w0"].totals.gpu_seconds == pytest.approx(4.0 + 4.0 + 10.0)
