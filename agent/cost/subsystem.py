@@ -33,6 +33,7 @@ from agent.cost.specs import (
     WORKER_GPU_SECONDS_TOTAL,
 )
 from agent.doctor_row import DoctorRow
+from agent.paths import Paths
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext, off_response
 from agent.usage import GpuUsage
@@ -186,7 +187,33 @@ class CostSubsystem(Subsystem[CostConfig]):
                                                    f"{MAX_SINCE_S} seconds"}, status=400)
             return web.json_response(self.report(since))
 
+        async def doctor(_: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off_response("no workers in the config: there is nothing to account")
+            return web.json_response({"rows": [r.to_json() for r in self.doctor()]})
+
         app.router.add_get("/cost", cost)
+        app.router.add_get("/cost/doctor", doctor)
+
+    @classmethod
+    def doctor_offline(cls, config: CostConfig, paths: Paths) -> list[DoctorRow]:
+        """The running agent's rows (it knows the node's GPU models); the config's
+        alone when it cannot be asked."""
+        if not config.workers:
+            return []
+        from agent.worker.cli import agent_base_url, fetch_json
+
+        url = agent_base_url(config.server.listen) + "/cost/doctor"
+        try:
+            rows = fetch_json(url, timeout=3).get("rows", [])
+            return [DoctorRow(r["subsystem"], r["item"], r["status"], r["detail"], r.get("fix", "")) for r in rows]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if not config.cost.priced:
+            return [DoctorRow("cost", "prices", "warn", "no price configured: cost metrics are absent",
+                              "set cost.gpu_hour_price (per GPU model) or cost.default_gpu_hour_price")]
+        return [DoctorRow("cost", "prices", "ok", f"configured in {config.cost.currency} (the agent was not asked "
+                          "which GPU models it prices)")]
 
 
 def _row(worker: str, model: str, t: Totals, priced: bool) -> dict[str, Any]:

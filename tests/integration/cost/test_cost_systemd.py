@@ -30,7 +30,7 @@ PRICE_GPU_HOUR = 3.6  # EUR: 0.001 a GPU-second
 PRICE_KWH = 0.36  # EUR: 1e-7 a joule
 GPU0_WATTS = 520.0  # the double's GPU 0 (h100_sxm_8x.json), its energy counter following it
 GPU0_UTIL = 0.90
-LOAD_SECONDS = 24
+LOAD_SECONDS = 30
 STEADY_AFTER = 4  # seconds of load before Prometheus starts scraping
 WORKER = "infernode-worker@w0.service"
 
@@ -163,3 +163,5 @@ def test_cost_report_and_recorded_cost_per_million_tokens_match_the_load(node, t
     assert w["cost_per_million_tokens"] == pytest.approx(w["cost"] / (prompt + completion) * 1e6, rel=1e-6)
     table = c.run("/opt/infernode/bin/infernode", "cost", "--since", "1h").stdout
     assert "w0" in table and "EUR / M TOKENS" in table
+    doctor = c.run("/opt/infernode/bin/infernode", "doctor", check=False).stdout
+    assert any(line.split()[:3] == ["cost", "prices", "OK"] for line in doctor.splitlines()), doctor

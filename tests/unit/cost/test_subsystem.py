@@ -120,3 +120,11 @@ def test_cost_cli_rejects_a_bad_window_before_asking_the_agent() -> None:
 def test_cost_cli_says_when_the_agent_is_not_running() -> None:
     r = CliRunner().invoke(main, ["cost", "--url", "http://127.0.0.1:9"])
     assert r.exit_code == 3 and "cannot reach the agent" in r.output
+
+
+def test_doctor_offline_without_a_running_agent_reads_the_config(tmp_path) -> None:
+    cfg = Config.model_validate({"server": {"listen": "127.0.0.1:9"},
+                                 "workers": [{"name": "w0", "gpus": [0], "port": 8000, "command": ["/bin/true"]}]})
+    rows = CostSubsystem.doctor_offline(cfg, Paths(Path("/")))
+    assert [(r.item, r.status) for r in rows] == [("prices", "warn")] and "cost.default_gpu_hour_price" in rows[0].fix
+    assert CostSubsystem.doctor_offline(Config.model_validate({}), Paths(Path("/"))) == []
