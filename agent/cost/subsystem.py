@@ -217,7 +217,6 @@ class CostSubsystem(Subsystem[CostConfig]):
 
 
 def _row(worker: str, model: str, t: Totals, priced: bool) -> dict[str, Any]:
-    tokens = t.prompt_tokens + t.completion_tokens
     cost = t.cost if priced and t.cost > 0 else None
     return {
         "worker": worker, "model_name": model,
@@ -229,7 +228,7 @@ def _row(worker: str, model: str, t: Totals, priced: bool) -> dict[str, Any]:
         "cost": cost,
         "cost_gpu": t.cost_gpu if cost is not None else None,
         "cost_energy": t.cost_energy if cost is not None and t.cost_energy > 0 else None,
-        "cost_per_million_tokens": cost / tokens * 1e6 if cost is not None and tokens else None,
+        "cost_per_million_tokens": t.cost_per_million_tokens() if cost is not None else None,
         "cost_per_million_completion_tokens":
             cost / t.completion_tokens * 1e6 if cost is not None and t.completion_tokens else None,
     }

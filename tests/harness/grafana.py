@@ -64,6 +64,7 @@ def recording_rules(path: Path = RECORDING) -> list[dict[str, Any]]:
 _GRAFANA_VARS = {
     "$__rate_interval": "30s",
     "$__interval": "15s",
+    "$__range": "5m",
 }
 _TEMPLATE_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
@@ -72,4 +73,5 @@ def concrete(expr: str, rate_interval: str = "30s") -> str:
     """The expression with Grafana's interval variables set and every template
     variable (`$instance`, `$gpu`, `$worker`) replaced by its "All" value, `.*`."""
     out = expr.replace("$__rate_interval", rate_interval).replace("$__interval", _GRAFANA_VARS["$__interval"])
+    out = out.replace("$__range", _GRAFANA_VARS["$__range"])
     return _TEMPLATE_VAR.sub(".*", out)
