@@ -35,4 +35,21 @@ if ((${#missing[@]})); then
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# tuned's profile files, for the test that checks docs/tuning.md's comparison against
+# them: the package is unpacked, not installed (its daemon would tune this host).
+TUNED_CACHE=/var/cache/infernode-tests/tuned
+if [ ! -f "$TUNED_CACHE/usr/lib/tuned/cpu-partitioning/tuned.conf" ] && [ ! -d /usr/lib/tuned/cpu-partitioning ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=300 download -qq tuned >/dev/null 2>&1); then
+      mkdir -p "$TUNED_CACHE"
+      dpkg-deb -x "$tmp"/tuned_*.deb "$TUNED_CACHE"
+      echo "setup-os: unpacked tuned's profiles into $TUNED_CACHE"
+    else
+      echo "setup-os: could not download tuned; the tuned comparison test will skip" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+fi
+
 bash "$(dirname "$0")/setup-ebpf-env.sh"

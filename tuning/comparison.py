@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import configparser
 
-TUNED_PROFILES = ("latency-performance", "network-latency", "throughput-performance", "accelerator-performance")
+TUNED_PROFILES = ("latency-performance", "network-latency", "throughput-performance", "accelerator-performance",
+                  "cpu-partitioning")
 
 # tuned's effective values (includes resolved) for the options we map, as the
 # 2.20 files write them; absent: the profile does not set the option.
@@ -34,6 +35,22 @@ TUNED_VALUES: dict[str, dict[str, str]] = {
         "cpu.governor": "performance", "cpu.energy_perf_bias": "performance", "cpu.force_latency": "99",
         "disk.readahead": ">4096",
         "sysctl.vm.dirty_ratio": "40", "sysctl.vm.dirty_background_ratio": "10", "sysctl.vm.swappiness": "10",
+    },
+    # network-latency's values (it includes it) and its own [sysctl], [sysfs], [systemd]
+    # and [irqbalance]; ${...} are tuned's variables over its isolated_cores.
+    "cpu-partitioning": {
+        "cpu.governor": "performance", "cpu.energy_perf_bias": "performance",
+        "cpu.force_latency": "cstate.id_no_zero:1|3",
+        "sysctl.vm.dirty_ratio": "10", "sysctl.vm.dirty_background_ratio": "3", "sysctl.vm.swappiness": "10",
+        "vm.transparent_hugepages": "never",
+        "sysctl.net.core.busy_read": "50", "sysctl.net.core.busy_poll": "50",
+        "sysctl.net.ipv4.tcp_fastopen": "3", "sysctl.kernel.numa_balancing": "0",
+        "sysctl.kernel.hung_task_timeout_secs": "600", "sysctl.kernel.nmi_watchdog": "0",
+        "sysctl.vm.stat_interval": "10", "sysctl.kernel.timer_migration": "0",
+        "sysfs./sys/bus/workqueue/devices/writeback/cpumask": "${not_isolated_cpumask}",
+        "sysfs./sys/devices/virtual/workqueue/cpumask": "${not_isolated_cpumask}",
+        "systemd.cpu_affinity": "${not_isolated_cores_expanded}",
+        "irqbalance.banned_cpus": "${isolated_cores}",
     },
 }
 
@@ -86,9 +103,69 @@ MAPPING: dict[str, tuple[str, str]] = {
         "", "tuned's cpu-partitioning isolates cores by boot parameters; we steer NIC IRQs to the "
             "NIC-local housekeeping CPUs at run time instead."),
     "irqbalance.banned_cpus": (
-        "", "Like cpu-partitioning's [irqbalance] banned_cpus, with the inference CPU set as the isolated cores."),
+        "irqbalance.banned_cpus",
+        "As cpu-partitioning, with the inference CPU set as the isolated cores."),
+    "kernel.timer_migration": ("sysctl.kernel.timer_migration", "As cpu-partitioning (inference-isolated)."),
+    "vm.stat_interval": ("sysctl.vm.stat_interval", "As cpu-partitioning (inference-isolated)."),
+    "kernel.nmi_watchdog": ("sysctl.kernel.nmi_watchdog", "As cpu-partitioning (inference-isolated)."),
+    "kernel.hung_task_timeout_secs": (
+        "sysctl.kernel.hung_task_timeout_secs",
+        "As cpu-partitioning (inference-isolated), as a floor: a site's longer timeout is kept."),
+    "workqueue.cpumask": (
+        "sysfs./sys/devices/virtual/workqueue/cpumask",
+        "As cpu-partitioning, over the housekeeping CPUs (its non-isolated cores)."),
+    "workqueue.writeback_cpumask": (
+        "sysfs./sys/bus/workqueue/devices/writeback/cpumask",
+        "As cpu-partitioning, over the housekeeping CPUs."),
+    "systemd.cpu_affinity": (
+        "systemd.cpu_affinity",
+        "As cpu-partitioning, over the housekeeping CPUs; the worker unit's own CPUAffinity= keeps it on "
+        "the inference CPUs."),
     "block.scheduler": ("", "tuned leaves the scheduler; NVMe needs none."),
     "block.read_ahead_kb": ("disk.readahead", "As throughput/accelerator-performance (KiB, >4096 there, >=4096 here)."),
+}
+
+
+# Options of those five profiles that no tunable maps, and why (a test checks that
+# every option of the installed files is mapped, explained or one of tuned's variables).
+EXPLAINED: dict[str, str] = {
+    "cpu.min_perf_pct": (
+        "Not set: intel_pstate's floor at 100% keeps idle cores at full frequency; with the performance "
+        "governor and EPP a loaded core already runs at its maximum, and an idle node waiting for traffic "
+        "saves the power."),
+    "scheduler.sched_min_granularity_ns": (
+        "Gone from the kernels inference nodes run: moved to debugfs in 5.13 and removed with EEVDF in 6.6."),
+    "scheduler.sched_wakeup_granularity_ns": "As sched_min_granularity_ns.",
+    "scheduler.isolated_cores": (
+        "tuned moves every running process off the isolated cores. infernode pins the worker to the "
+        "inference CPUs and (inference-isolated) starts every other service on the housekeeping CPUs "
+        "(systemd.cpu_affinity); a process started before keeps its CPUs until restarted."),
+    "scheduler.ps_blacklist": "Part of tuned's process moving (scheduler.isolated_cores), which infernode does not do.",
+    "sysfs./sys/devices/virtual/workqueue/*/cpumask": (
+        "Covered by workqueue.cpumask: the global unbound mask limits every unbound workqueue's own mask."),
+    "sysfs./sys/devices/system/machinecheck/machinecheck*/ignore_ce": (
+        "Left alone: ignoring corrected machine-check errors removes the early warning of a failing DIMM or "
+        "cache, and the poll it saves runs once every 5 minutes per CPU."),
+    "bootloader.cmdline_network_latency": (
+        "Boot parameters (here skew_tick=1) need the boot loader and a reboot window: not applied yet."),
+    "bootloader.cmdline_cpu_part": (
+        "Boot parameters (nohz_full, rcu_nocbs, isolcpus, intel_pstate=disable, nosoftlockup): not applied "
+        "yet; intel_pstate=disable would also end the EPP tunable (cpu.energy_performance_preference)."),
+    "bootloader.initrd_add_dir": "cpu-partitioning's initrd for its boot parameters; infernode changes nothing at boot.",
+    "bootloader.initrd_dst_img": "As bootloader.initrd_add_dir.",
+    "bootloader.initrd_remove_dir": "As bootloader.initrd_add_dir.",
+    "bootloader.priority": "tuned's plugin ordering, not a setting.",
+    "script.script": "cpu-partitioning's script.sh builds that initrd; infernode runs no scripts.",
+    "script.priority": "tuned's plugin ordering, not a setting.",
+    "sysctl.thunderx.cpuinfo_regex": (
+        "throughput-performance's section for Cavium ThunderX (aarch64) CPUs only."),
+    "sysctl.thunderx.kernel.numa_balancing": "As sysctl.thunderx.cpuinfo_regex.",
+    "sysctl.thunderx.type": "As sysctl.thunderx.cpuinfo_regex.",
+    "sysctl.thunderx.uname_regex": "As sysctl.thunderx.cpuinfo_regex.",
+    "vm.thunderx.cpuinfo_regex": "As sysctl.thunderx.cpuinfo_regex.",
+    "vm.thunderx.transparent_hugepages": "As sysctl.thunderx.cpuinfo_regex.",
+    "vm.thunderx.type": "As sysctl.thunderx.cpuinfo_regex.",
+    "vm.thunderx.uname_regex": "As sysctl.thunderx.cpuinfo_regex.",
 }
 
 

@@ -56,7 +56,7 @@ def _cell(text: str) -> str:
 
 
 def render_tuning_doc() -> str:
-    from tuning.comparison import MAPPING, TUNED_PROFILES, TUNED_VALUES
+    from tuning.comparison import EXPLAINED, MAPPING, TUNED_PROFILES, TUNED_VALUES
     from tuning.profiles import load_profile, shipped_profiles
     from tuning.registry import tunable_classes
 
@@ -76,6 +76,12 @@ def render_tuning_doc() -> str:
         theirs = [_cell(TUNED_VALUES[t].get(tuned_key, "—")) if tuned_key else "—" for t in TUNED_PROFILES]
         label = f"`{cls.name}`" + (f" (tuned `{tuned_key}`)" if tuned_key else "")
         out.append("| " + " | ".join([label, *ours, *theirs, _cell(why)]) + " |")
+    out.append("\nWhat those five tuned profiles set that no infernode tunable covers, and why "
+               "(tuned's `[variables]` aside):\n")
+    out.append("| tuned option | why not |")
+    out.append("|---|---|")
+    for key, why in EXPLAINED.items():
+        out.append(f"| `{key}` | {_cell(why)} |")
     out.append("\n## Tunables\n")
     for cls in tunable_classes():
         out.append(f"### `{cls.name}`\n")

@@ -1,6 +1,6 @@
 """Every tunable, in the order the engine plans and applies them (and rolls back
-in reverse): memory and CPU policy first, then the network stack, then NICs, then
-block devices."""
+in reverse): memory and CPU policy first, then the kernel's housekeeping, then the
+network stack, then NICs, then block devices."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tuning.tunable import Tunable
 def tunable_classes() -> list[type[Tunable]]:
     from tuning.tunables.block import BlockReadAhead, BlockScheduler
     from tuning.tunables.cpu import CpuDmaLatency, CpuEnergyPerformancePreference, CpuGovernor
+    from tuning.tunables.isolation import SystemdCpuAffinity, WorkqueueCpumask, WorkqueueWritebackCpumask
     from tuning.tunables.memory import Hugepages1GPerNode, Hugepages2MPerNode, ThpDefrag, ThpEnabled
     from tuning.tunables.nic import IrqbalanceBannedCpus, NicChannels, NicIrqAffinity, NicMtu, NicRings
     from tuning.tunables.sysctl import SYSCTLS
@@ -18,6 +19,7 @@ def tunable_classes() -> list[type[Tunable]]:
         CpuGovernor, CpuEnergyPerformancePreference, CpuDmaLatency,
         ThpEnabled, ThpDefrag, Hugepages2MPerNode, Hugepages1GPerNode,
         *SYSCTLS,
+        WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity,
         NicMtu, NicChannels, NicRings, NicIrqAffinity, IrqbalanceBannedCpus,
         BlockScheduler, BlockReadAhead,
     ]

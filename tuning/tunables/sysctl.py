@@ -56,6 +56,22 @@ def _sysctl(key: str, family: str, check: Callable[[Desired], str | None], doc: 
 
 
 SYSCTLS: tuple[type[Sysctl], ...] = (
+    # Kernel housekeeping kept off the inference CPUs (tuned's cpu-partitioning).
+    _sysctl("kernel.timer_migration", "isolation", int_validator(0, 1),
+            "`kernel.timer_migration`: 0 keeps a timer on the CPU that armed it instead of "
+            "moving it to a busy CPU, so housekeeping timers do not land on inference CPUs "
+            "(cpu-partitioning sets 0)."),
+    _sysctl("vm.stat_interval", "isolation", int_validator(1, None),
+            "`vm.stat_interval`: seconds between the per-CPU VM statistics updates; 10 instead of "
+            "1 wakes every CPU, inference ones included, a tenth as often (cpu-partitioning sets 10)."),
+    _sysctl("kernel.nmi_watchdog", "isolation", int_validator(0, 1),
+            "`kernel.nmi_watchdog`: 0 stops the hard-lockup detector's periodic NMI on every CPU, "
+            "which interrupts inference threads (cpu-partitioning sets 0; the soft-lockup "
+            "detector stays)."),
+    _sysctl("kernel.hung_task_timeout_secs", "isolation", int_validator(0, None),
+            "`kernel.hung_task_timeout_secs`: seconds a task may stay in D state before the kernel "
+            "warns; 600, as cpu-partitioning, because a loaded inference node blocks tasks on I/O "
+            "(model loads from network storage) for longer than the default 120 without a hang."),
     _sysctl("vm.swappiness", "memory", int_validator(0, 200),
             "`vm.swappiness`: low, so model weights and the KV-cache host mirror stay in RAM "
             "rather than being swapped to make room for page cache."),

@@ -172,3 +172,34 @@ def test_latency_cap_holds_only_while_the_file_is_open():
         holder.release()
     assert int(knob.read("system")) == before
     assert struct.calcsize("=i") == 4
+
+
+ISOLATION_FILES = (Path("/sys/devices/virtual/workqueue/cpumask"), Path("/sys/bus/workqueue/devices/writeback/cpumask"),
+                   Path("/proc/sys/kernel/timer_migration"), Path("/proc/sys/vm/stat_interval"),
+                   Path("/proc/sys/kernel/hung_task_timeout_secs"))
+
+
+def test_workqueue_masks_and_housekeeping_sysctls_on_this_kernel(tmp_path, host_state_free):
+    """The kernel renders these files itself: restored byte for byte means restored."""
+    present = [p for p in ISOLATION_FILES if p.exists()]
+    if len(present) < 4:
+        pytest.skip("this kernel lacks the workqueue masks or the sysctls")
+    raw = {p: p.read_bytes() for p in present}
+    (tmp_path / "iso.yaml").write_text(
+        "tunables:\n  workqueue.cpumask: \"0\"\n  workqueue.writeback_cpumask: \"0\"\n"
+        "  kernel.timer_migration: 0\n  vm.stat_interval: 10\n  kernel.hung_task_timeout_secs: \">=600\"\n")
+    engine = build_engine(HOST, TuningSettings(profile="iso", profile_dirs=[str(tmp_path)]))
+    try:
+        changed, _ = engine.apply()
+        assert Path("/sys/devices/virtual/workqueue/cpumask").read_text().strip().lstrip("0,") == "1"
+        assert Path("/proc/sys/vm/stat_interval").read_text() == "10\n"
+        assert engine.verify() == []
+        assert {r.tunable for r in changed} <= {"workqueue.cpumask", "workqueue.writeback_cpumask",
+                                                "kernel.timer_migration", "vm.stat_interval",
+                                                "kernel.hung_task_timeout_secs"}
+        rollback(engine)
+    finally:
+        for p, b in raw.items():
+            if p.read_bytes() != b:
+                p.write_bytes(b)
+    assert {p: p.read_bytes() for p in present} == raw

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 # The composition root and what sits with it (it names plugins, or runs them).
 ROOT = {"agent.plugins", "agent.config", "agent.config_docs", "agent.telemetry", "agent.daemon", "agent.server",
         "agent.cli", "agent.doctor", "agent.docs"}
-PLUGIN_PACKAGES = ("collectors", "tuning", "agent.worker", "agent.tracing", "agent.bootstrap")
+PLUGIN_PACKAGES = ("collectors", "tuning", "agent.worker", "agent.tracing", "agent.bootstrap", "agent.cost")
 
 
 def layer(module: str) -> str:

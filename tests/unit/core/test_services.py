@@ -34,6 +34,6 @@ def test_a_stopped_gpu_collector_leaves_no_provider_behind() -> None:
     rt = CollectorRuntime([c], Catalog(), {"gpu": 5.0})
     rt.start()
     assert c.wait_first_poll(10)
-    assert sorted(services.published()) == ["gpu_index_of_uuid", "gpu_open_events", "gpu_topology"]
+    assert sorted(services.published()) == ["gpu_index_of_uuid", "gpu_open_events", "gpu_topology", "gpu_usage"]
     rt.stop()
     assert services.published() == []
