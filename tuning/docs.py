@@ -48,6 +48,18 @@ The **inference CPU set** is the GPUs' local CPUs minus the housekeeping CPUs
 (`tuning.housekeeping_cpus`, default the first core and its SMT siblings of each
 NUMA node); NIC interrupts go to housekeeping CPUs, irqbalance is kept off the
 inference set, and the worker unit is pinned to it (`infernode tune cpuset`).
+
+**When to use `inference-isolated`.** It is `inference-latency` plus what tuned's
+cpu-partitioning does at run time to keep the kernel's and the OS's own work off the
+inference CPUs: unbound and writeback workqueues on the housekeeping CPUs, systemd
+starting every service there (`systemd.cpu_affinity`; the worker's own pinning
+wins), no timer migration, VM statistics every 10 s, no NMI watchdog. Use it where
+the p99 of TTFT or TPOT matters at the millisecond and the housekeeping CPUs (one
+core per NUMA node by default; more with `tuning.housekeeping_cores_per_node`) can
+carry sshd, journald, the agent and the kernel's deferred work: `infernode explain`
+naming run-queue waits behind non-inference threads is the sign. Services already
+running keep their CPUs until they are restarted (or the node reboots). Boot
+parameters (`isolcpus`, `nohz_full`, `rcu_nocbs`) are not applied by any profile yet.
 """
 
 
