@@ -158,6 +158,23 @@ def int_validator(lo: int | None = None, hi: int | None = None) -> Callable[[Des
     return check
 
 
+def symbol_or_cpulist(symbol: str) -> Callable[[Desired], str | None]:
+    """A checker for `symbol` ("local", "housekeeping") or a non-empty CPU list."""
+    from agent.cpulist import CpuListError, parse_cpulist
+
+    def check(d: Desired) -> str | None:
+        if d.kind == "exact" and d.text == symbol:
+            return None
+        try:
+            if d.kind == "exact" and parse_cpulist(d.text):
+                return None
+        except CpuListError:
+            pass
+        return f"'{symbol}' or a CPU list like 0-3,8 (got {d.text!r})"
+
+    return check
+
+
 def choice_validator(choices: tuple[str, ...]) -> Callable[[Desired], str | None]:
     def check(d: Desired) -> str | None:
         if d.kind not in ("exact", "anyof") or any(o not in choices for o in d.options):

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
+from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired, parse_desired
-from tuning.tunable import Tunable, TunableError, Unsupported, read_file, write_file
+from tuning.tunable import Tunable, TunableError, Unsupported, read_file, symbol_or_cpulist, write_file
 
 ABSENT = "\0absent"
 
 
-def _housekeeping_or_cpulist(d: Desired) -> str | None:
-    if d.kind == "exact" and d.text == "housekeeping":
-        return None
-    try:
-        if d.kind == "exact" and parse_cpulist(d.text):
-            return None
-    except CpuListError:
-        pass
-    return f"'housekeeping' or a CPU list like 0-3,8 (got {d.text!r})"
+_housekeeping_or_cpulist = symbol_or_cpulist("housekeeping")
 
 
 def mask_to_cpus(text: str) -> frozenset[int]:

@@ -18,6 +18,7 @@ from tuning.tunable import (
     Unsupported,
     int_validator,
     read_file,
+    symbol_or_cpulist,
     write_file,
 )
 
@@ -198,19 +199,7 @@ class NicIrqAffinity(Tunable):
 
     name = "nic.irq_affinity"
     family = "network"
-
-    @staticmethod
-    def _check_value(d: Desired) -> str | None:
-        if d.kind == "exact" and d.text == "local":
-            return None
-        try:
-            if d.kind == "exact" and parse_cpulist(d.text):
-                return None
-        except CpuListError:
-            pass
-        return f"'local' or a CPU list like 0-3,8 (got {d.text!r})"
-
-    checker = _check_value
+    checker = staticmethod(symbol_or_cpulist("local"))
 
     def targets(self) -> list[str]:
         out = []
