@@ -258,11 +258,12 @@ class GpuCollector(Collector):
                 slow = now >= next_slow
                 try:
                     self.refresh(slow=slow)
+                    if slow:
+                        self._check_driver()
                 except Exception:  # noqa: BLE001 - the poll thread must outlive any one pass
                     self.ctx.log.exception("GPU poll pass failed")
                 if slow:
                     next_slow = now + self.settings.slow_poll_interval
-                    self._check_driver()
             self._first_pass.set()
             self._stop.wait(self.settings.poll_interval)
 
