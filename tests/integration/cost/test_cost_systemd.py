@@ -30,8 +30,8 @@ PRICE_GPU_HOUR = 3.6  # EUR: 0.001 a GPU-second
 PRICE_KWH = 0.36  # EUR: 1e-7 a joule
 GPU0_WATTS = 520.0  # the double's GPU 0 (h100_sxm_8x.json), its energy counter following it
 GPU0_UTIL = 0.90
-LOAD_SECONDS = 30
-STEADY_AFTER = 4  # seconds of load before Prometheus starts scraping
+LOAD_SECONDS = 22
+STEADY_AFTER = 3  # seconds of load before Prometheus starts scraping
 WORKER = "infernode-worker@w0.service"
 
 
