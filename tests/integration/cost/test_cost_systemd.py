@@ -30,8 +30,8 @@ PRICE_GPU_HOUR = 3.6  # EUR: 0.001 a GPU-second
 PRICE_KWH = 0.36  # EUR: 1e-7 a joule
 GPU0_WATTS = 520.0  # the double's GPU 0 (h100_sxm_8x.json), its energy counter following it
 GPU0_UTIL = 0.90
-LOAD_SECONDS = 22
-STEADY_AFTER = 3  # seconds of load before Prometheus starts scraping
+LOAD_SECONDS = 30
+STEADY_AFTER = 4  # seconds of load before Prometheus starts scraping
 WORKER = "infernode-worker@w0.service"
 
 
@@ -115,11 +115,11 @@ def test_cost_report_and_recorded_cost_per_million_tokens_match_the_load(node, t
     time.sleep(STEADY_AFTER)
     with promh.Prometheus.start({"infernode": [f"{addr}:9480"]}, tmp_path / "prom",
                                 rule_files=[REPO / "dashboards" / "recording.yml"]) as prom:
-        t_scrape = time.time()
         prom.wait_for_target_up("infernode", timeout=30)
         time.sleep(LOAD_SECONDS - STEADY_AFTER - 6)  # well inside the load
-        t_query = time.time()
         got = prom.query('infernode:worker_cost_per_million_tokens:1h{worker="w0"}')
+        # The span of Prometheus's own samples is the window its increase() saw.
+        raw = prom.query('infernode_request_completion_tokens_total{worker="w0"}[1h]')
     c.wait_for(lambda: c.show("cost-load.service", "ActiveState")["ActiveState"] in ("inactive", "failed"),
                LOAD_SECONDS + 30, what="load done")
     t_load_end = time.time()
@@ -132,8 +132,11 @@ def test_cost_report_and_recorded_cost_per_million_tokens_match_the_load(node, t
     # Prometheus: over its window the load was steady, so the recorded figure is the
     # cost rate over the token rate. Cost rate from the list prices: GPU 0 held
     # (0.001/s) and its 520 W (5.2e-5/s); token rate from the test's own counts.
-    window = [r for r in reqs if t_scrape + 1 <= r["end"] <= t_query]
-    token_rate = sum(r["prompt"] + r["completion"] for r in window) / (t_query - t_scrape - 1)
+    stamps = [float(ts) for ts, _ in raw[0]["values"]]
+    first, last = stamps[0], stamps[-1]
+    assert last - first >= 10, f"Prometheus saw {last - first:.1f} s of the load"
+    window = [r for r in reqs if first <= r["end"] <= last]
+    token_rate = sum(r["prompt"] + r["completion"] for r in window) / (last - first)
     cost_rate = PRICE_GPU_HOUR / 3600 + GPU0_WATTS * PRICE_KWH / 3.6e6
     expected = cost_rate / token_rate * 1e6
     assert got, "the recording rule produced nothing"
