@@ -108,6 +108,18 @@ class _Cache:
     reprobe_due: bool = False
     pids: set[int] = field(default_factory=set)
 
+    def stuck_for(self, now: float) -> float:
+        """Seconds the GPU's current read has been inside NVML (0 when none runs)."""
+        return self.lane.busy_for(now) if self.lane is not None else 0.0
+
+    def state(self, now: float, s: GpuSettings) -> tuple[bool, bool]:
+        """(fresh, stuck): fresh when its last read is within max_age and it is
+        neither lost nor inside one call past stuck_after (not answering, whatever
+        its age). Read under the collector's lock."""
+        stuck = self.stuck_for(now) > s.stuck_after
+        fresh = not self.lost and not stuck and self.fast_at is not None and now - self.fast_at <= s.max_age
+        return fresh, stuck
+
 
 def _value(readings: list[Reading], spec: MetricSpec, labels: tuple[tuple[str, str], ...]) -> float | None:
     return next((v for sp, lb, v in readings if sp is spec and lb == labels), None)
@@ -414,8 +426,7 @@ class GpuCollector(Collector):
         out: dict[int, GpuUsage] = {}
         with self._lock:  # never held across an NVML call
             for c in self._caches:
-                stuck = c.lane is not None and c.lane.busy_for(now) > self.settings.stuck_after
-                fresh = not c.lost and not stuck and c.fast_at is not None and now - c.fast_at <= self.settings.max_age
+                fresh, _ = c.state(now, self.settings)
                 util = energy = None
                 if fresh:
                     for s in c.fast:
@@ -441,17 +452,17 @@ class GpuCollector(Collector):
 
     def collect(self) -> Iterable[Sample]:
         self.wait_first_poll(self.settings.first_poll_wait)
+        now = time.monotonic()
         with self._lock:
             unavailable = self._unavailable
             caches = list(self._caches)
             driver = self._driver
             last_pass = self._last_pass_at
-            snap = [(c, list(c.fast), c.fast_at, list(c.slow), c.slow_at, c.lost) for c in caches]
+            snap = [(c, list(c.fast), list(c.slow), c.slow_at, *c.state(now, self.settings)) for c in caches]
             intake = self._intake
         if unavailable is not None:
             raise NoDataError(unavailable.reason, unavailable.fix,
                               samples=[GPU_NVML_UP.emit({}, 0.0)])
-        now = time.monotonic()
         out = [
             GPU_NVML_UP.emit({}, 1.0),
             GPU_DRIVER_INFO.emit({"driver_version": driver[0], "cuda_driver_version": driver[1]}, 1.0),
@@ -459,8 +470,7 @@ class GpuCollector(Collector):
         ]
         if last_pass is not None:
             out.append(GPU_CACHE_AGE_SECONDS.emit({}, now - last_pass))
-        max_age = self.settings.max_age
-        slow_max_age = max(max_age, 3 * self.settings.slow_poll_interval)
+        slow_max_age = max(self.settings.max_age, 3 * self.settings.slow_poll_interval)
         events, kmsg = self._events, self._kmsg
         out.append(GPU_EVENT_THREAD_UP.emit({}, 1.0 if events is not None and events.up else 0.0))
         out.append(GPU_KERNEL_LOG_UP.emit({}, 1.0 if kmsg is not None and kmsg.running else 0.0))
@@ -468,11 +478,8 @@ class GpuCollector(Collector):
             out.append(GPU_KERNEL_LOG_LOST_TOTAL.emit({}, float(kmsg.lost)))
         if intake is not None:
             out.extend(intake.samples())
-        for c, fast, fast_at, slow, slow_at, lost in snap:
+        for c, fast, slow, slow_at, fresh, stuck in snap:
             labels = c.dev.labels
-            # A GPU inside one call past stuck_after is not answering, whatever its age.
-            stuck = c.lane is not None and c.lane.busy_for(now) > self.settings.stuck_after
-            fresh = not lost and not stuck and fast_at is not None and now - fast_at <= max_age
             out.append(GPU_UP.emit(labels, 1.0 if fresh else 0.0))
             out.append(GPU_READ_ERRORS_TOTAL.emit(labels, float(c.dev.read_errors)))
             out.append(GPU_READ_STUCK.emit(labels, 1.0 if stuck else 0.0))
@@ -518,7 +525,7 @@ class GpuCollector(Collector):
         now = time.monotonic()
         for c in caches:
             item = f"GPU {c.dev.index} {c.dev.uuid}"
-            stuck_for = c.lane.busy_for(now) if c.lane is not None else 0.0
+            stuck_for = c.stuck_for(now)
             if stuck_for > self.settings.stuck_after:
                 yield DoctorRow("gpu", item, "fail", f"an NVML call has not returned for {stuck_for:.0f} s",
                                 "check `dmesg` for XID 119/120 (GSP timeout); reset the GPU or reboot")
