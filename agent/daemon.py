@@ -20,7 +20,6 @@ restarts the agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
@@ -36,7 +35,7 @@ from agent.events import EventStore
 from agent.http_listener import GuardedListener, ListenerStats
 from agent.paths import Paths
 from agent.plugins import Config
-from agent.runtime import off_loop
+from agent.runtime import cancel_and_wait, off_loop
 from agent.samples import Sample
 from agent.server import build_app
 from agent.services import Services
@@ -131,9 +130,7 @@ class Daemon:
             if not starting.done():
                 # Stopped while a subsystem was still starting (a tuning run, a slow
                 # systemd): the start-up is abandoned, not waited for.
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
+                await cancel_and_wait(starting)
                 log.info("stop requested while starting")
                 sdnotify.notify("STOPPING=1")
                 await self._shutdown()

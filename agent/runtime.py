@@ -10,6 +10,7 @@ largest collector timeout whatever the collectors do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import queue
@@ -371,6 +372,13 @@ async def off_loop(fn: Callable[..., T], *args: object) -> T:
     hold up the process's exit: asyncio.run and the interpreter both wait for the
     default executor's threads, never for these."""
     return await asyncio.wrap_future(in_daemon_thread(fn, *args))
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it has unwound (its finally blocks have run)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _check_value(s: Sample, spec: MetricSpec | None) -> str | None:

@@ -34,6 +34,7 @@ from agent.cost.specs import (
 )
 from agent.doctor_row import DoctorRow
 from agent.paths import Paths
+from agent.runtime import cancel_and_wait
 from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext, off_response
 from agent.usage import GpuUsage
@@ -65,11 +66,7 @@ class CostSubsystem(Subsystem[CostConfig]):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def reload(self, config: CostConfig) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agent.runtime import cancel_and_wait
 from agent.tracing.settings import ForwardSettings
 
 log = logging.getLogger("infernode.tracing.forward")
@@ -77,11 +78,7 @@ class Forwarder:
 
     async def stop(self, budget_s: float = 2.0) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         # One last attempt for what is queued, inside the shutdown budget.
         if self._queue and self._session is not None:
