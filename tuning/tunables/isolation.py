@@ -14,12 +14,26 @@ from pathlib import Path
 
 from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired, parse_desired
-from tuning.tunable import Tunable, TunableError, Unsupported, read_file, symbol_or_cpulist, write_file
+from tuning.tunable import (
+    Tunable,
+    TunableError,
+    TuneContext,
+    Unsupported,
+    read_file,
+    symbol_or_cpulist,
+    write_file,
+)
 
 ABSENT = "\0absent"
 
 
 _housekeeping_or_cpulist = symbol_or_cpulist("housekeeping")
+
+
+def _housekeeping_resolved(ctx: TuneContext, desired: Desired) -> Desired:
+    """`housekeeping` as this host's housekeeping CPUs; a CPU list in canonical form."""
+    cpus = ctx.housekeeping if desired.text == "housekeeping" else parse_cpulist(desired.text)
+    return parse_desired(format_cpulist(cpus))
 
 
 def mask_to_cpus(text: str) -> frozenset[int]:
@@ -66,9 +80,7 @@ class _CpuMaskFile(Tunable):
         write_file(self._path(), original)
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        if desired.text == "housekeeping":
-            return parse_desired(format_cpulist(self.ctx.housekeeping))
-        return parse_desired(format_cpulist(parse_cpulist(desired.text)))
+        return _housekeeping_resolved(self.ctx, desired)
 
     def write(self, target: str, value: str) -> None:
         cpus = parse_cpulist(value)
@@ -147,9 +159,7 @@ class SystemdCpuAffinity(Tunable):
         return format_cpulist(self.ctx.topology.all_cpus)  # no CPUAffinity=: every CPU
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        if desired.text == "housekeeping":
-            return parse_desired(format_cpulist(self.ctx.housekeeping))
-        return parse_desired(format_cpulist(parse_cpulist(desired.text)))
+        return _housekeeping_resolved(self.ctx, desired)
 
     def snapshot(self, target: str) -> str:
         path = self._dropin()
