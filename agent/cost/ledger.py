@@ -106,7 +106,6 @@ class Ledger:
                 usage: Mapping[int, GpuUsage], tokens: Mapping[str, TokenTotals]) -> None:
         holdings = list(holdings)
         delta: dict[str, Totals] = {}
-        finished: dict[str, int] = {}
         for worker, now in tokens.items():
             seen = self._tokens.get(worker)
             if seen is None or now.requests < seen.requests or now.prompt < seen.prompt \
@@ -118,7 +117,6 @@ class Ledger:
             t.prompt_tokens += max(0, now.prompt - seen.prompt)
             t.completion_tokens += max(0, now.completion - seen.completion)
             t.requests += max(0, now.requests - seen.requests)
-            finished[worker] = t.requests
         current = {h.worker: h for h in holdings}
         previous = {h.worker: h for h in self._holdings}
         t0 = self._last_mono if self._last_mono is not None else mono  # the first advance books no time
@@ -135,7 +133,7 @@ class Ledger:
             n = len(h.gpus)
             t.gpu_seconds += held * n
             flights = [x.in_flight for x in (before, after) if x is not None]
-            served = any((f or 0) > 0 for f in flights) or finished.get(worker, 0) > 0
+            served = any((f or 0) > 0 for f in flights) or t.requests > 0  # requests finished in between
             if flights and all(f is not None for f in flights) and not served:
                 t.idle_seconds += held * n
             for gpu in h.gpus:
