@@ -424,9 +424,15 @@ STATE = Dashboard(
     "Whether the node's tuning profile and NVIDIA stack are in their desired state.",
     (
         Section("Tuning", (
-            Panel("Tunables drifted", "Tunables whose target is not at the profile's value (0 = none).",
-                  (Q(f"count by (instance) (infernode_tuning_in_desired_state{{{INST}}} == 0) or "
+            Panel("Tunables drifted", "Tunables whose target is not at the profile's value (0 = none); boot "
+                  "parameters waiting for a reboot are counted apart.",
+                  (Q(f"count by (instance) (infernode_tuning_in_desired_state{{{INST}}} == 0 unless on(instance, "
+                     f"tunable, target) infernode_tuning_pending_reboot{{{INST}}} == 1) or "
                      f"count by (instance) (infernode_tuning_in_desired_state{{{INST}}}) * 0", "{{instance}}"),),
+                  kind="stat"),
+            Panel("Boot parameters pending reboot", "Boot parameters written to the boot loader that the running "
+                  "kernel was not booted with (0 = none); they take effect at the next reboot.",
+                  (Q(f"sum by (instance) (infernode_tuning_pending_reboot{{{INST}}})", "{{instance}}"),),
                   kind="stat"),
             Panel("Tuning state per tunable", "1 in desired state, 0 drifted, per tunable and target.",
                   (Q(f"infernode_tuning_in_desired_state{{{INST}}}", "{{instance}} {{tunable}} {{target}}"),),

@@ -1,7 +1,8 @@
 """`infernode tune plan|apply|verify|rollback|cpuset`.
 
 Exit codes: 0 done/clean, 1 drift or a failed (rolled back) apply, 2 a bad
-profile or config (nothing changed).
+profile or config (nothing changed), 3 applied or clean but boot parameters wait
+for a reboot (as `bootstrap apply`; infernode never reboots).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import click
 
 from agent.cli_options import EXIT_CONFIG, config_option, load_or_exit, root_option
 from tuning.settings import TuningConfig
+
+EXIT_PENDING_REBOOT = 3
 
 if TYPE_CHECKING:
     from tuning.engine import Engine, Row
@@ -84,11 +87,27 @@ def apply(config_path: Path | None, root: Path, profile: str | None) -> None:
         click.echo(f"restored {len(recovered)} knob(s) left by an unfinished run")
     for r in changed:
         click.echo(f"set {r.tunable} {r.target}: {r.current} -> {r.desired}")
-    held = [r for r in engine.plan() if r.action == "hold"]
-    for r in held:
-        click.echo(f"hold {r.tunable} {r.target}: {r.desired} (only while the agent daemon runs)")
+    after = engine.plan()
+    for r in after:
+        if r.action == "hold":
+            click.echo(f"hold {r.tunable} {r.target}: {r.desired} (only while the agent daemon runs)")
+    pending = _report_pending(after)
     # "no changes" is what the Ansible role's changed_when looks for.
     click.echo(f"profile {engine.profile.name}: " + (f"{len(changed)} knob(s) changed" if changed else "no changes"))
+    if pending:
+        sys.exit(EXIT_PENDING_REBOOT)
+
+
+def _report_pending(rows: list[Row]) -> list[Row]:
+    from tuning.engine import PENDING
+
+    pending = [r for r in rows if r.action == PENDING]
+    for r in pending:
+        click.echo(f"pending reboot {r.tunable}: {r.desired} ({r.note})")
+    if pending:
+        click.echo(f"{len(pending)} boot parameter(s) take effect at the next reboot; infernode does not reboot",
+                   err=True)
+    return pending
 
 
 @tune.command()
@@ -96,15 +115,23 @@ def apply(config_path: Path | None, root: Path, profile: str | None) -> None:
 @root_option
 @profile_option
 def verify(config_path: Path | None, root: Path, profile: str | None) -> None:
-    """Exit 1 and list each knob that is not in its desired state."""
+    """Exit 1 and list each knob that is not in its desired state; exit 3 when the
+    only difference is boot parameters written but not yet booted."""
+    from tuning.engine import ERROR, SET
+
     engine = _engine(config_path, root, profile)
-    drift = engine.verify()
+    rows = engine.plan()
+    drift = [r for r in rows if r.action in (SET, ERROR)]
+    pending = _report_pending(rows)
     for r in drift:
         click.echo(f"drift {r.tunable} {r.target}: current {r.current}, desired {r.desired}"
                    + (f" ({r.note})" if r.note else ""))
     if drift:
         click.echo(f"profile {engine.profile.name}: {len(drift)} drift(s)", err=True)
         sys.exit(1)
+    if pending:
+        click.echo(f"profile {engine.profile.name}: written, pending reboot")
+        sys.exit(EXIT_PENDING_REBOOT)
     click.echo(f"profile {engine.profile.name}: in desired state")
 
 

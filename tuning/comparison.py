@@ -24,6 +24,7 @@ TUNED_VALUES: dict[str, dict[str, str]] = {
         "vm.transparent_hugepages": "never",
         "sysctl.net.core.busy_read": "50", "sysctl.net.core.busy_poll": "50",
         "sysctl.net.ipv4.tcp_fastopen": "3", "sysctl.kernel.numa_balancing": "0",
+        "bootloader.cmdline:skew_tick": "1",
     },
     "throughput-performance": {
         "cpu.governor": "performance", "cpu.energy_perf_bias": "performance",
@@ -51,6 +52,10 @@ TUNED_VALUES: dict[str, dict[str, str]] = {
         "sysfs./sys/devices/virtual/workqueue/cpumask": "${not_isolated_cpumask}",
         "systemd.cpu_affinity": "${not_isolated_cores_expanded}",
         "irqbalance.banned_cpus": "${isolated_cores}",
+        "bootloader.cmdline:skew_tick": "1",
+        "bootloader.cmdline:isolcpus": "${no_balance_cores}", "bootloader.cmdline:nohz_full": "${isolated_cores}",
+        "bootloader.cmdline:rcu_nocbs": "${isolated_cores}",
+        "bootloader.cmdline:intel_pstate": "disable", "bootloader.cmdline:nosoftlockup": "on",
     },
 }
 
@@ -121,6 +126,23 @@ MAPPING: dict[str, tuple[str, str]] = {
         "systemd.cpu_affinity",
         "As cpu-partitioning, over the housekeeping CPUs; the worker unit's own CPUAffinity= keeps it on "
         "the inference CPUs."),
+    "boot.isolcpus": (
+        "bootloader.cmdline:isolcpus",
+        "As cpu-partitioning's no_balance_cores, over the inference CPUs and with managed_irq "
+        "(inference-partitioned)."),
+    "boot.nohz_full": ("bootloader.cmdline:nohz_full", "As cpu-partitioning, over the inference CPUs."),
+    "boot.rcu_nocbs": ("bootloader.cmdline:rcu_nocbs", "As cpu-partitioning, over the inference CPUs."),
+    "boot.skew_tick": ("bootloader.cmdline:skew_tick", "As network-latency and cpu-partitioning."),
+    "boot.iommu": ("", "None of tuned's profiles sets it; off by default, a site's choice with its platform."),
+    "boot.hugepages_1g": ("", "tuned reserves no huge pages; for models that use 1 GiB pages, set at boot."),
+    "boot.intel_pstate": (
+        "bootloader.cmdline:intel_pstate",
+        "cpu-partitioning boots with disable (acpi-cpufreq); our profiles keep intel_pstate active for the "
+        "EPP hint, and a profile that sets disable with cpu.energy_performance_preference is refused."),
+    "boot.amd_pstate": ("", "tuned leaves amd_pstate's mode; active (the default on recent kernels) keeps EPP."),
+    "boot.nosoftlockup": ("bootloader.cmdline:nosoftlockup", "As cpu-partitioning (inference-partitioned)."),
+    "boot.mitigations": (
+        "", "tuned's profiles leave mitigations on, and so do ours: off is an explicit opt-in in tuning.overrides."),
     "block.scheduler": ("", "tuned leaves the scheduler; NVMe needs none."),
     "block.read_ahead_kb": ("disk.readahead", "As throughput/accelerator-performance (KiB, >4096 there, >=4096 here)."),
 }
@@ -146,12 +168,15 @@ EXPLAINED: dict[str, str] = {
     "sysfs./sys/devices/system/machinecheck/machinecheck*/ignore_ce": (
         "Left alone: ignoring corrected machine-check errors removes the early warning of a failing DIMM or "
         "cache, and the poll it saves runs once every 5 minutes per CPU."),
-    "bootloader.cmdline_network_latency": (
-        "Boot parameters (here skew_tick=1) need the boot loader and a reboot window: not applied yet."),
-    "bootloader.cmdline_cpu_part": (
-        "Boot parameters (nohz_full, rcu_nocbs, isolcpus, intel_pstate=disable, nosoftlockup): not applied "
-        "yet; intel_pstate=disable would also end the EPP tunable (cpu.energy_performance_preference)."),
-    "bootloader.initrd_add_dir": "cpu-partitioning's initrd for its boot parameters; infernode changes nothing at boot.",
+    "bootloader.cmdline:nohz": (
+        "nohz=on is the kernel's default wherever it is built with NO_HZ (every distribution kernel); "
+        "nohz_full does the work."),
+    "bootloader.cmdline:tuned.non_isolcpus": (
+        "Not a kernel parameter: tuned's note to its own initrd script (irqbalance's banned CPUs early at "
+        "boot); infernode sets irqbalance.banned_cpus."),
+    "bootloader.initrd_add_dir": (
+        "cpu-partitioning's own initrd, which carries its irqbalance settings into early boot; infernode "
+        "writes the kernel command line only."),
     "bootloader.initrd_dst_img": "As bootloader.initrd_add_dir.",
     "bootloader.initrd_remove_dir": "As bootloader.initrd_add_dir.",
     "bootloader.priority": "tuned's plugin ordering, not a setting.",
@@ -167,6 +192,23 @@ EXPLAINED: dict[str, str] = {
     "vm.thunderx.type": "As sysctl.thunderx.cpuinfo_regex.",
     "vm.thunderx.uname_regex": "As sysctl.thunderx.cpuinfo_regex.",
 }
+
+
+def split_bootloader(values: dict[str, str]) -> dict[str, str]:
+    """tuned's `[bootloader] cmdline_*` options, one key per kernel parameter
+    ("bootloader.cmdline:nohz_full"), so parameters are counted one by one; a flag
+    reads "on". `${cmd_isolcpus}` is cpu-partitioning's conditional
+    " isolcpus=${no_balance_cores}" (tuned.conf, [variables]). Other keys unchanged."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if not key.startswith("bootloader.cmdline"):
+            out[key] = value
+            continue
+        text = value.lstrip("+").replace("${cmd_isolcpus}", " isolcpus=${no_balance_cores}")
+        for word in text.split():
+            name, _, arg = word.partition("=")
+            out[f"bootloader.cmdline:{name}"] = arg if "=" in word else "on"
+    return out
 
 
 def parse_tuned_conf(text: str) -> tuple[list[str], dict[str, str]]:

@@ -17,7 +17,8 @@ profiles; do not edit by hand. `make test` fails when this file is stale.
 `infernode tune cpuset [--json]`. `apply` saves the original of every knob it
 changes to `/run/infernode/tuning/state.json` (atomically) before the first write,
 reads each write back, and on any failure restores what it changed, in reverse
-order, and exits 1. `verify` exits 1 and lists each drift. `rollback` restores the
+order, and exits 1. `verify` exits 1 and lists each drift, 3 when boot parameters
+wait for a reboot and nothing else differs. `rollback` restores the
 saved originals in reverse order; it is idempotent. A run that dies midway is
 undone by the next `apply` or daemon start. Bad profiles exit 2 with the file and
 key, before anything changes.
@@ -58,8 +59,34 @@ the p99 of TTFT or TPOT matters at the millisecond and the housekeeping CPUs (on
 core per NUMA node by default; more with `tuning.housekeeping_cores_per_node`) can
 carry sshd, journald, the agent and the kernel's deferred work: `infernode explain`
 naming run-queue waits behind non-inference threads is the sign. Services already
-running keep their CPUs until they are restarted (or the node reboots). Boot
-parameters (`isolcpus`, `nohz_full`, `rcu_nocbs`) are not applied by any profile yet.
+running keep their CPUs until they are restarted (or the node reboots).
+
+**Boot parameters and `inference-partitioned`.** `inference-partitioned` is
+`inference-isolated` plus tuned cpu-partitioning's kernel command line over the
+inference CPUs (`isolcpus=domain,managed_irq,...`, `nohz_full`, `rcu_nocbs`,
+`skew_tick=1`, `nosoftlockup`), for nodes that can take a reboot and want the
+scheduler tick, RCU callbacks and load balancing off the cores that feed the GPUs.
+It keeps `intel_pstate` active (cpu-partitioning disables it), so the EPP hint stays.
+Boot parameters are written to `/etc/default/grub.d/99-infernode.cfg` (sourced last,
+appended to `GRUB_CMDLINE_LINUX_DEFAULT`, so recovery entries boot without them),
+then `update-grub` runs once per apply (in a chroot for `--root`). What GRUB will
+pass is read by sourcing GRUB's own configuration as grub-mkconfig does; what the
+kernel runs with is read from `/proc/cmdline`. Between the two a knob is
+**pending reboot**: `tune plan` shows `pending-reboot`, `tune apply` and `tune
+verify` exit 3 (as `bootstrap apply` does; the Ansible role accepts it), the daemon
+exports `infernode_tuning_pending_reboot 1` with `in_desired_state 0` and does not
+count it as drift or re-apply it. infernode never reboots. A parameter the site
+already sets to another value in its own GRUB files is refused, not stacked.
+Rollback restores the drop-in byte for byte and runs `update-grub` again; the
+originals of knobs that outlive a reboot (boot parameters, systemd's and
+irqbalance's files) are also kept in `/var/lib/infernode/tuning/persistent.json`,
+so rollback works after the reboot. Hosts that boot through kernel-install/BLS
+(`/etc/kernel/cmdline`, systemd-boot, grubby) are reported unsupported by this
+version. Profiles that ask for two things that cannot both hold are refused when
+they load: `intel_pstate` in passive/no_hwp/disable mode or `amd_pstate` outside
+active mode with `cpu.energy_performance_preference`; 1 GiB pages both at boot and
+at run time. `mitigations=off` is in no profile: a site that wants it sets
+`boot.mitigations: off` in `tuning.overrides` after its own security review.
 """
 
 

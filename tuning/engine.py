@@ -25,6 +25,8 @@ from tuning.state import APPLIED, APPLYING, Original, TuningState, clear_state, 
 from tuning.tunable import LatencyCap, Tunable, TunableError, TuneContext, Unsupported
 
 OK, SET, HOLD, UNSUPPORTED, ERROR = "ok", "set", "hold", "unsupported", "error"
+# Written where the boot loader reads it, not yet what the running kernel booted with.
+PENDING = "pending-reboot"
 
 
 @dataclass
@@ -35,11 +37,16 @@ class Row:
     desired: str
     action: str
     note: str = ""
+    # Boot parameters: what the running kernel was booted with (None: not booted, an image).
+    booted: str | None = None
     knob: Tunable | None = field(default=None, repr=False, compare=False)
     want: Desired | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("tunable", "target", "current", "desired", "action", "note")}
+        out = {k: getattr(self, k) for k in ("tunable", "target", "current", "desired", "action", "note")}
+        if self.knob is not None and self.knob.takes_effect_at_boot:
+            out["booted"] = self.booted
+        return out
 
 
 class EngineError(Exception):
@@ -113,17 +120,31 @@ class Engine:
             return Row(knob.name, target, None, desired.text, UNSUPPORTED, str(e))
         except (TunableError, OSError, ValueError) as e:
             return Row(knob.name, target, None, desired.text, ERROR, str(e))
+        booted: str | None = None
+        if knob.takes_effect_at_boot:
+            try:
+                booted = knob.booted(target)
+            except (Unsupported, OSError) as e:
+                return Row(knob.name, target, current, want.text, ERROR, f"cannot read the booted value: {e}")
+        note = ""
         if want.matches(current):
             action = OK
+            if knob.takes_effect_at_boot and not want.matches(booted):
+                action = PENDING
+                note = ("not booted yet: takes effect when this image boots" if booted is None else
+                        f"booted with {booted or '(unset)'}: takes effect at the next reboot")
         elif knob.process_held and self.ctx.holder is None:
             action = HOLD
+            note = "held by the agent daemon while it runs"
         else:
             action = SET
-        note = "held by the agent daemon while it runs" if action == HOLD else ""
-        return Row(knob.name, target, current, want.text, action, note, knob, want)
+            if knob.takes_effect_at_boot:
+                note = "takes effect at the next reboot"
+        return Row(knob.name, target, current, want.text, action, note, booted, knob, want)
 
     def verify(self) -> list[Row]:
-        """The rows not in their desired state (drift), empty when clean."""
+        """The rows not in their desired state (drift), empty when clean. A boot
+        parameter waiting for a reboot is not drift (see `pending`)."""
         return [r for r in self.plan() if r.action in (SET, ERROR)]
 
     # -- apply ---------------------------------------------------------------
@@ -149,8 +170,9 @@ class Engine:
             try:
                 for row in todo:
                     tx.step(row)
+                tx.finish()
             except Exception as e:  # noqa: BLE001 - whatever went wrong, undo this run
-                tx.abort(row, e)
+                tx.abort(e)
             tx.commit()
             return todo, recovered
 
@@ -165,6 +187,7 @@ class Transaction:
         self.engine = engine
         self.paths = engine.ctx.paths
         self.done: list[Row] = []
+        self.where = "before the first write"
         self.before: dict[tuple[str, str], str] = {}
         prior = load_state(self.paths)
         self.prior = prior
@@ -176,7 +199,7 @@ class Transaction:
             self.before[(row.tunable, row.target)] = snap
             # The first run's original is the host's own value; keep it across re-applies.
             if not state.has(row.tunable, row.target):
-                state.originals.append(Original(row.tunable, row.target, snap))
+                state.originals.append(Original(row.tunable, row.target, snap, row.knob.persistent))
         self.state = state
         save_state(self.paths, state)
 
@@ -184,17 +207,23 @@ class Transaction:
         assert row.knob is not None and row.want is not None
         # Recorded before the write: a write that fails halfway is undone too.
         self.done.append(row)
+        self.where = f"{row.tunable} {row.target}"
         value = row.want.value_to_write(row.current)
         row.knob.write(row.target, value)
         now = row.knob.read(row.target)
         if not row.want.matches(now):
             raise TunableError(f"wrote {value!r}, the kernel reports {now!r}")
 
+    def finish(self) -> None:
+        """The work queued by the writes (update-grub once for every boot parameter)."""
+        self.where = "after the writes"
+        self.engine.ctx.finish()
+
     def commit(self) -> None:
         self.state.status = APPLIED
         save_state(self.paths, self.state)
 
-    def abort(self, row: Row, error: Exception) -> None:
+    def abort(self, error: Exception) -> None:
         failures = []
         for r in reversed(self.done):
             assert r.knob is not None
@@ -206,6 +235,10 @@ class Transaction:
                 r.knob.restore(r.target, original)
             except Exception as e:  # noqa: BLE001 - report every knob that stayed changed
                 failures.append(f"{r.tunable} {r.target}: {e}")
+        try:
+            self.engine.ctx.finish()  # the boot loader regenerated from the restored files
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"after restoring: {e}")
         if failures:
             # Keep the record so `tune rollback` can retry what could not be restored.
             self.state.status = APPLIED
@@ -216,7 +249,7 @@ class Transaction:
             clear_state(self.paths)
         restored = f"restored {len(self.done) - len(failures)} changed knob(s)"
         tail = f"; could NOT restore: {'; '.join(failures)}" if failures else ""
-        raise EngineError(f"{row.tunable} {row.target}: {error}; {restored}{tail}") from error
+        raise EngineError(f"{self.where}: {error}; {restored}{tail}") from error
 
 
 def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> tuple[list[Original], list[str]]:
@@ -231,6 +264,12 @@ def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> tuple[
         except Exception as e:  # noqa: BLE001
             failures.append(f"{o.tunable} {o.target}: {e}")
             remaining.insert(0, o)
+    try:
+        ctx.finish()
+    except Exception as e:  # noqa: BLE001 - the boot loader's files are restored; its config is not
+        failures.append(f"after restoring: {e}")
+        # Kept so that `tune rollback` writes them again and retries the boot loader.
+        remaining = [o for o in state.originals if o in remaining or o.persistent]
     if failures:
         state.status = APPLIED
         state.originals = remaining

@@ -84,6 +84,11 @@ def load_profile(
             profile.desired.pop(key, None)
             continue
         profile.desired[key] = (_validated(key, value, where, known), where)
+    from tuning.conflicts import find_conflicts
+
+    problems = find_conflicts(profile.desired)
+    if problems:
+        raise ProfileError("\n".join(problems))
     # Plan in the registry's order, whatever order the files used.
     order = {n: i for i, n in enumerate(known)}
     profile.desired = dict(sorted(profile.desired.items(), key=lambda kv: order[kv[0]]))

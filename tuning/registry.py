@@ -1,6 +1,7 @@
 """Every tunable, in the order the engine plans and applies them (and rolls back
 in reverse): memory and CPU policy first, then the kernel's housekeeping, then the
-network stack, then NICs, then block devices."""
+network stack, then NICs, then block devices, then the boot parameters (written
+to the boot loader, in effect at the next boot)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tuning.tunable import Tunable
 
 def tunable_classes() -> list[type[Tunable]]:
     from tuning.tunables.block import BlockReadAhead, BlockScheduler
+    from tuning.tunables.boot import BOOT_PARAMS
     from tuning.tunables.cpu import CpuDmaLatency, CpuEnergyPerformancePreference, CpuGovernor
     from tuning.tunables.isolation import SystemdCpuAffinity, WorkqueueCpumask, WorkqueueWritebackCpumask
     from tuning.tunables.memory import Hugepages1GPerNode, Hugepages2MPerNode, ThpDefrag, ThpEnabled
@@ -22,6 +24,7 @@ def tunable_classes() -> list[type[Tunable]]:
         WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity,
         NicMtu, NicChannels, NicRings, NicIrqAffinity, IrqbalanceBannedCpus,
         BlockScheduler, BlockReadAhead,
+        *BOOT_PARAMS,
     ]
 
 

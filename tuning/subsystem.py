@@ -30,7 +30,13 @@ from agent.samples import Sample
 from agent.subsystem import Subsystem, SubsystemContext
 from agent.untyped import Udev
 from tuning.settings import TuningConfig
-from tuning.specs import TUNING_IN_DESIRED_STATE, TUNING_LAST_VERIFY_TIMESTAMP_SECONDS, TUNING_REAPPLIED_TOTAL, TUNING_SPECS
+from tuning.specs import (
+    TUNING_IN_DESIRED_STATE,
+    TUNING_LAST_VERIFY_TIMESTAMP_SECONDS,
+    TUNING_PENDING_REBOOT,
+    TUNING_REAPPLIED_TOTAL,
+    TUNING_SPECS,
+)
 
 log = logging.getLogger("infernode.tuning")
 
@@ -47,6 +53,8 @@ class TuningSubsystem(Subsystem[TuningConfig]):
         self.holder: LatencyHolder | None = None
         self.error: str | None = None
         self.in_state: dict[tuple[str, str], int] = {}
+        # Boot parameters: (tunable, target) -> 1 written but not booted, 0 booted.
+        self.pending_reboot: dict[tuple[str, str], int] = {}
         # Drift is a state: (tunable, target) -> (detected ns, its attributes) while it
         # lasts; written to the event store as one interval when it ends, and offered
         # to the correlation as an open window until then (services.tuning_open_events).
@@ -194,7 +202,7 @@ class TuningSubsystem(Subsystem[TuningConfig]):
 
     def verify_once(self) -> list[Row]:
         """Verify (and in enforce mode re-apply); returns the drifted rows seen."""
-        from tuning.engine import ERROR, OK, SET, EngineError
+        from tuning.engine import ERROR, OK, PENDING, SET, EngineError
 
         # One engine for the round, whatever a reload does meanwhile.
         engine = self.engine
@@ -220,7 +228,10 @@ class TuningSubsystem(Subsystem[TuningConfig]):
             except EngineError as e:
                 log.error("tuning re-apply failed: %s", e)
         self._end_drift({(r.tunable, r.target) for r in rows if r.action in (SET, ERROR)}, now_ns())
-        self.in_state = {(r.tunable, r.target): int(r.action == OK) for r in rows if r.action in (OK, SET, ERROR)}
+        self.in_state = {(r.tunable, r.target): int(r.action == OK)
+                         for r in rows if r.action in (OK, SET, ERROR, PENDING)}
+        self.pending_reboot = {(r.tunable, r.target): int(r.action == PENDING)
+                               for r in rows if r.knob is not None and r.knob.takes_effect_at_boot}
         self.last_verify = time.time()
         return drift
 
@@ -251,23 +262,28 @@ class TuningSubsystem(Subsystem[TuningConfig]):
     @classmethod
     def doctor_offline(cls, config: TuningConfig, paths: Paths) -> list[DoctorRow]:
         """`infernode doctor` without a daemon: the profile loads, and drift."""
-        from tuning.engine import build_engine
+        from tuning.engine import ERROR, PENDING, SET, build_engine
         from tuning.profiles import ProfileError
 
         try:
             engine = build_engine(paths, config.tuning)
         except ProfileError as e:
             return [DoctorRow("tuning", "profile", "fail", str(e), "fix the profile or tuning.overrides")]
-        drift = engine.verify()
+        rows = engine.plan()
+        drift = [r for r in rows if r.action in (SET, ERROR)]
+        pending = [r for r in rows if r.action == PENDING]
+        out = [_pending_row(pending)] if pending else []
         if not drift:
-            return [DoctorRow("tuning", "drift", "ok", f"profile {engine.profile.name} in desired state")]
-        return [DoctorRow("tuning", "drift", "warn",
-                          f"{len(drift)} knob(s) not in the desired state: {summarize(drift)}",
-                          "`infernode tune plan` to see them, `infernode tune apply` to fix")]
+            return [*out, DoctorRow("tuning", "drift", "ok", f"profile {engine.profile.name} in desired state")]
+        return [*out, DoctorRow("tuning", "drift", "warn",
+                                f"{len(drift)} knob(s) not in the desired state: {summarize(drift)}",
+                                "`infernode tune plan` to see them, `infernode tune apply` to fix")]
 
     def samples(self) -> Iterable[Sample]:
         for (tunable, target), value in sorted(self.in_state.items()):
             yield TUNING_IN_DESIRED_STATE.sample(value, tunable=tunable, target=target)
+        for (tunable, target), value in sorted(self.pending_reboot.items()):
+            yield TUNING_PENDING_REBOOT.sample(value, tunable=tunable, target=target)
         yield TUNING_REAPPLIED_TOTAL.sample(self.reapplied)
         if self.last_verify is not None:
             yield TUNING_LAST_VERIFY_TIMESTAMP_SECONDS.sample(self.last_verify)
@@ -277,12 +293,22 @@ class TuningSubsystem(Subsystem[TuningConfig]):
             yield DoctorRow("tuning", "profile", "fail", self.error,
                             "fix the profile or tuning.overrides, then reload (SIGHUP)")
             return
-        drifted = sorted(k for k, v in self.in_state.items() if not v)
+        pending = sorted(k for k, v in self.pending_reboot.items() if v)
+        if pending:
+            yield _pending_row(pending)
+        drifted = sorted(k for k, v in self.in_state.items() if not v and k not in set(pending))
         if drifted:
             yield DoctorRow("tuning", "drift", "warn", f"{len(drifted)} knob(s) drifted: {summarize(drifted)}",
                             "`infernode tune apply`, or set tuning.mode: enforce")
         else:
             yield DoctorRow("tuning", "drift", "ok", f"profile {self.settings.profile} in desired state")
+
+
+def _pending_row(pending: Iterable[Row | tuple[str, str]]) -> DoctorRow:
+    keys = list(pending)
+    return DoctorRow("tuning", "pending reboot", "warn",
+                     f"{len(keys)} boot parameter(s) written, not yet booted: {summarize(keys)}",
+                     "reboot the node in its maintenance window (infernode never reboots)")
 
 
 def summarize(keys: Iterable[Row | tuple[str, str]]) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from agent.absent import Absent
 from agent.hostfs import read_text
@@ -26,6 +26,9 @@ from agent.topology import HostTopology, read_host_topology
 from tuning.desired import Desired
 from tuning.settings import TuningSettings
 from tuning.topology import housekeeping_cpus, inference_cpus
+
+if TYPE_CHECKING:
+    from tuning.bootloader import Grub
 
 
 class Unsupported(Absent):
@@ -36,11 +39,12 @@ class TunableError(Exception):
     """A write the kernel refused, with what to do instead."""
 
 
-Runner = Callable[[list[str]], subprocess.CompletedProcess]
+class Runner(Protocol):
+    def __call__(self, argv: list[str], timeout: float = ...) -> subprocess.CompletedProcess: ...
 
 
-def run_command(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+def run_command(argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 class LatencyCap(Protocol):
@@ -59,6 +63,30 @@ class TuneContext:
     # Set by the daemon: holds /dev/cpu_dma_latency open while it runs.
     holder: LatencyCap | None = None
     _topology: HostTopology | None = field(default=None, repr=False)
+    # Work that several writes share and that runs once after the last of them
+    # (update-grub after the boot parameters), keyed so it is queued once.
+    _finishers: dict[str, Callable[[], None]] = field(default_factory=dict, repr=False)
+
+    def after_writes(self, key: str, action: Callable[[], None]) -> None:
+        self._finishers[key] = action
+
+    def finish(self) -> None:
+        """Run the queued work once each; raises the first failure (the rest still run)."""
+        queued, self._finishers = self._finishers, {}
+        errors = []
+        for action in queued.values():
+            try:
+                action()
+            except (TunableError, OSError) as e:
+                errors.append(str(e))
+        if errors:
+            raise TunableError("; ".join(errors))
+
+    @cached_property
+    def grub(self) -> Grub:
+        from tuning.bootloader import Grub
+
+        return Grub(self)
 
     @cached_property
     def topology(self) -> HostTopology:
@@ -78,6 +106,8 @@ class Tunable(ABC):
     family: ClassVar[str]
     # Held by the daemon process rather than written to the host: no original to save.
     process_held: ClassVar[bool] = False
+    # Written to a file that outlives a reboot: its original is kept under /var/lib too.
+    persistent: ClassVar[bool] = False
 
     def __init__(self, ctx: TuneContext) -> None:
         self.ctx = ctx
@@ -104,6 +134,14 @@ class Tunable(ABC):
     def resolve(self, target: str, desired: Desired) -> Desired:
         """Turn symbolic values ("max", "local") into concrete ones for a target."""
         return desired
+
+    def booted(self, target: str) -> str | None:
+        """For a knob that takes effect at the next boot: the value the running kernel
+        was booted with ("" unset), or None where nothing was booted (an image).
+        Runtime knobs do not override it."""
+        raise NotImplementedError
+
+    takes_effect_at_boot: ClassVar[bool] = False
 
     def snapshot(self, target: str) -> str:
         return self.read(target)

@@ -22,11 +22,11 @@ CACHE = Path(os.environ.get("INFERNODE_TEST_CACHE", "/var/cache/infernode-tests"
 SUITE = "bookworm"
 MIRROR = os.environ.get("INFERNODE_TEST_MIRROR", "http://deb.debian.org/debian")
 
-# One superset image serves the apt (bootstrap), systemd (worker) and SSH (Ansible)
-# tests, so the machine builds and stores it once.
+# One superset image serves the apt (bootstrap), systemd (worker), SSH (Ansible) and
+# GRUB configuration (boot parameters) tests, so the machine builds and stores it once.
 DEFAULT_INCLUDE = (
     "systemd", "systemd-sysv", "dbus", "python3", "python3-venv",
-    "openssh-server", "iproute2", "ca-certificates", "curl",
+    "openssh-server", "iproute2", "ca-certificates", "curl", "grub2-common",
 )
 
 

@@ -127,6 +127,7 @@ class SystemdCpuAffinity(Tunable):
 
     name = "systemd.cpu_affinity"
     family = "isolation"
+    persistent = True  # its drop-in outlives a reboot
     checker = staticmethod(_housekeeping_or_cpulist)
     DROPIN = ("systemd", "system.conf.d", "50-infernode-housekeeping.conf")
 

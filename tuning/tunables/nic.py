@@ -263,6 +263,7 @@ class IrqbalanceBannedCpus(Tunable):
 
     name = "irqbalance.banned_cpus"
     family = "network"
+    persistent = True  # /etc/default/irqbalance outlives a reboot
     KEY = "IRQBALANCE_BANNED_CPULIST"
 
     @staticmethod

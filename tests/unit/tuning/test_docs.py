@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning.comparison import EXPLAINED, MAPPING, TUNED_PROFILES, TUNED_VALUES, parse_tuned_conf
+from tuning.comparison import EXPLAINED, MAPPING, TUNED_PROFILES, TUNED_VALUES, parse_tuned_conf, split_bootloader
 from tuning.docs import TUNING_DOC, render_tuning_doc
 from tuning.registry import tunable_classes
 
@@ -34,12 +34,20 @@ def test_parse_tuned_conf():
     assert values == {"sysctl.vm.dirty_ratio": "40", "cpu.force_latency": "cstate.id_no_zero:1|3"}
 
 
+def test_boot_parameters_count_one_by_one():
+    got = split_bootloader({"bootloader.cmdline_cpu_part": "+nohz=on${cmd_isolcpus} nohz_full=${isolated_cores} "
+                                                            "intel_pstate=disable nosoftlockup", "cpu.governor": "x"})
+    assert got == {"bootloader.cmdline:nohz": "on", "bootloader.cmdline:isolcpus": "${no_balance_cores}",
+                   "bootloader.cmdline:nohz_full": "${isolated_cores}", "bootloader.cmdline:intel_pstate": "disable",
+                   "bootloader.cmdline:nosoftlockup": "on", "cpu.governor": "x"}
+
+
 def effective(profile: str) -> dict[str, str]:
     includes, values = parse_tuned_conf((TUNED_DIR / profile / "tuned.conf").read_text())
     merged: dict[str, str] = {}
     for inc in includes:
         merged.update(effective(inc))
-    merged.update(values)
+    merged.update(split_bootloader(values))
     return merged
 
 

@@ -1,0 +1,149 @@
+"""Where boot parameters are written and how the boot loader picks them up.
+
+GRUB as Debian and Ubuntu ship it: grub-mkconfig sources /etc/default/grub, then
+every /etc/default/grub.d/*.cfg in order (grub-mkconfig lines 160-166 in
+grub-common 2.06-13), and puts "$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT"
+on the kernel line of each normal entry (/etc/grub.d/10_linux). infernode writes
+/etc/default/grub.d/99-infernode.cfg (sourced last) and runs update-grub.
+
+What the boot loader will pass is read the way grub-mkconfig reads it: by sourcing
+the same files in a shell, so another drop-in that overrides ours shows as drift.
+
+Not written by this version: boot loaders that take their command line from
+/etc/kernel/cmdline or BLS entries (kernel-install, systemd-boot, grubby on RHEL),
+and grub-mkconfig builds that do not read /etc/default/grub.d. The boot tunables
+report those hosts as unsupported, naming what to use instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tuning.cmdline import DropInError, Param, parse_dropin, render_dropin, split_cmdline
+from tuning.tunable import TunableError, TuneContext, Unsupported
+
+DROPIN = ("default", "grub.d", "99-infernode.cfg")
+MKCONFIGS = (("usr", "sbin", "grub-mkconfig"), ("usr", "sbin", "grub2-mkconfig"))
+
+# The lines of grub-mkconfig that read its configuration, nothing else of it.
+_SOURCE_CONFIG = r"""set -e
+sysconfdir="$1"; skip="$2"
+if test -f "${sysconfdir}/default/grub" ; then
+  . "${sysconfdir}/default/grub"
+fi
+for x in "${sysconfdir}"/default/grub.d/*.cfg ; do
+  if [ -e "${x}" ] && [ "${x}" != "${skip}" ]; then
+    . "${x}"
+  fi
+done
+printf '%s %s\n' "${GRUB_CMDLINE_LINUX}" "${GRUB_CMDLINE_LINUX_DEFAULT}"
+"""
+
+# update-grub scans every disk with os-prober on some hosts: give it time.
+REGENERATE_TIMEOUT = 300
+
+
+class Grub:
+    """The GRUB drop-in of one root (the host, or an image under --root)."""
+
+    def __init__(self, ctx: TuneContext) -> None:
+        self.ctx = ctx
+        self.paths = ctx.paths
+
+    @property
+    def dropin(self) -> Path:
+        return self.paths.etc(*DROPIN)
+
+    def mkconfig(self) -> Path:
+        """The grub-mkconfig that reads /etc/default/grub.d; Unsupported otherwise."""
+        for rel in MKCONFIGS:
+            path = self.paths.host("/" + "/".join(rel))
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if "default/grub.d" in text:
+                return path
+            raise Unsupported(f"{path} does not read /etc/default/grub.d (set boot parameters in "
+                              "/etc/default/grub, or with grubby, yourself)")
+        if self.paths.etc("kernel", "cmdline").exists() or self.paths.host("/boot/loader/entries").is_dir():
+            raise Unsupported("this host boots through kernel-install/BLS (/etc/kernel/cmdline or "
+                              "/boot/loader/entries), which infernode does not write yet: set boot "
+                              "parameters with grubby or in /etc/kernel/cmdline")
+        raise Unsupported("no grub-mkconfig here: infernode writes boot parameters for GRUB only")
+
+    # -- what the boot loader will pass -------------------------------------
+
+    def configured(self) -> list[Param]:
+        """The parameters grub-mkconfig would put on a normal entry now."""
+        return split_cmdline(self._source(skip=None))
+
+    def others(self) -> list[Param]:
+        """The same without our drop-in: what the site configured itself."""
+        return split_cmdline(self._source(skip=self.dropin))
+
+    def _source(self, skip: Path | None) -> str:
+        self.mkconfig()
+        argv = ["sh", "-c", _SOURCE_CONFIG, "sh", str(self.paths.etc()), str(skip or "")]
+        try:
+            res = self.ctx.run(argv)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise TunableError(f"cannot read GRUB's configuration: {e}") from e
+        if res.returncode != 0:
+            raise TunableError(f"sourcing {self.paths.etc('default', 'grub')} and grub.d failed: "
+                               f"{(res.stderr or '').strip()[-200:] or f'exit {res.returncode}'}")
+        return str(res.stdout)
+
+    # -- our drop-in ----------------------------------------------------------
+
+    def entries(self) -> dict[str, str]:
+        try:
+            text = self.dropin.read_text()
+        except FileNotFoundError:
+            return {}
+        try:
+            return parse_dropin(text)
+        except DropInError as e:
+            raise TunableError(f"{self.dropin}: {e}; move the edit to another grub.d file") from None
+
+    def set_entry(self, tunable: str, params: str | None, order: list[str]) -> None:
+        """Our line for `tunable` set to `params` (None removes it), lines in `order`."""
+        entries = self.entries()
+        if params is None:
+            entries.pop(tunable, None)
+        else:
+            entries[tunable] = params
+        ranked = {name: i for i, name in enumerate(order)}
+        entries = dict(sorted(entries.items(), key=lambda kv: ranked.get(kv[0], len(ranked))))
+        if not entries:
+            self.dropin.unlink(missing_ok=True)
+            return
+        try:
+            text = render_dropin(entries)
+        except DropInError as e:
+            raise TunableError(str(e)) from None
+        self.dropin.parent.mkdir(parents=True, exist_ok=True)
+        self.dropin.write_text(text)
+
+    # -- grub.cfg ---------------------------------------------------------------
+
+    def regenerate_argv(self) -> list[str]:
+        mkconfig = self.mkconfig()
+        if self.paths.host("/usr/sbin/update-grub").exists():
+            argv = ["update-grub"]
+        else:
+            out = "/boot/grub2/grub.cfg" if mkconfig.name == "grub2-mkconfig" else "/boot/grub/grub.cfg"
+            argv = [mkconfig.name, "-o", out]
+        # An image (--root) regenerates its own grub.cfg, as bootstrap runs apt there.
+        return argv if self.paths.is_real_root() else ["chroot", str(self.paths.root), *argv]
+
+    def regenerate(self) -> None:
+        argv = self.regenerate_argv()
+        try:
+            res = self.ctx.run(argv, timeout=REGENERATE_TIMEOUT)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise TunableError(f"{' '.join(argv)}: {e}") from e
+        if res.returncode != 0:
+            raise TunableError(f"{' '.join(argv)} failed (exit {res.returncode}): "
+                               f"{(res.stderr or res.stdout or '').strip()[-300:]}")
