@@ -1,4 +1,4 @@
-"""`infernode tune plan|apply|verify|rollback|cpuset`.
+"""`infernode tune plan|apply|verify|rollback|cpuset|bench`.
 
 Exit codes: 0 done/clean, 1 drift or a failed (rolled back) apply, 2 a bad
 profile or config (nothing changed), 3 applied or clean but boot parameters wait
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -168,3 +168,124 @@ def cpuset(config_path: Path | None, root: Path, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
     else:
         click.echo(info["cpus"])
+
+
+@tune.command()
+@config_option
+@profile_option
+@click.option("--requests", type=click.IntRange(1, 100000), default=64, show_default=True,
+              help="Requests per side and round.")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=4, show_default=True,
+              help="Requests in flight at once.")
+@click.option("--prompt-tokens", type=click.IntRange(1, 1_000_000), default=512, show_default=True)
+@click.option("--output-tokens", type=click.IntRange(1, 1_000_000), default=128, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="Rounds; each measures both sides, in alternating order.")
+@click.option("--worker", "worker_name", default=None, help="Worker to load (default: the only one configured).")
+@click.option("--url", default=None, help="The worker's base URL instead, e.g. http://127.0.0.1:8000.")
+@click.option("--model", default=None, help="Model name to request (default: the first the worker lists).")
+@click.option("--keep", is_flag=True, help="Leave the profile applied afterwards.")
+@click.option("--force", is_flag=True, help="Run even though the node may be taking traffic.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench(config_path: Path | None, profile: str | None, requests: int, concurrency: int, prompt_tokens: int,
+          output_tokens: int, rounds: int, worker_name: str | None, url: str | None, model: str | None,
+          keep: bool, force: bool, as_json: bool) -> None:
+    """Measure what a profile buys: TTFT, TPOT and e2e under a fixed load on a
+    serving worker, with the host as it is and with the profile applied, over
+    alternating rounds; the profile is taken back afterwards unless --keep.
+
+    Exit 0 measured, 1 refused or failed (the host put back), 2 bad input."""
+    import asyncio
+
+    from tuning.bench.load import LoadError, LoadSpec, served_model
+    from tuning.bench.runner import BenchError
+    from tuning.bench.runner import bench as run_bench
+
+    cfg = load_or_exit(config_path)
+    engine = _engine(config_path, Path("/"), profile)
+    base = _worker_url(cfg, worker_name, url)
+    if not force:
+        _refuse_if_serving(cfg)
+    if cfg.tuning.mode == "enforce" and not force:
+        _fail(f"the agent enforces profile {cfg.tuning.profile} (tuning.mode: enforce) and would undo the bench's "
+              "changes at its next verification: set tuning.mode: audit for the bench, or --force")
+    try:
+        model = model or asyncio.run(served_model(base))
+    except LoadError as e:
+        _fail(f"no worker answers at {base}: {e}")
+    spec = LoadSpec(base, model, requests, concurrency, prompt_tokens, output_tokens)
+    try:
+        report = run_bench(engine, spec, rounds, keep, progress=lambda m: click.echo(f"bench: {m}", err=True))
+    except BenchError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    click.echo(format_bench(report))
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"infernode: tune bench: {message}", err=True)
+    sys.exit(1)
+
+
+def _worker_url(cfg: Any, name: str | None, url: str | None) -> str:  # noqa: ANN401 - the root config
+    if url:
+        return url.rstrip("/")
+    workers = list(cfg.workers)
+    if name is not None:
+        chosen = [w for w in workers if w.name == name]
+        if not chosen:
+            click.echo(f"infernode: no worker named {name!r} in the config "
+                       f"(configured: {', '.join(w.name for w in workers) or 'none'})", err=True)
+            sys.exit(EXIT_CONFIG)
+    elif len(workers) == 1:
+        chosen = workers
+    else:
+        click.echo("infernode: say which worker to load: --worker NAME or --url URL "
+                   f"(configured: {', '.join(w.name for w in workers) or 'none'})", err=True)
+        sys.exit(EXIT_CONFIG)
+    w = chosen[0]
+    host = "127.0.0.1" if w.host in ("0.0.0.0", "::", "") else w.host
+    return f"http://[{host}]:{w.port}" if ":" in host else f"http://{host}:{w.port}"
+
+
+def _refuse_if_serving(cfg: Any) -> None:  # noqa: ANN401 - the root config
+    """The bench changes the host under load: not on a node that takes traffic."""
+    from agent.worker.cli import agent_base_url, fetch_json
+
+    where = agent_base_url(cfg.server.listen) + "/workers"
+    try:
+        data = fetch_json(where, timeout=5)
+    except (OSError, ValueError) as e:
+        _fail(f"cannot tell whether this node takes traffic (the agent at {where}: {e}); run it with "
+              "--force once the node is out of the load balancer")
+    ready = [w.get("worker") for w in data.get("workers", []) if w.get("ready")]
+    if data.get("schedulable", True) and ready:
+        _fail(f"this node is schedulable and {', '.join(map(str, ready))} in rotation: the bench changes the "
+              "host under load; take the node out of the load balancer, then run it with --force")
+
+
+def format_bench(report: Any) -> str:  # noqa: ANN401 - tuning.bench.runner.BenchReport
+    from agent.table import format_rows as table
+
+    def ms(s: float) -> str:
+        return f"{s * 1000:.1f}"
+
+    rows = []
+    for c in report.comparisons:
+        pct = "" if c.difference_pct is None else f" ({c.difference_pct:+.0f}%)"
+        rows.append((f"{c.metric} p{c.percentile}",
+                     f"{ms(c.before.median)} ({ms(c.before.low)}-{ms(c.before.high)})",
+                     f"{ms(c.after.median)} ({ms(c.after.low)}-{ms(c.after.high)})",
+                     f"{c.difference * 1000:+.1f} ±{ms(c.uncertainty)}{pct}", c.verdict))
+    load = report.load
+    head = [f"profile {report.profile}: {report.rounds} round(s) of {load.requests} requests a side, "
+            f"{load.concurrency} at a time, {load.prompt_tokens} prompt and {load.output_tokens} output tokens "
+            f"({load.model} at {load.url})",
+            f"changed: {', '.join(report.changed)}"]
+    head += [f"not measured: {n}" for n in report.not_measured]
+    tail = ["milliseconds: median of the rounds (their range); better/worse only where the ranges do not overlap",
+            "profile kept applied (--keep)" if report.kept else "profile taken back: the host is as it was"]
+    body = table(("METRIC", "BEFORE", "AFTER", "DIFFERENCE", "VERDICT"), rows)
+    return "\n".join([*head, body, *tail])

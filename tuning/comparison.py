@@ -52,6 +52,7 @@ TUNED_VALUES: dict[str, dict[str, str]] = {
         "sysfs./sys/devices/virtual/workqueue/cpumask": "${not_isolated_cpumask}",
         "systemd.cpu_affinity": "${not_isolated_cores_expanded}",
         "irqbalance.banned_cpus": "${isolated_cores}",
+        "scheduler.isolated_cores": "${isolated_cores}",
         "bootloader.cmdline:skew_tick": "1",
         "bootloader.cmdline:isolcpus": "${no_balance_cores}", "bootloader.cmdline:nohz_full": "${isolated_cores}",
         "bootloader.cmdline:rcu_nocbs": "${isolated_cores}",
@@ -143,6 +144,10 @@ MAPPING: dict[str, tuple[str, str]] = {
     "boot.nosoftlockup": ("bootloader.cmdline:nosoftlockup", "As cpu-partitioning (inference-partitioned)."),
     "boot.mitigations": (
         "", "tuned's profiles leave mitigations on, and so do ours: off is an explicit opt-in in tuning.overrides."),
+    "processes.cpu_affinity": (
+        "scheduler.isolated_cores",
+        "As cpu-partitioning's process moving, over the housekeeping CPUs; the workers (inference.slice) and "
+        "threads pinned to inference CPUs stay."),
     "block.scheduler": ("", "tuned leaves the scheduler; NVMe needs none."),
     "block.read_ahead_kb": ("disk.readahead", "As throughput/accelerator-performance (KiB, >4096 there, >=4096 here)."),
 }
@@ -158,11 +163,9 @@ EXPLAINED: dict[str, str] = {
     "scheduler.sched_min_granularity_ns": (
         "Gone from the kernels inference nodes run: moved to debugfs in 5.13 and removed with EEVDF in 6.6."),
     "scheduler.sched_wakeup_granularity_ns": "As sched_min_granularity_ns.",
-    "scheduler.isolated_cores": (
-        "tuned moves every running process off the isolated cores. infernode pins the worker to the "
-        "inference CPUs and (inference-isolated) starts every other service on the housekeeping CPUs "
-        "(systemd.cpu_affinity); a process started before keeps its CPUs until restarted."),
-    "scheduler.ps_blacklist": "Part of tuned's process moving (scheduler.isolated_cores), which infernode does not do.",
+    "scheduler.ps_blacklist": (
+        "tuned spares processes by name from its moving (DPDK, qemu); infernode spares inference.slice and "
+        "threads already pinned to inference CPUs only (processes.cpu_affinity), whatever their names."),
     "sysfs./sys/devices/virtual/workqueue/*/cpumask": (
         "Covered by workqueue.cpumask: the global unbound mask limits every unbound workqueue's own mask."),
     "sysfs./sys/devices/system/machinecheck/machinecheck*/ignore_ce": (

@@ -49,6 +49,18 @@ class Row:
         return out
 
 
+@dataclass
+class Change:
+    """What one apply changed, enough to take back just that (`Engine.undo`): the
+    rows it set, each knob's value just before, and which originals it added to
+    the state file (a knob an earlier apply already recorded keeps that record)."""
+
+    rows: list[Row]
+    before: dict[tuple[str, str], str]
+    added: set[tuple[str, str]]
+    prior_profile: str | None  # whose record the state file was before this apply
+
+
 class EngineError(Exception):
     """apply or rollback failed; the message says what and what was restored."""
 
@@ -91,6 +103,7 @@ class Engine:
         self.profile = profile
         self._classes = tunables_by_name()
         self._knobs: dict[str, Tunable] = {}
+        self.last_change: Change | None = None
 
     def knob(self, name: str) -> Tunable:
         if name not in self._knobs:
@@ -174,7 +187,38 @@ class Engine:
             except Exception as e:  # noqa: BLE001 - whatever went wrong, undo this run
                 tx.abort(e)
             tx.commit()
+            self.last_change = Change(todo, dict(tx.before), tx.added, tx.prior.profile if tx.prior else None)
             return todo, recovered
+
+    def undo(self, change: Change) -> None:
+        """Put back what `change` set, in reverse order, and drop the originals it
+        added, leaving whatever an earlier apply recorded (the node's own profile)
+        as it was. Raises EngineError naming every knob it could not put back."""
+        with _Lock(self.ctx.paths):
+            failures = []
+            for row in reversed(change.rows):
+                key = (row.tunable, row.target)
+                if row.knob is None or key not in change.before:
+                    continue
+                try:
+                    row.knob.restore(row.target, change.before[key])
+                except Exception as e:  # noqa: BLE001 - report every knob that stayed changed
+                    failures.append(f"{row.tunable} {row.target}: {e}")
+            try:
+                self.ctx.finish()
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"after restoring: {e}")
+            if failures:
+                raise EngineError("could not undo: " + "; ".join(failures) + " (`infernode tune rollback` "
+                                  "restores every recorded original)")
+            state = load_state(self.ctx.paths)
+            if state is not None:
+                state.originals = [o for o in state.originals if (o.tunable, o.target) not in change.added]
+                state.profile = change.prior_profile or state.profile
+                if state.originals:
+                    save_state(self.ctx.paths, state)
+                else:
+                    clear_state(self.ctx.paths)
 
     def begin(self, todo: list[Row]) -> Transaction:
         """A transaction outside `apply`'s lock, for callers that drive the steps
@@ -187,6 +231,7 @@ class Transaction:
         self.engine = engine
         self.paths = engine.ctx.paths
         self.done: list[Row] = []
+        self.added: set[tuple[str, str]] = set()
         self.where = "before the first write"
         self.before: dict[tuple[str, str], str] = {}
         prior = load_state(self.paths)
@@ -199,6 +244,7 @@ class Transaction:
             self.before[(row.tunable, row.target)] = snap
             # The first run's original is the host's own value; keep it across re-applies.
             if not state.has(row.tunable, row.target):
+                self.added.add((row.tunable, row.target))
                 state.originals.append(Original(row.tunable, row.target, snap, row.knob.persistent))
         self.state = state
         save_state(self.paths, state)

@@ -15,13 +15,14 @@ def tunable_classes() -> list[type[Tunable]]:
     from tuning.tunables.isolation import SystemdCpuAffinity, WorkqueueCpumask, WorkqueueWritebackCpumask
     from tuning.tunables.memory import Hugepages1GPerNode, Hugepages2MPerNode, ThpDefrag, ThpEnabled
     from tuning.tunables.nic import IrqbalanceBannedCpus, NicChannels, NicIrqAffinity, NicMtu, NicRings
+    from tuning.tunables.processes import ProcessAffinity
     from tuning.tunables.sysctl import SYSCTLS
 
     return [
         CpuGovernor, CpuEnergyPerformancePreference, CpuDmaLatency,
         ThpEnabled, ThpDefrag, Hugepages2MPerNode, Hugepages1GPerNode,
         *SYSCTLS,
-        WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity,
+        WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity, ProcessAffinity,
         NicMtu, NicChannels, NicRings, NicIrqAffinity, IrqbalanceBannedCpus,
         BlockScheduler, BlockReadAhead,
         *BOOT_PARAMS,
