@@ -89,6 +89,8 @@ def apply(config_path: Path | None, root: Path, profile: str | None) -> None:
         click.echo(f"set {r.tunable} {r.target}: {r.current} -> {r.desired}")
     after = engine.plan()
     for r in after:
+        if r.action == "refused":
+            click.echo(f"refused {r.tunable} {r.target}: {r.note}")
         if r.action == "hold":
             click.echo(f"hold {r.tunable} {r.target}: {r.desired} (only while the agent daemon runs)")
     pending = _report_pending(after)

@@ -148,6 +148,9 @@ MAPPING: dict[str, tuple[str, str]] = {
         "scheduler.isolated_cores",
         "As cpu-partitioning's process moving, over the housekeeping CPUs; the workers (inference.slice) and "
         "threads pinned to inference CPUs stay."),
+    "irq.affinity": (
+        "", "cpu-partitioning leaves device interrupts to irqbalance's banned CPUs and its initrd; we place "
+            "every non-NIC interrupt on the housekeeping CPUs at run time, managed ones reported as refused."),
     "block.scheduler": ("", "tuned leaves the scheduler; NVMe needs none."),
     "block.read_ahead_kb": ("disk.readahead", "As throughput/accelerator-performance (KiB, >4096 there, >=4096 here)."),
 }

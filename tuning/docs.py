@@ -55,7 +55,9 @@ cpu-partitioning does at run time to keep the kernel's and the OS's own work off
 inference CPUs: unbound and writeback workqueues on the housekeeping CPUs, systemd
 starting every service there (`systemd.cpu_affinity`; the worker's own pinning
 wins), the threads already running moved there too (`processes.cpu_affinity`, as
-tuned's scheduler plugin; the workers in inference.slice stay), no timer
+tuned's scheduler plugin; the workers in inference.slice stay), every non-NIC
+interrupt there (`irq.affinity`; kernel-managed ones are reported `refused`, not
+drift, as a NIC's managed vectors are), no timer
 migration, VM statistics every 10 s, no NMI watchdog. Use it where
 the p99 of TTFT or TPOT matters at the millisecond and the housekeeping CPUs (one
 core per NUMA node by default; more with `tuning.housekeeping_cores_per_node`) can

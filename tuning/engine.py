@@ -22,11 +22,13 @@ from tuning.profiles import Profile, load_profile
 from tuning.registry import tunables_by_name
 from tuning.settings import TuningSettings
 from tuning.state import APPLIED, APPLYING, Original, TuningState, clear_state, load_state, save_state
-from tuning.tunable import LatencyCap, Tunable, TunableError, TuneContext, Unsupported
+from tuning.tunable import LatencyCap, Refused, Tunable, TunableError, TuneContext, Unsupported
 
 OK, SET, HOLD, UNSUPPORTED, ERROR = "ok", "set", "hold", "unsupported", "error"
 # Written where the boot loader reads it, not yet what the running kernel booted with.
 PENDING = "pending-reboot"
+# The kernel refused this target for good at an earlier apply (tunable.Refused).
+REFUSED = "refused"
 
 
 @dataclass
@@ -112,8 +114,16 @@ class Engine:
 
     # -- plan / verify -------------------------------------------------------
 
+    def _refusals(self) -> dict[tuple[str, str], str]:
+        try:
+            state = load_state(self.ctx.paths)
+        except RuntimeError:
+            return {}
+        return {(r[0], r[1]): r[2] for r in state.refused} if state else {}
+
     def plan(self) -> list[Row]:
         rows: list[Row] = []
+        refused = self._refusals()
         for name, (desired, _where) in self.profile.desired.items():
             knob = self.knob(name)
             try:
@@ -122,7 +132,11 @@ class Engine:
                 rows.append(Row(name, "-", None, desired.text, ERROR, f"cannot list targets: {e}"))
                 continue
             for target in targets:
-                rows.append(self._row(knob, target, desired))
+                row = self._row(knob, target, desired)
+                why = refused.get((name, target))
+                if why is not None and row.action == SET:
+                    row.action, row.note = REFUSED, f"refused at the last apply: {why}"
+                rows.append(row)
         return rows
 
     def _row(self, knob: Tunable, target: str, desired: Desired) -> Row:
@@ -182,13 +196,17 @@ class Engine:
                 raise EngineError(f"nothing changed; cannot record the originals: {e}") from e
             try:
                 for row in todo:
-                    tx.step(row)
+                    try:
+                        tx.step(row)
+                    except Refused as e:
+                        tx.refuse(row, e)
                 tx.finish()
             except Exception as e:  # noqa: BLE001 - whatever went wrong, undo this run
                 tx.abort(e)
             tx.commit()
-            self.last_change = Change(todo, dict(tx.before), tx.added, tx.prior.profile if tx.prior else None)
-            return todo, recovered
+            changed = [r for r in todo if r.action != REFUSED]
+            self.last_change = Change(changed, dict(tx.before), tx.added, tx.prior.profile if tx.prior else None)
+            return changed, recovered
 
     def undo(self, change: Change) -> None:
         """Put back what `change` set, in reverse order, and drop the originals it
@@ -236,7 +254,8 @@ class Transaction:
         self.before: dict[tuple[str, str], str] = {}
         prior = load_state(self.paths)
         self.prior = prior
-        state = TuningState(APPLYING, engine.profile.name, os.getpid(), list(prior.originals) if prior else [])
+        state = TuningState(APPLYING, engine.profile.name, os.getpid(), list(prior.originals) if prior else [],
+                            [list(r) for r in prior.refused] if prior else [])
         for row in todo:
             if row.knob is None or row.knob.process_held:
                 continue
@@ -259,6 +278,18 @@ class Transaction:
         now = row.knob.read(row.target)
         if not row.want.matches(now):
             raise TunableError(f"wrote {value!r}, the kernel reports {now!r}")
+
+    def refuse(self, row: Row, error: Refused) -> None:
+        """The kernel will never take this target: nothing changed there, so nothing to
+        undo; recorded so that plan shows it as refused rather than as drift."""
+        self.done.remove(row)
+        row.action, row.note = REFUSED, str(error)
+        self.state.refused = [r for r in self.state.refused if (r[0], r[1]) != (row.tunable, row.target)]
+        self.state.refused.append([row.tunable, row.target, str(error)])
+        self.state.originals = [o for o in self.state.originals
+                                if (o.tunable, o.target) != (row.tunable, row.target)
+                                or (o.tunable, o.target) not in self.added]
+        self.added.discard((row.tunable, row.target))
 
     def finish(self) -> None:
         """The work queued by the writes (update-grub once for every boot parameter)."""

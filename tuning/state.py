@@ -37,6 +37,8 @@ class TuningState:
     profile: str
     pid: int
     originals: list[Original] = field(default_factory=list)
+    # [tunable, target, why] the kernel refused for good in this boot (tunable.Refused).
+    refused: list[list[str]] = field(default_factory=list)
 
     def has(self, tunable: str, target: str) -> bool:
         return any(o.tunable == tunable and o.target == target for o in self.originals)
@@ -63,6 +65,7 @@ def load_state(paths: Paths) -> TuningState | None:
             return TuningState(
                 status=data["status"], profile=data["profile"], pid=data.get("pid", 0),
                 originals=[Original(**o) for o in data["originals"]],
+                refused=[list(map(str, r)) for r in data.get("refused", [])],
             )
         except (KeyError, TypeError) as e:
             raise RuntimeError(f"{path}: malformed tuning state ({e}); inspect it, then remove it") from None
@@ -81,6 +84,7 @@ def save_state(paths: Paths, state: TuningState) -> None:
     _write(state_path(paths), state)
     lasting = [o for o in state.originals if o.persistent]
     if lasting:
+        # Refusals are of this boot: not carried across a reboot.
         _write(persistent_state_path(paths), TuningState(state.status, state.profile, state.pid, lasting))
     else:
         persistent_state_path(paths).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ byte-for-byte.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from abc import ABC, abstractmethod
@@ -37,6 +38,17 @@ class Unsupported(Absent):
 
 class TunableError(Exception):
     """A write the kernel refused, with what to do instead."""
+
+
+# What the kernel answers a write to a kernel-managed interrupt's affinity: EPERM
+# since 6.x, EIO before (irq_can_set_affinity_usr() in kernel/irq/proc.c).
+MANAGED_IRQ_ERRNOS = (errno.EPERM, errno.EIO)
+
+
+class Refused(TunableError):
+    """This target is not ours to set and never will be (a kernel-managed interrupt):
+    the apply goes on without it and records it, plan and verify show it as
+    refused, not as drift, until the next rollback or reboot."""
 
 
 class Runner(Protocol):

@@ -12,6 +12,8 @@ from pathlib import Path
 from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
 from tuning.desired import Desired, parse_desired
 from tuning.tunable import (
+    MANAGED_IRQ_ERRNOS,
+    Refused,
     Tunable,
     TunableError,
     TuneContext,
@@ -194,8 +196,8 @@ class NicIrqAffinity(Tunable):
     `local`: the housekeeping CPUs on the NIC's NUMA node (all of the NIC's local
     CPUs when it has none), so packet processing stays on the NIC's node and off
     the inference CPU set. Or an explicit CPU list. Kernel-managed interrupts
-    (drivers that spread their own vectors) refuse the write with EIO: the apply
-    fails and is rolled back; drop the key for such NICs."""
+    (drivers that spread their own vectors) refuse the write (EPERM, EIO before
+    6.x): they are reported as refused, not drift, and the apply goes on."""
 
     name = "nic.irq_affinity"
     family = "network"
@@ -225,7 +227,12 @@ class NicIrqAffinity(Tunable):
         return parse_desired(format_cpulist((local & self.ctx.housekeeping) or local))
 
     def write(self, target: str, value: str) -> None:
-        write_file(self._path(target), value)
+        try:
+            write_file(self._path(target), value)
+        except OSError as e:
+            if e.errno in MANAGED_IRQ_ERRNOS:
+                raise Refused(f"kernel-managed interrupt ({e.strerror}): the driver places it") from None
+            raise
 
 
 def env_value(text: str, key: str) -> str | None:

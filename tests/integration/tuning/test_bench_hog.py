@@ -5,8 +5,9 @@ Inside a new PID namespace (its own /proc, so `processes.cpu_affinity` sees only
 this test's processes and moves nothing else of the host): the stand-in pinned to
 the last CPU (an inference CPU; the first is housekeeping on this host), as the
 worker unit's CPUAffinity= pins a worker, burning CPU for every token as vLLM's
-host-side decode loop does; and one busy loop per CPU, unpinned, started before
-the bench, as a backup job or a log shipper would be. The profile moves the loops
+host-side decode loop does; and two busy loops per CPU, unpinned, started before
+the bench, as backup jobs or log shippers would be (with one a CPU, the balancer
+sometimes left the worker's CPU to it alone for a whole round). The profile moves the loops
 to the housekeeping CPU; the worker keeps its CPU to itself.
 
 The report must call TPOT and e2e better, by a clear margin; afterwards the hogs
@@ -45,7 +46,7 @@ taskset -c "$worker_cpu" "$PYTHON" "$STANDIN" serve bench-model --host 127.0.0.1
     --ttft 0.01 --itl 0 --cpu-per-token 0.004 >"$WORK/standin.log" 2>&1 &
 standin=$!
 hogs=""
-for i in $(seq "$cpus"); do "$PYTHON" -c 'while True: pass' & hogs="$hogs $!"; done
+for i in $(seq $((2 * cpus))); do "$PYTHON" -c 'while True: pass' & hogs="$hogs $!"; done
 for i in $(seq 100); do
   if "$PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=1)" 2>/dev/null; then break; fi
   sleep 0.1
@@ -93,7 +94,7 @@ def test_bench_reports_the_hog_moved_away_and_puts_the_host_back(tmp_path):
 
     # The host as it was: the hogs may run everywhere again, every knob reads as before.
     cpus = format_cpulist(frozenset(range(hogs["worker_cpu"] + 1)))
-    assert [format_cpulist(parse_cpulist(a)) for a in hogs["hogs_before"].split()] == [cpus] * os.cpu_count()
+    assert [format_cpulist(parse_cpulist(a)) for a in hogs["hogs_before"].split()] == [cpus] * 2 * os.cpu_count()
     assert hogs["hogs_after"] == hogs["hogs_before"]
     current = {(r["tunable"], r["target"]): r["current"] for r in
                json.loads((tmp_path / "plan-before.json").read_text())["rows"]}

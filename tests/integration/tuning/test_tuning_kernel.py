@@ -203,3 +203,54 @@ def test_workqueue_masks_and_housekeeping_sysctls_on_this_kernel(tmp_path, host_
             if p.read_bytes() != b:
                 p.write_bytes(b)
     assert {p: p.read_bytes() for p in present} == raw
+
+
+def _probe_managed(irqs: list[Path]) -> set[str]:
+    """The interrupts this kernel will not let user space move, found independently of
+    the product: write each one's own value back and see which writes are refused."""
+    managed = set()
+    for d in irqs:
+        path = d / "smp_affinity_list"
+        try:
+            path.write_text(path.read_text())
+        except OSError:
+            managed.add(f"irq{d.name}")
+    return managed
+
+
+def test_irq_affinity_moves_what_it_may_and_records_managed_interrupts_as_refused(tmp_path, host_state_free):
+    """Every interrupt of this VM that is not a NIC's to CPU 0 (virtio-net's count as
+    other interrupts here: its interface's device is the virtio device, which has no
+    msi_irqs of its own); the virtio-blk queue interrupts the driver manages are
+    refused by the kernel (EPERM on 6.18): recorded as refused, not drift, not an
+    aborted apply; rollback restores every file byte for byte."""
+    from tuning.engine import REFUSED
+
+    irqs = sorted((d for d in Path("/proc/irq").iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    raw = {d: (d / "smp_affinity_list").read_bytes() for d in irqs}
+    managed = _probe_managed(irqs)
+    (tmp_path / "irq.yaml").write_text('tunables:\n  irq.affinity: "0"\n')
+    engine = build_engine(HOST, TuningSettings(profile="irq", profile_dirs=[str(tmp_path)]))
+    try:
+        planned = {r.target for r in engine.plan()}
+        changed, _ = engine.apply()
+        moved = {r.target for r in changed}
+        assert moved and moved <= planned
+        for target in moved:
+            assert Path(f"/proc/irq/{target[3:]}/smp_affinity_list").read_text() == "0\n"
+        rows = {r.target: r for r in engine.plan()}
+        refused = {t for t, r in rows.items() if r.action == REFUSED}
+        assert refused == managed & planned
+        assert all("kernel-managed interrupt" in rows[t].note for t in refused)
+        assert engine.verify() == []  # refused is not drift
+        rollback(engine)
+        assert not [r for r in engine.plan() if r.action == REFUSED]  # a rollback forgets them
+    finally:
+        for d, b in raw.items():
+            if d.exists() and (d / "smp_affinity_list").read_bytes() != b:
+                try:
+                    (d / "smp_affinity_list").write_bytes(b)
+                except OSError:
+                    pass
+    assert {d: (d / "smp_affinity_list").read_bytes() for d in irqs if d.exists()} == {
+        d: b for d, b in raw.items() if d.exists()}
