@@ -36,3 +36,4 @@ _.slot_of  # collectors/ebpf/histogram.py: the kernel's log2 slot, mirrored in P
 _.BY_NAME  # collectors/ebpf/programs.py
 _.parse_tuned_conf  # tuning/comparison.py: reads the installed tuned profiles in the comparison test
 _.begin  # tuning/engine.py: the crash-recovery tests drive a transaction's steps
+_.split_bootloader  # tuning/comparison.py: counts tuned's boot parameters one by one in the comparison test
