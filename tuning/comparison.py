@@ -144,6 +144,9 @@ MAPPING: dict[str, tuple[str, str]] = {
     "boot.nosoftlockup": ("bootloader.cmdline:nosoftlockup", "As cpu-partitioning (inference-partitioned)."),
     "boot.mitigations": (
         "", "tuned's profiles leave mitigations on, and so do ours: off is an explicit opt-in in tuning.overrides."),
+    "systemd.slice_allowed_cpus": (
+        "", "tuned sets no cgroup limits; on cgroup v2 hosts the kernel's cpuset keeps system.slice and "
+            "user.slice on the housekeeping CPUs, running processes included."),
     "processes.cpu_affinity": (
         "scheduler.isolated_cores",
         "As cpu-partitioning's process moving, over the housekeeping CPUs; the workers (inference.slice) and "

@@ -55,7 +55,9 @@ cpu-partitioning does at run time to keep the kernel's and the OS's own work off
 inference CPUs: unbound and writeback workqueues on the housekeeping CPUs, systemd
 starting every service there (`systemd.cpu_affinity`; the worker's own pinning
 wins), the threads already running moved there too (`processes.cpu_affinity`, as
-tuned's scheduler plugin; the workers in inference.slice stay), every non-NIC
+tuned's scheduler plugin; the workers in inference.slice stay), system.slice and
+user.slice confined there by the kernel's cpuset on cgroup v2 hosts
+(`systemd.slice_allowed_cpus`; unsupported on hybrid and v1 hosts), every non-NIC
 interrupt there (`irq.affinity`; kernel-managed ones are reported `refused`, not
 drift, as a NIC's managed vectors are), no timer
 migration, VM statistics every 10 s, no NMI watchdog. Use it where

@@ -13,7 +13,12 @@ def tunable_classes() -> list[type[Tunable]]:
     from tuning.tunables.boot import BOOT_PARAMS
     from tuning.tunables.cpu import CpuDmaLatency, CpuEnergyPerformancePreference, CpuGovernor
     from tuning.tunables.irq import IrqAffinity
-    from tuning.tunables.isolation import SystemdCpuAffinity, WorkqueueCpumask, WorkqueueWritebackCpumask
+    from tuning.tunables.isolation import (
+        SliceAllowedCpus,
+        SystemdCpuAffinity,
+        WorkqueueCpumask,
+        WorkqueueWritebackCpumask,
+    )
     from tuning.tunables.memory import Hugepages1GPerNode, Hugepages2MPerNode, ThpDefrag, ThpEnabled
     from tuning.tunables.nic import IrqbalanceBannedCpus, NicChannels, NicIrqAffinity, NicMtu, NicRings
     from tuning.tunables.processes import ProcessAffinity
@@ -23,7 +28,7 @@ def tunable_classes() -> list[type[Tunable]]:
         CpuGovernor, CpuEnergyPerformancePreference, CpuDmaLatency,
         ThpEnabled, ThpDefrag, Hugepages2MPerNode, Hugepages1GPerNode,
         *SYSCTLS,
-        WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity, ProcessAffinity, IrqAffinity,
+        WorkqueueCpumask, WorkqueueWritebackCpumask, SystemdCpuAffinity, SliceAllowedCpus, ProcessAffinity, IrqAffinity,
         NicMtu, NicChannels, NicRings, NicIrqAffinity, IrqbalanceBannedCpus,
         BlockScheduler, BlockReadAhead,
         *BOOT_PARAMS,

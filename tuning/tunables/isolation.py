@@ -197,3 +197,89 @@ class SystemdCpuAffinity(Tunable):
         res = self.ctx.run(["systemctl", "daemon-reload"])
         if res.returncode != 0:
             raise TunableError(f"systemctl daemon-reload failed: {(res.stderr or res.stdout).strip()[:200]}")
+
+
+class SliceAllowedCpus(Tunable):
+    """CPUs the processes of system.slice and user.slice may run on (`AllowedCPUs=` in
+    `/etc/systemd/system/<slice>.d/50-infernode-allowed-cpus.conf`; cgroup v2 cpuset).
+
+    `housekeeping`: every service and login session, those already running too, is
+    confined to the housekeeping CPUs by the kernel's cpuset, which a process
+    cannot widen with sched_setaffinity. Needs the cpuset controller in the unified
+    hierarchy (a pure cgroup v2 host); on hybrid and v1 hosts, where cpuset is a v1
+    controller systemd does not drive, it is unsupported and
+    `processes.cpu_affinity` with `systemd.cpu_affinity` do the work. Applied at once
+    with `systemctl set-property --runtime` (and kept across reboots by the drop-in);
+    read back from the slice's cpuset.cpus. Rollback restores the drop-in byte for
+    byte and the slice's CPUs."""
+
+    name = "systemd.slice_allowed_cpus"
+    family = "isolation"
+    persistent = True  # the drop-in outlives a reboot
+    checker = staticmethod(_housekeeping_or_cpulist)
+    SLICES = ("system.slice", "user.slice")
+
+    def _dropin(self, target: str) -> Path:
+        return self.ctx.paths.etc("systemd", "system", f"{target}.d", "50-infernode-allowed-cpus.conf")
+
+    def targets(self) -> list[str]:
+        return list(self.SLICES)
+
+    def resolve(self, target: str, desired: Desired) -> Desired:
+        return _housekeeping_resolved(self.ctx, desired)
+
+    def read(self, target: str) -> str:
+        everywhere = format_cpulist(self.ctx.topology.all_cpus)
+        if not self.ctx.paths.is_real_root():
+            return self._configured(target) or everywhere  # an image: what it will boot with
+        controllers = self.ctx.paths.cgroup("cgroup.controllers")
+        if not controllers.exists():
+            raise Unsupported("/sys/fs/cgroup is not a cgroup v2 (unified) mount: cpuset is a v1 controller "
+                              "here; processes.cpu_affinity and systemd.cpu_affinity keep the CPUs free instead")
+        if "cpuset" not in read_file(controllers).split():
+            raise Unsupported("the cpuset controller is not available in the unified hierarchy")
+        try:
+            text = read_file(self.ctx.paths.cgroup(target, "cpuset.cpus")).strip()
+        except Unsupported:
+            return everywhere  # cpuset not enabled for the slice: no limit
+        return format_cpulist(parse_cpulist(text)) if text else everywhere
+
+    def _configured(self, target: str) -> str | None:
+        path = self._dropin(target)
+        if not path.exists():
+            return None
+        for line in path.read_text().splitlines():
+            if line.strip().startswith("AllowedCPUs="):
+                value = line.split("=", 1)[1].strip()
+                return format_cpulist(parse_cpulist(value.replace(" ", ","))) if value else None
+        return None
+
+    def snapshot(self, target: str) -> str:
+        path = self._dropin(target)
+        return path.read_text() if path.exists() else ABSENT
+
+    def write(self, target: str, value: str) -> None:
+        if not parse_cpulist(value):
+            raise TunableError(f"{self.name}: an empty CPU set would leave {target} no CPU")
+        path = self._dropin(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# Written by infernode (tuning: systemd.slice_allowed_cpus); `infernode tune rollback` "
+                        f"removes it.\n[Slice]\nAllowedCPUs={value}\n")
+        self._apply(target, value)
+
+    def restore(self, target: str, original: str) -> None:
+        path = self._dropin(target)
+        if original == ABSENT:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(original)
+        self._apply(target, self._configured(target) or "")
+
+    def _apply(self, target: str, value: str) -> None:
+        if not self.ctx.paths.is_real_root():
+            return  # an image has no systemd running
+        for argv in (["systemctl", "daemon-reload"],
+                     ["systemctl", "set-property", "--runtime", target, f"AllowedCPUs={value}"]):
+            res = self.ctx.run(argv)
+            if res.returncode != 0:
+                raise TunableError(f"{' '.join(argv)} failed: {(res.stderr or res.stdout).strip()[:200]}")

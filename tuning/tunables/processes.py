@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 
+from agent.cgroups import parse_proc_cgroup, parse_tgid
 from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired
 from tuning.tunable import Tunable, TunableError, TuneContext, Unsupported, read_file, symbol_or_cpulist
@@ -78,7 +79,7 @@ class ProcessAffinity(Tunable):
                 tids = [t for t in os.listdir(proc / pid / "task") if t.isdigit()]
             except OSError:
                 continue  # exited
-            if any(line.split(":", 2)[-1].startswith(WORKER_SLICE) for line in cgroup.splitlines()):
+            if any(path.startswith(WORKER_SLICE) for path in parse_proc_cgroup(cgroup).values()):
                 continue
             for tid in tids:
                 try:
@@ -118,12 +119,11 @@ class ProcessAffinity(Tunable):
         proc = self.ctx.paths.proc()
         for tid, (start, cpus) in json.loads(original).items():
             try:
-                pid = read_file(proc / tid / "status")
+                tgid = parse_tgid(read_file(proc / tid / "status")) or int(tid)
             except Unsupported:
                 continue  # the thread is gone
-            tgid = next((line.split()[1] for line in pid.splitlines() if line.startswith("Tgid:")), tid)
             try:
-                _, now_start = parse_stat((proc / tgid / "task" / tid / "stat").read_text())
+                _, now_start = parse_stat((proc / str(tgid) / "task" / tid / "stat").read_text())
                 if now_start == start:
                     os.sched_setaffinity(int(tid), parse_cpulist(cpus))
             except (OSError, ValueError):

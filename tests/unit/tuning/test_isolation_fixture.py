@@ -65,3 +65,40 @@ def test_an_empty_housekeeping_set_is_refused_before_anything_changes(tmp_path, 
     (tmp_path / "p" / "bad.yaml").write_text("tunables:\n  workqueue.cpumask: nobody\n")
     result = tune(root, cfg(tmp_path, profile_dirs=[str(tmp_path / "p")]), "plan", "--profile", "bad")
     assert result.exit_code == 2 and "'housekeeping' or a CPU list" in result.output
+
+
+def test_slice_allowed_cpus_in_an_image_writes_and_restores_the_dropins(tmp_path, root):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "slices.yaml").write_text("tunables:\n  systemd.slice_allowed_cpus: housekeeping\n")
+    config = cfg(tmp_path, profile_dirs=[str(profiles)])
+    site = root / "etc/systemd/system/user.slice.d/50-infernode-allowed-cpus.conf"
+    site.parent.mkdir(parents=True)
+    site.write_text("[Slice]\nAllowedCPUs=0-3\n")  # left by hand: restored byte for byte
+    before = tree(root)
+    plan = json.loads(tune(root, config, "plan", "--json", "--profile", "slices").output)
+    rows = {r["target"]: r for r in plan["rows"]}
+    assert rows["system.slice"]["current"] == "0-31" and rows["user.slice"]["current"] == "0-3"
+    assert {r["desired"] for r in rows.values()} == {"0,8,16,24"}
+    assert tune(root, config, "apply", "--profile", "slices").exit_code == 0
+    text = (root / "etc/systemd/system/system.slice.d/50-infernode-allowed-cpus.conf").read_text()
+    assert "[Slice]\nAllowedCPUs=0,8,16,24\n" in text
+    assert tune(root, config, "verify", "--profile", "slices").exit_code == 0
+    assert tune(root, config, "rollback").exit_code == 0
+    assert tree(root) == before
+
+
+def test_slice_allowed_cpus_needs_cpuset_in_the_unified_hierarchy(tmp_path):
+    """On this host, as the kernel mounted it: unsupported unless /sys/fs/cgroup is
+    cgroup v2 with the cpuset controller (this VM's hybrid hierarchy is not)."""
+    from agent.paths import Paths
+    from tuning.engine import UNSUPPORTED, build_engine
+    from tuning.settings import TuningSettings
+
+    (tmp_path / "s.yaml").write_text("tunables:\n  systemd.slice_allowed_cpus: housekeeping\n")
+    rows = build_engine(Paths("/"), TuningSettings(profile="s", profile_dirs=[str(tmp_path)])).plan()
+    controllers = Path("/sys/fs/cgroup/cgroup.controllers")
+    v2_cpuset = controllers.exists() and "cpuset" in controllers.read_text().split()
+    assert {r.action == UNSUPPORTED for r in rows} == {not v2_cpuset}
+    if not controllers.exists():
+        assert "not a cgroup v2 (unified) mount" in rows[0].note
