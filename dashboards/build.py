@@ -419,6 +419,9 @@ KERNEL = Dashboard(
 
 # --- tuning and bootstrap ------------------------------------------------------------
 
+_BOOT = ("Boot parameters need a node whose boot loader infernode writes (GRUB or BLS entries) and a "
+         "profile that sets them.")
+
 STATE = Dashboard(
     "infernode-state", "infernode / Tuning and bootstrap",
     "Whether the node's tuning profile and NVIDIA stack are in their desired state.",
@@ -433,7 +436,7 @@ STATE = Dashboard(
             Panel("Boot parameters pending reboot", "Boot parameters written to the boot loader that the running "
                   "kernel was not booted with (0 = none); they take effect at the next reboot.",
                   (Q(f"sum by (instance) (infernode_tuning_pending_reboot{{{INST}}})", "{{instance}}"),),
-                  kind="stat"),
+                  kind="stat", needs_real_hardware=_BOOT),
             Panel("Tuning state per tunable", "1 in desired state, 0 drifted, per tunable and target.",
                   (Q(f"infernode_tuning_in_desired_state{{{INST}}}", "{{instance}} {{tunable}} {{target}}"),),
                   kind="table"),

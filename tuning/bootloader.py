@@ -9,19 +9,57 @@ on the kernel line of each normal entry (/etc/grub.d/10_linux). infernode writes
 What the boot loader will pass is read the way grub-mkconfig reads it: by sourcing
 the same files in a shell, so another drop-in that overrides ours shows as drift.
 
-Not written by this version: boot loaders that take their command line from
-/etc/kernel/cmdline or BLS entries (kernel-install, systemd-boot, grubby on RHEL),
-and grub-mkconfig builds that do not read /etc/default/grub.d. The boot tunables
-report those hosts as unsupported, naming what to use instead.
+Hosts that boot Boot Loader Specification entries (systemd-boot, GRUB with BLS on
+Fedora and RHEL 9, kernel-install) are written through tuning/bls.py instead;
+`boot_loader` picks one per host. grub-mkconfig builds that do not read
+/etc/default/grub.d, without BLS entries, are reported unsupported.
 """
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Protocol
 
+from tuning.bls import Bls
 from tuning.cmdline import DropInError, Param, parse_dropin, render_dropin, split_cmdline
 from tuning.tunable import TunableError, TuneContext, Unsupported
+
+ABSENT = "\0absent"
+
+
+class BootLoader(Protocol):
+    """Where boot parameters go on one host, shared by every boot tunable."""
+
+    def check(self) -> None:
+        """Raise TunableError or Unsupported when infernode cannot write here as it is."""
+
+    def configured(self) -> list[Param]:
+        """The parameters the next boot passes."""
+
+    def others(self) -> list[Param]:
+        """The same without infernode's: what the site set itself."""
+
+    def set_params(self, tunable: str, params: str | None, order: list[str]) -> None:
+        """`tunable`'s parameters set (None: removed)."""
+
+    def snapshot(self) -> str:
+        """Every file `set_params` may change, as one string for `restore`."""
+
+    def restore(self, snap: str) -> None: ...
+
+    def regenerate(self) -> None:
+        """Make the boot loader take the files (update-grub); once after the writes."""
+
+
+def boot_loader(ctx: TuneContext) -> BootLoader:
+    """This host's boot loader, once per engine; Unsupported where there is none we write."""
+    loader = ctx.shared.get("bootloader")
+    if loader is None:
+        bls = Bls.find(ctx)
+        loader = bls if bls is not None else Grub(ctx)
+        ctx.shared["bootloader"] = loader
+    return loader  # type: ignore[return-value]
 
 DROPIN = ("default", "grub.d", "99-infernode.cfg")
 MKCONFIGS = (("usr", "sbin", "grub-mkconfig"), ("usr", "sbin", "grub2-mkconfig"))
@@ -67,11 +105,8 @@ class Grub:
                 return path
             raise Unsupported(f"{path} does not read /etc/default/grub.d (set boot parameters in "
                               "/etc/default/grub, or with grubby, yourself)")
-        if self.paths.etc("kernel", "cmdline").exists() or self.paths.host("/boot/loader/entries").is_dir():
-            raise Unsupported("this host boots through kernel-install/BLS (/etc/kernel/cmdline or "
-                              "/boot/loader/entries), which infernode does not write yet: set boot "
-                              "parameters with grubby or in /etc/kernel/cmdline")
-        raise Unsupported("no grub-mkconfig here: infernode writes boot parameters for GRUB only")
+        raise Unsupported("no grub-mkconfig and no Boot Loader Specification entries here: infernode writes "
+                          "boot parameters for GRUB (/etc/default/grub.d) and BLS entries only")
 
     # -- what the boot loader will pass -------------------------------------
 
@@ -97,6 +132,20 @@ class Grub:
 
     # -- our drop-in ----------------------------------------------------------
 
+    def check(self) -> None:
+        self.mkconfig()
+        self.entries()  # a drop-in someone edited is an error in plan, not at apply
+
+    def snapshot(self) -> str:
+        return self.dropin.read_text() if self.dropin.exists() else ABSENT
+
+    def restore(self, snap: str) -> None:
+        if snap == ABSENT:
+            self.dropin.unlink(missing_ok=True)
+        else:
+            self.dropin.parent.mkdir(parents=True, exist_ok=True)
+            self.dropin.write_text(snap)
+
     def entries(self) -> dict[str, str]:
         try:
             text = self.dropin.read_text()
@@ -107,7 +156,7 @@ class Grub:
         except DropInError as e:
             raise TunableError(f"{self.dropin}: {e}; move the edit to another grub.d file") from None
 
-    def set_entry(self, tunable: str, params: str | None, order: list[str]) -> None:
+    def set_params(self, tunable: str, params: str | None, order: list[str]) -> None:
         """Our line for `tunable` set to `params` (None removes it), lines in `order`."""
         entries = self.entries()
         if params is None:

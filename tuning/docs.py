@@ -104,12 +104,18 @@ already sets to another value in its own GRUB files is refused, not stacked.
 Rollback restores the drop-in byte for byte and runs `update-grub` again; the
 originals of knobs that outlive a reboot (boot parameters, systemd's and
 irqbalance's files) are also kept in `/var/lib/infernode/tuning/persistent.json`,
-so rollback works after the reboot. Hosts that boot through kernel-install/BLS
-(`/etc/kernel/cmdline`, systemd-boot, grubby) are reported unsupported by this
-version. Profiles that ask for two things that cannot both hold are refused when
-they load: `intel_pstate` in passive/no_hwp/disable mode or `amd_pstate` outside
-active mode with `cpu.energy_performance_preference`; 1 GiB pages both at boot and
-at run time. `mitigations=off` is in no profile: a site that wants it sets
+so rollback works after the reboot. Hosts that boot Boot Loader Specification
+entries (systemd-boot, GRUB with BLS on Fedora and RHEL 9, kernel-install) get the
+parameters in the `options` of every entry and in `/etc/kernel/cmdline` (so a
+kernel installed later has them too); the next boot is read from the newest
+entry; what infernode appended is recorded in
+`/var/lib/infernode/tuning/bls-params.json`, so the site's own parameters are told
+apart and rollback takes ours out of entries installed since. Entries that take
+their options from grubenv (`$kernelopts`, RHEL 8) are unsupported: use grubby.
+Profiles that ask for two things that cannot both hold are refused when they load:
+`intel_pstate` in passive/no_hwp/disable mode or `amd_pstate` outside active mode
+with `cpu.energy_performance_preference`; 1 GiB pages both at boot and at run time.
+`mitigations=off` is in no profile: a site that wants it sets
 `boot.mitigations: off` in `tuning.overrides` after its own security review.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from agent.absent import Absent
 from agent.hostfs import read_text
@@ -27,9 +27,6 @@ from agent.topology import HostTopology, read_host_topology
 from tuning.desired import Desired
 from tuning.settings import TuningSettings
 from tuning.topology import housekeeping_cpus, inference_cpus
-
-if TYPE_CHECKING:
-    from tuning.bootloader import Grub
 
 
 class Unsupported(Absent):
@@ -93,12 +90,8 @@ class TuneContext:
                 errors.append(str(e))
         if errors:
             raise TunableError("; ".join(errors))
-
-    @cached_property
-    def grub(self) -> Grub:
-        from tuning.bootloader import Grub
-
-        return Grub(self)
+    # Objects the knobs of one engine share (the boot loader), by name.
+    shared: dict[str, object] = field(default_factory=dict, repr=False)
 
     @cached_property
     def topology(self) -> HostTopology:

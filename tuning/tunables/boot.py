@@ -3,7 +3,8 @@
 A boot parameter has two values: what the boot loader will pass at the next boot
 (`read`, from GRUB's configuration as grub-mkconfig reads it) and what the
 running kernel was booted with (`booted`, from /proc/cmdline). `apply` writes the
-first (tuning/bootloader.py: a GRUB drop-in, then update-grub, once per apply);
+first (tuning/bootloader.py: a GRUB drop-in, then update-grub, once per apply; or
+tuning/bls.py: the options of every BLS entry and /etc/kernel/cmdline);
 the second changes only at a reboot, which infernode never does. Between the two
 the knob is "pending reboot": `tune plan` and `tune verify` say so, verify exits 3,
 and `infernode_tuning_pending_reboot` is 1.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from agent.cpulist import CpuListError, format_cpulist, parse_cpulist
+from tuning.bootloader import boot_loader
 from tuning.cmdline import GIB, Param, hugepages_of_size, last_value, split_cmdline
 from tuning.desired import Desired, parse_desired
 from tuning.tunable import (
@@ -32,7 +34,6 @@ from tuning.tunable import (
     symbol_or_cpulist,
 )
 
-ABSENT = "\0absent"
 CPULIST_SYMBOL = "inference"
 ISOLCPUS_FLAGS = ("domain", "managed_irq", "nohz")
 
@@ -103,8 +104,9 @@ class BootParam(Tunable):
     # -- Tunable ------------------------------------------------------------------
 
     def read(self, target: str) -> str:
-        self.ctx.grub.entries()  # a drop-in someone edited is an error in plan, not at apply
-        return self.value_of(self.ctx.grub.configured())
+        loader = boot_loader(self.ctx)
+        loader.check()
+        return self.value_of(loader.configured())
 
     def booted(self, target: str) -> str | None:
         path = self.ctx.paths.proc("cmdline")
@@ -113,36 +115,25 @@ class BootParam(Tunable):
         return self.value_of(split_cmdline(read_file(path)))
 
     def write(self, target: str, value: str) -> None:
-        grub = self.ctx.grub
-        theirs = self.value_of(grub.others())
+        loader = boot_loader(self.ctx)
+        theirs = self.value_of(loader.others())
         if theirs and theirs != self.canonical(value):
             raise TunableError(
-                f"the site's own GRUB configuration (/etc/default/grub or another grub.d file) already "
-                f"sets {self.render(theirs)}; infernode does not stack a second value: change it there, "
-                f"or set {self.name} to {theirs!r} in tuning.overrides")
-        grub.set_entry(self.name, self.render(value), _boot_order())
-        self.ctx.after_writes("grub", grub.regenerate)
+                f"the site's own boot configuration (/etc/default/grub or another grub.d file; the BLS "
+                f"entries) already sets {self.render(theirs)}; infernode does not stack a second value: "
+                f"change it there, or set {self.name} to {theirs!r} in tuning.overrides")
+        loader.set_params(self.name, self.render(value), [c.name for c in BOOT_PARAMS])
+        self.ctx.after_writes("bootloader", loader.regenerate)
 
     def snapshot(self, target: str) -> str:
-        path = self.ctx.grub.dropin
-        # Every boot tunable shares the drop-in: each keeps the whole file, so a
-        # rollback in reverse order ends with the bytes the first apply found.
-        return path.read_text() if path.exists() else ABSENT
+        # Every boot tunable shares the boot loader's files: each keeps all of them,
+        # so a rollback in reverse order ends with the bytes the first apply found.
+        return boot_loader(self.ctx).snapshot()
 
     def restore(self, target: str, original: str) -> None:
-        grub = self.ctx.grub
-        if original == ABSENT:
-            grub.dropin.unlink(missing_ok=True)
-        else:
-            grub.dropin.parent.mkdir(parents=True, exist_ok=True)
-            grub.dropin.write_text(original)
-        self.ctx.after_writes("grub", grub.regenerate)
-
-
-def _boot_order() -> list[str]:
-    from tuning.registry import tunable_classes
-
-    return [c.name for c in tunable_classes() if c.family == "boot"]
+        loader = boot_loader(self.ctx)
+        loader.restore(original)
+        self.ctx.after_writes("bootloader", loader.regenerate)
 
 
 class _CpuListParam(BootParam):

@@ -99,10 +99,11 @@ def test_request_latency_panels_show_exemplars():
     assert {p.panel["type"] for p in latency} == {"timeseries", "heatmap"}
 
 
-def test_hardware_marked_panels_are_the_nvlink_gpm_sxid_mig_and_energy_ones():
+def test_hardware_marked_panels_are_the_nvlink_gpm_sxid_mig_energy_and_boot_loader_ones():
     marked = {p.title for p in ALL if p.needs_real_hardware}
     assert marked == {"NVLink links up", "NVLink throughput", "NVLink errors", "SM and tensor activity (GPM)",
-                      "NVSwitch SXid errors", "MIG instance memory", "Tokens per joule"}
+                      "NVSwitch SXid errors", "MIG instance memory", "Tokens per joule",
+                      "Boot parameters pending reboot"}
 
 
 # --- the metric catalog -----------------------------------------------------------------

@@ -222,15 +222,16 @@ def test_an_image_that_never_booted_is_pending_until_it_does(root):
     assert row.action == PENDING and row.booted is None and "when this image boots" in row.note
 
 
-def test_no_grub_is_unsupported_and_bls_says_what_to_use(root):
+def test_no_boot_loader_we_write_is_unsupported_and_says_which_we_do(root):
     (root / "proc/cpuinfo").write_text("vendor_id\t: GenuineIntel\n")
     rows = boot_rows(engine(root, RecordingGrub(), "inference-partitioned"))
     assert {r.action for r in rows.values()} == {UNSUPPORTED}
-    assert "GRUB only" in rows["boot.isolcpus"].note
-    (root / "etc/kernel").mkdir(parents=True)
-    (root / "etc/kernel/cmdline").write_text("root=UUID=0b1c ro\n")
+    assert "GRUB (/etc/default/grub.d) and BLS entries only" in rows["boot.isolcpus"].note
+    # A grub-mkconfig that does not read grub.d (and no BLS entries): said so.
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "usr/sbin/grub2-mkconfig").write_text("#! /bin/sh\n. ${sysconfdir}/default/grub\n")
     rows = boot_rows(engine(root, RecordingGrub(), "inference-partitioned"))
-    assert "kernel-install/BLS" in rows["boot.nohz_full"].note and rows["boot.nohz_full"].action == UNSUPPORTED
+    assert "does not read /etc/default/grub.d" in rows["boot.nohz_full"].note and rows["boot.nohz_full"].action == UNSUPPORTED
 
 
 def test_pstate_modes_are_vendor_specific(root):

@@ -1,11 +1,19 @@
-"""Boot parameters in a debootstrapped Debian root with GRUB's own configuration
-files and scripts (grub-common and grub2-common 2.06): `infernode tune apply
+"""Boot parameters in a debootstrapped Debian root, with the real boot loader tools.
+
+GRUB: with GRUB's own configuration files and scripts (grub-common and
+grub2-common 2.06): `infernode tune apply
 --root` writes the drop-in and runs the root's real update-grub (through chroot),
 whose grub.cfg then boots the normal entries with the parameters and the recovery
 entry without them; the parameters are pending until the image boots, in their
 desired state once /proc/cmdline has them, and rollback gives back grub.cfg and
 /etc/default byte for byte. Only grub-probe is a stand-in (tests/doubles/
-grub_probe_standin.sh): a chroot on an overlay has no block device to probe."""
+grub_probe_standin.sh): a chroot on an overlay has no block device to probe.
+
+BLS: the same root with kernel-install (systemd 252, layout=bls) writing Boot
+Loader Specification entries: the entry of the installed kernel and
+/etc/kernel/cmdline get the parameters, a kernel installed afterwards gets them
+from kernel-install itself, and rollback restores the files and takes them out of
+that later entry."""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import yaml
 from tests.conftest import need_root
 from tests.harness.rootfs import overlay_root
 from tests.unit.tuning.conftest import invoke
+from tuning.bls import entry_options
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +106,49 @@ def test_apply_pending_boot_and_rollback_with_real_update_grub(tmp_path, grub_ro
     assert not (root / "etc/default/grub.d/99-infernode.cfg").exists()
     assert {p.name: p.read_bytes() for p in (root / "etc/default").rglob("*") if p.is_file()} == before_default
     assert not (root / "var/lib/infernode/tuning/persistent.json").exists()
+
+
+def kernel_install(root: Path, version: str) -> None:
+    (root / f"boot/vmlinuz-{version}").write_bytes(b"kernel")
+    res = subprocess.run(["chroot", str(root), "kernel-install", "add", version, f"/boot/vmlinuz-{version}"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+def test_bls_entries_and_kernel_install_then_rollback(tmp_path):
+    need_root()
+    with overlay_root() as root:
+        (root / "etc/kernel/install.conf").write_text("layout=bls\n")
+        (root / "etc/kernel/cmdline").write_text("root=UUID=0b1c ro quiet\n")
+        (root / "etc/kernel/entry-token").write_text("debian\n")
+        (root / "boot/loader/entries").mkdir(parents=True)
+        kernel_install(root, KERNEL)
+        entry = root / f"boot/loader/entries/debian-{KERNEL}.conf"
+        before = {p: p.read_bytes() for p in (entry, root / "etc/kernel/cmdline")}
+        profiles = tmp_path / "profiles"
+        profiles.mkdir()
+        (profiles / "boot-only.yaml").write_text(
+            "tunables:\n  boot.skew_tick: 1\n  boot.nohz_full: 2-7\n  boot.nosoftlockup: \"on\"\n")
+        config = tmp_path / "infernode.yaml"
+        config.write_text(yaml.safe_dump({"tuning": {"profile": "boot-only", "profile_dirs": [str(profiles)]}}))
+        args = ("--root", str(root), "--config", str(config))
+
+        result = invoke("tune", "apply", *args)
+        assert result.exit_code == 3, result.output
+        wanted = "root=UUID=0b1c ro quiet nohz_full=2-7 skew_tick=1 nosoftlockup"
+        assert entry_options(entry.read_text()) == wanted
+        assert (root / "etc/kernel/cmdline").read_text() == wanted + "\n"
+        assert not (root / "boot/grub/grub.cfg").exists()  # BLS entries chosen over the image's GRUB scripts
+
+        # A kernel update: kernel-install writes the new entry from /etc/kernel/cmdline.
+        later = "6.1.0-29-amd64"
+        kernel_install(root, later)
+        new_entry = root / f"boot/loader/entries/debian-{later}.conf"
+        assert entry_options(new_entry.read_text()) == wanted
+        assert invoke("tune", "verify", *args).exit_code == 3
+
+        result = invoke("tune", "rollback", *args)
+        assert result.exit_code == 0, result.output
+        assert {p: p.read_bytes() for p in before} == before
+        assert entry_options(new_entry.read_text()) == "root=UUID=0b1c ro quiet"
+        assert not (root / "var/lib/infernode/tuning/bls-params.json").exists()
