@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST  := $(PY) -m pytest
 CONFIG  ?= examples/infernode.yaml
 
-.PHONY: setup run demo lint test test-unit test-random bench soak gpu-check docs clean
+.PHONY: setup run demo lint test test-fleet test-unit test-random bench soak gpu-check docs clean
 
 setup: os $(STAMP)
 
@@ -36,12 +36,17 @@ lint: setup
 	$(VENV)/bin/vulture agent collectors tuning .ci/vulture_whitelist.py --min-confidence 60 \
 	    --ignore-decorators "@field_validator,@model_validator,@*.command,@*.group" --ignore-names model_config
 
-# In file order; test-random checks that tests do not depend on it.
+# In file order; test-random checks that tests do not depend on it. The multi-host
+# Ansible rollout (two booted hosts a test, ~2.5 min) is `make test-fleet`, so that
+# `make test` stays under 10 minutes; CI runs both.
 test: setup lint
-	$(PYTEST) -p no:randomly -m "not bench and not soak" tests
+	$(PYTEST) -p no:randomly -m "not bench and not soak and not fleet" tests
+
+test-fleet: setup
+	$(PYTEST) -p no:randomly -m fleet tests
 
 test-unit: setup
-	$(PYTEST) -p no:randomly -m "not bench and not soak and not integration" tests
+	$(PYTEST) -p no:randomly -m "not bench and not soak and not fleet and not integration" tests
 
 # A random sample of the suite in random order (pytest-randomly); the header prints
 # the seed that draws the same sample again (SEED=S make test-random).

@@ -35,7 +35,8 @@ from tests.conftest import REPO, need_root
 from tests.harness.ansible_output import recap, task_output
 from tests.harness.netns import host_link
 
-pytestmark = pytest.mark.integration
+# Two booted hosts per test and real Ansible runs: about 2.5 minutes, in `make test-fleet`.
+pytestmark = [pytest.mark.integration, pytest.mark.fleet]
 
 ANSIBLE = REPO / "ansible"
 NEW_VERSION = "0.1.1"  # the "next release" the rollouts install
