@@ -7,7 +7,10 @@ gets its affinity narrowed to the housekeeping CPUs (the part of its affinity th
 is housekeeping, else all of them). Left alone, as tuned leaves its blacklist:
 - kernel threads and threads the kernel does not let move (PF_KTHREAD,
   PF_NO_SETAFFINITY in /proc/PID/task/TID/stat);
-- everything in inference.slice (the workers the agent supervises);
+- everything in inference.slice (the workers the agent supervises), and any
+  process whose command line names vLLM (an engine started by hand outside the
+  slice, unpinned: moving it would put the node's inference on the housekeeping
+  CPUs);
 - threads confined to inference CPUs already: pinned there on purpose (a worker
   started by hand with taskset or numactl), which is where they should run.
 
@@ -30,6 +33,7 @@ from tuning.tunables.isolation import _housekeeping_resolved
 PF_KTHREAD = 0x00200000
 PF_NO_SETAFFINITY = 0x04000000
 WORKER_SLICE = "/inference.slice"
+ENGINE_MARK = b"vllm"
 
 
 def parse_stat(text: str) -> tuple[int, int]:
@@ -47,8 +51,9 @@ class ProcessAffinity(Tunable):
     `housekeeping`: sshd, journald, cron jobs, the agent and anything else that was
     running before the profile came are moved off the inference CPUs now, where
     `systemd.cpu_affinity` only places what starts later. Kernel threads, the
-    workers in inference.slice and threads already pinned to inference CPUs only are
-    left where they are. Running system only (unsupported under `--root`)."""
+    workers in inference.slice, any process whose command line names vLLM and
+    threads already pinned to inference CPUs only are left where they are. Running
+    system only (unsupported under `--root`)."""
 
     name = "processes.cpu_affinity"
     family = "isolation"
@@ -76,10 +81,13 @@ class ProcessAffinity(Tunable):
         for pid in filter(str.isdigit, os.listdir(proc)):
             try:
                 cgroup = (proc / pid / "cgroup").read_text()
+                cmdline = (proc / pid / "cmdline").read_bytes()
                 tids = [t for t in os.listdir(proc / pid / "task") if t.isdigit()]
             except OSError:
                 continue  # exited
             if any(path.startswith(WORKER_SLICE) for path in parse_proc_cgroup(cgroup).values()):
+                continue
+            if ENGINE_MARK in cmdline.lower():
                 continue
             for tid in tids:
                 try:

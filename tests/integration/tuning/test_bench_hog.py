@@ -109,22 +109,24 @@ set -eu
 last=$(($(nproc) - 1))
 sleep 60 & loose=$!
 taskset -c "$last" sleep 60 & pinned=$!
+bash -c 'exec -a vllm-serve-by-hand sleep 60' & engine=$!
 aff() { taskset -cp "$1" | sed 's/.*: //'; }
-echo "before $(aff $loose) $(aff $pinned)"
+echo "before $(aff $loose) $(aff $pinned) $(aff $engine)"
 "$INFERNODE" tune apply --config "$CONFIG" --profile processes-only >/dev/null
-echo "applied $(aff $loose) $(aff $pinned)"
+echo "applied $(aff $loose) $(aff $pinned) $(aff $engine)"
 "$INFERNODE" tune verify --config "$CONFIG" --profile processes-only >/dev/null && echo "verify 0"
 "$INFERNODE" tune rollback --config "$CONFIG" >/dev/null
-echo "rolled-back $(aff $loose) $(aff $pinned)"
-kill $loose $pinned
+echo "rolled-back $(aff $loose) $(aff $pinned) $(aff $engine)"
+kill $loose $pinned $engine
 """
 
 
 def test_processes_are_moved_off_the_inference_cpus_and_back(tmp_path):
     """processes.cpu_affinity through apply, verify and rollback (its originals go
     through the state file): a thread free to run anywhere is narrowed to the
-    housekeeping CPU, one pinned to an inference CPU stays, and rollback gives the
-    first its CPUs back."""
+    housekeeping CPU, one pinned to an inference CPU stays, so does an unpinned
+    process whose command line names vLLM, and rollback gives the first its CPUs
+    back."""
     need_root()
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs a housekeeping CPU and an inference CPU")
@@ -134,14 +136,16 @@ def test_processes_are_moved_off_the_inference_cpus_and_back(tmp_path):
     config = tmp_path / "infernode.yaml"
     config.write_text(yaml.safe_dump({"tuning": {"profile_dirs": [str(profiles)], "housekeeping_cpus": "0"}}))
     env = {**os.environ, "CONFIG": str(config), "INFERNODE": str(INFERNODE)}
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", MOVER],
+    # From a file: a `bash -c` command line would carry the script's text, vllm included.
+    (tmp_path / "mover.sh").write_text(MOVER)
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "bash", str(tmp_path / "mover.sh")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = {line.split()[0]: [format_cpulist(parse_cpulist(w)) for w in line.split()[1:]]
              for line in res.stdout.splitlines()}
     last = os.cpu_count() - 1
     everywhere, inference = format_cpulist(frozenset(range(last + 1))), str(last)
-    assert lines["before"] == [everywhere, inference]
-    assert lines["applied"] == ["0", inference]
+    assert lines["before"] == [everywhere, inference, everywhere]
+    assert lines["applied"] == ["0", inference, everywhere]
     assert "verify" in lines
-    assert lines["rolled-back"] == [everywhere, inference]
+    assert lines["rolled-back"] == [everywhere, inference, everywhere]
