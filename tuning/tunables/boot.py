@@ -142,12 +142,16 @@ class _CpuListParam(BootParam):
     def canonical(self, value: str) -> str:
         return _canonical_cpulist(value)
 
+    def for_inference(self, cpus: frozenset[int]) -> str:
+        """The value `inference` stands for on this host."""
+        return format_cpulist(cpus)
+
     def resolve(self, target: str, desired: Desired) -> Desired:
         if desired.text == CPULIST_SYMBOL:
             cpus = self.ctx.inference
             if not cpus:
                 raise TunableError(f"{self.name}: the inference CPU set is empty on this host")
-            return parse_desired(format_cpulist(cpus))
+            return parse_desired(self.canonical(self.for_inference(cpus)))
         return parse_desired(self.canonical(desired.text))
 
 
@@ -168,13 +172,8 @@ class BootIsolcpus(_CpuListParam):
     def canonical(self, value: str) -> str:
         return _canonical_isolcpus(value)
 
-    def resolve(self, target: str, desired: Desired) -> Desired:
-        if desired.text == CPULIST_SYMBOL:
-            cpus = self.ctx.inference
-            if not cpus:
-                raise TunableError(f"{self.name}: the inference CPU set is empty on this host")
-            return parse_desired(_canonical_isolcpus(f"managed_irq,domain,{format_cpulist(cpus)}"))
-        return parse_desired(self.canonical(desired.text))
+    def for_inference(self, cpus: frozenset[int]) -> str:
+        return f"managed_irq,domain,{format_cpulist(cpus)}"
 
 
 class BootNohzFull(_CpuListParam):
