@@ -167,6 +167,12 @@ KINDS: dict[str, EventKind] = {
         EventKind("worker_refused", "worker:<name>", "count",
                   "The worker is not restarted: vLLM rejected its command line or is too old; attributes reason.",
                   Role.RECORD),  # a refused worker serves no request
+        EventKind("node_cordon", "node", "count",
+                  "An operator cordoned the node: every worker out of rotation, still running; attributes reason.",
+                  Role.RECORD),  # the node serves no traffic meanwhile
+        EventKind("node_uncordon", "node", "count",
+                  "The cordon was lifted: serving workers back in rotation; attributes reason (the cordon's).",
+                  Role.RECORD),
         # vLLM's own gauges and counters, one window per scrape (agent/worker/engine_windows.py)
         EventKind("engine_load", "worker:<name>", "requests",
                   "The engine was busy over a scrape window: the gauges at its end; magnitude is the requests "

@@ -70,6 +70,8 @@ COMMANDS: dict[str, str] = {
     "topology": "collectors.gpu.cli:command",
     "workers": "agent.worker.cli:workers",
     "drain": "agent.worker.cli:drain",
+    "cordon": "agent.worker.cli:cordon",
+    "uncordon": "agent.worker.cli:uncordon",
     "tune": "tuning.cli:tune",
     "bootstrap": "agent.bootstrap.cli:bootstrap",
     "explain": "agent.tracing.cli:explain",

@@ -265,7 +265,8 @@ def _refuse_if_serving(cfg: Any) -> None:  # noqa: ANN401 - the root config
     ready = [w.get("worker") for w in data.get("workers", []) if w.get("ready")]
     if data.get("schedulable", True) and ready:
         _fail(f"this node is schedulable and {', '.join(map(str, ready))} in rotation: the bench changes the "
-              "host under load; take the node out of the load balancer, then run it with --force")
+              "host under load; `infernode cordon --reason 'tune bench'` takes it out of rotation first "
+              "(or --force, once it is out of the load balancer)")
 
 
 def format_bench(report: Any) -> str:  # noqa: ANN401 - tuning.bench.runner.BenchReport

@@ -81,8 +81,9 @@ half-ranges in quadrature), and `better`/`worse` only where the two ranges do no
 overlap and the difference exceeds its uncertainty (by chance, for a change that
 does nothing, 1 in 252 each way with five rounds). Boot parameters and the
 daemon-held latency cap are listed as not measured. It refuses when the agent
-says the node is schedulable with a worker in rotation, or cannot be asked, or
-enforces a profile, unless `--force`: it changes the host under load. `--json`
+says the node is schedulable with a worker in rotation (`infernode cordon --reason
+'tune bench'` takes it out of rotation, workers still serving), or cannot be asked,
+or enforces a profile, unless `--force`: it changes the host under load. `--json`
 for fleets; exit 1 when refused or failed (the host put back), 2 for bad input.
 
 **Boot parameters and `inference-partitioned`.** `inference-partitioned` is

@@ -1,4 +1,5 @@
-"""`infernode workers` and `infernode drain`: ask the running agent over HTTP."""
+"""`infernode workers`, `infernode drain`, `infernode cordon` and `infernode uncordon`:
+ask the running agent over HTTP."""
 
 from __future__ import annotations
 
@@ -124,3 +125,39 @@ def drain(worker: str, config_path: Path | None, url: str | None, timeout: float
     else:
         click.echo(f"{worker}: out of rotation {out:.1f}s; in-flight requests still running after "
                    f"{data['waited_s']:.1f}s; stopped anyway")
+
+
+@click.command("cordon")
+@config_option
+@url_option
+@click.option("--reason", required=True, help="What the node is out of rotation for (one line).")
+def cordon(config_path: Path | None, url: str | None, reason: str) -> None:
+    """Take the node out of rotation: every worker's GET /workers/NAME/ready turns 503
+    and infernode_node_schedulable 0, the workers keep running (for maintenance, a
+    reboot, `infernode tune bench`). Kept across agent restarts and reboots until
+    `infernode uncordon`."""
+    import urllib.parse
+
+    from agent.cli_options import EXIT_CONFIG
+    from agent.worker.cordon import CordonError, check_reason
+
+    try:
+        text = check_reason(reason)
+    except CordonError as e:
+        click.echo(f"infernode: cordon: {e}", err=True)
+        sys.exit(EXIT_CONFIG)
+    base = _agent_url(config_path, url)
+    data = _call("POST", f"{base}/node/cordon?reason={urllib.parse.quote(text)}", timeout=10)
+    click.echo(f"node cordoned: {data.get('reason')}; workers out of rotation, still running")
+
+
+@click.command("uncordon")
+@config_option
+@url_option
+def uncordon(config_path: Path | None, url: str | None) -> None:
+    """Put the node's serving workers back in rotation."""
+    data = _call("POST", _agent_url(config_path, url) + "/node/uncordon", timeout=10)
+    if data.get("schedulable"):
+        click.echo("node uncordoned: serving workers back in rotation")
+    else:
+        click.echo(f"node uncordoned, still not schedulable: {data.get('reason')}")

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from agent.cpulist import parse_cpulist
 from agent.doctor_row import DoctorRow
-from agent.events import AttrValue, Event, now_ns
+from agent.events import NODE, AttrValue, Event, now_ns
 from agent.hostfs import write_atomic
 from agent.paths import Paths
 from agent.runtime import off_loop
@@ -34,6 +34,7 @@ from agent.untyped import JsonDocument
 from agent.usage import WorkerHolding
 from agent.worker import engine_windows, gpufaults
 from agent.worker.backoff import BackoffPolicy
+from agent.worker.cordon import CordonError, check_reason, clear_cordon, read_cordon, write_cordon
 from agent.worker.dropin import DROPIN_NAME, dropin_dir_name, gpus_label, otlp_endpoint, render_dropin, unit_name
 from agent.worker.engine_windows import EngineWindows
 from agent.worker.placement import Placement, SysfsPlacement
@@ -103,6 +104,14 @@ class WorkerRuntime:
         for t in self.tasks():
             t.cancel()
 
+    def readiness(self, cordon: str | None) -> tuple[bool, str]:
+        """`ready`, with the node's cordon (its reason, or None) taken into account: a
+        cordoned node's serving workers are out of rotation, still running."""
+        ok, why = self.ready()
+        if ok and cordon is not None:
+            return False, f"node cordoned: {cordon}"
+        return ok, why
+
     def ready(self) -> tuple[bool, str]:
         """Whether a load balancer should send this worker requests, and why not.
 
@@ -125,9 +134,9 @@ class WorkerRuntime:
             return False, f"stopped: {self.last_problem}"
         return False, f"unhealthy: {self.last_problem or 'health probes failing'}"
 
-    def status(self) -> dict[str, Any]:
+    def status(self, cordon: str | None = None) -> dict[str, Any]:
         s = self.settings
-        ready, why = self.ready()
+        ready, why = self.readiness(cordon)
         return {
             "worker": s.name, "unit": self.unit, "gpus": gpus_label(s.gpus), "port": s.port,
             "active_state": self.active_state, "phase": self.policy.phase.value, "healthy": self.healthy,
@@ -151,12 +160,18 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         self.systemctl = Systemctl()
         self.workers: dict[str, WorkerRuntime] = {}
         self.node_fault: str | None = None
+        # The operator's cordon (agent/worker/cordon.py): its reason, or None.
+        self.cordon: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._fault_since_ns = now_ns()
 
     # ---- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
+        self.cordon = await off_loop(read_cordon, self.ctx.paths)
+        if self.cordon is not None:
+            log.warning("the node is cordoned (%s): its workers are out of rotation until `infernode uncordon`",
+                        self.cordon)
         self._session = aiohttp.ClientSession()
         # For the span pipeline: vLLM's spans name no model, and its start-up spans
         # are this worker's loading progress.
@@ -529,6 +544,26 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         addresses = gpu_addresses(self.ctx.paths)
         return gpufaults.worker_fault(events, s.gpus, addresses, self.ctx.services.gpu_index_of_uuid)
 
+    # ---- cordon ----------------------------------------------------------
+
+    def unschedulable_reason(self) -> str | None:
+        """Why the node takes no traffic (a GPU fault, or the operator's cordon); None when it does."""
+        return self.node_fault or (f"cordoned: {self.cordon}" if self.cordon is not None else None)
+
+    async def set_cordon(self, reason: str | None) -> None:
+        """Cordon the node for `reason`, or uncordon it (None); recorded before it takes effect."""
+        if reason is None:
+            await off_loop(clear_cordon, self.ctx.paths)
+        else:
+            await off_loop(write_cordon, self.ctx.paths, reason)
+        was = self.cordon
+        self.cordon = reason
+        if was != reason:
+            now = now_ns()
+            kind = "node_uncordon" if reason is None else "node_cordon"
+            self.ctx.events.add(Event(now, now, kind, NODE, 1.0, {"reason": reason or was or ""}))
+            log.warning("node %s", f"cordoned: {reason}" if reason else "uncordoned")
+
     # ---- drain -----------------------------------------------------------
 
     async def drain(self, name: str, timeout: float | None, deregister_delay: float | None = None) -> dict[str, Any]:
@@ -586,8 +621,10 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         async def list_workers(_: web.Request) -> web.Response:
             if (self := live()) is None:
                 return off()
-            return web.json_response({"workers": [w.status() for w in self.workers.values()],
-                                      "schedulable": self.node_fault is None, "reason": self.node_fault or ""})
+            reason = self.unschedulable_reason()
+            return web.json_response({"workers": [w.status(self.cordon) for w in self.workers.values()],
+                                      "schedulable": reason is None, "reason": reason or "",
+                                      "cordoned": self.cordon is not None})
 
         def named(request: web.Request) -> tuple[WorkerSupervisor | None, str, web.Response | None]:
             """(the live supervisor, the worker name, None), or a refusal to answer
@@ -618,7 +655,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             if refusal is not None:
                 return refusal
             assert self is not None  # named() refuses whenever supervision is off
-            ok, why = self.workers[name].ready()
+            ok, why = self.workers[name].readiness(self.cordon)
             return web.json_response({"worker": name, "ready": ok, "reason": why}, status=200 if ok else 503)
 
         async def start(request: web.Request) -> web.Response:
@@ -632,6 +669,25 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             await self.undrain(name)
             return web.json_response({"worker": name, "started": True})
 
+        async def cordon(request: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off()
+            try:
+                reason = check_reason(request.query.get("reason", ""))
+            except CordonError as e:
+                return web.json_response({"error": str(e)}, status=400)
+            await self.set_cordon(reason)
+            return web.json_response({"cordoned": True, "reason": reason, "schedulable": False})
+
+        async def uncordon(_: web.Request) -> web.Response:
+            if (self := live()) is None:
+                return off()
+            await self.set_cordon(None)
+            reason = self.unschedulable_reason()
+            return web.json_response({"cordoned": False, "schedulable": reason is None, "reason": reason or ""})
+
+        app.router.add_post("/node/cordon", cordon)
+        app.router.add_post("/node/uncordon", uncordon)
         app.router.add_get("/workers", list_workers)
         app.router.add_get("/workers/{name}/ready", ready)
         app.router.add_post("/workers/{name}/drain", drain)
@@ -641,7 +697,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         for w in self.workers.values():
             labels = {"worker": w.settings.name}
             yield WORKER_UP.emit(labels, 1.0 if w.up else 0.0)
-            yield WORKER_READY.emit(labels, 1.0 if w.ready()[0] else 0.0)
+            yield WORKER_READY.emit(labels, 1.0 if w.readiness(self.cordon)[0] else 0.0)
             if w.vllm_version or w.model:
                 yield WORKER_INFO.emit({**labels, "vllm_version": w.vllm_version or "unknown",
                                                        "model_name": w.model or "unknown"}, 1.0)
@@ -652,11 +708,12 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
             for reason, n in sorted(w.restarts.items()):
                 yield WORKER_RESTARTS_TOTAL.emit({**labels, "reason": reason}, float(n))
             yield from w.vllm_samples
-        yield NODE_SCHEDULABLE.emit({"reason": self.node_fault or ""},
-                     0.0 if self.node_fault else 1.0)
+        # The metric's reason is a short word: a GPU fault's, or "cordoned" (its text is in GET /workers).
+        reason = self.node_fault or ("cordoned" if self.cordon is not None else "")
+        yield NODE_SCHEDULABLE.emit({"reason": reason}, 0.0 if reason else 1.0)
 
     def doctor(self) -> Iterable[DoctorRow]:
-        return doctor_rows([w.status() for w in list(self.workers.values())])
+        return doctor_rows([w.status(self.cordon) for w in list(self.workers.values())])
 
     @classmethod
     def doctor_offline(cls, config: WorkerConfig, paths: Paths) -> list[DoctorRow]:
@@ -688,6 +745,9 @@ def doctor_rows(statuses: Iterable[dict[str, Any]]) -> list[DoctorRow]:
                                   f"or POST /workers/{name}/start"))
         elif w.get("phase") in (WorkerPhase.STARTING.value, WorkerPhase.DRAINING.value, WorkerPhase.DRAINED.value):
             rows.append(DoctorRow("worker", name, "warn", why))
+        elif why.startswith("node cordoned"):
+            rows.append(DoctorRow("worker", name, "warn", f"serving, out of rotation: {why}",
+                                  "`infernode uncordon` puts it back"))
         else:
             rows.append(DoctorRow("worker", name, "fail", why, f"journalctl -u {w.get('unit', '')}"))
     return rows

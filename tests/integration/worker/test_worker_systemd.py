@@ -119,6 +119,8 @@ def _serving(c) -> dict:
         c.wait_for(lambda: _agent_active(c), 60, what="infernode.service active")
     if (w := _w0(c)) and w.get("phase") in ("drained", "refused"):
         c.run("curl", "-sf", "-X", "POST", "http://127.0.0.1:9480/workers/w0/start", check=False)
+    if _workers(c).get("cordoned"):
+        c.run("/opt/infernode/bin/infernode", "uncordon", check=False)
     return _wait_up(c)
 
 
@@ -230,6 +232,35 @@ def test_ready_names_vllm_version_model_and_startup_phases(box):
                                       ("status", "2xx"), ("worker", "w0")))] >= 1
     table = box.run("/opt/infernode/bin/infernode", "workers").stdout
     assert "0.33.0" in table and "load_weights" in table, table
+
+
+def test_cordon_takes_the_node_out_of_rotation_keeps_the_worker_and_outlives_a_restart(box):
+    _serving(box)
+    worker_pid = box.show(UNIT, "MainPID")["MainPID"]
+    res = box.run("/opt/infernode/bin/infernode", "cordon", "--reason", "tune bench")
+    assert "node cordoned: tune bench" in res.stdout
+    code, body = _ready(box)
+    assert code == 503 and body["reason"] == "node cordoned: tune bench"
+    data = _workers(box)
+    assert data["schedulable"] is False and data["reason"] == "cordoned: tune bench" and data["cordoned"] is True
+    m = _agent_metrics(box)
+    assert m[("infernode_node_schedulable", (("reason", "cordoned"),))] == 0
+    assert m[("infernode_worker_ready", (("worker", "w0"),))] == 0
+    # Out of rotation, not stopped: the worker still serves what is sent to it directly.
+    assert box.show(UNIT, "MainPID")["MainPID"] == worker_pid and _w0(box)["up"]
+    box.run("curl", "-sf", "http://127.0.0.1:8000/v1/completions", "-H", "content-type: application/json",
+            "-d", '{"model": "standin/tiny", "prompt": "hello", "max_tokens": 2}')
+    # A restarted agent (or a rebooted node) is still cordoned.
+    box.run("systemctl", "restart", "infernode.service")
+    box.wait_for(lambda: _agent_active(box) and _w0(box).get("up"), 60, what="agent back, w0 adopted")
+    assert _ready(box)[0] == 503
+    res = box.run("/opt/infernode/bin/infernode", "uncordon")
+    assert "node uncordoned: serving workers back in rotation" in res.stdout
+    code, body = _ready(box)
+    assert code == 200 and body["reason"] == "serving"
+    assert _workers(box)["schedulable"] is True
+    bad = box.run("/opt/infernode/bin/infernode", "cordon", "--reason", " ", check=False)
+    assert bad.returncode == 2 and "a cordon needs a reason" in bad.stderr
 
 
 def _reload_with_args(box, *extra: str) -> None:

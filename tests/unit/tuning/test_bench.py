@@ -178,8 +178,11 @@ def test_refuses_a_node_in_rotation_unless_forced(tmp_path):
     result = bench_cli(bench_cfg(tmp_path, agent.port))
     assert result.exit_code == 1
     assert "this node is schedulable and w0 in rotation" in result.output
-    # Out of rotation: it goes on, and stops at the worker that does not answer.
-    agent.body = {"workers": [{"worker": "w0", "ready": False}], "schedulable": True, "reason": ""}
+    assert "infernode cordon --reason 'tune bench'" in result.output
+    # Cordoned (GET /workers as the supervisor answers then): it goes on, and stops
+    # at the worker that does not answer.
+    agent.body = {"workers": [{"worker": "w0", "ready": False, "ready_reason": "node cordoned: tune bench"}],
+                  "schedulable": False, "reason": "cordoned: tune bench", "cordoned": True}
     result = bench_cli(bench_cfg(tmp_path, agent.port))
     assert result.exit_code == 1 and "no worker answers at http://127.0.0.1:" in result.output
 
