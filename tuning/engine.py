@@ -21,7 +21,16 @@ from tuning.desired import Desired
 from tuning.profiles import Profile, load_profile
 from tuning.registry import tunables_by_name
 from tuning.settings import TuningSettings
-from tuning.state import APPLIED, APPLYING, Original, TuningState, clear_state, load_state, save_state
+from tuning.state import (
+    APPLIED,
+    APPLYING,
+    Original,
+    StateError,
+    TuningState,
+    clear_state,
+    load_state,
+    save_state,
+)
 from tuning.tunable import LatencyCap, Refused, Tunable, TunableError, TuneContext, Unsupported
 
 OK, SET, HOLD, UNSUPPORTED, ERROR = "ok", "set", "hold", "unsupported", "error"
@@ -71,6 +80,14 @@ class EngineBusy(EngineError):
     pass
 
 
+def _record(paths: Paths) -> TuningState | None:
+    """The record, or EngineError (nothing changed) when it cannot be read."""
+    try:
+        return load_state(paths)
+    except StateError as e:
+        raise EngineError(f"nothing changed: {e}") from None
+
+
 class _Lock:
     """An exclusive flock beside the state file: released by the kernel when its
     holder dies, so a crashed run never blocks the next one."""
@@ -117,7 +134,7 @@ class Engine:
     def _refusals(self) -> dict[tuple[str, str], str]:
         try:
             state = load_state(self.ctx.paths)
-        except RuntimeError:
+        except StateError:
             return {}
         return {(r[0], r[1]): r[2] for r in state.refused} if state else {}
 
@@ -229,7 +246,7 @@ class Engine:
             if failures:
                 raise EngineError("could not undo: " + "; ".join(failures) + " (`infernode tune rollback` "
                                   "restores every recorded original)")
-            state = load_state(self.ctx.paths)
+            state = _record(self.ctx.paths)
             if state is not None:
                 state.originals = [o for o in state.originals if (o.tunable, o.target) not in change.added]
                 state.profile = change.prior_profile or state.profile
@@ -357,7 +374,7 @@ def _restore_all(ctx: TuneContext, engine: Engine, state: TuningState) -> tuple[
 
 
 def _recover(ctx: TuneContext, engine: Engine) -> list[Original]:
-    state = load_state(ctx.paths)
+    state = _record(ctx.paths)
     if state is None or state.status != APPLYING:
         return []
     restored, failures = _restore_all(ctx, engine, state)
@@ -378,7 +395,7 @@ def rollback(engine: Engine) -> list[Original]:
     with _Lock(engine.ctx.paths):
         if engine.ctx.holder is not None:
             engine.ctx.holder.release()
-        state = load_state(engine.ctx.paths)
+        state = _record(engine.ctx.paths)
         if state is None:
             return []
         restored, failures = _restore_all(engine.ctx, engine, state)

@@ -19,6 +19,11 @@ from agent.hostfs import write_atomic
 from agent.paths import Paths
 
 APPLYING = "applying"
+
+
+class StateError(ValueError):
+    """The record cannot be read: nothing is changed until someone looks at it."""
+
 APPLIED = "applied"
 
 
@@ -60,7 +65,7 @@ def load_state(paths: Paths) -> TuningState | None:
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as e:
-            raise RuntimeError(f"{path}: unreadable tuning state ({e}); inspect it, then remove it") from None
+            raise StateError(f"{path}: unreadable tuning state ({e}); inspect it, then remove it") from None
         try:
             return TuningState(
                 status=data["status"], profile=data["profile"], pid=data.get("pid", 0),
@@ -68,7 +73,7 @@ def load_state(paths: Paths) -> TuningState | None:
                 refused=[list(map(str, r)) for r in data.get("refused", [])],
             )
         except (KeyError, TypeError) as e:
-            raise RuntimeError(f"{path}: malformed tuning state ({e}); inspect it, then remove it") from None
+            raise StateError(f"{path}: malformed tuning state ({e}); inspect it, then remove it") from None
     return None
 
 

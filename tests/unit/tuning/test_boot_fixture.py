@@ -336,3 +336,20 @@ def test_daemon_exports_pending_reboot_apart_from_drift_and_does_not_reapply(roo
     assert warnings == ["pending reboot"]
     assert not [e for e in daemon.events.recent() if e.kind == "tuning_drift"]
     assert pending_after == {"boot.skew_tick": 0} and in_state_after == {"boot.skew_tick": 1}
+
+
+@pytest.mark.parametrize("where", ["run/infernode/tuning/state.json", "var/lib/infernode/tuning/persistent.json"])
+@pytest.mark.parametrize("text", ["{garbage", '{"status": "applied"}'])
+def test_an_unreadable_record_stops_apply_and_rollback_cleanly(tmp_path, root, where, text):
+    grub_host(root)
+    record = root / where
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(text)
+    before = tree(root)
+    config = cfg(tmp_path)
+    for command in ("apply", "rollback"):
+        result = tune(root, config, command)
+        assert result.exit_code == 1, result.output
+        assert "nothing changed" in result.output and "inspect it, then remove it" in result.output
+        assert "Traceback" not in result.output
+    assert tree(root) == before
