@@ -41,6 +41,8 @@ def parse_stat(text: str) -> tuple[int, int]:
     2) may hold spaces and parentheses: fields are counted after its last ')'."""
     rest = text[text.rindex(")") + 2:].split()
     # rest[0] is field 3 (state): flags is field 9, starttime field 22.
+    if len(rest) < 20:
+        raise ValueError(f"a stat line with {len(rest) + 2} fields, not 22 or more")
     return int(rest[6]), int(rest[19])
 
 

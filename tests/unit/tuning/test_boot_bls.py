@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tuning.bls import entry_options, with_options, without_words
 from tuning.engine import OK, PENDING, SET, UNSUPPORTED, EngineError, rollback
@@ -128,3 +130,18 @@ def test_a_hand_edited_record_is_an_error(root):
     record.write_text('{"boot.skew_tick": "skew_tick=1; reboot"}')
     row = boot_rows(engine(root, RecordingGrub(), "inference-latency", **{"boot.skew_tick": 1}))["boot.skew_tick"]
     assert row.action == "error" and "not a record infernode wrote" in row.note
+
+
+_line = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+                max_size=40)
+_opts = st.lists(st.from_regex(r"[a-z_]{1,8}(=[a-z0-9,.-]{1,8})?", fullmatch=True), min_size=1, max_size=6)
+
+
+@given(st.lists(_line, max_size=12), _opts)
+def test_any_entry_takes_the_options_it_is_given(lines, words):
+    options = " ".join(words)
+    text = with_options("".join(line + "\n" for line in lines), options)
+    assert entry_options(text) == options
+    # Every other line is kept, in order.
+    kept = [line for line in text.splitlines() if line.split(None, 1)[:1] != ["options"]]
+    assert kept == [line for line in lines if line.split(None, 1)[:1] != ["options"]]
