@@ -37,8 +37,10 @@ class TunableError(Exception):
     """A write the kernel refused, with what to do instead."""
 
 
-# What the kernel answers a write to a kernel-managed interrupt's affinity: EPERM
-# since 6.x, EIO before (irq_can_set_affinity_usr() in kernel/irq/proc.c).
+# What the kernel answers a write to a kernel-managed interrupt's affinity: EPERM on
+# the 6.18 kernel the tests run on; EIO where write_irq_affinity() in
+# kernel/irq/proc.c returns -EIO for it (older kernels). Which version changed it
+# is not recorded here.
 MANAGED_IRQ_ERRNOS = (errno.EPERM, errno.EIO)
 
 

@@ -5,9 +5,8 @@ other interrupt in /proc/irq (storage, USB, ACPI, serial, a GPU's own) is placed
 here, so that no device interrupt takes an inference CPU mid-step.
 
 Kernel-managed interrupts (multi-queue block and NIC drivers that spread one
-vector per CPU themselves) cannot be moved: the kernel refuses the write (EPERM
-since Linux 6.x; EIO in older kernels, irq_can_set_affinity_usr() in
-kernel/irq/proc.c). The engine records them as refused and goes on; `isolcpus=
+vector per CPU themselves) cannot be moved: the kernel refuses the write (EPERM on
+6.18, EIO on kernels whose write_irq_affinity() returns -EIO for it). The engine records them as refused and goes on; `isolcpus=
 managed_irq` (boot.isolcpus) is what keeps those off isolated CPUs, at boot.
 """
 

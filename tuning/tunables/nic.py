@@ -196,8 +196,8 @@ class NicIrqAffinity(Tunable):
     `local`: the housekeeping CPUs on the NIC's NUMA node (all of the NIC's local
     CPUs when it has none), so packet processing stays on the NIC's node and off
     the inference CPU set. Or an explicit CPU list. Kernel-managed interrupts
-    (drivers that spread their own vectors) refuse the write (EPERM, EIO before
-    6.x): they are reported as refused, not drift, and the apply goes on."""
+    (drivers that spread their own vectors) refuse the write (EPERM on 6.18, EIO on
+    older kernels): they are reported as refused, not drift, and the apply goes on."""
 
     name = "nic.irq_affinity"
     family = "network"
