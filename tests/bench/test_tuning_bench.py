@@ -32,3 +32,21 @@ def test_verify_round_cost(tmp_path):
     print(f"\nverify, 2-socket 8-GPU fixture: {fixture_rows} knobs, {fixture_s * 1e3:.2f} ms per round")
     print(f"verify, this VM (real /proc, /sys, ethtool): {host_rows} knobs, {host_s * 1e3:.2f} ms per round")
     assert fixture_rows > 80 and host_rows > 0
+
+
+def test_verify_round_cost_of_isolation_and_boot_parameters(tmp_path):
+    """inference-isolated on this VM scans every thread (processes.cpu_affinity) and
+    interrupt; inference-partitioned on a GRUB fixture sources GRUB's configuration in
+    a shell for each boot parameter."""
+    from tests.unit.tuning.test_boot_fixture import grub_host
+
+    iso_s, iso_rows = _rounds(build_engine(Paths("/"), TuningSettings(profile_dirs=[]), "inference-isolated"), n=20)
+    threads = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() for _ in (p / "task").glob("[0-9]*"))
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURE, root, symlinks=True)
+    grub_host(root)
+    part_s, part_rows = _rounds(build_engine(Paths(root), TuningSettings(profile_dirs=[]), "inference-partitioned"),
+                                n=20)
+    print(f"\nverify, inference-isolated on this VM ({threads} threads): {iso_rows} knobs, {iso_s * 1e3:.2f} ms")
+    print(f"verify, inference-partitioned on the GRUB fixture: {part_rows} knobs, {part_s * 1e3:.2f} ms")
+    assert iso_rows > 0 and part_rows > 80
