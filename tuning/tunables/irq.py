@@ -18,6 +18,7 @@ from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired
 from tuning.tunable import MANAGED_IRQ_ERRNOS, Refused, Tunable, read_file, symbol_or_cpulist, write_file
 from tuning.tunables.isolation import _housekeeping_resolved
+from tuning.tunables.nic import device_msi_irqs
 
 
 class IrqAffinity(Tunable):
@@ -38,9 +39,7 @@ class IrqAffinity(Tunable):
         net = self.ctx.paths.sys("class", "net")
         if net.is_dir():
             for iface in net.iterdir():
-                msi = iface / "device" / "msi_irqs"
-                if msi.is_dir():
-                    irqs.update(p.name for p in msi.iterdir() if p.name.isdigit())
+                irqs.update(str(n) for n in device_msi_irqs(iface / "device"))
         return irqs
 
     def targets(self) -> list[str]:

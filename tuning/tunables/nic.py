@@ -44,6 +44,23 @@ def selected_nics(ctx: TuneContext) -> list[str]:
     return out
 
 
+def device_msi_irqs(device: Path) -> list[int]:
+    """The MSI/MSI-X vectors of a network interface's device (`/sys/class/net/<if>/device`):
+    its PCI function's `msi_irqs`; for a virtio NIC, whose device is the virtio device
+    (no msi_irqs of its own), those of the PCI function it sits on."""
+    candidates = [device]
+    try:
+        if (device / "subsystem").resolve().name == "virtio":
+            candidates.append(device / "..")  # resolved by the kernel after the symlink: the PCI function
+    except OSError:
+        pass
+    for d in candidates:
+        msi = d / "msi_irqs"
+        if msi.is_dir():
+            return sorted(int(p.name) for p in msi.iterdir() if p.name.isdigit())
+    return []
+
+
 def nic_local_cpus(ctx: TuneContext, iface: str) -> frozenset[int]:
     """The interface's local CPUs (the host topology's rule: its own list, else its
     node's); every CPU when it has neither."""
@@ -206,9 +223,7 @@ class NicIrqAffinity(Tunable):
     def targets(self) -> list[str]:
         out = []
         for iface in selected_nics(self.ctx):
-            irqs = self.ctx.paths.sys("class", "net", iface, "device", "msi_irqs")
-            if irqs.is_dir():
-                out += [f"{iface}/irq{n}" for n in sorted(int(p.name) for p in irqs.iterdir() if p.name.isdigit())]
+            out += [f"{iface}/irq{n}" for n in device_msi_irqs(self.ctx.paths.sys("class", "net", iface, "device"))]
         return out
 
     def _path(self, target: str) -> Path:

@@ -19,6 +19,7 @@ from tuning.settings import TuningSettings
 from tuning.state import state_path
 from tuning.tunable import TuneContext
 from tuning.tunables.cpu import CpuDmaLatency, LatencyHolder
+from tuning.tunables.nic import device_msi_irqs
 
 pytestmark = pytest.mark.integration
 
@@ -219,9 +220,9 @@ def _probe_managed(irqs: list[Path]) -> set[str]:
 
 
 def test_irq_affinity_moves_what_it_may_and_records_managed_interrupts_as_refused(tmp_path, host_state_free):
-    """Every interrupt of this VM that is not a NIC's to CPU 0 (virtio-net's count as
-    other interrupts here: its interface's device is the virtio device, which has no
-    msi_irqs of its own); the virtio-blk queue interrupts the driver manages are
+    """Every interrupt of this VM that is not a NIC's to CPU 0 (virtio-net's are the
+    NIC's: found on the PCI function under its virtio device); the virtio-blk queue
+    interrupts the driver manages are
     refused by the kernel (EPERM on 6.18): recorded as refused, not drift, not an
     aborted apply; rollback restores every file byte for byte."""
     from tuning.engine import REFUSED
@@ -233,6 +234,9 @@ def test_irq_affinity_moves_what_it_may_and_records_managed_interrupts_as_refuse
     engine = build_engine(HOST, TuningSettings(profile="irq", profile_dirs=[str(tmp_path)]))
     try:
         planned = {r.target for r in engine.plan()}
+        nic_irqs = {f"irq{n}" for iface in Path("/sys/class/net").iterdir()
+                    for n in device_msi_irqs(iface / "device")}
+        assert not planned & nic_irqs
         changed, _ = engine.apply()
         moved = {r.target for r in changed}
         assert moved and moved <= planned

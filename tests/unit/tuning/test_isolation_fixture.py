@@ -102,3 +102,32 @@ def test_slice_allowed_cpus_needs_cpuset_in_the_unified_hierarchy(tmp_path):
     assert {r.action == UNSUPPORTED for r in rows} == {not v2_cpuset}
     if not controllers.exists():
         assert "not a cgroup v2 (unified) mount" in rows[0].note
+
+
+def test_a_virtio_nics_vectors_are_its_pci_functions_and_a_bridges_are_not(tmp_path):
+    """/sys as a VM lays it out: the interface's device is the virtio device, whose
+    msi_irqs sit on the PCI function above it; a PCI device without MSI is not
+    credited with its bridge's vectors."""
+    import os
+
+    from tuning.tunables.nic import device_msi_irqs
+
+    sys_ = tmp_path / "sys"
+    pci = sys_ / "devices/pci0000:00/0000:00:03.0"
+    (pci / "msi_irqs").mkdir(parents=True)
+    for n in (37, 38, 39):
+        (pci / "msi_irqs" / str(n)).write_text("msix\n")
+    (pci / "virtio2").mkdir()
+    for bus in ("virtio", "pci"):
+        (sys_ / "bus" / bus).mkdir(parents=True)
+    os.symlink("../../../../bus/virtio", pci / "virtio2/subsystem")
+    legacy = pci / "0000:01:00.0"  # behind the same function, as a bridge's child
+    legacy.mkdir()
+    os.symlink("../../../../bus/pci", legacy / "subsystem")
+    (sys_ / "class/net/eth0").mkdir(parents=True)
+    (sys_ / "class/net/eth1").mkdir(parents=True)
+    os.symlink("../../../devices/pci0000:00/0000:00:03.0/virtio2", sys_ / "class/net/eth0/device")
+    os.symlink("../../../devices/pci0000:00/0000:00:03.0/0000:01:00.0", sys_ / "class/net/eth1/device")
+    assert device_msi_irqs(sys_ / "class/net/eth0/device") == [37, 38, 39]
+    assert device_msi_irqs(sys_ / "class/net/eth1/device") == []
+    assert device_msi_irqs(sys_ / "class/net/lo/device") == []
