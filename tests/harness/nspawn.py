@@ -72,9 +72,19 @@ class Container:
             time.sleep(interval)
         raise TimeoutError(f"{what} not reached within {timeout:g}s (last: {last!r})")
 
-    def journal(self, unit: str | None = None, lines: int = 80) -> str:
+    def journal(self, unit: str | None = None, lines: int = 80, after: str | None = None) -> str:
+        """The journal's last `lines` lines (of `unit`), only those after the cursor
+        `after` (from `cursor()`) when given."""
         args = ["journalctl", "--no-pager", "-n", str(lines)] + (["-u", unit] if unit else [])
+        if after is not None:
+            args.append(f"--after-cursor={after}")
         return self.run(*args, check=False).stdout
+
+    def cursor(self) -> str:
+        """Where the journal ends now, for `journal(after=...)`: what a test reads
+        from there on was written during that test, not by an earlier one."""
+        out = self.run("journalctl", "--no-pager", "-n", "0", "--show-cursor", check=False).stdout
+        return out.strip().rsplit("-- cursor: ", 1)[-1]
 
 
 def _descendants(pid: int) -> list[int]:
