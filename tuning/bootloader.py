@@ -23,9 +23,7 @@ from typing import Protocol
 
 from tuning.bls import Bls
 from tuning.cmdline import DropInError, Param, parse_dropin, render_dropin, split_cmdline
-from tuning.tunable import TunableError, TuneContext, Unsupported
-
-ABSENT = "\0absent"
+from tuning.tunable import TunableError, TuneContext, Unsupported, restore_file, snapshot_file
 
 
 class BootLoader(Protocol):
@@ -137,14 +135,10 @@ class Grub:
         self.entries()  # a drop-in someone edited is an error in plan, not at apply
 
     def snapshot(self) -> str:
-        return self.dropin.read_text() if self.dropin.exists() else ABSENT
+        return snapshot_file(self.dropin)
 
     def restore(self, snap: str) -> None:
-        if snap == ABSENT:
-            self.dropin.unlink(missing_ok=True)
-        else:
-            self.dropin.parent.mkdir(parents=True, exist_ok=True)
-            self.dropin.write_text(snap)
+        restore_file(self.dropin, snap)
 
     def entries(self) -> dict[str, str]:
         try:

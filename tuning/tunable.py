@@ -168,6 +168,25 @@ def read_file(path: Path) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
+# A file that did not exist, as a snapshot records it (kept in the state file: never change it).
+ABSENT = "\0absent"
+
+
+def snapshot_file(path: Path) -> str:
+    """A configuration file's text for `restore_file`, ABSENT when there is none."""
+    return path.read_text() if path.exists() else ABSENT
+
+
+def restore_file(path: Path, original: str) -> None:
+    """Put a configuration file back as `snapshot_file` found it: its text byte for
+    byte, or no file."""
+    if original == ABSENT:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(original)
+
+
 def write_file(path: Path, value: str) -> None:
     """Write like `echo value > path`: never creates the file (a missing knob is
     an error, not a new file) and surfaces the kernel's errno."""

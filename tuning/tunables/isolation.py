@@ -20,12 +20,11 @@ from tuning.tunable import (
     TuneContext,
     Unsupported,
     read_file,
+    restore_file,
+    snapshot_file,
     symbol_or_cpulist,
     write_file,
 )
-
-ABSENT = "\0absent"
-
 
 _housekeeping_or_cpulist = symbol_or_cpulist("housekeeping")
 
@@ -163,19 +162,13 @@ class SystemdCpuAffinity(Tunable):
         return _housekeeping_resolved(self.ctx, desired)
 
     def snapshot(self, target: str) -> str:
-        path = self._dropin()
-        original = path.read_text() if path.exists() else ABSENT
         # PID 1's affinity too: removing the drop-in does not give it back its CPUs.
-        return f"{self.read(target)}\n{original}"
+        return f"{self.read(target)}\n{snapshot_file(self._dropin())}"
 
     def restore(self, target: str, original: str) -> None:
         cpus, _, text = original.partition("\n")
         self._set(cpus)  # PID 1 back on its CPUs, then the file as it was
-        path = self._dropin()
-        if text == ABSENT:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(text)
+        restore_file(self._dropin(), text)
         self._reload()
 
     def write(self, target: str, value: str) -> None:
@@ -192,11 +185,7 @@ class SystemdCpuAffinity(Tunable):
         self._reload()
 
     def _reload(self) -> None:
-        if not self.ctx.paths.is_real_root():
-            return  # an image (--root) has no systemd to reload
-        res = self.ctx.run(["systemctl", "daemon-reload"])
-        if res.returncode != 0:
-            raise TunableError(f"systemctl daemon-reload failed: {(res.stderr or res.stdout).strip()[:200]}")
+        _systemctl(self.ctx, "daemon-reload")
 
 
 class SliceAllowedCpus(Tunable):
@@ -255,8 +244,7 @@ class SliceAllowedCpus(Tunable):
         return None
 
     def snapshot(self, target: str) -> str:
-        path = self._dropin(target)
-        return path.read_text() if path.exists() else ABSENT
+        return snapshot_file(self._dropin(target))
 
     def write(self, target: str, value: str) -> None:
         if not parse_cpulist(value):
@@ -268,18 +256,18 @@ class SliceAllowedCpus(Tunable):
         self._apply(target, value)
 
     def restore(self, target: str, original: str) -> None:
-        path = self._dropin(target)
-        if original == ABSENT:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(original)
+        restore_file(self._dropin(target), original)
         self._apply(target, self._configured(target) or "")
 
     def _apply(self, target: str, value: str) -> None:
-        if not self.ctx.paths.is_real_root():
-            return  # an image has no systemd running
-        for argv in (["systemctl", "daemon-reload"],
-                     ["systemctl", "set-property", "--runtime", target, f"AllowedCPUs={value}"]):
-            res = self.ctx.run(argv)
-            if res.returncode != 0:
-                raise TunableError(f"{' '.join(argv)} failed: {(res.stderr or res.stdout).strip()[:200]}")
+        _systemctl(self.ctx, "daemon-reload")
+        _systemctl(self.ctx, "set-property", "--runtime", target, f"AllowedCPUs={value}")
+
+
+def _systemctl(ctx: TuneContext, *args: str) -> None:
+    """systemctl on the running system; nothing in an image (--root), which runs no systemd."""
+    if not ctx.paths.is_real_root():
+        return
+    res = ctx.run(["systemctl", *args])
+    if res.returncode != 0:
+        raise TunableError(f"systemctl {' '.join(args)} failed: {(res.stderr or res.stdout).strip()[:200]}")

@@ -20,6 +20,8 @@ from tuning.tunable import (
     Unsupported,
     int_validator,
     read_file,
+    restore_file,
+    snapshot_file,
     symbol_or_cpulist,
     write_file,
 )
@@ -272,9 +274,6 @@ def with_env_value(text: str, key: str, value: str) -> str:
     return "".join(lines) + f'{key}="{value}"\n'
 
 
-ABSENT = "\0absent"
-
-
 class IrqbalanceBannedCpus(Tunable):
     """CPUs irqbalance must not place interrupts on
     (`IRQBALANCE_BANNED_CPULIST` in `/etc/default/irqbalance`), only when irqbalance runs.
@@ -333,15 +332,10 @@ class IrqbalanceBannedCpus(Tunable):
         return desired
 
     def snapshot(self, target: str) -> str:
-        path = self._config()
-        return path.read_text() if path.exists() else ABSENT
+        return snapshot_file(self._config())
 
     def restore(self, target: str, original: str) -> None:
-        path = self._config()
-        if original == ABSENT:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(original)
+        restore_file(self._config(), original)
         self._restart()
 
     def write(self, target: str, value: str) -> None:
