@@ -127,18 +127,21 @@ class Bls:
                 raise Unsupported(f"{entry} takes its options from grubenv ($kernelopts): set boot parameters "
                                   "with grubby on this host")
 
-    def configured(self) -> list[Param]:
+    def _next_options(self) -> str:
+        """The options of the entry the next boot takes: the newest (highest version)."""
         entries = [(entry_version(p.read_text()) or p.stem, p) for p in self._entries()]
         if not entries:
             raise Unsupported(f"{self.entries_dir} holds no entries")
-        newest = max(entries, key=lambda e: _version_key(e[0]))[1]
-        return split_cmdline(entry_options(newest.read_text()))
+        return entry_options(max(entries, key=lambda e: _version_key(e[0]))[1].read_text())
+
+    def _owned_words(self) -> list[str]:
+        return [w for params in self.owned().values() for w in params.split()]
+
+    def configured(self) -> list[Param]:
+        return split_cmdline(self._next_options())
 
     def others(self) -> list[Param]:
-        entries = [(entry_version(p.read_text()) or p.stem, p) for p in self._entries()]
-        newest = max(entries, key=lambda e: _version_key(e[0]))[1]
-        words = [w for params in self.owned().values() for w in params.split()]
-        return split_cmdline(without_words(entry_options(newest.read_text()), words))
+        return split_cmdline(without_words(self._next_options(), self._owned_words()))
 
     def set_params(self, tunable: str, params: str | None, order: list[str]) -> None:
         owned = self.owned()
@@ -171,7 +174,7 @@ class Bls:
         files: dict[str, str | None] = json.loads(snap)
         # Entries of kernels installed since the apply are not in the record: take
         # our parameters out of them before the record of what we own goes back.
-        words = [w for params in self.owned().values() for w in params.split()]
+        words = self._owned_words()
         for path in self._entries():
             if str(path) not in files:
                 text = path.read_text()

@@ -293,10 +293,10 @@ class TuningSubsystem(Subsystem[TuningConfig]):
             yield DoctorRow("tuning", "profile", "fail", self.error,
                             "fix the profile or tuning.overrides, then reload (SIGHUP)")
             return
-        pending = sorted(k for k, v in self.pending_reboot.items() if v)
+        pending = {k for k, v in self.pending_reboot.items() if v}
         if pending:
-            yield _pending_row(pending)
-        drifted = sorted(k for k, v in self.in_state.items() if not v and k not in set(pending))
+            yield _pending_row(sorted(pending))
+        drifted = sorted(k for k, v in self.in_state.items() if not v and k not in pending)
         if drifted:
             yield DoctorRow("tuning", "drift", "warn", f"{len(drifted)} knob(s) drifted: {summarize(drifted)}",
                             "`infernode tune apply`, or set tuning.mode: enforce")

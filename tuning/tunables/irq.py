@@ -17,7 +17,7 @@ from pathlib import Path
 from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired
 from tuning.tunable import MANAGED_IRQ_ERRNOS, Refused, Tunable, read_file, symbol_or_cpulist, write_file
-from tuning.tunables.isolation import _housekeeping_resolved
+from tuning.tunables.isolation import housekeeping_resolved
 from tuning.tunables.nic import device_msi_irqs
 
 
@@ -60,7 +60,7 @@ class IrqAffinity(Tunable):
         return read_file(self._path(target))
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        return _housekeeping_resolved(self.ctx, desired)
+        return housekeeping_resolved(self.ctx, desired)
 
     def write(self, target: str, value: str) -> None:
         try:

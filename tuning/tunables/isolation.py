@@ -29,7 +29,7 @@ from tuning.tunable import (
 _housekeeping_or_cpulist = symbol_or_cpulist("housekeeping")
 
 
-def _housekeeping_resolved(ctx: TuneContext, desired: Desired) -> Desired:
+def housekeeping_resolved(ctx: TuneContext, desired: Desired) -> Desired:
     """`housekeeping` as this host's housekeeping CPUs; a CPU list in canonical form."""
     cpus = ctx.housekeeping if desired.text == "housekeeping" else parse_cpulist(desired.text)
     return parse_desired(format_cpulist(cpus))
@@ -79,7 +79,7 @@ class _CpuMaskFile(Tunable):
         write_file(self._path(), original)
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        return _housekeeping_resolved(self.ctx, desired)
+        return housekeeping_resolved(self.ctx, desired)
 
     def write(self, target: str, value: str) -> None:
         cpus = parse_cpulist(value)
@@ -159,7 +159,7 @@ class SystemdCpuAffinity(Tunable):
         return format_cpulist(self.ctx.topology.all_cpus)  # no CPUAffinity=: every CPU
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        return _housekeeping_resolved(self.ctx, desired)
+        return housekeeping_resolved(self.ctx, desired)
 
     def snapshot(self, target: str) -> str:
         # PID 1's affinity too: removing the drop-in does not give it back its CPUs.
@@ -215,7 +215,7 @@ class SliceAllowedCpus(Tunable):
         return list(self.SLICES)
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        return _housekeeping_resolved(self.ctx, desired)
+        return housekeeping_resolved(self.ctx, desired)
 
     def read(self, target: str) -> str:
         everywhere = format_cpulist(self.ctx.topology.all_cpus)

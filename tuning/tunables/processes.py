@@ -28,7 +28,7 @@ from agent.cgroups import parse_proc_cgroup, parse_tgid
 from agent.cpulist import format_cpulist, parse_cpulist
 from tuning.desired import Desired
 from tuning.tunable import Tunable, TunableError, TuneContext, Unsupported, read_file, symbol_or_cpulist
-from tuning.tunables.isolation import _housekeeping_resolved
+from tuning.tunables.isolation import housekeeping_resolved
 
 PF_KTHREAD = 0x00200000
 PF_NO_SETAFFINITY = 0x04000000
@@ -71,7 +71,7 @@ class ProcessAffinity(Tunable):
         return ["running"]
 
     def resolve(self, target: str, desired: Desired) -> Desired:
-        return _housekeeping_resolved(self.ctx, desired)
+        return housekeeping_resolved(self.ctx, desired)
 
     def _threads(self) -> dict[int, tuple[int, frozenset[int]]]:
         """Movable threads: tid -> (start time, affinity)."""
