@@ -247,9 +247,7 @@ def _worker_url(cfg: Any, name: str | None, url: str | None) -> str:  # noqa: AN
         click.echo("infernode: say which worker to load: --worker NAME or --url URL "
                    f"(configured: {', '.join(w.name for w in workers) or 'none'})", err=True)
         sys.exit(EXIT_CONFIG)
-    w = chosen[0]
-    host = "127.0.0.1" if w.host in ("0.0.0.0", "::", "") else w.host
-    return f"http://[{host}]:{w.port}" if ":" in host else f"http://{host}:{w.port}"
+    return str(chosen[0].base_url)  # as the worker supervisor reaches it
 
 
 def _refuse_if_serving(cfg: Any) -> None:  # noqa: ANN401 - the root config

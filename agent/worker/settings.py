@@ -100,6 +100,13 @@ class WorkerSettings(BaseModel):
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
 
     @property
+    def base_url(self) -> str:
+        """The worker's HTTP address from this host: a wildcard bind (`0.0.0.0`, empty)
+        is reached on 127.0.0.1, an IPv6 address in brackets."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
     def max_num_seqs(self) -> int | None:
         """vLLM's --max-num-seqs from the command line, when it is there (vLLM's
         default depends on its version and the GPU, so none is assumed)."""

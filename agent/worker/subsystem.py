@@ -463,7 +463,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         """GET one of the worker's JSON routes within its health probe timeout."""
         assert self._session is not None
         s = w.settings
-        async with self._session.get(f"http://{_url_host(s.host)}:{s.port}{path}",
+        async with self._session.get(f"{s.base_url}{path}",
                                      timeout=aiohttp.ClientTimeout(total=s.health.timeout)) as r:
             return await r.json()
 
@@ -482,7 +482,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
         """(healthy, problem, restart reason if this failure leads to one)."""
         assert self._session is not None
         s, h = w.settings, w.settings.health
-        base = f"http://{_url_host(s.host)}:{s.port}"
+        base = s.base_url
         try:
             async with self._session.get(base + h.path, timeout=aiohttp.ClientTimeout(total=h.timeout)) as r:
                 if r.status != 200:
@@ -513,7 +513,7 @@ class WorkerSupervisor(Subsystem[WorkerConfig]):
     async def _scrape(self, w: WorkerRuntime) -> None:
         assert self._session is not None
         s = w.settings
-        url = f"http://{_url_host(s.host)}:{s.port}/metrics"
+        url = f"{s.base_url}/metrics"
         try:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=s.health.timeout)) as r:
                 if r.status != 200:
@@ -773,10 +773,3 @@ def _seconds_query(request: web.Request, key: str) -> float | None:
     if not (0 <= v <= 86400):
         raise ValueError(f"{key} {raw[:40]!r} must be between 0 and 86400 seconds")
     return v
-
-
-def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-

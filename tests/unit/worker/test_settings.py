@@ -124,3 +124,12 @@ def test_metrics_interval_is_a_duration_with_a_floor():
     assert parse_config({"workers": [{**W, "metrics_interval": "1s"}]}).workers[0].metrics_interval == 1.0
     assert parse_config({"workers": [W]}).workers[0].metrics_interval is None
     assert any("workers.0.metrics_interval" in line for line in _lines({"workers": [{**W, "metrics_interval": "10ms"}]}))
+
+
+@pytest.mark.parametrize("host,url", [("127.0.0.1", "http://127.0.0.1:8000"), ("0.0.0.0", "http://127.0.0.1:8000"),
+                                      ("", "http://127.0.0.1:8000"), ("::1", "http://[::1]:8000"),
+                                      ("10.0.0.5", "http://10.0.0.5:8000")])
+def test_base_url_is_how_this_host_reaches_the_worker(host, url):
+    from agent.worker.settings import WorkerSettings
+
+    assert WorkerSettings(name="w0", host=host, command=["vllm", "serve", "m"]).base_url == url
