@@ -51,7 +51,8 @@ class BootLoader(Protocol):
 
 
 def boot_loader(ctx: TuneContext) -> BootLoader:
-    """This host's boot loader, once per engine; Unsupported where there is none we write."""
+    """This host's boot loader, once per plan (Engine.plan empties ctx.shared);
+    Unsupported where there is none we write."""
     loader = ctx.shared.get("bootloader")
     if loader is None:
         bls = Bls.find(ctx)
@@ -86,6 +87,9 @@ class Grub:
     def __init__(self, ctx: TuneContext) -> None:
         self.ctx = ctx
         self.paths = ctx.paths
+        # What sourcing GRUB's configuration printed, by the file left out: every boot
+        # tunable of a plan asks, and our own writes are the only change meanwhile.
+        self._sourced: dict[str, str] = {}
 
     @property
     def dropin(self) -> Path:
@@ -117,6 +121,12 @@ class Grub:
         return split_cmdline(self._source(skip=self.dropin))
 
     def _source(self, skip: Path | None) -> str:
+        key = str(skip or "")
+        if key not in self._sourced:
+            self._sourced[key] = self._run_source(skip)
+        return self._sourced[key]
+
+    def _run_source(self, skip: Path | None) -> str:
         self.mkconfig()
         argv = ["sh", "-c", _SOURCE_CONFIG, "sh", str(self.paths.etc()), str(skip or "")]
         try:
@@ -138,6 +148,7 @@ class Grub:
         return snapshot_file(self.dropin)
 
     def restore(self, snap: str) -> None:
+        self._sourced.clear()
         restore_file(self.dropin, snap)
 
     def entries(self) -> dict[str, str]:
@@ -152,6 +163,7 @@ class Grub:
 
     def set_params(self, tunable: str, params: str | None, order: list[str]) -> None:
         """Our line for `tunable` set to `params` (None removes it), lines in `order`."""
+        self._sourced.clear()
         entries = self.entries()
         if params is None:
             entries.pop(tunable, None)

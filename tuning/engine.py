@@ -139,6 +139,9 @@ class Engine:
         return {(r[0], r[1]): r[2] for r in state.refused} if state else {}
 
     def plan(self) -> list[Row]:
+        # What knobs share (the boot loader and what it read) is read afresh each plan:
+        # the daemon plans every verify_interval, and files change in between.
+        self.ctx.shared.clear()
         rows: list[Row] = []
         refused = self._refusals()
         for name, (desired, _where) in self.profile.desired.items():

@@ -92,7 +92,7 @@ class TuneContext:
                 errors.append(str(e))
         if errors:
             raise TunableError("; ".join(errors))
-    # Objects the knobs of one engine share (the boot loader), by name.
+    # Objects the knobs of one plan and the apply after it share (the boot loader), by name.
     shared: dict[str, object] = field(default_factory=dict, repr=False)
 
     @cached_property
